@@ -1,0 +1,374 @@
+/**
+ * Command-line and config-file parsing for every role.
+ *
+ * One table ({@link CONFIG_KEYS}) names every key, the roles that accept it, how its value is
+ * parsed and its default. Flags (`--kebab-case`) and the JSON file given by `--config` use the
+ * same names; flags win over the file, the file wins over defaults. Anything malformed throws a
+ * {@link ConfigError} whose message names the offending flag or key, so `main.ts` can print one
+ * line and exit 2.
+ *
+ * @module
+ */
+
+/** A role this executable can run as. */
+export type Role = "scheduler" | "store";
+
+/** Thrown for any bad flag, config key or value; `flag` is what the user must fix. */
+export class ConfigError extends Error {
+  constructor(readonly flag: string, message: string) {
+    super(message);
+    this.name = "ConfigError";
+  }
+}
+
+type Kind = "string" | "addr" | "url" | "size" | "duration" | "int" | "level";
+
+interface KeySpec {
+  readonly kind: Kind;
+  readonly roles: readonly Role[];
+  readonly default?: string | number;
+  /** Smallest accepted value for numeric kinds (after unit conversion). */
+  readonly min?: number;
+  readonly help: string;
+}
+
+const BOTH: readonly Role[] = ["scheduler", "store"];
+
+/** Every key mrkv accepts. The order here is the order of `--help`. */
+export const CONFIG_KEYS = {
+  "addr": { kind: "addr", roles: BOTH, help: "HOST:PORT to listen on" },
+  "advertise-addr": {
+    kind: "addr",
+    roles: BOTH,
+    help: "HOST:PORT others dial (defaults to --addr)",
+  },
+  "data-dir": { kind: "string", roles: BOTH, help: "directory for this process's data" },
+  "log-level": {
+    kind: "level",
+    roles: BOTH,
+    default: "info",
+    help: "debug | info | warn | error",
+  },
+  "scheduler": { kind: "url", roles: ["store"], help: "scheduler URL, e.g. http://127.0.0.1:2379" },
+  "raft-tick-ms": {
+    kind: "duration",
+    roles: ["store"],
+    default: 100,
+    min: 1,
+    help: "Raft base tick",
+  },
+  "heartbeat-ticks": {
+    kind: "int",
+    roles: ["store"],
+    default: 2,
+    min: 1,
+    help: "leader heartbeat interval, in ticks",
+  },
+  "election-ticks": {
+    kind: "int",
+    roles: ["store"],
+    default: 10,
+    min: 2,
+    help: "election timeout, in ticks",
+  },
+  "region-max-size": {
+    kind: "size",
+    roles: ["store"],
+    default: 96 * 1024 * 1024,
+    min: 1,
+    help: "split a region once it is larger than this",
+  },
+  "region-split-size": {
+    kind: "size",
+    roles: ["store"],
+    default: 64 * 1024 * 1024,
+    min: 1,
+    help: "split key is chosen near this point",
+  },
+  "split-check-ms": {
+    kind: "duration",
+    roles: ["store"],
+    default: 10_000,
+    min: 1,
+    help: "how often leaders check region size",
+  },
+  "raft-log-gc-count-limit": {
+    kind: "int",
+    roles: ["store"],
+    default: 10_000,
+    min: 1,
+    help: "compact the Raft log past this many entries",
+  },
+  "scheduler-heartbeat-ms": {
+    kind: "duration",
+    roles: ["store"],
+    default: 1_000,
+    min: 1,
+    help: "store heartbeat interval",
+  },
+  "max-replicas": {
+    kind: "int",
+    roles: ["scheduler"],
+    default: 3,
+    min: 1,
+    help: "peers per region",
+  },
+  "max-store-down-time": {
+    kind: "duration",
+    roles: ["scheduler"],
+    default: 30 * 60_000,
+    min: 1,
+    help: "a store silent this long is Down and its replicas are rebuilt",
+  },
+  "schedule-interval-ms": {
+    kind: "duration",
+    roles: ["scheduler"],
+    default: 100,
+    min: 1,
+    help: "how often checkers and schedulers run",
+  },
+} as const satisfies Record<string, KeySpec>;
+
+/** A config key's kebab-case name. */
+export type ConfigKey = keyof typeof CONFIG_KEYS;
+
+/** Parsed configuration: every key in camelCase, numbers already in bytes or milliseconds. */
+export interface Config {
+  role: Role;
+  addr: string;
+  advertiseAddr: string;
+  dataDir: string;
+  logLevel: "debug" | "info" | "warn" | "error";
+  /** Store only: the scheduler's base URL (no trailing slash). */
+  scheduler: string;
+  raftTickMs: number;
+  heartbeatTicks: number;
+  electionTicks: number;
+  regionMaxSize: number;
+  regionSplitSize: number;
+  splitCheckMs: number;
+  raftLogGcCountLimit: number;
+  schedulerHeartbeatMs: number;
+  maxReplicas: number;
+  maxStoreDownTime: number;
+  scheduleIntervalMs: number;
+}
+
+const SIZE_UNITS: Record<string, number> = {
+  "": 1,
+  "b": 1,
+  "kib": 1024,
+  "kb": 1024,
+  "mib": 1024 ** 2,
+  "mb": 1024 ** 2,
+  "gib": 1024 ** 3,
+  "gb": 1024 ** 3,
+};
+const DURATION_UNITS: Record<string, number> = { "": 1, "ms": 1, "s": 1000, "m": 60_000 };
+
+/** Parses `64MiB`, `512KiB`, `1GiB` or a plain byte count. */
+export function parseSize(text: string): number {
+  return parseWithUnit(text, SIZE_UNITS, "a size such as 64MiB, 512KiB or 1048576");
+}
+
+/** Parses `100ms`, `10s`, `30m` or a plain number of milliseconds. */
+export function parseDuration(text: string): number {
+  return parseWithUnit(text, DURATION_UNITS, "a duration such as 100ms, 10s or 30m");
+}
+
+function parseWithUnit(text: string, units: Record<string, number>, expected: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(text);
+  const unit = m ? units[m[2]!.toLowerCase()] : undefined;
+  if (!m || unit === undefined) throw new RangeError(`"${text}" is not ${expected}`);
+  const value = Math.round(Number(m[1]) * unit);
+  if (!Number.isSafeInteger(value)) throw new RangeError(`"${text}" is too large`);
+  return value;
+}
+
+function camel(key: string): string {
+  return key.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+}
+
+function parseValue(key: ConfigKey, raw: unknown, flag: string): string | number {
+  const spec: KeySpec = CONFIG_KEYS[key];
+  const bad = (why: string) => new ConfigError(flag, `invalid value for ${flag}: ${why}`);
+  if (typeof raw !== "string" && typeof raw !== "number") {
+    throw bad(`expected a string or number, got ${raw === null ? "null" : typeof raw}`);
+  }
+  const text = String(raw);
+  switch (spec.kind) {
+    case "string":
+      if (text === "") throw bad("must not be empty");
+      return text;
+    case "level":
+      if (!["debug", "info", "warn", "error"].includes(text)) {
+        throw bad(`"${text}" is not one of debug, info, warn, error`);
+      }
+      return text;
+    case "addr": {
+      const m = /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(text);
+      if (!m || Number(m[2]) > 65535) throw bad(`"${text}" is not HOST:PORT`);
+      return text;
+    }
+    case "url": {
+      let url: URL;
+      try {
+        url = new URL(text);
+      } catch {
+        throw bad(`"${text}" is not a URL such as http://127.0.0.1:2379`);
+      }
+      if (url.protocol !== "http:" && url.protocol !== "https:") {
+        throw bad(`"${text}" must be an http:// or https:// URL`);
+      }
+      return text.replace(/\/+$/, "");
+    }
+    case "int":
+    case "size":
+    case "duration": {
+      let n: number;
+      try {
+        n = spec.kind === "size"
+          ? parseSize(text)
+          : spec.kind === "duration"
+          ? parseDuration(text)
+          : /^\s*\d+\s*$/.test(text)
+          ? Number(text)
+          : NaN;
+      } catch (e) {
+        throw bad((e as Error).message);
+      }
+      if (!Number.isSafeInteger(n)) throw bad(`"${text}" is not a whole number`);
+      if (spec.min !== undefined && n < spec.min) throw bad(`must be at least ${spec.min}`);
+      return n;
+    }
+  }
+}
+
+/** What {@link parseCommandLine} found: either a request for help or a full config. */
+export type CommandLine = { help: true } | { help: false; config: Config };
+
+/**
+ * Parses `args` (as in `Deno.args`) and, if `--config` names a file, that file's JSON object.
+ * `readFile` is injected so tests need no disk.
+ */
+export function parseCommandLine(
+  args: readonly string[],
+  readFile: (path: string) => string = (p) => Deno.readTextFileSync(p),
+): CommandLine {
+  const flags = new Map<string, string>();
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (arg === "--help" || arg === "-h") return { help: true };
+    if (!arg.startsWith("--") || arg === "--") {
+      throw new ConfigError(arg, `unexpected argument "${arg}" (flags look like --name value)`);
+    }
+    const eq = arg.indexOf("=");
+    const name = eq < 0 ? arg.slice(2) : arg.slice(2, eq);
+    let value: string | undefined = eq < 0 ? undefined : arg.slice(eq + 1);
+    if (name !== "role" && name !== "config" && !(name in CONFIG_KEYS)) {
+      throw new ConfigError(`--${name}`, `unknown flag --${name} (see --help)`);
+    }
+    if (value === undefined) {
+      value = args[i + 1];
+      if (value === undefined || value.startsWith("--")) {
+        throw new ConfigError(`--${name}`, `flag --${name} needs a value`);
+      }
+      i++;
+    }
+    if (flags.has(name)) throw new ConfigError(`--${name}`, `flag --${name} given twice`);
+    flags.set(name, value);
+  }
+
+  const role = flags.get("role");
+  if (role === undefined) {
+    throw new ConfigError("--role", "missing flag --role (scheduler or store)");
+  }
+  if (role !== "scheduler" && role !== "store") {
+    throw new ConfigError(
+      "--role",
+      `invalid value for --role: "${role}" is not scheduler or store`,
+    );
+  }
+
+  const values = new Map<ConfigKey, string | number>();
+  const configPath = flags.get("config");
+  if (configPath !== undefined) {
+    let file: unknown;
+    try {
+      file = JSON.parse(readFile(configPath));
+    } catch (e) {
+      throw new ConfigError(
+        "--config",
+        `cannot read --config ${configPath}: ${(e as Error).message}`,
+      );
+    }
+    if (typeof file !== "object" || file === null || Array.isArray(file)) {
+      throw new ConfigError("--config", `--config ${configPath} must hold a JSON object`);
+    }
+    for (const [key, raw] of Object.entries(file)) {
+      if (!(key in CONFIG_KEYS)) {
+        throw new ConfigError(key, `unknown key "${key}" in --config ${configPath}`);
+      }
+      checkRole(key as ConfigKey, role, `"${key}" in ${configPath}`);
+      values.set(key as ConfigKey, parseValue(key as ConfigKey, raw, `"${key}" in ${configPath}`));
+    }
+  }
+  for (const [name, raw] of flags) {
+    if (name === "role" || name === "config") continue;
+    checkRole(name as ConfigKey, role, `--${name}`);
+    values.set(name as ConfigKey, parseValue(name as ConfigKey, raw, `--${name}`));
+  }
+
+  const out: Record<string, unknown> = { role };
+  for (const [key, spec] of Object.entries(CONFIG_KEYS) as [ConfigKey, KeySpec][]) {
+    const v = values.get(key) ?? spec.default;
+    if (v !== undefined) out[camel(key)] = v;
+  }
+  if (out.addr === undefined) {
+    out.addr = role === "scheduler" ? "127.0.0.1:2379" : "127.0.0.1:20160";
+  }
+  out.advertiseAddr ??= out.addr;
+  out.dataDir ??= role === "scheduler" ? "./data/scheduler" : "./data/store";
+  if (role === "store" && out.scheduler === undefined) {
+    throw new ConfigError("--scheduler", "missing flag --scheduler (the scheduler's URL)");
+  }
+  out.scheduler ??= "";
+  const config = out as unknown as Config;
+  if (config.regionSplitSize > config.regionMaxSize) {
+    throw new ConfigError(
+      "--region-split-size",
+      `invalid value for --region-split-size: must not exceed --region-max-size`,
+    );
+  }
+  if (config.heartbeatTicks >= config.electionTicks) {
+    throw new ConfigError(
+      "--heartbeat-ticks",
+      `invalid value for --heartbeat-ticks: must be less than --election-ticks`,
+    );
+  }
+  return { help: false, config };
+}
+
+function checkRole(key: ConfigKey, role: Role, where: string): void {
+  const roles: readonly Role[] = CONFIG_KEYS[key].roles;
+  if (!roles.includes(role)) {
+    throw new ConfigError(where, `${where} is not accepted by --role ${role}`);
+  }
+}
+
+/** The text printed by `--help`. */
+export function usage(): string {
+  const lines = [
+    "usage: mrkv --role scheduler|store [--flag value]...",
+    "",
+    "  --role scheduler|store         which server to run",
+    "  --config FILE.json             any key below, as JSON; flags win over the file",
+  ];
+  for (const [key, spec] of Object.entries(CONFIG_KEYS) as [ConfigKey, KeySpec][]) {
+    const dflt = spec.default === undefined ? "" : ` [${spec.default}]`;
+    const roles = spec.roles.length === 2 ? "" : ` (${spec.roles[0]})`;
+    lines.push(`  --${key.padEnd(28)} ${spec.help}${roles}${dflt}`);
+  }
+  lines.push("", "Sizes accept KiB/MiB/GiB, durations ms/s/m.");
+  return lines.join("\n");
+}

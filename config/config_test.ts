@@ -1,0 +1,122 @@
+import assert from "node:assert/strict";
+import { ConfigError, parseCommandLine, parseDuration, parseSize } from "./config.ts";
+
+function parse(args: string[], file?: string) {
+  const r = parseCommandLine(args, () => {
+    if (file === undefined) throw new Error("no such file");
+    return file;
+  });
+  assert.equal(r.help, false);
+  return (r as Extract<typeof r, { help: false }>).config;
+}
+
+function flagError(args: string[], file?: string): ConfigError {
+  try {
+    parse(args, file);
+  } catch (e) {
+    assert.ok(e instanceof ConfigError, `expected ConfigError, got ${e}`);
+    return e;
+  }
+  assert.fail(`expected ${args.join(" ")} to be refused`);
+}
+
+Deno.test("sizes and durations accept the documented units", () => {
+  assert.equal(parseSize("96MiB"), 96 * 1024 * 1024);
+  assert.equal(parseSize("512KiB"), 512 * 1024);
+  assert.equal(parseSize("1GiB"), 1024 ** 3);
+  assert.equal(parseSize("4096"), 4096);
+  assert.equal(parseDuration("100ms"), 100);
+  assert.equal(parseDuration("10s"), 10_000);
+  assert.equal(parseDuration("30m"), 1_800_000);
+  assert.equal(parseDuration("250"), 250);
+  assert.throws(() => parseSize("12 parsecs"), RangeError);
+  assert.throws(() => parseDuration("-5s"), RangeError);
+});
+
+Deno.test("a scheduler gets the documented defaults", () => {
+  const c = parse(["--role", "scheduler"]);
+  assert.equal(c.role, "scheduler");
+  assert.equal(c.addr, "127.0.0.1:2379");
+  assert.equal(c.advertiseAddr, "127.0.0.1:2379");
+  assert.equal(c.maxReplicas, 3);
+  assert.equal(c.maxStoreDownTime, 30 * 60_000);
+  assert.equal(c.scheduleIntervalMs, 100);
+});
+
+Deno.test("a store gets the documented defaults and flags override them", () => {
+  const c = parse([
+    "--role=store",
+    "--addr",
+    "127.0.0.1:20161",
+    "--scheduler",
+    "http://127.0.0.1:2379/",
+    "--region-max-size",
+    "1MiB",
+    "--region-split-size=512KiB",
+    "--raft-tick-ms",
+    "50ms",
+  ]);
+  assert.equal(c.scheduler, "http://127.0.0.1:2379");
+  assert.equal(c.advertiseAddr, "127.0.0.1:20161");
+  assert.equal(c.regionMaxSize, 1024 * 1024);
+  assert.equal(c.regionSplitSize, 512 * 1024);
+  assert.equal(c.raftTickMs, 50);
+  assert.equal(c.heartbeatTicks, 2);
+  assert.equal(c.electionTicks, 10);
+  assert.equal(c.raftLogGcCountLimit, 10_000);
+  assert.equal(c.schedulerHeartbeatMs, 1000);
+  assert.equal(c.splitCheckMs, 10_000);
+});
+
+Deno.test("flags win over the config file, the file over defaults", () => {
+  const file = JSON.stringify({ "max-replicas": 5, "schedule-interval-ms": "1s" });
+  const c = parse(["--role", "scheduler", "--config", "c.json", "--max-replicas", "1"], file);
+  assert.equal(c.maxReplicas, 1);
+  assert.equal(c.scheduleIntervalMs, 1000);
+});
+
+Deno.test("bad flags are refused with a message naming the flag", () => {
+  assert.equal(flagError(["--role", "scheduler", "--bogus", "1"]).flag, "--bogus");
+  assert.equal(flagError(["--role", "gardener"]).flag, "--role");
+  assert.equal(flagError([]).flag, "--role");
+  assert.equal(flagError(["--role", "scheduler", "--addr", "nohost"]).flag, "--addr");
+  assert.equal(flagError(["--role", "scheduler", "--addr"]).flag, "--addr");
+  assert.equal(
+    flagError(["--role", "scheduler", "--max-replicas", "three"]).flag,
+    "--max-replicas",
+  );
+  assert.equal(flagError(["--role", "scheduler", "--max-replicas", "0"]).flag, "--max-replicas");
+  assert.equal(flagError(["--role", "store"]).flag, "--scheduler");
+  assert.equal(flagError(["--role", "scheduler", "--raft-tick-ms", "5"]).flag, "--raft-tick-ms");
+  assert.equal(flagError(["--role", "scheduler", "stray"]).flag, "stray");
+  const e = flagError(["--role", "scheduler", "--bogus", "1"]);
+  assert.match(e.message, /--bogus/);
+  assert.ok(!e.message.includes("\n"), "the message is one line");
+});
+
+Deno.test("config-file problems name the file and key", () => {
+  const e1 = flagError(["--role", "scheduler", "--config", "c.json"], '{"nope": 1}');
+  assert.match(e1.message, /"nope"/);
+  const e2 = flagError(["--role", "scheduler", "--config", "c.json"], "[1, 2");
+  assert.equal(e2.flag, "--config");
+  const e3 = flagError(["--role", "scheduler", "--config", "c.json"], '{"max-replicas": true}');
+  assert.match(e3.message, /max-replicas/);
+  const e4 = flagError(["--role", "scheduler", "--config", "missing.json"]);
+  assert.equal(e4.flag, "--config");
+});
+
+Deno.test("inconsistent Raft timing and split sizes are refused", () => {
+  const base = ["--role", "store", "--scheduler", "http://127.0.0.1:2379"];
+  assert.equal(
+    flagError([...base, "--heartbeat-ticks", "10", "--election-ticks", "10"]).flag,
+    "--heartbeat-ticks",
+  );
+  assert.equal(
+    flagError([...base, "--region-max-size", "1MiB", "--region-split-size", "2MiB"]).flag,
+    "--region-split-size",
+  );
+});
+
+Deno.test("--help is answered without needing --role", () => {
+  assert.deepEqual(parseCommandLine(["--help"]), { help: true });
+});

@@ -1,0 +1,76 @@
+/**
+ * mrkv's single entry point: `--role scheduler` or `--role store`.
+ *
+ * This file only composes: parse flags, start the chosen role, stop it on SIGINT/SIGTERM.
+ * Exit codes (interface.md): 0 clean shutdown, 2 bad flags, 1 fatal error.
+ *
+ * @module
+ */
+import { type Config, ConfigError, parseCommandLine, type Role, usage } from "./config/config.ts";
+
+/** A running server: `stop()` resolves once it has shut down cleanly. */
+export interface Server {
+  stop(): Promise<void>;
+  /** Resolves (or rejects with the reason) if the server dies on its own. */
+  readonly finished: Promise<void>;
+}
+
+/** How each role starts. A role whose issue has not landed yet says so. */
+const ROLES: Record<Role, (config: Config) => Promise<Server>> = {
+  scheduler: () => {
+    throw new Error("--role scheduler is not implemented yet (issue #3)");
+  },
+  store: () => {
+    throw new Error("--role store is not implemented yet (issue #4)");
+  },
+};
+
+async function main(args: string[]): Promise<number> {
+  let config: Config;
+  try {
+    const parsed = parseCommandLine(args);
+    if (parsed.help) {
+      console.log(usage());
+      return 0;
+    }
+    config = parsed.config;
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      console.error(`mrkv: ${e.message}`);
+      return 2;
+    }
+    throw e;
+  }
+
+  let server: Server;
+  try {
+    server = await ROLES[config.role](config);
+  } catch (e) {
+    console.error(`mrkv: ${(e as Error).message}`);
+    return 1;
+  }
+
+  const stopped = new Promise<void>((resolve) => {
+    const onSignal = () => {
+      Deno.removeSignalListener("SIGINT", onSignal);
+      Deno.removeSignalListener("SIGTERM", onSignal);
+      server.stop().then(resolve, (e) => {
+        console.error(`mrkv: error while stopping: ${(e as Error).message}`);
+        resolve();
+      });
+    };
+    Deno.addSignalListener("SIGINT", onSignal);
+    Deno.addSignalListener("SIGTERM", onSignal);
+  });
+  try {
+    await Promise.race([stopped, server.finished]);
+  } catch (e) {
+    console.error(`mrkv: fatal: ${(e as Error).message}`);
+    return 1;
+  }
+  return 0;
+}
+
+if (import.meta.main) {
+  Deno.exit(await main(Deno.args));
+}
