@@ -151,11 +151,14 @@ export class WriteBatch {
     return this.#phase;
   }
 
-  /** Starts a new phase after every phase used so far and returns its number. */
-  barrier(): number {
+  /**
+   * Starts a new phase after every phase used so far: what follows becomes durable only after
+   * everything added before. A no-op while the batch is empty.
+   */
+  barrier(): this {
     if (this.#ops.length > 0) this.#maxPhase = Math.max(this.#maxPhase, this.#phase) + 1;
     this.#phase = this.#maxPhase;
-    return this.#phase;
+    return this;
   }
 
   /** Sends the following mutations to phase `phase` (handy when looping over many regions). */
