@@ -133,14 +133,29 @@ export function encodedKeySize(key: readonly KeyPart[]): number {
       size += 9;
       continue;
     }
-    const bytes = typeof part === "string" ? utf8.encode(part) : part;
-    size += 2 + bytes.length;
-    for (const b of bytes) if (b === 0) size++;
+    if (typeof part === "string") {
+      size += 2 + stringSize(part);
+      continue;
+    }
+    size += 2 + part.length;
+    for (let i = 0; i < part.length; i++) if (part[i] === 0) size++;
   }
   return size;
 }
 
 const utf8 = new TextEncoder();
+const stringSizes = new Map<string, number>();
+
+/** Escaped UTF-8 size of a string part; the layout's strings are few, so it is cached. */
+function stringSize(s: string): number {
+  let n = stringSizes.get(s);
+  if (n === undefined) {
+    const bytes = utf8.encode(s);
+    n = bytes.length + bytes.filter((b) => b === 0).length;
+    if (stringSizes.size < 1024) stringSizes.set(s, n);
+  }
+  return n;
+}
 
 /**
  * A string that identifies a key exactly (used to index keys in maps). Two keys get the same id
@@ -151,9 +166,18 @@ export function keyId(key: readonly KeyPart[]): string {
   for (const part of key) {
     if (typeof part === "number") id += `n${part};`;
     else if (typeof part === "string") id += `s${part.length}:${part};`;
-    else id += `b${hex(part)};`;
+    else id += `b${part.length}:${latin1(part)};`;
   }
   return id;
+}
+
+/** One char per byte (for map keys, not for display). */
+function latin1(bytes: Uint8Array): string {
+  let s = "";
+  for (let i = 0; i < bytes.length; i += 4096) {
+    s += String.fromCharCode(...bytes.subarray(i, i + 4096));
+  }
+  return s;
 }
 
 /** Lowercase hex of `bytes`. */

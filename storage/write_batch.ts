@@ -129,6 +129,8 @@ interface Op {
   readonly value: Uint8Array | null;
   /** A raw delete of a chunk piece (recovery only): no head or chunk bookkeeping. */
   readonly raw: boolean;
+  /** Encoded size of `key`. */
+  readonly keyBytes: number;
 }
 
 /**
@@ -140,6 +142,8 @@ export class WriteBatch {
   readonly #ops: Op[] = [];
   #phase = 0;
   #maxPhase = 0;
+  /** Whether `#ops` is already in phase order (the common case: no sort needed). */
+  #sorted = true;
 
   /** Number of mutations added (as stated, before chunking and deduplication). */
   get size(): number {
@@ -173,16 +177,15 @@ export class WriteBatch {
 
   /** Puts `value` at `key` (any key of the layout). */
   put(key: StorageKey, value: Uint8Array): this {
-    checkKey(key);
+    const keyBytes = checkKey(key);
     if (value.length > MAX_VALUE_BYTES) throw new ValueTooLargeError(key, value.length);
-    this.#ops.push({ phase: this.#phase, key, id: keyId(key), value, raw: false });
+    this.#push(key, value, false, keyBytes);
     return this;
   }
 
   /** Deletes `key` (and the pieces of its value, if chunked). Deleting an absent key is fine. */
   delete(key: StorageKey): this {
-    checkKey(key);
-    this.#ops.push({ phase: this.#phase, key, id: keyId(key), value: null, raw: false });
+    this.#push(key, null, false, checkKey(key));
     return this;
   }
 
@@ -229,21 +232,30 @@ export class WriteBatch {
 
   /** @internal Deletes a chunk piece directly (used by recovery to drop orphaned pieces). */
   deleteRawChunk(key: StorageKey): this {
-    this.#ops.push({ phase: this.#phase, key, id: keyId(key), value: null, raw: true });
+    this.#push(key, null, true, encodedKeySize(key));
     return this;
+  }
+
+  #push(key: StorageKey, value: Uint8Array | null, raw: boolean, keyBytes: number): void {
+    const phase = this.#phase;
+    if (phase < (this.#ops.at(-1)?.phase ?? 0)) this.#sorted = false;
+    this.#ops.push({ phase, key, id: keyId(key), value, raw, keyBytes });
   }
 
   /** @internal The mutations in phase order (stable within a phase). */
   ops(): readonly Op[] {
+    if (this.#sorted) return this.#ops;
     return this.#ops.map((op, i) => [op, i] as const)
       .sort(([a, i], [b, j]) => a.phase - b.phase || i - j)
       .map(([op]) => op);
   }
 }
 
-function checkKey(key: StorageKey): void {
+/** Returns the encoded size of `key` after checking that it and its chunk keys fit. */
+function checkKey(key: StorageKey): number {
   const size = encodedKeySize(key);
   if (size + CHUNK_KEY_OVERHEAD > DENO_KV_LIMITS.maxKeyBytes) throw new KeyTooLargeError(key, size);
+  return size;
 }
 
 /** Where a chunked value's pieces are. */
@@ -282,8 +294,8 @@ function mutation(
   id: string,
   value: Uint8Array | null,
   head?: { ref: ChunkRef | undefined },
+  keyBytes = encodedKeySize(key),
 ): Mutation {
-  const keyBytes = encodedKeySize(key);
   const cost = 2 * keyBytes + (value?.length ?? 0) + MUTATION_SLACK;
   return { key, id, value, cost, keyBytes, head };
 }
@@ -305,21 +317,25 @@ export function planCommits(
 
   for (const op of batch.ops()) {
     if (op.raw) {
-      main.push(mutation(op.key, op.id, null));
+      main.push(mutation(op.key, op.id, null, undefined, op.keyBytes));
       continue;
     }
+    const chunked = op.value !== null && op.value.length > INLINE_MAX;
     let v = versions.get(op.id);
     if (v === undefined) {
       const old = chunks.current(op.id);
-      v = { key: op.key, seen: old ? [old] : [], final: old };
-      versions.set(op.id, v);
+      // Keys never chunked before or in this batch need no version bookkeeping.
+      if (old !== undefined || chunked) {
+        v = { key: op.key, seen: old ? [old] : [], final: old };
+        versions.set(op.id, v);
+      }
     }
     if (op.value === null) {
-      v.final = undefined;
-      main.push(mutation(op.key, op.id, null, { ref: undefined }));
-    } else if (op.value.length <= INLINE_MAX) {
-      v.final = undefined;
-      main.push(mutation(op.key, op.id, encodeInline(op.value), { ref: undefined }));
+      if (v) v.final = undefined;
+      main.push(mutation(op.key, op.id, null, { ref: undefined }, op.keyBytes));
+    } else if (!chunked) {
+      if (v) v.final = undefined;
+      main.push(mutation(op.key, op.id, encodeInline(op.value), { ref: undefined }, op.keyBytes));
     } else {
       const ref = {
         version: chunks.allocateVersion(),
@@ -330,10 +346,16 @@ export function planCommits(
         const k = chunkKey(op.key, ref.version, i);
         pieces.push(mutation(k, keyId(k), piece));
       }
-      v.seen.push(ref);
-      v.final = ref;
+      v!.seen.push(ref);
+      v!.final = ref;
       main.push(
-        mutation(op.key, op.id, encodeHead(ref.version, ref.chunks, op.value.length), { ref }),
+        mutation(
+          op.key,
+          op.id,
+          encodeHead(ref.version, ref.chunks, op.value.length),
+          { ref },
+          op.keyBytes,
+        ),
       );
     }
   }
