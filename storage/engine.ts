@@ -100,7 +100,7 @@ export class EngineBrokenError extends Error {
 }
 
 /** The store's storage engine. See the module comment. */
-export class KvEngine implements ChunkState {
+export class KvEngine {
   /** The Deno KV database, for tests and debugging tools only. */
   readonly rawKv: Deno.Kv;
   /** Path of the Deno KV file, or `undefined` in memory. */
@@ -113,6 +113,11 @@ export class KvEngine implements ChunkState {
   readonly #chunked = new Map<string, ChunkRef>();
   /** Invariant: greater than every chunk version present in the database. */
   #nextVersion = 1;
+  /** What the write planner sees of {@link #chunked}. */
+  readonly #chunkState: ChunkState = {
+    current: (id) => this.#chunked.get(id),
+    allocateVersion: () => this.#nextVersion++,
+  };
   #writeQueue: Promise<void> = Promise.resolve();
   #broken: unknown = undefined;
 
@@ -195,16 +200,33 @@ export class KvEngine implements ChunkState {
    */
   async scan(start: Uint8Array, end: Uint8Array | undefined, limit: number): Promise<KvPair[]> {
     const out: KvPair[] = [];
-    if (limit <= 0 || (end !== undefined && compareBytes(start, end) >= 0)) return out;
+    if (!(limit > 0)) return out;
+    for await (const pair of this.iterate(start, end, limit)) out.push(pair);
+    return out;
+  }
+
+  /**
+   * The user pairs with `start <= key < end` (`end` undefined: no upper bound) in bytewise key
+   * order, read lazily in pages (at most `limit` of them). Not a snapshot: writes that land
+   * while iterating may or may not be seen; each value is whole.
+   */
+  async *iterate(
+    start: Uint8Array,
+    end?: Uint8Array,
+    limit = Number.POSITIVE_INFINITY,
+  ): AsyncGenerator<KvPair> {
+    if (!(limit > 0) || (end !== undefined && compareBytes(start, end) >= 0)) return;
     const selector: Deno.KvListSelector = end === undefined
       ? { prefix: Keys.dataPrefix(), start: Keys.data(start) }
       : { start: Keys.data(start), end: Keys.data(end) };
-    for await (const e of this.rawKv.list(selector, { limit, batchSize: Math.min(limit, 500) })) {
+    const options: Deno.KvListOptions = Number.isSafeInteger(limit)
+      ? { limit, batchSize: Math.min(limit, 500) }
+      : { batchSize: 500 };
+    for await (const e of this.rawKv.list(selector, options)) {
       const key = fromKvKey(e.key);
       const value = await this.#resolve(key, e);
-      if (value !== null) out.push({ key: key[1] as Uint8Array, value });
+      if (value !== null) yield { key: key[1] as Uint8Array, value };
     }
-    return out;
   }
 
   /**
@@ -312,18 +334,6 @@ export class KvEngine implements ChunkState {
     return v === null ? undefined : decodeStoreIdent(v);
   }
 
-  // ---- ChunkState (for the planner) ----
-
-  /** @internal */
-  current(id: string): ChunkRef | undefined {
-    return this.#chunked.get(id);
-  }
-
-  /** @internal */
-  allocateVersion(): number {
-    return this.#nextVersion++;
-  }
-
   // ---- internals ----
 
   async #exclusive<T>(f: () => Promise<T>): Promise<T> {
@@ -341,7 +351,7 @@ export class KvEngine implements ChunkState {
   /** Plans and commits `batch`; call only inside {@link #exclusive}. */
   async #commit(batch: WriteBatch, operation: CommitInfo["operation"]): Promise<void> {
     if (this.#broken !== undefined) throw new EngineBrokenError(this.#broken);
-    const commits = planCommits(batch, this, this.#limits);
+    const commits = planCommits(batch, this.#chunkState, this.#limits);
     for (const [i, c] of commits.entries()) {
       try {
         const op = this.rawKv.atomic();

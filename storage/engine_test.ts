@@ -86,6 +86,47 @@ Deno.test("a batch over 1000 mutations and over 800 KB commits in several commit
   }
 });
 
+Deno.test("batches of maximal keys and values are accepted by Deno KV itself", async () => {
+  // Near every limit at once: 2000-byte keys (80 KiB of keys per commit), inline values at the
+  // 65535-byte maximum (800 KB per commit), and more than 1000 mutations.
+  const commits: number[] = [];
+  const e = await KvEngine.openInMemory({ afterCommit: (i) => void commits.push(i.mutations) });
+  try {
+    const batch = e.batch();
+    const longKey = (i: number) =>
+      new Uint8Array(2000).fill(1).fill(i & 0xff, 0, 2).fill(i >> 8, 0, 1);
+    for (let i = 0; i < 150; i++) batch.putData(longKey(i), bytes(65535, i));
+    for (let i = 150; i < 400; i++) batch.putData(longKey(i), b("small"));
+    for (let i = 0; i < 1200; i++) batch.putRaftEntry(2, i + 1, bytes(10, i));
+    await e.write(batch);
+    assert.ok(commits.length >= 20, `commits: ${commits}`);
+    assert.deepEqual(await e.get(longKey(149)), bytes(65535, 149));
+    assert.equal((await e.raftEntries(2, 1, 2000)).length, 1200);
+  } finally {
+    e.close();
+  }
+});
+
+Deno.test("iterate pages through a range lazily, in order", async () => {
+  const e = await KvEngine.openInMemory();
+  try {
+    const batch = e.batch();
+    for (let i = 0; i < 1200; i++) batch.putData(new Uint8Array([i >> 8, i & 0xff]), b("v"));
+    await e.write(batch);
+    let n = 0;
+    let prev: Uint8Array | undefined;
+    for await (const p of e.iterate(new Uint8Array([1]))) {
+      if (prev) assert.ok(compareBytes(prev, p.key) < 0);
+      prev = p.key;
+      n++;
+    }
+    assert.equal(n, 1200 - 256);
+    assert.equal((await Array.fromAsync(e.iterate(new Uint8Array(), undefined, 7))).length, 7);
+  } finally {
+    e.close();
+  }
+});
+
 Deno.test("1 MiB values are chunked, reassembled, and leave no stale pieces", async () => {
   const e = await KvEngine.openInMemory();
   try {

@@ -342,7 +342,10 @@ export function planCommits(
         chunks: Math.ceil(op.value.length / CHUNK_SIZE),
       };
       for (let i = 0; i < ref.chunks; i++) {
-        const piece = op.value.subarray(i * CHUNK_SIZE, (i + 1) * CHUNK_SIZE);
+        // A plain Uint8Array view (not a subclass such as Buffer), so Deno KV stores raw bytes.
+        const offset = i * CHUNK_SIZE;
+        const length = Math.min(CHUNK_SIZE, op.value.length - offset);
+        const piece = new Uint8Array(op.value.buffer, op.value.byteOffset + offset, length);
         const k = chunkKey(op.key, ref.version, i);
         pieces.push(mutation(k, keyId(k), piece));
       }
