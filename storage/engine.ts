@@ -411,7 +411,7 @@ export class KvEngine {
   async #resolve(key: StorageKey, entry: Deno.KvEntryMaybe<unknown>): Promise<Uint8Array | null> {
     for (let attempt = 0;; attempt++) {
       if (entry.value === null) return null;
-      const frame = decodeFrame(entry.value, describeKey(key));
+      const frame = decodeFrame(entry.value, () => describeKey(key));
       if (frame.kind === "inline") return frame.value;
       const value = await this.#readChunks(key, frame);
       if (value !== undefined) return value;
@@ -463,7 +463,7 @@ export class KvEngine {
         const head = await this.rawKv.get<unknown>(parsed.logical);
         let ref: ChunkRef | undefined;
         if (head.value !== null) {
-          const f = decodeFrame(head.value, describeKey(parsed.logical));
+          const f = decodeFrame(head.value, () => describeKey(parsed.logical));
           if (f.kind === "chunked") ref = { version: f.version, chunks: f.chunks };
         }
         heads.set(id, ref);

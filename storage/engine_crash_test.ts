@@ -30,14 +30,14 @@ async function assertChunksConsistent(e: KvEngine): Promise<void> {
     assert.ok(p, "malformed chunk key");
     const head = await e.rawKv.get(p.logical);
     assert.ok(head.value !== null, `orphan piece: no head at ${String(p.logical)}`);
-    const f = decodeFrame(head.value, "head");
+    const f = decodeFrame(head.value, () => "head");
     assert.ok(f.kind === "chunked" && f.version === p.version, "orphan piece of another version");
     const id = keyId(p.logical);
     pieces.set(id, (pieces.get(id) ?? 0) + 1);
   }
   for await (const entry of e.rawKv.list({ prefix: [] })) {
     if (entry.key[0] === "x") continue;
-    const f = decodeFrame(entry.value, "value");
+    const f = decodeFrame(entry.value, () => "value");
     if (f.kind === "chunked") {
       assert.equal(pieces.get(keyId(entry.key as never)), f.chunks, "head without all its pieces");
     }

@@ -276,6 +276,10 @@ Deno.test("per-region and store records round-trip and regions are enumerated", 
     assert.equal((await e.regionState(40))?.peerState, "Tombstone");
     assert.deepEqual(await e.storeIdent(), { clusterId: 77, storeId: 4 });
     assert.deepEqual(await e.regionIds(), [1, 7, 40]);
+    await e.write(e.batch().deleteRaftState(1));
+    assert.equal(await e.hardState(1), undefined);
+    assert.equal(await e.applyState(1), undefined);
+    assert.equal((await e.regionState(1))?.peerState, "Normal");
   } finally {
     e.close();
   }

@@ -49,10 +49,13 @@ export function encodeHead(version: number, chunks: number, size: number): Uint8
   return out;
 }
 
-/** Reads a frame written by {@link encodeInline} or {@link encodeHead}. */
-export function decodeFrame(raw: unknown, what: string): Frame {
+/**
+ * Reads a frame written by {@link encodeInline} or {@link encodeHead}; `what` names the key in
+ * error messages (a function, so that the hot path builds no string).
+ */
+export function decodeFrame(raw: unknown, what: () => string): Frame {
   if (!(raw instanceof Uint8Array) || raw.length === 0) {
-    throw new CorruptionError(`stored value of ${what} is not a framed byte string`);
+    throw new CorruptionError(`stored value of ${what()} is not a framed byte string`);
   }
   if (raw[0] === TAG_INLINE) return { kind: "inline", value: raw.subarray(1) };
   if (raw[0] === TAG_CHUNKED && raw.length === HEAD_SIZE) {
@@ -64,7 +67,7 @@ export function decodeFrame(raw: unknown, what: string): Frame {
       size: view.getUint32(13),
     };
   }
-  throw new CorruptionError(`stored value of ${what} has unknown frame tag ${raw[0]}`);
+  throw new CorruptionError(`stored value of ${what()} has unknown frame tag ${raw[0]}`);
 }
 
 /** Raft hard state of one region (etcd's `HardState`). */

@@ -225,6 +225,11 @@ export class WriteBatch {
     return this.put(Keys.regionState(regionId), encodeRegionState(s));
   }
 
+  /** Deletes a region's hard state and apply state (when its peer is destroyed). */
+  deleteRaftState(regionId: number): this {
+    return this.delete(Keys.hardState(regionId)).delete(Keys.applyState(regionId));
+  }
+
   /** Puts the store identity. */
   putStoreIdent(ident: StoreIdent): this {
     return this.put(Keys.store(), encodeStoreIdent(ident));
