@@ -32,7 +32,7 @@ Deno.bench("5000 puts of 128 B in one WriteBatch (5 commits)", async () => {
   await engine.write(batch);
 });
 
-Deno.bench("one put of a 1 MiB value (17 chunks, 2 commits)", async () => {
+Deno.bench("one put of a 1 MiB value (16 pieces + head, 2 commits)", async () => {
   await engine.write(engine.batch().putData(key(1_000_000), value1m));
 });
 
