@@ -399,6 +399,11 @@ export class KvEngine {
     }
   }
 
+  /** The value stored under any engine key (e.g. a snapshot piece), or `null`. */
+  async getRecord(key: StorageKey): Promise<Uint8Array | null> {
+    return await this.#getLogical(key);
+  }
+
   async #getLogical(key: StorageKey): Promise<Uint8Array | null> {
     return await this.#resolve(key, await this.rawKv.get<unknown>(key));
   }

@@ -76,6 +76,10 @@ export const Keys = {
   store(): StorageKey {
     return brand(["store"]);
   },
+  /** `["r", regionId, "snap", i]`: piece `i` of a received snapshot saved while it is applied. */
+  snapshotPiece(regionId: number, i: number): StorageKey {
+    return brand(["r", checkId("region id", regionId), "snap", i]);
+  },
 } as const;
 
 /** `["x", ...logical, version, index]`: piece `index` of version `version` of a chunked value. */

@@ -1,0 +1,157 @@
+/**
+ * Commands replicated through a region's Raft log (after kvproto's `raft_cmdpb`).
+ *
+ * Every command carries a {@link CmdHeader} naming the region, the proposing peer and the region
+ * epoch the proposer saw. Apply checks the epoch again (TiKV's rule: the proposer's view may be
+ * stale by the time the entry commits) using the table in {@link EPOCH_CHECK}, and every data key
+ * against the region's range.
+ *
+ * @module
+ */
+import { decodeCbor, encodeCbor, expectArray, expectBytes, expectId, expectObject, expectUint, field, optional } from "../proto/codec.ts";
+import { decodeEpoch, decodePeer, MAX_KEY_BYTES, type Peer, type RegionEpoch } from "../proto/metapb.ts";
+import { MrkvError } from "../proto/errors.ts";
+
+/** Largest value a client may write (interface.md: up to 1 MiB). */
+export const MAX_VALUE_BYTES = 1024 * 1024;
+
+/** Identifies the target of a command and the epoch its proposer saw. */
+export interface CmdHeader {
+  readonly regionId: number;
+  readonly peerId: number;
+  readonly epoch: RegionEpoch;
+}
+
+/** A data write. */
+export type Request =
+  | { readonly type: "Put"; readonly key: Uint8Array; readonly value: Uint8Array }
+  | { readonly type: "Delete"; readonly key: Uint8Array };
+
+/** Membership change: the peer to add (as voter or learner), promote or remove. */
+export interface ChangePeerRequest {
+  readonly type: "ChangePeer";
+  readonly changeType: "AddNode" | "AddLearnerNode" | "RemoveNode";
+  readonly peer: Peer;
+}
+
+/** Split `[start, end)` at `splitKey`: the old region keeps `[start, splitKey)`. */
+export interface SplitRequest {
+  readonly type: "Split";
+  readonly splitKey: Uint8Array;
+  readonly newRegionId: number;
+  /** One new peer ID per peer of the old region, in the order of the old region's peers. */
+  readonly newPeerIds: readonly number[];
+}
+
+/** Log GC: discard entries up to and including `compactIndex`. */
+export interface CompactLogRequest {
+  readonly type: "CompactLog";
+  readonly compactIndex: number;
+  readonly compactTerm: number;
+}
+
+/** A command that changes the region itself rather than its data. */
+export type AdminRequest = ChangePeerRequest | SplitRequest | CompactLogRequest;
+
+/** One replicated command: either data writes or one admin request. */
+export interface RaftCmd {
+  readonly header: CmdHeader;
+  readonly requests?: readonly Request[];
+  readonly admin?: AdminRequest;
+}
+
+/**
+ * Which epoch fields a command must match at propose and apply time (TiKV's table):
+ * data writes need the same `version` (a split moved keys away); ChangePeer the same `confVer`;
+ * Split and TransferLeader both; CompactLog neither (it only touches this peer's log).
+ */
+export const EPOCH_CHECK: Readonly<Record<string, { confVer: boolean; version: boolean }>> = {
+  Data: { confVer: false, version: true },
+  ChangePeer: { confVer: true, version: false },
+  Split: { confVer: true, version: true },
+  TransferLeader: { confVer: true, version: true },
+  CompactLog: { confVer: false, version: false },
+};
+
+/** The {@link EPOCH_CHECK} row for a command. */
+export function epochCheckKind(cmd: RaftCmd): string {
+  return cmd.admin?.type ?? "Data";
+}
+
+/** Throws `EpochNotMatch` if `seen` is stale for a command of `kind` against `current`. */
+export function checkEpoch(kind: string, seen: RegionEpoch, current: RegionEpoch, regionId: number): void {
+  const rule = EPOCH_CHECK[kind] ?? EPOCH_CHECK.Split!;
+  if ((rule.confVer && seen.confVer !== current.confVer) || (rule.version && seen.version !== current.version)) {
+    throw new MrkvError(
+      "EpochNotMatch",
+      `region ${regionId} epoch changed: command saw conf_ver ${seen.confVer} version ${seen.version}, ` +
+        `region is at conf_ver ${current.confVer} version ${current.version}`,
+      { region_id: regionId },
+    );
+  }
+}
+
+/** Encodes a command as the data of a Raft entry. */
+export function encodeCmd(cmd: RaftCmd): Uint8Array {
+  return encodeCbor(cmd);
+}
+
+/** Decodes and validates a command. Throws `MrkvError("BadRequest")` on malformed input. */
+export function decodeCmd(bytes: Uint8Array): RaftCmd {
+  const o = expectObject(decodeCbor(bytes, "raft command"), "cmd");
+  const h = expectObject(field(o, "header"), "cmd.header");
+  const header: CmdHeader = {
+    regionId: expectId(field(h, "regionId"), "cmd.header.regionId"),
+    peerId: expectUint(field(h, "peerId"), "cmd.header.peerId"),
+    epoch: decodeEpoch(field(h, "epoch"), "cmd.header.epoch"),
+  };
+  const requests = optional(
+    field(o, "requests"),
+    "cmd.requests",
+    (v, n) => expectArray(v, n, decodeRequest, 100_000),
+    undefined,
+  );
+  const admin = optional(field(o, "admin"), "cmd.admin", decodeAdmin, undefined);
+  return { header, requests, admin };
+}
+
+function decodeRequest(v: unknown, name: string): Request {
+  const o = expectObject(v, name);
+  const key = expectBytes(field(o, "key"), `${name}.key`, MAX_KEY_BYTES);
+  switch (field(o, "type")) {
+    case "Put":
+      return { type: "Put", key, value: expectBytes(field(o, "value"), `${name}.value`, MAX_VALUE_BYTES) };
+    case "Delete":
+      return { type: "Delete", key };
+    default:
+      throw new MrkvError("BadRequest", `${name}.type must be Put or Delete`);
+  }
+}
+
+function decodeAdmin(v: unknown, name: string): AdminRequest {
+  const o = expectObject(v, name);
+  switch (field(o, "type")) {
+    case "ChangePeer": {
+      const changeType = field(o, "changeType");
+      if (changeType !== "AddNode" && changeType !== "AddLearnerNode" && changeType !== "RemoveNode") {
+        throw new MrkvError("BadRequest", `${name}.changeType is not a conf change type`);
+      }
+      return { type: "ChangePeer", changeType, peer: decodePeer(field(o, "peer"), `${name}.peer`) };
+    }
+    case "Split":
+      return {
+        type: "Split",
+        splitKey: expectBytes(field(o, "splitKey"), `${name}.splitKey`, MAX_KEY_BYTES),
+        newRegionId: expectId(field(o, "newRegionId"), `${name}.newRegionId`),
+        newPeerIds: expectArray(field(o, "newPeerIds"), `${name}.newPeerIds`, expectId, 64),
+      };
+    case "CompactLog":
+      return {
+        type: "CompactLog",
+        compactIndex: expectUint(field(o, "compactIndex"), `${name}.compactIndex`),
+        compactTerm: expectUint(field(o, "compactTerm"), `${name}.compactTerm`),
+      };
+    default:
+      throw new MrkvError("BadRequest", `${name}.type is not an admin command`);
+  }
+}

@@ -1,0 +1,174 @@
+/**
+ * Heartbeats to the scheduler and the operator steps that come back.
+ *
+ * Every `scheduler-heartbeat-ms` the store sends its stats and one batched region heartbeat for
+ * every region it leads; a region whose leader, epoch or size changed is reported again within
+ * {@link CHANGE_FLUSH_MS}. The scheduler answers with at most one operator step per region, which
+ * the leader carries out if its epoch still matches what the scheduler saw. Every step is
+ * idempotent: the scheduler repeats it until a heartbeat shows it done.
+ *
+ * @module
+ */
+import { MrkvError } from "../proto/errors.ts";
+import { epochEqual, type Peer as PeerMeta } from "../proto/metapb.ts";
+import type { OperatorStep, RegionHeartbeat, RegionHeartbeatResult } from "../proto/pdpb.ts";
+import type { Peer } from "./peer.ts";
+import type { SchedulerClient } from "./scheduler_client.ts";
+import type { RegionObserver, Store } from "./store.ts";
+import type { SplitWorker } from "./split.ts";
+
+/** How soon a changed region is reported. */
+const CHANGE_FLUSH_MS = 20;
+/** A peer not heard from this long is reported down. */
+const DOWN_PEER_MS = 5 * 60_000;
+
+/** Sends heartbeats for one store and executes the operator steps in the answers. */
+export class HeartbeatWorker implements RegionObserver {
+  #timer: ReturnType<typeof setInterval> | undefined;
+  #flushTimer: ReturnType<typeof setTimeout> | undefined;
+  #changed = new Set<number>();
+  #inFlight = false;
+  /** Heartbeats sent and operator steps executed, for metrics and tests. */
+  sent = 0;
+  stepsExecuted = 0;
+
+  constructor(
+    readonly store: Store,
+    readonly client: SchedulerClient,
+    readonly capacity: () => { capacity: number; available: number; usedSize: number },
+    readonly split?: SplitWorker,
+  ) {}
+
+  start(): void {
+    this.store.observer = this;
+    this.#timer = setInterval(() => void this.tick(), this.store.config.schedulerHeartbeatMs);
+    void this.tick();
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
+    clearTimeout(this.#flushTimer);
+  }
+
+  regionChanged(peer: Peer): void {
+    if (!peer.isLeader()) return;
+    this.#changed.add(peer.regionId);
+    this.#flushTimer ??= setTimeout(() => {
+      this.#flushTimer = undefined;
+      const ids = [...this.#changed];
+      this.#changed.clear();
+      void this.sendRegionHeartbeats(ids);
+    }, CHANGE_FLUSH_MS);
+  }
+
+  /** One periodic round: store stats, then every led region. */
+  async tick(): Promise<void> {
+    if (this.store.stopped) return;
+    try {
+      const peers = [...this.store.peers.values()];
+      const cap = this.capacity();
+      await this.client.storeHeartbeat({
+        storeId: this.store.storeId,
+        capacity: cap.capacity,
+        available: cap.available,
+        usedSize: cap.usedSize,
+        regionCount: peers.length,
+        leaderCount: peers.filter((p) => p.isLeader()).length,
+        sendingSnapCount: 0,
+        receivingSnapCount: 0,
+        isBusy: false,
+      });
+      await this.sendRegionHeartbeats();
+    } catch (e) {
+      this.store.log.warn(`store ${this.store.storeId}: heartbeat failed: ${(e as Error).message}`);
+    }
+  }
+
+  /** Reports the given regions (all led regions if omitted) in one request. */
+  async sendRegionHeartbeats(regionIds?: readonly number[]): Promise<void> {
+    if (this.#inFlight && regionIds) {
+      for (const id of regionIds) this.#changed.add(id);
+      return;
+    }
+    const peers = (regionIds ?? [...this.store.peers.keys()])
+      .map((id) => this.store.peers.get(id))
+      .filter((p): p is Peer => p !== undefined && p.isLeader() && p.storage.isInitialized());
+    if (peers.length === 0) return;
+    this.#inFlight = true;
+    try {
+      const res = await this.client.regionHeartbeat(peers.map(regionHeartbeatOf));
+      this.sent += peers.length;
+      for (const result of res.results) await this.#onResult(result);
+    } catch (e) {
+      this.store.log.warn(`store ${this.store.storeId}: region heartbeat failed: ${(e as Error).message}`);
+    } finally {
+      this.#inFlight = false;
+    }
+  }
+
+  async #onResult(result: RegionHeartbeatResult): Promise<void> {
+    const peer = this.store.peers.get(result.regionId);
+    if (!result.step || !peer || !peer.isLeader()) return;
+    if (result.epoch && !epochEqual(result.epoch, peer.region.epoch)) return;
+    try {
+      await this.execute(peer, result.step);
+      this.stepsExecuted++;
+    } catch (e) {
+      if (!(e instanceof MrkvError)) throw e;
+      this.store.log.info(`region ${peer.regionId}: operator step ${result.step.type} not done: ${e.message}`);
+    }
+  }
+
+  /** Carries out one operator step on a region this store leads. */
+  async execute(peer: Peer, step: OperatorStep): Promise<void> {
+    const header = { regionId: peer.regionId, peerId: peer.meta.id, epoch: peer.region.epoch };
+    const change = (changeType: "AddNode" | "AddLearnerNode" | "RemoveNode", target: PeerMeta) => {
+      const p = peer.proposeConfChange({ header, admin: { type: "ChangePeer", changeType, peer: target } });
+      this.store.schedule(peer);
+      return p;
+    };
+    switch (step.type) {
+      case "AddLearner":
+        if (peer.region.peers.some((p) => p.id === step.peer.id)) return;
+        return await change("AddLearnerNode", { ...step.peer, role: "Learner" });
+      case "PromoteLearner":
+        if (peer.region.peers.some((p) => p.id === step.peer.id && p.role === "Voter")) return;
+        return await change("AddNode", { ...step.peer, role: "Voter" });
+      case "RemovePeer":
+        if (!peer.region.peers.some((p) => p.id === step.peer.id)) return;
+        return await change("RemoveNode", step.peer);
+      case "TransferLeader":
+        if (step.peer.id === peer.meta.id) return;
+        peer.raw.transferLeader(step.peer.id);
+        this.store.schedule(peer);
+        return;
+      case "SplitRegion":
+        if (!this.split) return;
+        await this.split.splitRegion(peer, step.keys[0]);
+        return;
+    }
+  }
+}
+
+/** The heartbeat a leader sends for its region. */
+export function regionHeartbeatOf(peer: Peer): RegionHeartbeat {
+  const status = peer.raw.status();
+  const truncated = peer.storage.applyState.truncatedIndex;
+  const now = Date.now();
+  const pendingPeers: PeerMeta[] = [];
+  for (const p of peer.region.peers) {
+    const pr = status.progress[p.id];
+    if (p.id !== peer.meta.id && (!pr || pr.match < truncated || pr.state === "Snapshot")) pendingPeers.push(p);
+  }
+  const downPeers = peer.region.peers
+    .filter((p) => p.id !== peer.meta.id && now - (peer.lastHeard.get(p.id) ?? now) > DOWN_PEER_MS)
+    .map((p) => ({ peer: p, downSeconds: Math.floor((now - peer.lastHeard.get(p.id)!) / 1000) }));
+  return {
+    region: peer.region,
+    leader: peer.region.peers.find((p) => p.id === peer.meta.id) ?? peer.meta,
+    pendingPeers,
+    downPeers,
+    approximateSize: peer.approximateSize,
+    approximateKeys: peer.approximateKeys,
+  };
+}

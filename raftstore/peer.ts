@@ -1,0 +1,261 @@
+/**
+ * One region peer on this store: its Raft node, its storage, the proposals and reads waiting on
+ * it. The peer does no I/O: the store's Ready loop persists, sends and applies for it.
+ *
+ * Proposals are matched to applied entries by index and term (TiKV's rule): an applied entry at a
+ * proposal's index but with another term means the proposal was lost to a leader change, and so
+ * was every proposal below an applied index that never showed up.
+ *
+ * @module
+ */
+import { type ConfChange, encodeConfChange, type Entry, type Message, ProposalDroppedError, RawNode, type Ready } from "../raft/mod.ts";
+import { MrkvError } from "../proto/errors.ts";
+import type { Peer as PeerMeta, Region } from "../proto/metapb.ts";
+import { checkEpoch, encodeCmd, epochCheckKind, type RaftCmd } from "./cmd.ts";
+import type { EntryResult } from "./apply.ts";
+import type { PeerStorage } from "./peer_storage.ts";
+
+/** Raft settings a store gives each of its peers. */
+export interface PeerConfig {
+  readonly electionTicks: number;
+  readonly heartbeatTicks: number;
+  readonly maxSizePerMsg: number;
+  readonly maxInflightMsgs: number;
+  readonly preVote: boolean;
+  readonly checkQuorum: boolean;
+  readonly rand?: () => number;
+}
+
+interface Proposal {
+  readonly index: number;
+  readonly term: number;
+  readonly resolve: () => void;
+  readonly reject: (e: Error) => void;
+}
+
+interface PendingRead {
+  readonly resolve: () => void;
+  readonly reject: (e: Error) => void;
+}
+
+/** A region peer hosted by this store. */
+export class Peer {
+  readonly raw: RawNode;
+  /** Proposals waiting for apply, in index order. */
+  #proposals: Proposal[] = [];
+  /** Reads not yet sent as a ReadIndex request (batched: one request per Ready pass). */
+  #readsToSend: PendingRead[] = [];
+  /** Reads waiting for their ReadIndex answer, by request context. */
+  #readsInFlight = new Map<string, PendingRead[]>();
+  /** Reads whose read index is known, waiting for apply to reach it. */
+  #readsWaitingApply: { index: number; reads: PendingRead[] }[] = [];
+  #readSeq = 0;
+  /** Peers seen in messages, so replies reach peers the region no longer lists. */
+  readonly peerCache = new Map<number, PeerMeta>();
+  /** Bytes written since the last split check; `approximateSize` is the last measured size. */
+  sizeDiffHint = 0;
+  approximateSize = 0;
+  approximateKeys = 0;
+  /** Set once the peer is destroyed; every later call fails. */
+  destroyed = false;
+  /** Last time (ms) each peer was heard from, for the scheduler's down-peer list. */
+  readonly lastHeard = new Map<number, number>();
+
+  constructor(
+    readonly storeId: number,
+    readonly meta: PeerMeta,
+    readonly storage: PeerStorage,
+    config: PeerConfig,
+  ) {
+    this.raw = new RawNode({
+      id: meta.id,
+      electionTick: config.electionTicks,
+      heartbeatTick: config.heartbeatTicks,
+      storage,
+      applied: storage.applyState.appliedIndex,
+      maxSizePerMsg: config.maxSizePerMsg,
+      maxInflightMsgs: config.maxInflightMsgs,
+      preVote: config.preVote,
+      checkQuorum: config.checkQuorum,
+      rand: config.rand,
+    });
+    for (const p of storage.region.peers) this.peerCache.set(p.id, p);
+  }
+
+  get regionId(): number {
+    return this.storage.region.id;
+  }
+
+  get region(): Region {
+    return this.storage.region;
+  }
+
+  get appliedIndex(): number {
+    return this.storage.applyState.appliedIndex;
+  }
+
+  isLeader(): boolean {
+    return this.raw.raft.state === "Leader";
+  }
+
+  /** The leader's peer ID as this peer knows it (0 if none). */
+  leaderId(): number {
+    return this.raw.raft.lead;
+  }
+
+  /** The leader's peer meta, if known. */
+  leader(): PeerMeta | undefined {
+    const lead = this.leaderId();
+    return lead === 0 ? undefined : this.peerCache.get(lead) ?? this.region.peers.find((p) => p.id === lead);
+  }
+
+  /** Throws `NotLeader` (with the leader when known) unless this peer leads its region. */
+  checkLeader(): void {
+    if (this.destroyed) throw new MrkvError("RegionNotFound", `region ${this.regionId} is gone from this store`);
+    if (!this.isLeader()) {
+      const leader = this.leader();
+      throw new MrkvError(
+        "NotLeader",
+        `peer ${this.meta.id} is not the leader of region ${this.regionId}`,
+        leader ? { region_id: this.regionId, leader: { id: leader.id, store_id: leader.storeId } } : { region_id: this.regionId },
+      );
+    }
+  }
+
+  /**
+   * Proposes a command; resolves once it is applied, rejects with the apply error, `NotLeader`
+   * or `StaleCommand`. The epoch is checked here and again at apply.
+   */
+  propose(cmd: RaftCmd): Promise<void> {
+    this.checkLeader();
+    checkEpoch(epochCheckKind(cmd), cmd.header.epoch, this.region.epoch, this.regionId);
+    const data = encodeCmd(cmd);
+    try {
+      this.raw.propose(data);
+    } catch (e) {
+      if (e instanceof ProposalDroppedError) {
+        throw new MrkvError("NotLeader", `region ${this.regionId} is transferring its leader; retry`, { region_id: this.regionId });
+      }
+      throw e;
+    }
+    return this.#track();
+  }
+
+  /** Proposes a membership change (ChangePeer carried in the conf change's context). */
+  proposeConfChange(cmd: RaftCmd & { admin: { type: "ChangePeer" } }): Promise<void> {
+    this.checkLeader();
+    checkEpoch("ChangePeer", cmd.header.epoch, this.region.epoch, this.regionId);
+    const { changeType, peer } = cmd.admin;
+    if (changeType === "RemoveNode" && peer.id === this.meta.id) {
+      throw new MrkvError("BadRequest", `cannot remove leader peer ${peer.id} of region ${this.regionId}: transfer leadership first`);
+    }
+    const cc: ConfChange = { type: changeType, nodeId: peer.id, context: encodeCmd(cmd) };
+    const before = this.raw.raft.raftLog.lastIndex();
+    try {
+      this.raw.proposeConfChange(cc);
+    } catch (e) {
+      if (e instanceof ProposalDroppedError) {
+        throw new MrkvError("ServerIsBusy", `region ${this.regionId} cannot take a conf change now: ${e.message}`);
+      }
+      throw e;
+    }
+    if (this.raw.raft.raftLog.lastIndex() === before) {
+      throw new MrkvError("ServerIsBusy", `region ${this.regionId} has a conf change pending`);
+    }
+    return this.#track();
+  }
+
+  #track(): Promise<void> {
+    const index = this.raw.raft.raftLog.lastIndex();
+    const term = this.raw.raft.term;
+    return new Promise((resolve, reject) => this.#proposals.push({ index, term, resolve, reject }));
+  }
+
+  /** Resolves once a linearizable local read is safe (ReadIndex confirmed and applied). */
+  read(): Promise<void> {
+    this.checkLeader();
+    return new Promise((resolve, reject) => this.#readsToSend.push({ resolve, reject }));
+  }
+
+  /** Sends one ReadIndex request for every read queued since the last pass. */
+  flushReads(): boolean {
+    if (this.#readsToSend.length === 0) return false;
+    const ctx = `${this.meta.id}:${++this.#readSeq}`;
+    this.#readsInFlight.set(ctx, this.#readsToSend);
+    this.#readsToSend = [];
+    this.raw.readIndex(new TextEncoder().encode(ctx));
+    return true;
+  }
+
+  /** Handles a Ready's read states, then releases reads whose index is applied. */
+  onReadStates(rd: Ready): void {
+    for (const rs of rd.readStates) {
+      const ctx = new TextDecoder().decode(rs.requestCtx);
+      const reads = this.#readsInFlight.get(ctx);
+      if (!reads) continue;
+      this.#readsInFlight.delete(ctx);
+      this.#readsWaitingApply.push({ index: rs.index, reads });
+    }
+    this.releaseReads();
+  }
+
+  releaseReads(): void {
+    const applied = this.appliedIndex;
+    this.#readsWaitingApply = this.#readsWaitingApply.filter(({ index, reads }) => {
+      if (index > applied) return true;
+      for (const r of reads) r.resolve();
+      return false;
+    });
+  }
+
+  /** Answers proposals for applied entries; earlier unmatched ones were lost. */
+  onApplied(results: readonly EntryResult[]): void {
+    for (const r of results) {
+      while (this.#proposals.length > 0 && this.#proposals[0]!.index <= r.index) {
+        const p = this.#proposals.shift()!;
+        if (p.index === r.index && p.term === r.term) {
+          if (r.error) p.reject(r.error);
+          else p.resolve();
+        } else {
+          p.reject(new MrkvError("StaleCommand", `proposal at ${p.index} of region ${this.regionId} was lost to a leader change`));
+        }
+      }
+    }
+  }
+
+  /** Fails every waiting proposal and read, e.g. when leadership is lost or the peer goes. */
+  failPending(error: MrkvError, readsOnly = false): void {
+    const all = [
+      ...this.#readsToSend,
+      ...[...this.#readsInFlight.values()].flat(),
+      ...this.#readsWaitingApply.flatMap((w) => w.reads),
+    ];
+    this.#readsToSend = [];
+    this.#readsInFlight.clear();
+    this.#readsWaitingApply = [];
+    for (const r of all) r.reject(error);
+    if (readsOnly) return;
+    for (const p of this.#proposals) p.reject(error);
+    this.#proposals = [];
+  }
+
+  /** Number of proposals and reads waiting (for metrics and tests). */
+  pendingCount(): number {
+    return this.#proposals.length + this.#readsToSend.length + this.#readsInFlight.size + this.#readsWaitingApply.length;
+  }
+
+  /** Steps a Raft message from another peer. */
+  step(m: Message, from: PeerMeta): void {
+    this.peerCache.set(from.id, from);
+    this.lastHeard.set(from.id, Date.now());
+    this.raw.step(m);
+  }
+
+  /** Entries this peer still has to apply, for tests. */
+  static lastEntry(entries: readonly Entry[]): Entry | undefined {
+    return entries[entries.length - 1];
+  }
+}
+
+/** Encodes a conf change (re-exported for the store's tests). */
+export { encodeConfChange };

@@ -1,0 +1,183 @@
+/**
+ * A region peer's Raft storage on the store's engine.
+ *
+ * Raft's {@link Storage} is synchronous, so everything it reads is held in memory: the hard state,
+ * the apply state, and the log entries after the truncated index. They are loaded from the engine
+ * when the peer starts and kept in step as the Ready loop persists new state. Writes go into the
+ * Ready loop's shared {@link WriteBatch}; nothing here does I/O except {@link PeerStorage.load}
+ * and the snapshot helpers.
+ *
+ * Invariant: `entries` holds exactly the indexes `truncatedIndex + 1 ..= lastIndex()`, all of them
+ * already in the write batch that the Ready loop commits before calling `advance`.
+ *
+ * @module
+ */
+import {
+  CompactedError,
+  type ConfState,
+  decodeEntry,
+  encodeEntry,
+  type Entry,
+  type HardState,
+  type Snapshot,
+  SnapshotTemporarilyUnavailableError,
+  type Storage,
+  UnavailableError,
+} from "../raft/mod.ts";
+import type { ApplyState, KvEngine, WriteBatch } from "../storage/mod.ts";
+import type { Region } from "../proto/metapb.ts";
+
+/** Index and term every region starts at when created by bootstrap or split (TiKV's value). */
+export const RAFT_INIT_LOG_INDEX = 5;
+export const RAFT_INIT_LOG_TERM = 5;
+
+/** Raft's view of a region's membership. */
+export function confStateOf(region: Region): ConfState {
+  return {
+    voters: region.peers.filter((p) => p.role === "Voter").map((p) => p.id),
+    learners: region.peers.filter((p) => p.role === "Learner").map((p) => p.id),
+  };
+}
+
+/** Raft storage for one region peer, in memory, persisted through the engine. */
+export class PeerStorage implements Storage {
+  region: Region;
+  hardState: HardState;
+  applyState: ApplyState;
+  /** Entries truncatedIndex+1 ..= lastIndex. */
+  #entries: Entry[];
+  /** A snapshot generated for Raft to send, and whether one has been asked for. */
+  #snapshot: Snapshot | undefined;
+  snapshotRequested = false;
+
+  constructor(region: Region, hardState: HardState, applyState: ApplyState, entries: Entry[]) {
+    this.region = region;
+    this.hardState = hardState;
+    this.applyState = applyState;
+    this.#entries = entries;
+  }
+
+  /** Loads a peer's state from the engine (after a restart). */
+  static async load(engine: KvEngine, region: Region): Promise<PeerStorage> {
+    const hs = (await engine.hardState(region.id)) ?? { term: 0, vote: 0, commit: 0 };
+    const apply = (await engine.applyState(region.id)) ??
+      { appliedIndex: 0, truncatedIndex: 0, truncatedTerm: 0 };
+    const raw = await engine.raftEntries(region.id, apply.truncatedIndex + 1, Number.MAX_SAFE_INTEGER);
+    const entries: Entry[] = [];
+    for (const bytes of raw) {
+      const e = decodeEntry(bytes);
+      // Only a contiguous run counts: a crash may have left a later fragment behind.
+      if (e.index !== apply.truncatedIndex + 1 + entries.length) break;
+      entries.push(e);
+    }
+    return new PeerStorage(region, hs, apply, entries);
+  }
+
+  /** A peer that knows its range and members (created by bootstrap, split or a snapshot). */
+  isInitialized(): boolean {
+    return this.region.peers.length > 0;
+  }
+
+  // ---- Raft's Storage ----
+
+  initialState(): { hardState: HardState; confState: ConfState } {
+    return { hardState: this.hardState, confState: confStateOf(this.region) };
+  }
+
+  entries(lo: number, hi: number, maxSize: number): Entry[] {
+    const first = this.firstIndex();
+    if (lo < first) throw new CompactedError(`entry ${lo} of region ${this.region.id} is compacted`);
+    if (hi > this.lastIndex() + 1) {
+      throw new UnavailableError(`entries up to ${hi} of region ${this.region.id} are not stored`);
+    }
+    const out: Entry[] = [];
+    let size = 0;
+    for (let i = lo; i < hi; i++) {
+      const e = this.#entries[i - first]!;
+      size += e.data.length + 16;
+      if (out.length > 0 && size > maxSize) break;
+      out.push(e);
+    }
+    return out;
+  }
+
+  term(i: number): number {
+    const { truncatedIndex, truncatedTerm } = this.applyState;
+    if (i === truncatedIndex) return truncatedTerm;
+    if (i < truncatedIndex) throw new CompactedError(`term of ${i} in region ${this.region.id} is compacted`);
+    const e = this.#entries[i - truncatedIndex - 1];
+    if (!e) throw new UnavailableError(`entry ${i} of region ${this.region.id} is not stored`);
+    return e.term;
+  }
+
+  firstIndex(): number {
+    return this.applyState.truncatedIndex + 1;
+  }
+
+  lastIndex(): number {
+    return this.applyState.truncatedIndex + this.#entries.length;
+  }
+
+  /**
+   * The snapshot to send. Generation needs the engine (async) and a paused apply, so the first
+   * call only asks for one; the store generates it between Ready passes and Raft retries.
+   */
+  snapshot(): Snapshot {
+    const snap = this.#snapshot;
+    if (snap && snap.metadata.index >= this.applyState.truncatedIndex) return snap;
+    this.snapshotRequested = true;
+    throw new SnapshotTemporarilyUnavailableError(
+      `snapshot of region ${this.region.id} is being generated`,
+    );
+  }
+
+  /** Installs a freshly generated snapshot for {@link snapshot} to return. */
+  setGeneratedSnapshot(snap: Snapshot): void {
+    this.#snapshot = snap;
+    this.snapshotRequested = false;
+  }
+
+  // ---- Persistence (called by the Ready loop) ----
+
+  /** Adds new entries (replacing any conflicting suffix) to `wb`, in the current phase. */
+  append(entries: readonly Entry[], wb: WriteBatch): void {
+    if (entries.length === 0) return;
+    const first = entries[0]!.index;
+    const prevLast = this.lastIndex();
+    const keep = first - this.firstIndex();
+    if (keep < 0) {
+      throw new Error(`region ${this.region.id}: append at ${first} below first index ${this.firstIndex()}`);
+    }
+    this.#entries.length = Math.min(this.#entries.length, keep);
+    for (const e of entries) {
+      wb.putRaftEntry(this.region.id, e.index, encodeEntry(e));
+      this.#entries.push(e);
+    }
+    const newLast = this.lastIndex();
+    if (newLast < prevLast) wb.deleteRaftEntries(this.region.id, newLast + 1, prevLast + 1);
+  }
+
+  /** Records a new hard state in `wb`. */
+  setHardState(hs: HardState, wb: WriteBatch): void {
+    this.hardState = hs;
+    wb.putHardState(this.region.id, hs);
+  }
+
+  /** Drops entries up to `index` from memory and from the engine (log GC). */
+  compactTo(index: number, term: number, wb: WriteBatch): void {
+    const { truncatedIndex } = this.applyState;
+    if (index <= truncatedIndex) return;
+    const drop = Math.min(index - truncatedIndex, this.#entries.length);
+    this.#entries.splice(0, drop);
+    wb.deleteRaftEntries(this.region.id, truncatedIndex + 1, index + 1);
+    this.applyState = { ...this.applyState, truncatedIndex: index, truncatedTerm: term };
+  }
+
+  /** Resets the log to start after a snapshot (the caller persists the state records). */
+  resetToSnapshot(index: number, term: number, region: Region): void {
+    this.#entries = [];
+    this.region = region;
+    this.applyState = { appliedIndex: index, truncatedIndex: index, truncatedTerm: term };
+    this.#snapshot = undefined;
+  }
+}

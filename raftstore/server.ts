@@ -1,0 +1,253 @@
+/**
+ * A store's HTTP routes: the KV API of interface.md, the Raft batch intake, store-local
+ * inspection (`/debug/*`), `/status` and `/metrics`. Handlers decode, call the KV service or the
+ * store, and encode; every error goes through `errorResponse` in `app.onError`.
+ *
+ * @module
+ */
+import { Hono } from "hono";
+import type { Context } from "hono";
+import { errorResponse, MrkvError } from "../proto/errors.ts";
+import { percentDecodeBytes } from "../proto/codec.ts";
+import type { Region } from "../proto/metapb.ts";
+import { MAX_VALUE_BYTES } from "./cmd.ts";
+import { FORWARDED_HEADER, type KvService } from "./kv_service.ts";
+import type { Store } from "./store.ts";
+import { decodeRaftBatch } from "./transport.ts";
+import { RAFT_BATCH_PATH } from "./transport_http.ts";
+
+/** Keys are 1..1024 bytes (interface.md). */
+export const MAX_KEY_BYTES = 1024;
+/** Scan page size: default and maximum. */
+const SCAN_DEFAULT_LIMIT = 100;
+const SCAN_MAX_LIMIT = 10_000;
+/** Largest Raft batch accepted (a batch may carry a snapshot). */
+const MAX_RAFT_BATCH_BYTES = 512 * 1024 * 1024;
+
+const VERSION = "0.1.0";
+const startedAt = Date.now();
+
+/** Builds the Hono app of one store. */
+export function storeApp(store: Store, kv: KvService): Hono {
+  const app = new Hono();
+  app.onError((err) => errorResponse(err));
+  app.notFound((c) => errorResponse(new MrkvError("NotFound", `no route ${c.req.method} ${c.req.path}`)));
+
+  app.put("/kv/*", async (c) => {
+    const key = keyFromPath(c);
+    const value = await readBody(c.req.raw, MAX_VALUE_BYTES, "value");
+    if (isForwarded(c)) await kv.localWrite(key, value);
+    else await kv.put(key, value);
+    return c.body(null, 204);
+  });
+
+  app.delete("/kv/*", async (c) => {
+    const key = keyFromPath(c);
+    if (isForwarded(c)) await kv.localWrite(key, null);
+    else await kv.delete(key);
+    return c.body(null, 204);
+  });
+
+  app.get("/kv/*", async (c) => {
+    const key = keyFromPath(c);
+    const value = isForwarded(c) ? await kv.localGet(key) : await kv.get(key);
+    if (value === null) throw new MrkvError("KeyNotFound", "key not found");
+    return c.body(value as Uint8Array<ArrayBuffer>, 200, { "content-type": "application/octet-stream" });
+  });
+
+  app.get("/kv", async (c) => {
+    const q = new URL(c.req.url).searchParams;
+    const encoding = q.get("encoding") ?? "utf8";
+    if (encoding !== "utf8" && encoding !== "base64") {
+      throw new MrkvError("BadRequest", `encoding must be utf8 or base64, got "${encoding}"`);
+    }
+    const param = (name: string): Uint8Array | undefined => {
+      const v = q.get(name);
+      if (v === null) return undefined;
+      if (encoding === "utf8") return new TextEncoder().encode(v);
+      try {
+        return Uint8Array.fromBase64(v);
+      } catch {
+        throw new MrkvError("BadRequest", `${name} is not valid base64`);
+      }
+    };
+    const start = param("start") ?? new Uint8Array();
+    const endParam = param("end");
+    const end = endParam && endParam.length > 0 ? endParam : undefined;
+    const limitText = q.get("limit") ?? String(SCAN_DEFAULT_LIMIT);
+    const limit = /^\d+$/.test(limitText) ? Number(limitText) : NaN;
+    if (!Number.isSafeInteger(limit) || limit < 1 || limit > SCAN_MAX_LIMIT) {
+      throw new MrkvError("BadRequest", `limit must be a whole number from 1 to ${SCAN_MAX_LIMIT}, got "${limitText}"`);
+    }
+    if (start.length > MAX_KEY_BYTES || (end && end.length > MAX_KEY_BYTES)) {
+      throw new MrkvError("BadRequest", `start and end must be at most ${MAX_KEY_BYTES} bytes`);
+    }
+    const render = (b: Uint8Array) => (encoding === "base64" ? b.toBase64() : utf8OrNull(b));
+    if (isForwarded(c)) {
+      const { kvs, region } = await kv.localScanRegion(start, end, limit);
+      return c.json({
+        kvs: kvs.map((p) => ({ key: p.key.toBase64(), value: p.value.toBase64() })),
+        region_end: region.endKey.toBase64(),
+      });
+    }
+    const page = await kv.scan(start, end, limit);
+    return c.json({
+      kvs: page.kvs.map((p) => pairJson(p.key, p.value, render)),
+      next: page.next === null ? null : render(page.next) ?? page.next.toBase64(),
+    });
+  });
+
+  app.post(RAFT_BATCH_PATH, async (c) => {
+    const bytes = await readBody(c.req.raw, MAX_RAFT_BATCH_BYTES, "raft batch");
+    store.onRaftBatch(decodeRaftBatch(bytes));
+    return c.body(null, 204);
+  });
+
+  app.get("/debug/regions", (c) => {
+    const regions = [...store.peers.values()].map((p) => {
+      const st = p.raw.status();
+      return {
+        region: regionJson(p.region),
+        peer_id: p.meta.id,
+        role: st.softState.raftState,
+        leader_id: st.softState.lead,
+        term: st.hardState.term,
+        commit_index: st.hardState.commit,
+        applied_index: p.appliedIndex,
+        truncated_index: p.storage.applyState.truncatedIndex,
+        last_index: p.storage.lastIndex(),
+        peer_state: p.storage.isInitialized() ? "Normal" : "Uninitialized",
+        approximate_size: p.approximateSize,
+      };
+    });
+    const tombstones = [...store.tombstones.entries()].map(([id, t]) => ({
+      region: regionJson(t.region),
+      region_id: id,
+      peer_id: t.peerId,
+      peer_state: "Tombstone",
+    }));
+    return c.json({ store_id: store.storeId, count: regions.length, regions, tombstones });
+  });
+
+  app.get("/debug/kv/*", async (c) => {
+    const key = keyFromPath(c, "/debug/kv/");
+    const value = await store.engine.get(key);
+    const region = store.meta.regionForKey(key);
+    const headers: Record<string, string> = { "content-type": "application/octet-stream" };
+    if (region) headers["x-region-id"] = String(region.id);
+    if (value === null) throw new MrkvError("KeyNotFound", "key not in this store's engine");
+    return c.body(value as Uint8Array<ArrayBuffer>, 200, headers);
+  });
+
+  app.get("/status", (c) =>
+    c.json({
+      role: "store",
+      id: store.storeId,
+      version: VERSION,
+      uptime_seconds: Math.floor((Date.now() - startedAt) / 1000),
+      healthy: store.fatal === undefined && !store.stopped,
+      regions: store.peers.size,
+      leaders: [...store.peers.values()].filter((p) => p.isLeader()).length,
+    }));
+
+  app.get("/metrics", (c) => c.text(metricsText(store, kv), 200, { "content-type": "text/plain; version=0.0.4" }));
+  return app;
+}
+
+function isForwarded(c: Context): boolean {
+  return c.req.header(FORWARDED_HEADER) !== undefined;
+}
+
+/** The key from the request path (percent-decoded bytes of everything after `prefix`). */
+function keyFromPath(c: Context, prefix = "/kv/"): Uint8Array {
+  const path = new URL(c.req.url).pathname;
+  const key = percentDecodeBytes(path.slice(prefix.length), "key");
+  if (key.length === 0) throw new MrkvError("BadRequest", "key must not be empty");
+  if (key.length > MAX_KEY_BYTES) {
+    throw new MrkvError("BadRequest", `key is ${key.length} bytes; the limit is ${MAX_KEY_BYTES}`);
+  }
+  return key;
+}
+
+/** Reads a request body, refusing more than `max` bytes with `TooLarge` before buffering it. */
+async function readBody(req: Request, max: number, what: string): Promise<Uint8Array> {
+  const declared = Number(req.headers.get("content-length") ?? "0");
+  if (declared > max) throw new MrkvError("TooLarge", `${what} is ${declared} bytes; the limit is ${max}`);
+  if (!req.body) return new Uint8Array();
+  const parts: Uint8Array[] = [];
+  let size = 0;
+  const reader = req.body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.length;
+    if (size > max) {
+      await reader.cancel();
+      throw new MrkvError("TooLarge", `${what} is over the ${max}-byte limit`);
+    }
+    parts.push(value);
+  }
+  const out = new Uint8Array(size);
+  let off = 0;
+  for (const p of parts) {
+    out.set(p, off);
+    off += p.length;
+  }
+  return out;
+}
+
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
+
+function utf8OrNull(b: Uint8Array): string | null {
+  try {
+    return strictUtf8.decode(b);
+  } catch {
+    return null;
+  }
+}
+
+/** A scan pair as JSON; bytes that are not UTF-8 go as `key_base64`/`value_base64`. */
+function pairJson(key: Uint8Array, value: Uint8Array, render: (b: Uint8Array) => string | null) {
+  const out: Record<string, string> = {};
+  const k = render(key);
+  const v = render(value);
+  if (k === null) out.key_base64 = key.toBase64();
+  else out.key = k;
+  if (v === null) out.value_base64 = value.toBase64();
+  else out.value = v;
+  return out;
+}
+
+function keyJson(name: string, key: Uint8Array): Record<string, string> {
+  const s = utf8OrNull(key);
+  return s === null ? { [`${name}_hex`]: key.toHex() } : { [name]: s };
+}
+
+function regionJson(r: Region) {
+  return {
+    id: r.id,
+    ...keyJson("start_key", r.startKey),
+    ...keyJson("end_key", r.endKey),
+    epoch: { conf_ver: r.epoch.confVer, version: r.epoch.version },
+    peers: r.peers.map((p) => ({ id: p.id, store_id: p.storeId, role: p.role })),
+  };
+}
+
+function metricsText(store: Store, kv: KvService): string {
+  const peers = [...store.peers.values()];
+  const lines: string[] = [];
+  const metric = (name: string, type: string, help: string, value: number) => {
+    lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, `${name} ${value}`);
+  };
+  metric("mrkv_store_regions", "gauge", "Region peers on this store.", peers.length);
+  metric("mrkv_store_leaders", "gauge", "Regions this store leads.", peers.filter((p) => p.isLeader()).length);
+  metric("mrkv_ready_passes_total", "counter", "Ready loop passes.", store.stats.readyPasses);
+  metric("mrkv_entries_persisted_total", "counter", "Raft entries written.", store.stats.entriesPersisted);
+  metric("mrkv_entries_applied_total", "counter", "Raft entries applied.", store.stats.entriesApplied);
+  metric("mrkv_raft_messages_sent_total", "counter", "Raft messages sent.", store.stats.messagesSent);
+  metric("mrkv_snapshots_sent_total", "counter", "Snapshots sent.", store.stats.snapshotsSent);
+  metric("mrkv_snapshots_applied_total", "counter", "Snapshots installed.", store.stats.snapshotsApplied);
+  metric("mrkv_kv_forwarded_total", "counter", "KV requests forwarded to a leader on another store.", kv.forwarded);
+  metric("mrkv_kv_retries_total", "counter", "KV request retries after region errors.", kv.retries);
+  return lines.join("\n") + "\n";
+}

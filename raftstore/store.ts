@@ -1,0 +1,556 @@
+/**
+ * A store: the region peers one process hosts, and the Ready loop that drives them all.
+ *
+ * The Ready loop, in this order, for every peer with work at once:
+ * 1. install received snapshots (each its own crash-safe sequence, see snapshot.ts);
+ * 2. persist new log entries, then hard states — one batched engine write for all peers;
+ * 3. send Raft messages, grouped by destination store (one transport batch per store);
+ * 4. apply committed entries — data together with the applied index, one batched write;
+ * 5. act on the results: answer proposals and reads, membership changes, splits, log GC;
+ * 6. advance every Raft node.
+ * Persisting before sending means a vote or an append acknowledgement is never sent for state
+ * that a crash could lose; applying data in the same write as the applied index means a restart
+ * never re-applies or skips an entry.
+ *
+ * @module
+ */
+import { isEmptySnapshot, type Message, type Ready } from "../raft/mod.ts";
+import type { KvEngine, WriteBatch } from "../storage/mod.ts";
+import { MrkvError } from "../proto/errors.ts";
+import { epochEqual, type Peer as PeerMeta, rangesOverlap, type Region } from "../proto/metapb.ts";
+import { type AdminEffect, applyEntries, type ApplyOutcome } from "./apply.ts";
+import { Peer, type PeerConfig } from "./peer.ts";
+import { PeerStorage, RAFT_INIT_LOG_INDEX, RAFT_INIT_LOG_TERM } from "./peer_storage.ts";
+import { StoreMeta } from "./store_meta.ts";
+import type { RaftBatch, RaftEnvelope, Transport } from "./transport.ts";
+import { generateSnapshot, installSnapshot, loadSavedSnapshot, saveSnapshot } from "./snapshot.ts";
+import { decodeSnapshotData } from "./snapshot.ts";
+
+/** Store-level settings (the store keys of interface.md, already parsed). */
+export interface StoreConfig {
+  readonly raftTickMs: number;
+  readonly heartbeatTicks: number;
+  readonly electionTicks: number;
+  readonly regionMaxSize: number;
+  readonly regionSplitSize: number;
+  readonly splitCheckMs: number;
+  readonly raftLogGcCountLimit: number;
+  readonly schedulerHeartbeatMs: number;
+}
+
+/** Something that wants to hear about region changes (the heartbeat task). */
+export interface RegionObserver {
+  /** A region's leader, epoch or size changed on a peer this store leads. */
+  regionChanged(peer: Peer): void;
+}
+
+/** Logging sink; tests pass a quiet one. */
+export interface StoreLogger {
+  info(msg: string): void;
+  warn(msg: string): void;
+  error(msg: string): void;
+}
+
+/** Raft message types that may create a peer for a region this store does not have. */
+function isInitialMessage(m: Message): boolean {
+  return m.type === "MsgVote" || m.type === "MsgPreVote" ||
+    (m.type === "MsgHeartbeat" && m.commit === 0) || m.type === "MsgSnap" || m.type === "MsgApp";
+}
+
+/** One store: its peers, their Ready loop and the store meta. */
+export class Store {
+  readonly peers = new Map<number, Peer>();
+  readonly meta = new StoreMeta();
+  /** Regions whose local peer was destroyed, with the last region meta it had. */
+  readonly tombstones = new Map<number, { region: Region; peerId: number }>();
+  transport!: Transport;
+  observer?: RegionObserver;
+  #dirty = new Set<Peer>();
+  #looping = false;
+  #ticker: ReturnType<typeof setInterval> | undefined;
+  #stopped = false;
+  /** Serializes inbound message handling (peer creation is async). */
+  #inbound: Promise<void> = Promise.resolve();
+  /** Counters for /metrics. */
+  readonly stats = { readyPasses: 0, entriesPersisted: 0, entriesApplied: 0, messagesSent: 0, snapshotsSent: 0, snapshotsApplied: 0 };
+  /** Set if the Ready loop failed: the store must not serve anything more. */
+  fatal: Error | undefined;
+  #onDead!: (e: Error) => void;
+  /** Rejects with the reason if the store dies on its own (its Ready loop failed). */
+  readonly dead: Promise<void> = new Promise((_, reject) => (this.#onDead = reject));
+  #loopDone: Promise<void> = Promise.resolve();
+
+  constructor(
+    readonly storeId: number,
+    readonly engine: KvEngine,
+    readonly config: StoreConfig,
+    readonly log: StoreLogger,
+    readonly peerConfig: Partial<PeerConfig> = {},
+  ) {}
+
+  /** Loads every peer from the engine and starts ticking. `transport` must be set first. */
+  async start(): Promise<void> {
+    for (const regionId of await this.engine.regionIds()) {
+      const state = await this.engine.regionState(regionId);
+      if (!state) continue;
+      const region = state.region as Region;
+      const peerMeta = region.peers.find((p) => p.storeId === this.storeId);
+      if (state.peerState === "Tombstone") {
+        this.tombstones.set(regionId, { region, peerId: peerMeta?.id ?? 0 });
+        continue;
+      }
+      if (state.peerState === "Applying") {
+        const snap = await loadSavedSnapshot(this.engine, regionId);
+        if (!snap) throw new Error(`region ${regionId} is Applying but its snapshot is missing`);
+        this.log.warn(`region ${regionId}: finishing a snapshot install interrupted by a restart`);
+        await installSnapshot(this.engine, snap, undefined);
+        this.stats.snapshotsApplied++;
+        const again = await this.engine.regionState(regionId);
+        if (!again) continue;
+        await this.#loadPeer(again.region as Region);
+        continue;
+      }
+      await this.#loadPeer(region);
+    }
+    this.#ticker = setInterval(() => this.#tick(), this.config.raftTickMs);
+    this.log.info(`store ${this.storeId}: started with ${this.peers.size} region peers`);
+  }
+
+  async #loadPeer(region: Region): Promise<Peer | undefined> {
+    const meta = region.peers.find((p) => p.storeId === this.storeId);
+    if (!meta) {
+      this.log.warn(`region ${region.id} has no peer on store ${this.storeId}; ignoring it`);
+      return undefined;
+    }
+    const storage = await PeerStorage.load(this.engine, region);
+    const peer = new Peer(this.storeId, meta, storage, this.#peerConfig());
+    this.peers.set(region.id, peer);
+    this.meta.setRegion(region, storage.isInitialized());
+    this.schedule(peer);
+    return peer;
+  }
+
+  #peerConfig(): PeerConfig {
+    return {
+      electionTicks: this.config.electionTicks,
+      heartbeatTicks: this.config.heartbeatTicks,
+      maxSizePerMsg: 1024 * 1024,
+      maxInflightMsgs: 256,
+      preVote: true,
+      checkQuorum: true,
+      ...this.peerConfig,
+    };
+  }
+
+  /** Stops ticking and the Ready loop; the engine stays open (the caller owns it). */
+  stop(): void {
+    this.#stopped = true;
+    clearInterval(this.#ticker);
+    this.transport?.close();
+    for (const p of this.peers.values()) p.failPending(new MrkvError("ServerIsBusy", "store is stopping"));
+  }
+
+  /** Resolves once the Ready loop and inbound message handling have gone quiet. */
+  async idle(): Promise<void> {
+    await this.#inbound;
+    await this.#loopDone;
+  }
+
+  get stopped(): boolean {
+    return this.#stopped;
+  }
+
+  /**
+   * Creates region 1 (or any first region) on this store: region state, an apply state at
+   * {@link RAFT_INIT_LOG_INDEX} and a matching hard state, then starts its peer.
+   */
+  async bootstrapRegion(region: Region): Promise<void> {
+    const wb = this.engine.batch();
+    writeInitialState(wb, region);
+    await this.engine.write(wb);
+    await this.#loadPeer(region);
+  }
+
+  // ---- scheduling ----
+
+  /** Marks a peer as having work; the Ready loop picks it up soon. */
+  schedule(peer: Peer): void {
+    if (this.#stopped || peer.destroyed) return;
+    this.#dirty.add(peer);
+    if (!this.#looping) {
+      this.#looping = true;
+      this.#loopDone = new Promise((resolve) => queueMicrotask(() => this.#readyLoop().then(resolve)));
+    }
+  }
+
+  #tick(): void {
+    if (this.#stopped) return;
+    for (const peer of this.peers.values()) {
+      peer.raw.tick();
+      this.schedule(peer);
+    }
+  }
+
+  async #readyLoop(): Promise<void> {
+    try {
+      while (this.#dirty.size > 0 && !this.#stopped) {
+        const peers = [...this.#dirty];
+        this.#dirty.clear();
+        await this.#readyPass(peers);
+      }
+    } catch (e) {
+      this.fatal = e as Error;
+      this.log.error(`store ${this.storeId}: Ready loop failed, stopping: ${(e as Error).stack ?? e}`);
+      this.stop();
+      this.#onDead(e as Error);
+    } finally {
+      this.#looping = false;
+    }
+  }
+
+  async #readyPass(peers: Peer[]): Promise<void> {
+    this.stats.readyPasses++;
+    // Snapshots Raft asked for are generated here, between passes: apply is paused.
+    for (const p of peers) {
+      if (p.storage.snapshotRequested && !p.destroyed) {
+        p.storage.setGeneratedSnapshot(await generateSnapshot(this.engine, p.storage));
+      }
+    }
+    const readies: [Peer, Ready][] = [];
+    for (const p of peers) {
+      if (p.destroyed) continue;
+      p.flushReads();
+      if (p.raw.hasReady()) readies.push([p, p.raw.ready()]);
+    }
+    if (readies.length === 0) return;
+
+    // 1. Snapshots received.
+    for (const [p, rd] of readies) {
+      if (rd.snapshot && !isEmptySnapshot(rd.snapshot)) await this.#installSnapshot(p, rd);
+    }
+
+    // 2. Entries, then hard states, for every peer in one write.
+    const wb = this.engine.batch();
+    for (const [p, rd] of readies) {
+      p.storage.append(rd.entries, wb);
+      this.stats.entriesPersisted += rd.entries.length;
+    }
+    wb.barrier();
+    for (const [p, rd] of readies) if (rd.hardState) p.storage.setHardState(rd.hardState, wb);
+    if (wb.size > 0) await this.engine.write(wb);
+
+    // 3. Messages, one batch per destination store.
+    this.#sendMessages(readies);
+
+    // 4. Apply: data in phase 0, state records in phase 1, one write.
+    const awb = this.engine.batch();
+    const outcomes: [Peer, ApplyOutcome][] = [];
+    for (const [p, rd] of readies) {
+      if (rd.committedEntries.length === 0) continue;
+      const outcome = applyEntries(p.region, p.appliedIndex, rd.committedEntries, awb, { data: 0, state: 1 });
+      this.#persistEffects(p, outcome, awb);
+      awb.atPhase(1).putApplyState(p.regionId, { ...p.storage.applyState, appliedIndex: outcome.appliedIndex });
+      outcomes.push([p, outcome]);
+      this.stats.entriesApplied += rd.committedEntries.length;
+    }
+    if (awb.size > 0) await this.engine.write(awb);
+
+    // 5. Act on results.
+    for (const [p, outcome] of outcomes) this.#afterApply(p, outcome);
+    for (const [p, rd] of readies) {
+      if (rd.softState) {
+        if (rd.softState.raftState !== "Leader") {
+          p.failPending(new MrkvError("NotLeader", `peer ${p.meta.id} lost leadership of region ${p.regionId}`), true);
+        }
+        this.observer?.regionChanged(p);
+      }
+      p.onReadStates(rd);
+    }
+
+    // 6. Advance.
+    for (const [p, rd] of readies) {
+      if (p.destroyed) continue;
+      p.raw.advance(rd);
+      if (p.raw.hasReady()) this.#dirty.add(p);
+    }
+  }
+
+  #sendMessages(readies: readonly [Peer, Ready][]): void {
+    const byStore = new Map<number, RaftEnvelope[]>();
+    const snapshotsTo: [Peer, number][] = [];
+    for (const [p, rd] of readies) {
+      const region = p.region;
+      const from = region.peers.find((x) => x.id === p.meta.id) ?? p.meta;
+      for (const m of rd.messages) {
+        const to = region.peers.find((x) => x.id === m.to) ?? p.peerCache.get(m.to);
+        if (!to) continue;
+        let list = byStore.get(to.storeId);
+        if (!list) byStore.set(to.storeId, list = []);
+        list.push({
+          regionId: region.id,
+          fromPeer: from,
+          toPeer: to,
+          epoch: region.epoch,
+          startKey: region.startKey,
+          endKey: region.endKey,
+          message: m,
+        });
+        if (m.type === "MsgSnap") snapshotsTo.push([p, m.to]);
+      }
+    }
+    for (const [storeId, envelopes] of byStore) {
+      this.stats.messagesSent += envelopes.length;
+      this.transport.send(storeId, envelopes);
+    }
+    // The transport does not confirm delivery. Reporting the snapshot done puts the follower
+    // back into probing; if it never got the snapshot, its rejection makes Raft send another.
+    for (const [p, to] of snapshotsTo) {
+      this.stats.snapshotsSent++;
+      p.raw.reportSnapshot(to, "Finish");
+    }
+  }
+
+  async #installSnapshot(p: Peer, rd: Ready): Promise<void> {
+    const snap = rd.snapshot!;
+    const { region } = decodeSnapshotData(snap.data);
+    const wasInitialized = p.storage.isInitialized();
+    const oldRange = wasInitialized ? p.region : undefined;
+    const wb = this.engine.batch();
+    saveSnapshot(wb, snap, region);
+    await this.engine.write(wb);
+    await installSnapshot(this.engine, snap, oldRange);
+    p.storage.resetToSnapshot(snap.metadata.index, snap.metadata.term, region);
+    for (const peer of region.peers) p.peerCache.set(peer.id, peer);
+    this.meta.setRegion(region, true);
+    this.stats.snapshotsApplied++;
+    this.log.info(`region ${region.id}: installed snapshot at index ${snap.metadata.index} (${snap.data.length} bytes)`);
+  }
+
+  /** Persists what admin effects need in the same write as the apply state. */
+  #persistEffects(p: Peer, outcome: ApplyOutcome, wb: WriteBatch): void {
+    for (const effect of outcome.effects) {
+      if (effect.type === "Split") {
+        if (!this.tombstones.has(effect.right.id) && !this.peers.get(effect.right.id)?.storage.isInitialized()) {
+          const existing = this.peers.get(effect.right.id);
+          writeInitialState(wb.atPhase(1), effect.right, existing?.storage.hardState);
+        }
+      } else if (effect.type === "CompactLog") {
+        wb.atPhase(1);
+        p.storage.compactTo(effect.index, effect.term, wb);
+      }
+    }
+  }
+
+  #afterApply(p: Peer, outcome: ApplyOutcome): void {
+    const before = p.region;
+    p.storage.applyState = { ...p.storage.applyState, appliedIndex: outcome.appliedIndex };
+    p.storage.region = outcome.region;
+    p.sizeDiffHint += outcome.writtenBytes;
+    p.approximateSize += outcome.writtenBytes;
+    for (const effect of outcome.effects) this.#onAdminEffect(p, effect);
+    if (!p.destroyed) {
+      if (!epochEqual(before.epoch, p.region.epoch)) {
+        this.meta.setRegion(p.region, true);
+        this.observer?.regionChanged(p);
+      }
+      p.onApplied(outcome.results);
+      p.releaseReads();
+    } else {
+      p.onApplied(outcome.results);
+    }
+  }
+
+  #onAdminEffect(p: Peer, effect: AdminEffect): void {
+    switch (effect.type) {
+      case "ChangePeer":
+        p.raw.applyConfChange(effect.cc);
+        for (const peer of effect.region.peers) p.peerCache.set(peer.id, peer);
+        if (effect.removed?.id === p.meta.id) {
+          this.log.info(`region ${p.regionId}: peer ${p.meta.id} was removed; destroying it`);
+          void this.destroyPeer(p, effect.region);
+        }
+        break;
+      case "Split":
+        this.#createSplitPeer(p, effect.left, effect.right);
+        break;
+      case "CompactLog":
+        break; // already applied to the peer storage in #persistEffects
+    }
+  }
+
+  #createSplitPeer(parent: Peer, left: Region, right: Region): void {
+    this.meta.setRegion(left, true);
+    if (this.tombstones.has(right.id)) return;
+    const existing = this.peers.get(right.id);
+    if (existing?.storage.isInitialized()) return;
+    const meta = right.peers.find((x) => x.storeId === this.storeId);
+    if (!meta) return;
+    const hs = existing?.storage.hardState;
+    if (existing) {
+      existing.destroyed = true;
+      this.peers.delete(right.id);
+    }
+    const storage = new PeerStorage(
+      right,
+      initialHardState(hs),
+      { appliedIndex: RAFT_INIT_LOG_INDEX, truncatedIndex: RAFT_INIT_LOG_INDEX, truncatedTerm: RAFT_INIT_LOG_TERM },
+      [],
+    );
+    const peer = new Peer(this.storeId, meta, storage, this.#peerConfig());
+    this.peers.set(right.id, peer);
+    this.meta.setRegion(right, true);
+    const half = Math.floor(parent.approximateSize / 2);
+    parent.approximateSize = half;
+    peer.approximateSize = half;
+    // The parent's leader campaigns at once for the new region so it is not leaderless for an
+    // election timeout (TiKV does the same).
+    if (parent.isLeader()) peer.raw.campaign();
+    this.schedule(peer);
+    this.log.info(`region ${left.id} split: new region ${right.id} with peer ${meta.id}`);
+  }
+
+  /**
+   * Destroys a peer: its region state becomes `Tombstone` first (so a crash cannot bring it
+   * back), then its log, Raft state and, if no other local region now owns it, its data go.
+   */
+  async destroyPeer(p: Peer, region: Region = p.region): Promise<void> {
+    if (p.destroyed) return;
+    p.destroyed = true;
+    p.failPending(new MrkvError("RegionNotFound", `region ${p.regionId} was removed from store ${this.storeId}`));
+    this.peers.delete(p.regionId);
+    this.meta.removeRegion(p.regionId);
+    this.tombstones.set(p.regionId, { region, peerId: p.meta.id });
+    const wb = this.engine.batch();
+    wb.putRegionState(p.regionId, { peerState: "Tombstone", region });
+    await this.engine.write(wb);
+    await this.engine.deleteRaftLog(p.regionId, 1);
+    if (p.storage.isInitialized() && this.meta.overlapping(p.region).length === 0) {
+      const r = p.region;
+      await this.engine.deleteRange(r.startKey, r.endKey.length === 0 ? undefined : r.endKey);
+    }
+  }
+
+  // ---- inbound messages ----
+
+  /** Handles a batch of Raft messages from another store. */
+  onRaftBatch(batch: RaftBatch): void {
+    this.#inbound = this.#inbound.then(async () => {
+      for (const env of batch.envelopes) {
+        if (this.#stopped) return;
+        try {
+          await this.#onEnvelope(env);
+        } catch (e) {
+          this.log.warn(`store ${this.storeId}: dropped a message for region ${env.regionId}: ${(e as Error).message}`);
+        }
+      }
+    });
+  }
+
+  async #onEnvelope(env: RaftEnvelope): Promise<void> {
+    if (env.toPeer.storeId !== this.storeId) return;
+    let peer = this.peers.get(env.regionId);
+    if (env.isTombstone) {
+      // Only a sender with a newer membership can tell us we are gone.
+      if (peer && peer.meta.id === env.toPeer.id && peer.region.epoch.confVer < env.epoch.confVer) {
+        this.log.info(`region ${env.regionId}: peer ${peer.meta.id} is stale (told by peer ${env.fromPeer.id}); destroying it`);
+        await this.destroyPeer(peer);
+      }
+      return;
+    }
+    if (peer && peer.meta.id !== env.toPeer.id) {
+      if (env.toPeer.id < peer.meta.id) return; // for an older incarnation of our peer
+      // Our peer was removed and the region re-added us under a new ID: replace it.
+      await this.destroyPeer(peer);
+      peer = undefined;
+    }
+    if (!peer) {
+      peer = await this.#maybeCreatePeer(env);
+      if (!peer) return;
+    }
+    // A message from a peer that is no longer a member, with an older epoch: tell it to go.
+    const region = peer.region;
+    if (
+      peer.storage.isInitialized() && env.epoch.confVer < region.epoch.confVer &&
+      !region.peers.some((x) => x.id === env.fromPeer.id)
+    ) {
+      this.transport.send(env.fromPeer.storeId, [{
+        regionId: region.id,
+        fromPeer: peer.meta,
+        toPeer: env.fromPeer,
+        epoch: region.epoch,
+        startKey: region.startKey,
+        endKey: region.endKey,
+        isTombstone: true,
+        message: { ...env.message, type: "MsgHeartbeat", to: env.fromPeer.id, from: peer.meta.id, entries: [], snapshot: undefined },
+      }]);
+      return;
+    }
+    if (env.message.type === "MsgSnap" && env.message.snapshot) {
+      const snapRegion = decodeSnapshotData(env.message.snapshot.data).region;
+      const clash = this.meta.overlapping(snapRegion).find((r) => r.id !== snapRegion.id);
+      if (clash) {
+        this.log.warn(`region ${snapRegion.id}: refusing a snapshot that overlaps local region ${clash.id}`);
+        return;
+      }
+    }
+    peer.step(env.message, env.fromPeer);
+    this.schedule(peer);
+  }
+
+  async #maybeCreatePeer(env: RaftEnvelope): Promise<Peer | undefined> {
+    if (!isInitialMessage(env.message)) return undefined;
+    const tomb = this.tombstones.get(env.regionId);
+    if (tomb && env.toPeer.id <= tomb.peerId) return undefined;
+    const range = { startKey: env.startKey, endKey: env.endKey };
+    if (this.meta.overlapping(range).length > 0) return undefined; // a split we have not applied yet
+    if (this.peers.has(env.regionId)) return this.peers.get(env.regionId);
+    const region: Region = { id: env.regionId, startKey: new Uint8Array(), endKey: new Uint8Array(), epoch: { confVer: 0, version: 0 }, peers: [] };
+    const storage = await PeerStorage.load(this.engine, region);
+    if (this.peers.has(env.regionId)) return this.peers.get(env.regionId);
+    const meta: PeerMeta = { id: env.toPeer.id, storeId: this.storeId, role: env.toPeer.role };
+    const peer = new Peer(this.storeId, meta, storage, this.#peerConfig());
+    this.tombstones.delete(env.regionId);
+    this.peers.set(env.regionId, peer);
+    this.meta.setRegion(region, false);
+    this.log.info(`region ${env.regionId}: created peer ${meta.id} on demand (from peer ${env.fromPeer.id})`);
+    return peer;
+  }
+
+  /** Tells leaders with a peer on `storeId` that it could not be reached. */
+  onStoreUnreachable(storeId: number): void {
+    for (const p of this.peers.values()) {
+      if (!p.isLeader()) continue;
+      const target = p.region.peers.find((x) => x.storeId === storeId);
+      if (target) p.raw.reportUnreachable(target.id);
+    }
+  }
+
+  /** The local peer of `regionId`, or a `RegionNotFound` error. */
+  mustPeer(regionId: number): Peer {
+    const p = this.peers.get(regionId);
+    if (!p || p.destroyed) throw new MrkvError("RegionNotFound", `region ${regionId} has no peer on store ${this.storeId}`, { region_id: regionId });
+    return p;
+  }
+
+  /** Whether `range` overlaps no local region but `except`. */
+  isRangeFree(range: Pick<Region, "startKey" | "endKey">, except: number): boolean {
+    return !this.meta.sortedRegions().some((r) => r.id !== except && rangesOverlap(r, range));
+  }
+}
+
+/** Hard state a bootstrapped or split-created region starts with; keeps a newer term/vote. */
+function initialHardState(existing?: { term: number; vote: number; commit: number }) {
+  if (existing && existing.term > RAFT_INIT_LOG_TERM) return { ...existing, commit: Math.max(existing.commit, RAFT_INIT_LOG_INDEX) };
+  return { term: RAFT_INIT_LOG_TERM, vote: 0, commit: RAFT_INIT_LOG_INDEX };
+}
+
+/** Writes the state records of a region created by bootstrap or split. */
+function writeInitialState(wb: WriteBatch, region: Region, hs?: { term: number; vote: number; commit: number }): void {
+  wb.putRegionState(region.id, { peerState: "Normal", region });
+  wb.putApplyState(region.id, {
+    appliedIndex: RAFT_INIT_LOG_INDEX,
+    truncatedIndex: RAFT_INIT_LOG_INDEX,
+    truncatedTerm: RAFT_INIT_LOG_TERM,
+  });
+  wb.putHardState(region.id, initialHardState(hs));
+}

@@ -1,0 +1,83 @@
+/**
+ * How region peers' Raft messages travel between stores.
+ *
+ * A {@link RaftEnvelope} wraps one Raft message with what the receiving store needs to route
+ * it without knowing the region yet: the region's ID, range and epoch and both peers (TiKV's
+ * `RaftMessage`). The Ready loop hands every destination store one batch per flush;
+ * implementations never block one store's traffic on another's and never throw to the caller:
+ * Raft tolerates loss, so an undeliverable batch is dropped and retried by Raft itself.
+ *
+ * @module
+ */
+import { decodeMessage, encodeMessage, type Message } from "../raft/mod.ts";
+import { decodeCbor, encodeCbor, expectArray, expectBytes, expectId, expectObject, field, optional } from "../proto/codec.ts";
+import { MrkvError } from "../proto/errors.ts";
+import { decodeEpoch, decodePeer, MAX_KEY_BYTES, type Peer, type RegionEpoch } from "../proto/metapb.ts";
+
+/** One Raft message and its routing context. */
+export interface RaftEnvelope {
+  readonly regionId: number;
+  readonly fromPeer: Peer;
+  readonly toPeer: Peer;
+  readonly epoch: RegionEpoch;
+  readonly startKey: Uint8Array;
+  readonly endKey: Uint8Array;
+  /** Set when the sender knows `toPeer` was removed: the receiver destroys it. */
+  readonly isTombstone?: boolean;
+  readonly message: Message;
+}
+
+/** A batch of envelopes from one store to another: one HTTP request. */
+export interface RaftBatch {
+  readonly fromStoreId: number;
+  readonly envelopes: readonly RaftEnvelope[];
+}
+
+/** Delivers batches of Raft messages to other stores. */
+export interface Transport {
+  /** Queues `envelopes` for `toStoreId`. Never blocks and never throws. */
+  send(toStoreId: number, envelopes: readonly RaftEnvelope[]): void;
+  /** Stops sending; queued messages are dropped. */
+  close(): void;
+}
+
+/** Receives the batches addressed to one store. */
+export type RaftReceiver = (batch: RaftBatch) => void;
+
+/** Encodes a batch for the wire (CBOR; Raft messages nested as their own CBOR bytes). */
+export function encodeRaftBatch(batch: RaftBatch): Uint8Array<ArrayBuffer> {
+  return encodeCbor({
+    fromStoreId: batch.fromStoreId,
+    envelopes: batch.envelopes.map((e) => ({ ...e, message: encodeMessage(e.message) })),
+  });
+}
+
+/** Decodes and validates a batch. Throws `MrkvError("BadRequest")` on malformed input. */
+export function decodeRaftBatch(bytes: Uint8Array): RaftBatch {
+  const o = expectObject(decodeCbor(bytes, "raft batch"), "batch");
+  return {
+    fromStoreId: expectId(field(o, "fromStoreId"), "batch.fromStoreId"),
+    envelopes: expectArray(field(o, "envelopes"), "batch.envelopes", decodeEnvelope, 100_000),
+  };
+}
+
+function decodeEnvelope(v: unknown, name: string): RaftEnvelope {
+  const o = expectObject(v, name);
+  const keyField = (k: string) => expectBytes(field(o, k), `${name}.${k}`, MAX_KEY_BYTES);
+  let message: Message;
+  try {
+    message = decodeMessage(expectBytes(field(o, "message"), `${name}.message`, 1 << 30));
+  } catch (e) {
+    throw new MrkvError("BadRequest", `${name}.message: ${(e as Error).message}`, {}, { cause: e });
+  }
+  return {
+    regionId: expectId(field(o, "regionId"), `${name}.regionId`),
+    fromPeer: decodePeer(field(o, "fromPeer"), `${name}.fromPeer`),
+    toPeer: decodePeer(field(o, "toPeer"), `${name}.toPeer`),
+    epoch: decodeEpoch(field(o, "epoch"), `${name}.epoch`),
+    startKey: keyField("startKey"),
+    endKey: keyField("endKey"),
+    isTombstone: optional(field(o, "isTombstone"), `${name}.isTombstone`, (x) => x === true, false),
+    message,
+  };
+}

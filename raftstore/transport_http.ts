@@ -1,0 +1,104 @@
+/**
+ * The {@link Transport} between store processes: one queue and one sender per destination store,
+ * so a slow or dead store never holds up another's traffic. Each flush takes everything queued
+ * for that store and sends it as one CBOR `POST /raft/batch`. Store addresses are resolved
+ * through the scheduler (injected) and cached; a failed send forgets the address, drops the
+ * batch (Raft retransmits) and backs off exponentially up to one second.
+ *
+ * @module
+ */
+import { CBOR_CONTENT_TYPE } from "../proto/codec.ts";
+import { encodeRaftBatch, type RaftEnvelope, type Transport } from "./transport.ts";
+
+/** Route on every store that receives Raft batches. */
+export const RAFT_BATCH_PATH = "/raft/batch";
+
+/** Most envelopes queued for one store; past this the oldest are dropped. */
+const MAX_QUEUED = 20_000;
+const MIN_BACKOFF_MS = 20;
+const MAX_BACKOFF_MS = 1_000;
+const SEND_TIMEOUT_MS = 10_000;
+
+export interface HttpTransportOptions {
+  readonly fromStoreId: number;
+  /** HOST:PORT of a store, from the scheduler. Throws if unknown. */
+  readonly resolve: (storeId: number) => Promise<string>;
+  /** Called when a store could not be reached (the Raft peers report it unreachable). */
+  readonly onUnreachable?: (storeId: number) => void;
+}
+
+interface Lane {
+  queue: RaftEnvelope[];
+  sending: boolean;
+  address?: string;
+  backoffMs: number;
+}
+
+/** Sends Raft batches over HTTP, one lane per destination store. */
+export class HttpTransport implements Transport {
+  readonly #lanes = new Map<number, Lane>();
+  readonly #abort = new AbortController();
+  /** Batches sent and failed, for metrics. */
+  sentBatches = 0;
+  failedBatches = 0;
+
+  constructor(readonly options: HttpTransportOptions) {}
+
+  send(toStoreId: number, envelopes: readonly RaftEnvelope[]): void {
+    if (this.#abort.signal.aborted) return;
+    let lane = this.#lanes.get(toStoreId);
+    if (!lane) {
+      lane = { queue: [], sending: false, backoffMs: 0 };
+      this.#lanes.set(toStoreId, lane);
+    }
+    lane.queue.push(...envelopes);
+    if (lane.queue.length > MAX_QUEUED) lane.queue.splice(0, lane.queue.length - MAX_QUEUED);
+    if (!lane.sending) void this.#drain(toStoreId, lane);
+  }
+
+  close(): void {
+    this.#abort.abort();
+    this.#lanes.clear();
+  }
+
+  async #drain(storeId: number, lane: Lane): Promise<void> {
+    lane.sending = true;
+    try {
+      while (lane.queue.length > 0 && !this.#abort.signal.aborted) {
+        if (lane.backoffMs > 0) await sleep(lane.backoffMs, this.#abort.signal);
+        const envelopes = lane.queue;
+        lane.queue = [];
+        try {
+          lane.address ??= await this.options.resolve(storeId);
+          const res = await fetch(`http://${lane.address}${RAFT_BATCH_PATH}`, {
+            method: "POST",
+            headers: { "content-type": CBOR_CONTENT_TYPE },
+            body: encodeRaftBatch({ fromStoreId: this.options.fromStoreId, envelopes }),
+            signal: AbortSignal.any([this.#abort.signal, AbortSignal.timeout(SEND_TIMEOUT_MS)]),
+          });
+          await res.body?.cancel();
+          if (!res.ok) throw new Error(`store ${storeId} answered ${res.status}`);
+          this.sentBatches++;
+          lane.backoffMs = 0;
+        } catch {
+          this.failedBatches++;
+          lane.address = undefined;
+          lane.backoffMs = Math.min(MAX_BACKOFF_MS, Math.max(MIN_BACKOFF_MS, lane.backoffMs * 2));
+          if (!this.#abort.signal.aborted) this.options.onUnreachable?.(storeId);
+        }
+      }
+    } finally {
+      lane.sending = false;
+    }
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(resolve, ms);
+    signal.addEventListener("abort", () => {
+      clearTimeout(t);
+      resolve();
+    }, { once: true });
+  });
+}
