@@ -1,0 +1,13 @@
+/**
+ * Types both servers speak, the way TiKV and PD share `kvproto`: cluster metadata
+ * (`metapb.ts`), the scheduler API (`pdpb.ts`), the error family and its HTTP mapping
+ * (`errors.ts`), and the CBOR codec with its validators (`codec.ts`).
+ *
+ * May import: `cborg` only. Imported by `scheduler/` and `raftstore/`.
+ *
+ * @module
+ */
+export * from "./codec.ts";
+export * from "./errors.ts";
+export * from "./metapb.ts";
+export * from "./pdpb.ts";
