@@ -32,7 +32,12 @@ export interface EntryResult {
 
 /** A change to the region that the store must act on after the batch is written. */
 export type AdminEffect =
-  | { readonly type: "ChangePeer"; readonly region: Region; readonly cc: ConfChange; readonly removed?: Peer }
+  | {
+    readonly type: "ChangePeer";
+    readonly region: Region;
+    readonly cc: ConfChange;
+    readonly removed?: Peer;
+  }
   | { readonly type: "Split"; readonly left: Region; readonly right: Region }
   | { readonly type: "CompactLog"; readonly index: number; readonly term: number };
 
@@ -109,12 +114,20 @@ function execCmd(out: ApplyOutcome, cmd: RaftCmd, wb: WriteBatch, phases: ApplyP
 
 function checkHeader(region: Region, cmd: RaftCmd): void {
   if (cmd.header.regionId !== region.id) {
-    throw new MrkvError("RegionNotFound", `command for region ${cmd.header.regionId} reached region ${region.id}`);
+    throw new MrkvError(
+      "RegionNotFound",
+      `command for region ${cmd.header.regionId} reached region ${region.id}`,
+    );
   }
   checkEpoch(epochCheckKind(cmd), cmd.header.epoch, region.epoch, region.id);
 }
 
-function execConfChangeEntry(out: ApplyOutcome, e: Entry, wb: WriteBatch, phases: ApplyPhases): void {
+function execConfChangeEntry(
+  out: ApplyOutcome,
+  e: Entry,
+  wb: WriteBatch,
+  phases: ApplyPhases,
+): void {
   const cc = decodeConfChange(e.data);
   if (!cc.context || cc.context.length === 0) {
     throw new MrkvError("BadRequest", `conf change at ${e.index} carries no command`);
@@ -142,7 +155,10 @@ function execChangePeer(
   switch (req.changeType) {
     case "AddNode":
       if (existing && existing.id !== req.peer.id) {
-        throw new MrkvError("StaleCommand", `store ${req.peer.storeId} already has peer ${existing.id} of region ${region.id}`);
+        throw new MrkvError(
+          "StaleCommand",
+          `store ${req.peer.storeId} already has peer ${existing.id} of region ${region.id}`,
+        );
       }
       if (existing?.role === "Voter") return;
       peers = existing
@@ -152,7 +168,10 @@ function execChangePeer(
     case "AddLearnerNode":
       if (existing) {
         if (existing.id === req.peer.id && existing.role === "Learner") return;
-        throw new MrkvError("StaleCommand", `store ${req.peer.storeId} already has peer ${existing.id} of region ${region.id}`);
+        throw new MrkvError(
+          "StaleCommand",
+          `store ${req.peer.storeId} already has peer ${existing.id} of region ${region.id}`,
+        );
       }
       peers = [...region.peers, { ...req.peer, role: "Learner" }];
       break;
@@ -171,7 +190,12 @@ function execChangePeer(
   out.effects.push({ type: "ChangePeer", region: out.region, cc, removed });
 }
 
-function execSplit(out: ApplyOutcome, req: SplitRequest, wb: WriteBatch, phases: ApplyPhases): void {
+function execSplit(
+  out: ApplyOutcome,
+  req: SplitRequest,
+  wb: WriteBatch,
+  phases: ApplyPhases,
+): void {
   const region = out.region;
   if (!keyInRegion(req.splitKey, region) || compareBytes(req.splitKey, region.startKey) === 0) {
     throw new MrkvError("KeyNotInRegion", `split key is not strictly inside region ${region.id}`, {
@@ -200,7 +224,10 @@ function execSplit(out: ApplyOutcome, req: SplitRequest, wb: WriteBatch, phases:
 
 function execCompactLog(out: ApplyOutcome, req: CompactLogRequest): void {
   if (req.compactIndex > out.appliedIndex) {
-    throw new MrkvError("StaleCommand", `cannot compact region ${out.region.id} past applied index`);
+    throw new MrkvError(
+      "StaleCommand",
+      `cannot compact region ${out.region.id} past applied index`,
+    );
   }
   out.effects.push({ type: "CompactLog", index: req.compactIndex, term: req.compactTerm });
 }

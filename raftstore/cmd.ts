@@ -8,8 +8,24 @@
  *
  * @module
  */
-import { decodeCbor, encodeCbor, expectArray, expectBytes, expectId, expectObject, expectUint, field, optional } from "../proto/codec.ts";
-import { decodeEpoch, decodePeer, MAX_KEY_BYTES, type Peer, type RegionEpoch } from "../proto/metapb.ts";
+import {
+  decodeCbor,
+  encodeCbor,
+  expectArray,
+  expectBytes,
+  expectId,
+  expectObject,
+  expectUint,
+  field,
+  optional,
+} from "../proto/codec.ts";
+import {
+  decodeEpoch,
+  decodePeer,
+  MAX_KEY_BYTES,
+  type Peer,
+  type RegionEpoch,
+} from "../proto/metapb.ts";
 import { MrkvError } from "../proto/errors.ts";
 
 /** Largest value a client may write (interface.md: up to 1 MiB). */
@@ -79,9 +95,17 @@ export function epochCheckKind(cmd: RaftCmd): string {
 }
 
 /** Throws `EpochNotMatch` if `seen` is stale for a command of `kind` against `current`. */
-export function checkEpoch(kind: string, seen: RegionEpoch, current: RegionEpoch, regionId: number): void {
+export function checkEpoch(
+  kind: string,
+  seen: RegionEpoch,
+  current: RegionEpoch,
+  regionId: number,
+): void {
   const rule = EPOCH_CHECK[kind] ?? EPOCH_CHECK.Split!;
-  if ((rule.confVer && seen.confVer !== current.confVer) || (rule.version && seen.version !== current.version)) {
+  if (
+    (rule.confVer && seen.confVer !== current.confVer) ||
+    (rule.version && seen.version !== current.version)
+  ) {
     throw new MrkvError(
       "EpochNotMatch",
       `region ${regionId} epoch changed: command saw conf_ver ${seen.confVer} version ${seen.version}, ` +
@@ -120,7 +144,11 @@ function decodeRequest(v: unknown, name: string): Request {
   const key = expectBytes(field(o, "key"), `${name}.key`, MAX_KEY_BYTES);
   switch (field(o, "type")) {
     case "Put":
-      return { type: "Put", key, value: expectBytes(field(o, "value"), `${name}.value`, MAX_VALUE_BYTES) };
+      return {
+        type: "Put",
+        key,
+        value: expectBytes(field(o, "value"), `${name}.value`, MAX_VALUE_BYTES),
+      };
     case "Delete":
       return { type: "Delete", key };
     default:
@@ -133,7 +161,9 @@ function decodeAdmin(v: unknown, name: string): AdminRequest {
   switch (field(o, "type")) {
     case "ChangePeer": {
       const changeType = field(o, "changeType");
-      if (changeType !== "AddNode" && changeType !== "AddLearnerNode" && changeType !== "RemoveNode") {
+      if (
+        changeType !== "AddNode" && changeType !== "AddLearnerNode" && changeType !== "RemoveNode"
+      ) {
         throw new MrkvError("BadRequest", `${name}.changeType is not a conf change type`);
       }
       return { type: "ChangePeer", changeType, peer: decodePeer(field(o, "peer"), `${name}.peer`) };

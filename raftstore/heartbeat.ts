@@ -100,7 +100,9 @@ export class HeartbeatWorker implements RegionObserver {
       this.sent += peers.length;
       for (const result of res.results) await this.#onResult(result);
     } catch (e) {
-      this.store.log.warn(`store ${this.store.storeId}: region heartbeat failed: ${(e as Error).message}`);
+      this.store.log.warn(
+        `store ${this.store.storeId}: region heartbeat failed: ${(e as Error).message}`,
+      );
     } finally {
       this.#inFlight = false;
     }
@@ -115,7 +117,9 @@ export class HeartbeatWorker implements RegionObserver {
       this.stepsExecuted++;
     } catch (e) {
       if (!(e instanceof MrkvError)) throw e;
-      this.store.log.info(`region ${peer.regionId}: operator step ${result.step.type} not done: ${e.message}`);
+      this.store.log.info(
+        `region ${peer.regionId}: operator step ${result.step.type} not done: ${e.message}`,
+      );
     }
   }
 
@@ -123,7 +127,10 @@ export class HeartbeatWorker implements RegionObserver {
   async execute(peer: Peer, step: OperatorStep): Promise<void> {
     const header = { regionId: peer.regionId, peerId: peer.meta.id, epoch: peer.region.epoch };
     const change = (changeType: "AddNode" | "AddLearnerNode" | "RemoveNode", target: PeerMeta) => {
-      const p = peer.proposeConfChange({ header, admin: { type: "ChangePeer", changeType, peer: target } });
+      const p = peer.proposeConfChange({
+        header,
+        admin: { type: "ChangePeer", changeType, peer: target },
+      });
       this.store.schedule(peer);
       return p;
     };
@@ -158,7 +165,9 @@ export function regionHeartbeatOf(peer: Peer): RegionHeartbeat {
   const pendingPeers: PeerMeta[] = [];
   for (const p of peer.region.peers) {
     const pr = status.progress[p.id];
-    if (p.id !== peer.meta.id && (!pr || pr.match < truncated || pr.state === "Snapshot")) pendingPeers.push(p);
+    if (p.id !== peer.meta.id && (!pr || pr.match < truncated || pr.state === "Snapshot")) {
+      pendingPeers.push(p);
+    }
   }
   const downPeers = peer.region.peers
     .filter((p) => p.id !== peer.meta.id && now - (peer.lastHeard.get(p.id) ?? now) > DOWN_PEER_MS)

@@ -12,14 +12,28 @@
  * @module
  */
 import { isErrorCode, MrkvError } from "../proto/errors.ts";
-import { compareBytes, compareEndKeys, keyInRegion, type Peer as PeerMeta, type Region } from "../proto/metapb.ts";
+import {
+  compareBytes,
+  compareEndKeys,
+  keyInRegion,
+  type Peer as PeerMeta,
+  type Region,
+} from "../proto/metapb.ts";
 import type { Peer } from "./peer.ts";
 import type { SchedulerClient } from "./scheduler_client.ts";
 import type { Store } from "./store.ts";
 
 /** How long a request may keep retrying region errors. */
 export const REQUEST_DEADLINE_MS = 10_000;
-const RETRYABLE = new Set(["NotLeader", "NoLeader", "EpochNotMatch", "KeyNotInRegion", "StaleCommand", "RegionNotFound", "ServerIsBusy"]);
+const RETRYABLE = new Set([
+  "NotLeader",
+  "NoLeader",
+  "EpochNotMatch",
+  "KeyNotInRegion",
+  "StaleCommand",
+  "RegionNotFound",
+  "ServerIsBusy",
+]);
 
 /** Header marking a request forwarded by another store (it must be served locally). */
 export const FORWARDED_HEADER = "x-mrkv-forwarded";
@@ -57,7 +71,12 @@ export class KvService {
   /** The local leader peer for `key`, or a region error saying where to go. */
   localLeaderFor(key: Uint8Array): Peer {
     const region = this.store.meta.regionForKey(key);
-    if (!region) throw new MrkvError("RegionNotFound", `store ${this.store.storeId} has no region for the key`);
+    if (!region) {
+      throw new MrkvError(
+        "RegionNotFound",
+        `store ${this.store.storeId} has no region for the key`,
+      );
+    }
     const peer = this.store.mustPeer(region.id);
     peer.checkLeader();
     return peer;
@@ -87,14 +106,24 @@ export class KvService {
   }
 
   /** Scans `[start, end)` within the local region holding `start`; returns the region too. */
-  async localScanRegion(start: Uint8Array, end: Uint8Array | undefined, limit: number): Promise<{ kvs: KvPair[]; region: Region }> {
+  async localScanRegion(
+    start: Uint8Array,
+    end: Uint8Array | undefined,
+    limit: number,
+  ): Promise<{ kvs: KvPair[]; region: Region }> {
     const peer = this.localLeaderFor(start);
     const ready = peer.read();
     this.store.schedule(peer);
     await ready;
     const region = peer.region;
-    if (!keyInRegion(start, region)) throw new MrkvError("EpochNotMatch", `region ${peer.regionId} split during the scan`);
-    const stop = region.endKey.length === 0 ? end : end === undefined || compareBytes(region.endKey, end) < 0 ? region.endKey : end;
+    if (!keyInRegion(start, region)) {
+      throw new MrkvError("EpochNotMatch", `region ${peer.regionId} split during the scan`);
+    }
+    const stop = region.endKey.length === 0
+      ? end
+      : end === undefined || compareBytes(region.endKey, end) < 0
+      ? region.endKey
+      : end;
     const kvs = await this.store.engine.scan(start, stop, limit);
     return { kvs, region };
   }
@@ -149,12 +178,21 @@ export class KvService {
    * Runs `local` if this store leads the key's region, else `remote` against the leader's
    * store; retries region errors until the deadline.
    */
-  async #routed<T>(key: Uint8Array, local: () => Promise<T>, remote: (leaderStore: number) => Promise<T>): Promise<T> {
+  async #routed<T>(
+    key: Uint8Array,
+    local: () => Promise<T>,
+    remote: (leaderStore: number) => Promise<T>,
+  ): Promise<T> {
     const deadline = Date.now() + this.deadlineMs;
     let backoff = 10;
     let lastError: MrkvError | undefined;
     for (let attempt = 0;; attempt++) {
-      if (this.store.fatal) throw new MrkvError("ServerIsBusy", `store ${this.store.storeId} has failed: ${this.store.fatal.message}`);
+      if (this.store.fatal) {
+        throw new MrkvError(
+          "ServerIsBusy",
+          `store ${this.store.storeId} has failed: ${this.store.fatal.message}`,
+        );
+      }
       try {
         const target = await this.#leaderStoreFor(key, attempt > 0);
         if (target === this.store.storeId) return await local();
@@ -168,7 +206,11 @@ export class KvService {
         lastError = e;
       }
       if (Date.now() + backoff > deadline) {
-        throw new MrkvError(lastError.code === "NotLeader" || lastError.code === "NoLeader" ? "NoLeader" : "Timeout", `gave up after ${attempt + 1} attempts: ${lastError.message}`, lastError.details);
+        throw new MrkvError(
+          lastError.code === "NotLeader" || lastError.code === "NoLeader" ? "NoLeader" : "Timeout",
+          `gave up after ${attempt + 1} attempts: ${lastError.message}`,
+          lastError.details,
+        );
       }
       this.retries++;
       await new Promise((r) => setTimeout(r, backoff));
@@ -189,13 +231,21 @@ export class KvService {
     return leader?.storeId;
   }
 
-  async #forwardKv(leaderStore: number, method: string, key: Uint8Array, body?: Uint8Array): Promise<Uint8Array | null> {
+  async #forwardKv(
+    leaderStore: number,
+    method: string,
+    key: Uint8Array,
+    body?: Uint8Array,
+  ): Promise<Uint8Array | null> {
     const path = `/kv/${encodeKeySegment(key)}`;
-    const res = await this.forward(leaderStore, new Request(`http://store${path}`, {
-      method,
-      headers: { [FORWARDED_HEADER]: "1" },
-      body: (body ?? null) as Uint8Array<ArrayBuffer> | null,
-    }));
+    const res = await this.forward(
+      leaderStore,
+      new Request(`http://store${path}`, {
+        method,
+        headers: { [FORWARDED_HEADER]: "1" },
+        body: (body ?? null) as Uint8Array<ArrayBuffer> | null,
+      }),
+    );
     if (res.status === 204) return null;
     if (res.status === 200) return new Uint8Array(await res.arrayBuffer());
     if (res.status === 404 && method === "GET") {
@@ -206,15 +256,37 @@ export class KvService {
     throw await readError(res);
   }
 
-  async #forwardScan(leaderStore: number, start: Uint8Array, end: Uint8Array | undefined, limit: number): Promise<{ kvs: KvPair[]; region: Region }> {
-    const q = new URLSearchParams({ start: start.toBase64(), limit: String(limit), encoding: "base64", region: "1" });
+  async #forwardScan(
+    leaderStore: number,
+    start: Uint8Array,
+    end: Uint8Array | undefined,
+    limit: number,
+  ): Promise<{ kvs: KvPair[]; region: Region }> {
+    const q = new URLSearchParams({
+      start: start.toBase64(),
+      limit: String(limit),
+      encoding: "base64",
+      region: "1",
+    });
     if (end !== undefined) q.set("end", end.toBase64());
-    const res = await this.forward(leaderStore, new Request(`http://store/kv?${q}`, { headers: { [FORWARDED_HEADER]: "1" } }));
+    const res = await this.forward(
+      leaderStore,
+      new Request(`http://store/kv?${q}`, { headers: { [FORWARDED_HEADER]: "1" } }),
+    );
     if (!res.ok) throw await readError(res);
     const body = await res.json() as { kvs: { key: string; value: string }[]; region_end: string };
     return {
-      kvs: body.kvs.map((kv) => ({ key: Uint8Array.fromBase64(kv.key), value: Uint8Array.fromBase64(kv.value) })),
-      region: { id: 0, startKey: start, endKey: Uint8Array.fromBase64(body.region_end), epoch: { confVer: 0, version: 0 }, peers: [] as PeerMeta[] },
+      kvs: body.kvs.map((kv) => ({
+        key: Uint8Array.fromBase64(kv.key),
+        value: Uint8Array.fromBase64(kv.value),
+      })),
+      region: {
+        id: 0,
+        startKey: start,
+        endKey: Uint8Array.fromBase64(body.region_end),
+        epoch: { confVer: 0, version: 0 },
+        peers: [] as PeerMeta[],
+      },
     };
   }
 }
@@ -234,7 +306,9 @@ async function readError(res: Response): Promise<MrkvError> {
   try {
     const body = await res.json() as { error?: { code?: string; message?: string } };
     const { code, message, ...details } = body.error ?? {};
-    if (isErrorCode(code)) return new MrkvError(code, message ?? `store answered ${res.status}`, details);
+    if (isErrorCode(code)) {
+      return new MrkvError(code, message ?? `store answered ${res.status}`, details);
+    }
   } catch { /* not JSON */ }
   return new MrkvError("ServerIsBusy", `store answered ${res.status}`);
 }

@@ -9,6 +9,6 @@
  */
 export { startStoreNode, StoreNode, type StoreNodeOptions } from "./node.ts";
 export { Store, type StoreConfig, type StoreLogger } from "./store.ts";
-export { KvService, type ForwardFn } from "./kv_service.ts";
+export { type ForwardFn, KvService } from "./kv_service.ts";
 export { MemoryNetwork } from "./transport_memory.ts";
 export type { RaftBatch, RaftEnvelope, Transport } from "./transport.ts";

@@ -10,7 +10,7 @@
 import { KvEngine } from "../storage/mod.ts";
 import { MrkvError } from "../proto/errors.ts";
 import { HeartbeatWorker } from "./heartbeat.ts";
-import { KvService, type ForwardFn } from "./kv_service.ts";
+import { type ForwardFn, KvService } from "./kv_service.ts";
 import { LogGcWorker } from "./log_gc.ts";
 import type { PeerConfig } from "./peer.ts";
 import { type FetchFn, SchedulerClient } from "./scheduler_client.ts";
@@ -177,18 +177,34 @@ export async function startStoreNode(opts: StoreNodeOptions): Promise<StoreNode>
         });
       } catch (e) {
         addresses.delete(id);
-        throw new MrkvError("NotLeader", `store ${id} at ${address} is unreachable: ${(e as Error).message}`);
+        throw new MrkvError(
+          "NotLeader",
+          `store ${id} at ${address} is unreachable: ${(e as Error).message}`,
+        );
       }
     });
     const kv = new KvService(store, client, forward);
     const split = new SplitWorker(store, client);
     const usedSize = () => [...store.peers.values()].reduce((n, p) => n + p.approximateSize, 0);
-    const heartbeat = new HeartbeatWorker(store, client, () => ({ capacity: 0, available: 0, usedSize: usedSize() }), split);
+    const heartbeat = new HeartbeatWorker(
+      store,
+      client,
+      () => ({ capacity: 0, available: 0, usedSize: usedSize() }),
+      split,
+    );
     const gc = new LogGcWorker(store);
-    const node = new StoreNode(store, kv, storeApp(store, kv), { heartbeat, split, gc }, opts.engine === undefined);
+    const node = new StoreNode(
+      store,
+      kv,
+      storeApp(store, kv),
+      { heartbeat, split, gc },
+      opts.engine === undefined,
+    );
     if (opts.serve ?? true) node.serve(config.addr);
 
-    if (store.peers.size === 0 && store.tombstones.size === 0) await maybeBootstrap(store, client, storeMeta, log);
+    if (store.peers.size === 0 && store.tombstones.size === 0) {
+      await maybeBootstrap(store, client, storeMeta, log);
+    }
     heartbeat.start();
     split.start();
     gc.start();
@@ -225,8 +241,12 @@ async function maybeBootstrap(
   }
   try {
     const { region, leader } = await client.getRegionById(1);
-    if (leader === null && region.peers.length === 1 && region.peers[0]!.storeId === store.storeId) {
-      log.warn(`store ${store.storeId}: recreating region 1, which the scheduler assigned to this store`);
+    if (
+      leader === null && region.peers.length === 1 && region.peers[0]!.storeId === store.storeId
+    ) {
+      log.warn(
+        `store ${store.storeId}: recreating region 1, which the scheduler assigned to this store`,
+      );
       await store.bootstrapRegion(region);
     }
   } catch { /* region 1 unknown or elsewhere: nothing to do */ }

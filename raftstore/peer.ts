@@ -8,7 +8,15 @@
  *
  * @module
  */
-import { type ConfChange, encodeConfChange, type Entry, type Message, ProposalDroppedError, RawNode, type Ready } from "../raft/mod.ts";
+import {
+  type ConfChange,
+  encodeConfChange,
+  type Entry,
+  type Message,
+  ProposalDroppedError,
+  RawNode,
+  type Ready,
+} from "../raft/mod.ts";
 import { MrkvError } from "../proto/errors.ts";
 import type { Peer as PeerMeta, Region } from "../proto/metapb.ts";
 import { checkEpoch, encodeCmd, epochCheckKind, type RaftCmd } from "./cmd.ts";
@@ -106,18 +114,24 @@ export class Peer {
   /** The leader's peer meta, if known. */
   leader(): PeerMeta | undefined {
     const lead = this.leaderId();
-    return lead === 0 ? undefined : this.peerCache.get(lead) ?? this.region.peers.find((p) => p.id === lead);
+    return lead === 0
+      ? undefined
+      : this.peerCache.get(lead) ?? this.region.peers.find((p) => p.id === lead);
   }
 
   /** Throws `NotLeader` (with the leader when known) unless this peer leads its region. */
   checkLeader(): void {
-    if (this.destroyed) throw new MrkvError("RegionNotFound", `region ${this.regionId} is gone from this store`);
+    if (this.destroyed) {
+      throw new MrkvError("RegionNotFound", `region ${this.regionId} is gone from this store`);
+    }
     if (!this.isLeader()) {
       const leader = this.leader();
       throw new MrkvError(
         "NotLeader",
         `peer ${this.meta.id} is not the leader of region ${this.regionId}`,
-        leader ? { region_id: this.regionId, leader: { id: leader.id, store_id: leader.storeId } } : { region_id: this.regionId },
+        leader
+          ? { region_id: this.regionId, leader: { id: leader.id, store_id: leader.storeId } }
+          : { region_id: this.regionId },
       );
     }
   }
@@ -134,7 +148,11 @@ export class Peer {
       this.raw.propose(data);
     } catch (e) {
       if (e instanceof ProposalDroppedError) {
-        throw new MrkvError("NotLeader", `region ${this.regionId} is transferring its leader; retry`, { region_id: this.regionId });
+        throw new MrkvError(
+          "NotLeader",
+          `region ${this.regionId} is transferring its leader; retry`,
+          { region_id: this.regionId },
+        );
       }
       throw e;
     }
@@ -147,7 +165,10 @@ export class Peer {
     checkEpoch("ChangePeer", cmd.header.epoch, this.region.epoch, this.regionId);
     const { changeType, peer } = cmd.admin;
     if (changeType === "RemoveNode" && peer.id === this.meta.id) {
-      throw new MrkvError("BadRequest", `cannot remove leader peer ${peer.id} of region ${this.regionId}: transfer leadership first`);
+      throw new MrkvError(
+        "BadRequest",
+        `cannot remove leader peer ${peer.id} of region ${this.regionId}: transfer leadership first`,
+      );
     }
     const cc: ConfChange = { type: changeType, nodeId: peer.id, context: encodeCmd(cmd) };
     const before = this.raw.raft.raftLog.lastIndex();
@@ -155,7 +176,10 @@ export class Peer {
       this.raw.proposeConfChange(cc);
     } catch (e) {
       if (e instanceof ProposalDroppedError) {
-        throw new MrkvError("ServerIsBusy", `region ${this.regionId} cannot take a conf change now: ${e.message}`);
+        throw new MrkvError(
+          "ServerIsBusy",
+          `region ${this.regionId} cannot take a conf change now: ${e.message}`,
+        );
       }
       throw e;
     }
@@ -217,7 +241,12 @@ export class Peer {
           if (r.error) p.reject(r.error);
           else p.resolve();
         } else {
-          p.reject(new MrkvError("StaleCommand", `proposal at ${p.index} of region ${this.regionId} was lost to a leader change`));
+          p.reject(
+            new MrkvError(
+              "StaleCommand",
+              `proposal at ${p.index} of region ${this.regionId} was lost to a leader change`,
+            ),
+          );
         }
       }
     }
@@ -241,7 +270,8 @@ export class Peer {
 
   /** Number of proposals and reads waiting (for metrics and tests). */
   pendingCount(): number {
-    return this.#proposals.length + this.#readsToSend.length + this.#readsInFlight.size + this.#readsWaitingApply.length;
+    return this.#proposals.length + this.#readsToSend.length + this.#readsInFlight.size +
+      this.#readsWaitingApply.length;
   }
 
   /** Steps a Raft message from another peer. */

@@ -25,7 +25,7 @@ import {
   UnavailableError,
 } from "../raft/mod.ts";
 import type { ApplyState, KvEngine, WriteBatch } from "../storage/mod.ts";
-import type { Region } from "../proto/metapb.ts";
+import { epochEqual, type Region, type RegionEpoch } from "../proto/metapb.ts";
 
 /** Index and term every region starts at when created by bootstrap or split (TiKV's value). */
 export const RAFT_INIT_LOG_INDEX = 5;
@@ -48,6 +48,8 @@ export class PeerStorage implements Storage {
   #entries: Entry[];
   /** A snapshot generated for Raft to send, and whether one has been asked for. */
   #snapshot: Snapshot | undefined;
+  /** The region epoch `#snapshot` was taken at: a membership change or split makes it useless. */
+  #snapshotEpoch: RegionEpoch | undefined;
   snapshotRequested = false;
 
   constructor(region: Region, hardState: HardState, applyState: ApplyState, entries: Entry[]) {
@@ -62,7 +64,11 @@ export class PeerStorage implements Storage {
     const hs = (await engine.hardState(region.id)) ?? { term: 0, vote: 0, commit: 0 };
     const apply = (await engine.applyState(region.id)) ??
       { appliedIndex: 0, truncatedIndex: 0, truncatedTerm: 0 };
-    const raw = await engine.raftEntries(region.id, apply.truncatedIndex + 1, Number.MAX_SAFE_INTEGER);
+    const raw = await engine.raftEntries(
+      region.id,
+      apply.truncatedIndex + 1,
+      Number.MAX_SAFE_INTEGER,
+    );
     const entries: Entry[] = [];
     for (const bytes of raw) {
       const e = decodeEntry(bytes);
@@ -86,7 +92,9 @@ export class PeerStorage implements Storage {
 
   entries(lo: number, hi: number, maxSize: number): Entry[] {
     const first = this.firstIndex();
-    if (lo < first) throw new CompactedError(`entry ${lo} of region ${this.region.id} is compacted`);
+    if (lo < first) {
+      throw new CompactedError(`entry ${lo} of region ${this.region.id} is compacted`);
+    }
     if (hi > this.lastIndex() + 1) {
       throw new UnavailableError(`entries up to ${hi} of region ${this.region.id} are not stored`);
     }
@@ -104,7 +112,9 @@ export class PeerStorage implements Storage {
   term(i: number): number {
     const { truncatedIndex, truncatedTerm } = this.applyState;
     if (i === truncatedIndex) return truncatedTerm;
-    if (i < truncatedIndex) throw new CompactedError(`term of ${i} in region ${this.region.id} is compacted`);
+    if (i < truncatedIndex) {
+      throw new CompactedError(`term of ${i} in region ${this.region.id} is compacted`);
+    }
     const e = this.#entries[i - truncatedIndex - 1];
     if (!e) throw new UnavailableError(`entry ${i} of region ${this.region.id} is not stored`);
     return e.term;
@@ -124,7 +134,13 @@ export class PeerStorage implements Storage {
    */
   snapshot(): Snapshot {
     const snap = this.#snapshot;
-    if (snap && snap.metadata.index >= this.applyState.truncatedIndex) return snap;
+    const epoch = this.#snapshotEpoch;
+    if (
+      snap && epoch && epochEqual(epoch, this.region.epoch) &&
+      snap.metadata.index >= this.applyState.truncatedIndex
+    ) {
+      return snap;
+    }
     this.snapshotRequested = true;
     throw new SnapshotTemporarilyUnavailableError(
       `snapshot of region ${this.region.id} is being generated`,
@@ -134,6 +150,7 @@ export class PeerStorage implements Storage {
   /** Installs a freshly generated snapshot for {@link snapshot} to return. */
   setGeneratedSnapshot(snap: Snapshot): void {
     this.#snapshot = snap;
+    this.#snapshotEpoch = this.region.epoch;
     this.snapshotRequested = false;
   }
 
@@ -146,7 +163,9 @@ export class PeerStorage implements Storage {
     const prevLast = this.lastIndex();
     const keep = first - this.firstIndex();
     if (keep < 0) {
-      throw new Error(`region ${this.region.id}: append at ${first} below first index ${this.firstIndex()}`);
+      throw new Error(
+        `region ${this.region.id}: append at ${first} below first index ${this.firstIndex()}`,
+      );
     }
     this.#entries.length = Math.min(this.#entries.length, keep);
     for (const e of entries) {

@@ -51,7 +51,9 @@ export class SchedulerClient {
     try {
       res = await this.fetchFn(req);
     } catch (e) {
-      throw new MrkvError("Timeout", `scheduler ${method} failed: ${(e as Error).message}`, {}, { cause: e });
+      throw new MrkvError("Timeout", `scheduler ${method} failed: ${(e as Error).message}`, {}, {
+        cause: e,
+      });
     }
     const bytes = new Uint8Array(await res.arrayBuffer());
     if (!res.ok) {

@@ -31,30 +31,11 @@ const startedAt = Date.now();
 export function storeApp(store: Store, kv: KvService): Hono {
   const app = new Hono();
   app.onError((err) => errorResponse(err));
-  app.notFound((c) => errorResponse(new MrkvError("NotFound", `no route ${c.req.method} ${c.req.path}`)));
+  app.notFound((c) =>
+    errorResponse(new MrkvError("NotFound", `no route ${c.req.method} ${c.req.path}`))
+  );
 
-  app.put("/kv/*", async (c) => {
-    const key = keyFromPath(c);
-    const value = await readBody(c.req.raw, MAX_VALUE_BYTES, "value");
-    if (isForwarded(c)) await kv.localWrite(key, value);
-    else await kv.put(key, value);
-    return c.body(null, 204);
-  });
-
-  app.delete("/kv/*", async (c) => {
-    const key = keyFromPath(c);
-    if (isForwarded(c)) await kv.localWrite(key, null);
-    else await kv.delete(key);
-    return c.body(null, 204);
-  });
-
-  app.get("/kv/*", async (c) => {
-    const key = keyFromPath(c);
-    const value = isForwarded(c) ? await kv.localGet(key) : await kv.get(key);
-    if (value === null) throw new MrkvError("KeyNotFound", "key not found");
-    return c.body(value as Uint8Array<ArrayBuffer>, 200, { "content-type": "application/octet-stream" });
-  });
-
+  // The scan route must come first: `/kv/*` would also match `/kv`.
   app.get("/kv", async (c) => {
     const q = new URL(c.req.url).searchParams;
     const encoding = q.get("encoding") ?? "utf8";
@@ -77,7 +58,10 @@ export function storeApp(store: Store, kv: KvService): Hono {
     const limitText = q.get("limit") ?? String(SCAN_DEFAULT_LIMIT);
     const limit = /^\d+$/.test(limitText) ? Number(limitText) : NaN;
     if (!Number.isSafeInteger(limit) || limit < 1 || limit > SCAN_MAX_LIMIT) {
-      throw new MrkvError("BadRequest", `limit must be a whole number from 1 to ${SCAN_MAX_LIMIT}, got "${limitText}"`);
+      throw new MrkvError(
+        "BadRequest",
+        `limit must be a whole number from 1 to ${SCAN_MAX_LIMIT}, got "${limitText}"`,
+      );
     }
     if (start.length > MAX_KEY_BYTES || (end && end.length > MAX_KEY_BYTES)) {
       throw new MrkvError("BadRequest", `start and end must be at most ${MAX_KEY_BYTES} bytes`);
@@ -94,6 +78,30 @@ export function storeApp(store: Store, kv: KvService): Hono {
     return c.json({
       kvs: page.kvs.map((p) => pairJson(p.key, p.value, render)),
       next: page.next === null ? null : render(page.next) ?? page.next.toBase64(),
+    });
+  });
+
+  app.put("/kv/*", async (c) => {
+    const key = keyFromPath(c);
+    const value = await readBody(c.req.raw, MAX_VALUE_BYTES, "value");
+    if (isForwarded(c)) await kv.localWrite(key, value);
+    else await kv.put(key, value);
+    return c.body(null, 204);
+  });
+
+  app.delete("/kv/*", async (c) => {
+    const key = keyFromPath(c);
+    if (isForwarded(c)) await kv.localWrite(key, null);
+    else await kv.delete(key);
+    return c.body(null, 204);
+  });
+
+  app.get("/kv/*", async (c) => {
+    const key = keyFromPath(c);
+    const value = isForwarded(c) ? await kv.localGet(key) : await kv.get(key);
+    if (value === null) throw new MrkvError("KeyNotFound", "key not found");
+    return c.body(value as Uint8Array<ArrayBuffer>, 200, {
+      "content-type": "application/octet-stream",
     });
   });
 
@@ -150,7 +158,10 @@ export function storeApp(store: Store, kv: KvService): Hono {
       leaders: [...store.peers.values()].filter((p) => p.isLeader()).length,
     }));
 
-  app.get("/metrics", (c) => c.text(metricsText(store, kv), 200, { "content-type": "text/plain; version=0.0.4" }));
+  app.get(
+    "/metrics",
+    (c) => c.text(metricsText(store, kv), 200, { "content-type": "text/plain; version=0.0.4" }),
+  );
   return app;
 }
 
@@ -172,7 +183,9 @@ function keyFromPath(c: Context, prefix = "/kv/"): Uint8Array {
 /** Reads a request body, refusing more than `max` bytes with `TooLarge` before buffering it. */
 async function readBody(req: Request, max: number, what: string): Promise<Uint8Array> {
   const declared = Number(req.headers.get("content-length") ?? "0");
-  if (declared > max) throw new MrkvError("TooLarge", `${what} is ${declared} bytes; the limit is ${max}`);
+  if (declared > max) {
+    throw new MrkvError("TooLarge", `${what} is ${declared} bytes; the limit is ${max}`);
+  }
   if (!req.body) return new Uint8Array();
   const parts: Uint8Array[] = [];
   let size = 0;
@@ -240,14 +253,44 @@ function metricsText(store: Store, kv: KvService): string {
     lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, `${name} ${value}`);
   };
   metric("mrkv_store_regions", "gauge", "Region peers on this store.", peers.length);
-  metric("mrkv_store_leaders", "gauge", "Regions this store leads.", peers.filter((p) => p.isLeader()).length);
+  metric(
+    "mrkv_store_leaders",
+    "gauge",
+    "Regions this store leads.",
+    peers.filter((p) => p.isLeader()).length,
+  );
   metric("mrkv_ready_passes_total", "counter", "Ready loop passes.", store.stats.readyPasses);
-  metric("mrkv_entries_persisted_total", "counter", "Raft entries written.", store.stats.entriesPersisted);
-  metric("mrkv_entries_applied_total", "counter", "Raft entries applied.", store.stats.entriesApplied);
-  metric("mrkv_raft_messages_sent_total", "counter", "Raft messages sent.", store.stats.messagesSent);
+  metric(
+    "mrkv_entries_persisted_total",
+    "counter",
+    "Raft entries written.",
+    store.stats.entriesPersisted,
+  );
+  metric(
+    "mrkv_entries_applied_total",
+    "counter",
+    "Raft entries applied.",
+    store.stats.entriesApplied,
+  );
+  metric(
+    "mrkv_raft_messages_sent_total",
+    "counter",
+    "Raft messages sent.",
+    store.stats.messagesSent,
+  );
   metric("mrkv_snapshots_sent_total", "counter", "Snapshots sent.", store.stats.snapshotsSent);
-  metric("mrkv_snapshots_applied_total", "counter", "Snapshots installed.", store.stats.snapshotsApplied);
-  metric("mrkv_kv_forwarded_total", "counter", "KV requests forwarded to a leader on another store.", kv.forwarded);
+  metric(
+    "mrkv_snapshots_applied_total",
+    "counter",
+    "Snapshots installed.",
+    store.stats.snapshotsApplied,
+  );
+  metric(
+    "mrkv_kv_forwarded_total",
+    "counter",
+    "KV requests forwarded to a leader on another store.",
+    kv.forwarded,
+  );
   metric("mrkv_kv_retries_total", "counter", "KV request retries after region errors.", kv.retries);
   return lines.join("\n") + "\n";
 }

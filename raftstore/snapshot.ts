@@ -16,7 +16,14 @@
  */
 import type { Snapshot } from "../raft/mod.ts";
 import { Keys, type KvEngine, type StorageKey, type WriteBatch } from "../storage/mod.ts";
-import { decodeCbor, encodeCbor, expectArray, expectBytes, expectObject, field } from "../proto/codec.ts";
+import {
+  decodeCbor,
+  encodeCbor,
+  expectArray,
+  expectBytes,
+  expectObject,
+  field,
+} from "../proto/codec.ts";
 import { decodeRegion, type Region } from "../proto/metapb.ts";
 import { confStateOf, type PeerStorage } from "./peer_storage.ts";
 
@@ -88,12 +95,18 @@ export function saveSnapshot(wb: WriteBatch, snap: Snapshot, region: Region): vo
     wb.put(pieceKey(region.id, i), snap.data.subarray(i * PIECE_BYTES, (i + 1) * PIECE_BYTES));
   }
   wb.barrier();
-  wb.put(pieceKey(region.id, HEAD_PIECE), encodeCbor({ pieces, index: snap.metadata.index, term: snap.metadata.term }));
+  wb.put(
+    pieceKey(region.id, HEAD_PIECE),
+    encodeCbor({ pieces, index: snap.metadata.index, term: snap.metadata.term }),
+  );
   wb.putRegionState(region.id, { peerState: "Applying", region });
 }
 
 /** Reads back a snapshot saved by {@link saveSnapshot} (after a restart in `Applying`). */
-export async function loadSavedSnapshot(engine: KvEngine, regionId: number): Promise<Snapshot | undefined> {
+export async function loadSavedSnapshot(
+  engine: KvEngine,
+  regionId: number,
+): Promise<Snapshot | undefined> {
   const headBytes = await engine.getRecord(pieceKey(regionId, HEAD_PIECE));
   if (!headBytes) return undefined;
   const head = expectObject(decodeCbor(headBytes, "snapshot head"), "snapshot head");
@@ -112,7 +125,11 @@ export async function loadSavedSnapshot(engine: KvEngine, regionId: number): Pro
   }
   const { region } = decodeSnapshotData(data);
   return {
-    metadata: { index: field(head, "index") as number, term: field(head, "term") as number, confState: confStateOf(region) },
+    metadata: {
+      index: field(head, "index") as number,
+      term: field(head, "term") as number,
+      confState: confStateOf(region),
+    },
     data,
   };
 }

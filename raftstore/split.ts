@@ -95,7 +95,9 @@ export class SplitWorker {
     if (!splitKey) {
       const whole = await scanRegionSize(this.store, peer, Number.MAX_SAFE_INTEGER);
       splitKey = (await scanRegionSize(this.store, peer, whole.size / 2)).keyAt;
-      if (!splitKey) throw new MrkvError("BadRequest", `region ${peer.regionId} is too small to split`);
+      if (!splitKey) {
+        throw new MrkvError("BadRequest", `region ${peer.regionId} is too small to split`);
+      }
     }
     const region = peer.region;
     if (!keyInRegion(splitKey, region) || compareBytes(splitKey, region.startKey) === 0) {

@@ -72,7 +72,14 @@ export class Store {
   /** Serializes inbound message handling (peer creation is async). */
   #inbound: Promise<void> = Promise.resolve();
   /** Counters for /metrics. */
-  readonly stats = { readyPasses: 0, entriesPersisted: 0, entriesApplied: 0, messagesSent: 0, snapshotsSent: 0, snapshotsApplied: 0 };
+  readonly stats = {
+    readyPasses: 0,
+    entriesPersisted: 0,
+    entriesApplied: 0,
+    messagesSent: 0,
+    snapshotsSent: 0,
+    snapshotsApplied: 0,
+  };
   /** Set if the Ready loop failed: the store must not serve anything more. */
   fatal: Error | undefined;
   #onDead!: (e: Error) => void;
@@ -147,7 +154,9 @@ export class Store {
     this.#stopped = true;
     clearInterval(this.#ticker);
     this.transport?.close();
-    for (const p of this.peers.values()) p.failPending(new MrkvError("ServerIsBusy", "store is stopping"));
+    for (const p of this.peers.values()) {
+      p.failPending(new MrkvError("ServerIsBusy", "store is stopping"));
+    }
   }
 
   /** Resolves once the Ready loop and inbound message handling have gone quiet. */
@@ -179,7 +188,9 @@ export class Store {
     this.#dirty.add(peer);
     if (!this.#looping) {
       this.#looping = true;
-      this.#loopDone = new Promise((resolve) => queueMicrotask(() => this.#readyLoop().then(resolve)));
+      this.#loopDone = new Promise((resolve) =>
+        queueMicrotask(() => this.#readyLoop().then(resolve))
+      );
     }
   }
 
@@ -200,7 +211,9 @@ export class Store {
       }
     } catch (e) {
       this.fatal = e as Error;
-      this.log.error(`store ${this.storeId}: Ready loop failed, stopping: ${(e as Error).stack ?? e}`);
+      this.log.error(
+        `store ${this.storeId}: Ready loop failed, stopping: ${(e as Error).stack ?? e}`,
+      );
       this.stop();
       this.#onDead(e as Error);
     } finally {
@@ -247,9 +260,15 @@ export class Store {
     const outcomes: [Peer, ApplyOutcome][] = [];
     for (const [p, rd] of readies) {
       if (rd.committedEntries.length === 0) continue;
-      const outcome = applyEntries(p.region, p.appliedIndex, rd.committedEntries, awb, { data: 0, state: 1 });
+      const outcome = applyEntries(p.region, p.appliedIndex, rd.committedEntries, awb, {
+        data: 0,
+        state: 1,
+      });
       this.#persistEffects(p, outcome, awb);
-      awb.atPhase(1).putApplyState(p.regionId, { ...p.storage.applyState, appliedIndex: outcome.appliedIndex });
+      awb.atPhase(1).putApplyState(p.regionId, {
+        ...p.storage.applyState,
+        appliedIndex: outcome.appliedIndex,
+      });
       outcomes.push([p, outcome]);
       this.stats.entriesApplied += rd.committedEntries.length;
     }
@@ -260,7 +279,10 @@ export class Store {
     for (const [p, rd] of readies) {
       if (rd.softState) {
         if (rd.softState.raftState !== "Leader") {
-          p.failPending(new MrkvError("NotLeader", `peer ${p.meta.id} lost leadership of region ${p.regionId}`), true);
+          p.failPending(
+            new MrkvError("NotLeader", `peer ${p.meta.id} lost leadership of region ${p.regionId}`),
+            true,
+          );
         }
         this.observer?.regionChanged(p);
       }
@@ -323,14 +345,19 @@ export class Store {
     for (const peer of region.peers) p.peerCache.set(peer.id, peer);
     this.meta.setRegion(region, true);
     this.stats.snapshotsApplied++;
-    this.log.info(`region ${region.id}: installed snapshot at index ${snap.metadata.index} (${snap.data.length} bytes)`);
+    this.log.info(
+      `region ${region.id}: installed snapshot at index ${snap.metadata.index} (${snap.data.length} bytes)`,
+    );
   }
 
   /** Persists what admin effects need in the same write as the apply state. */
   #persistEffects(p: Peer, outcome: ApplyOutcome, wb: WriteBatch): void {
     for (const effect of outcome.effects) {
       if (effect.type === "Split") {
-        if (!this.tombstones.has(effect.right.id) && !this.peers.get(effect.right.id)?.storage.isInitialized()) {
+        if (
+          !this.tombstones.has(effect.right.id) &&
+          !this.peers.get(effect.right.id)?.storage.isInitialized()
+        ) {
           const existing = this.peers.get(effect.right.id);
           writeInitialState(wb.atPhase(1), effect.right, existing?.storage.hardState);
         }
@@ -393,7 +420,11 @@ export class Store {
     const storage = new PeerStorage(
       right,
       initialHardState(hs),
-      { appliedIndex: RAFT_INIT_LOG_INDEX, truncatedIndex: RAFT_INIT_LOG_INDEX, truncatedTerm: RAFT_INIT_LOG_TERM },
+      {
+        appliedIndex: RAFT_INIT_LOG_INDEX,
+        truncatedIndex: RAFT_INIT_LOG_INDEX,
+        truncatedTerm: RAFT_INIT_LOG_TERM,
+      },
       [],
     );
     const peer = new Peer(this.storeId, meta, storage, this.#peerConfig());
@@ -416,7 +447,12 @@ export class Store {
   async destroyPeer(p: Peer, region: Region = p.region): Promise<void> {
     if (p.destroyed) return;
     p.destroyed = true;
-    p.failPending(new MrkvError("RegionNotFound", `region ${p.regionId} was removed from store ${this.storeId}`));
+    p.failPending(
+      new MrkvError(
+        "RegionNotFound",
+        `region ${p.regionId} was removed from store ${this.storeId}`,
+      ),
+    );
     this.peers.delete(p.regionId);
     this.meta.removeRegion(p.regionId);
     this.tombstones.set(p.regionId, { region, peerId: p.meta.id });
@@ -440,7 +476,11 @@ export class Store {
         try {
           await this.#onEnvelope(env);
         } catch (e) {
-          this.log.warn(`store ${this.storeId}: dropped a message for region ${env.regionId}: ${(e as Error).message}`);
+          this.log.warn(
+            `store ${this.storeId}: dropped a message for region ${env.regionId}: ${
+              (e as Error).message
+            }`,
+          );
         }
       }
     });
@@ -452,7 +492,9 @@ export class Store {
     if (env.isTombstone) {
       // Only a sender with a newer membership can tell us we are gone.
       if (peer && peer.meta.id === env.toPeer.id && peer.region.epoch.confVer < env.epoch.confVer) {
-        this.log.info(`region ${env.regionId}: peer ${peer.meta.id} is stale (told by peer ${env.fromPeer.id}); destroying it`);
+        this.log.info(
+          `region ${env.regionId}: peer ${peer.meta.id} is stale (told by peer ${env.fromPeer.id}); destroying it`,
+        );
         await this.destroyPeer(peer);
       }
       return;
@@ -481,7 +523,14 @@ export class Store {
         startKey: region.startKey,
         endKey: region.endKey,
         isTombstone: true,
-        message: { ...env.message, type: "MsgHeartbeat", to: env.fromPeer.id, from: peer.meta.id, entries: [], snapshot: undefined },
+        message: {
+          ...env.message,
+          type: "MsgHeartbeat",
+          to: env.fromPeer.id,
+          from: peer.meta.id,
+          entries: [],
+          snapshot: undefined,
+        },
       }]);
       return;
     }
@@ -489,7 +538,9 @@ export class Store {
       const snapRegion = decodeSnapshotData(env.message.snapshot.data).region;
       const clash = this.meta.overlapping(snapRegion).find((r) => r.id !== snapRegion.id);
       if (clash) {
-        this.log.warn(`region ${snapRegion.id}: refusing a snapshot that overlaps local region ${clash.id}`);
+        this.log.warn(
+          `region ${snapRegion.id}: refusing a snapshot that overlaps local region ${clash.id}`,
+        );
         return;
       }
     }
@@ -504,7 +555,13 @@ export class Store {
     const range = { startKey: env.startKey, endKey: env.endKey };
     if (this.meta.overlapping(range).length > 0) return undefined; // a split we have not applied yet
     if (this.peers.has(env.regionId)) return this.peers.get(env.regionId);
-    const region: Region = { id: env.regionId, startKey: new Uint8Array(), endKey: new Uint8Array(), epoch: { confVer: 0, version: 0 }, peers: [] };
+    const region: Region = {
+      id: env.regionId,
+      startKey: new Uint8Array(),
+      endKey: new Uint8Array(),
+      epoch: { confVer: 0, version: 0 },
+      peers: [],
+    };
     const storage = await PeerStorage.load(this.engine, region);
     if (this.peers.has(env.regionId)) return this.peers.get(env.regionId);
     const meta: PeerMeta = { id: env.toPeer.id, storeId: this.storeId, role: env.toPeer.role };
@@ -512,7 +569,9 @@ export class Store {
     this.tombstones.delete(env.regionId);
     this.peers.set(env.regionId, peer);
     this.meta.setRegion(region, false);
-    this.log.info(`region ${env.regionId}: created peer ${meta.id} on demand (from peer ${env.fromPeer.id})`);
+    this.log.info(
+      `region ${env.regionId}: created peer ${meta.id} on demand (from peer ${env.fromPeer.id})`,
+    );
     return peer;
   }
 
@@ -528,7 +587,13 @@ export class Store {
   /** The local peer of `regionId`, or a `RegionNotFound` error. */
   mustPeer(regionId: number): Peer {
     const p = this.peers.get(regionId);
-    if (!p || p.destroyed) throw new MrkvError("RegionNotFound", `region ${regionId} has no peer on store ${this.storeId}`, { region_id: regionId });
+    if (!p || p.destroyed) {
+      throw new MrkvError(
+        "RegionNotFound",
+        `region ${regionId} has no peer on store ${this.storeId}`,
+        { region_id: regionId },
+      );
+    }
     return p;
   }
 
@@ -540,12 +605,18 @@ export class Store {
 
 /** Hard state a bootstrapped or split-created region starts with; keeps a newer term/vote. */
 function initialHardState(existing?: { term: number; vote: number; commit: number }) {
-  if (existing && existing.term > RAFT_INIT_LOG_TERM) return { ...existing, commit: Math.max(existing.commit, RAFT_INIT_LOG_INDEX) };
+  if (existing && existing.term > RAFT_INIT_LOG_TERM) {
+    return { ...existing, commit: Math.max(existing.commit, RAFT_INIT_LOG_INDEX) };
+  }
   return { term: RAFT_INIT_LOG_TERM, vote: 0, commit: RAFT_INIT_LOG_INDEX };
 }
 
 /** Writes the state records of a region created by bootstrap or split. */
-function writeInitialState(wb: WriteBatch, region: Region, hs?: { term: number; vote: number; commit: number }): void {
+function writeInitialState(
+  wb: WriteBatch,
+  region: Region,
+  hs?: { term: number; vote: number; commit: number },
+): void {
   wb.putRegionState(region.id, { peerState: "Normal", region });
   wb.putApplyState(region.id, {
     appliedIndex: RAFT_INIT_LOG_INDEX,

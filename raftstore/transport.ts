@@ -10,9 +10,24 @@
  * @module
  */
 import { decodeMessage, encodeMessage, type Message } from "../raft/mod.ts";
-import { decodeCbor, encodeCbor, expectArray, expectBytes, expectId, expectObject, field, optional } from "../proto/codec.ts";
+import {
+  decodeCbor,
+  encodeCbor,
+  expectArray,
+  expectBytes,
+  expectId,
+  expectObject,
+  field,
+  optional,
+} from "../proto/codec.ts";
 import { MrkvError } from "../proto/errors.ts";
-import { decodeEpoch, decodePeer, MAX_KEY_BYTES, type Peer, type RegionEpoch } from "../proto/metapb.ts";
+import {
+  decodeEpoch,
+  decodePeer,
+  MAX_KEY_BYTES,
+  type Peer,
+  type RegionEpoch,
+} from "../proto/metapb.ts";
 
 /** One Raft message and its routing context. */
 export interface RaftEnvelope {

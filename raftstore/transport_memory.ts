@@ -10,7 +10,11 @@
 import type { RaftBatch, RaftEnvelope, RaftReceiver, Transport } from "./transport.ts";
 
 /** Decides an envelope's fate: `"drop"`, a delay in milliseconds, or `undefined` to pass. */
-export type NetworkFilter = (from: number, to: number, env: RaftEnvelope) => "drop" | number | undefined;
+export type NetworkFilter = (
+  from: number,
+  to: number,
+  env: RaftEnvelope,
+) => "drop" | number | undefined;
 
 /** A tiny seeded PRNG (mulberry32): returns [0, 1). */
 export function seededRandom(seed: number): () => number {
@@ -98,10 +102,13 @@ export class MemoryNetwork {
         this.dropped++;
         continue;
       }
-      if (delay > 0) setTimeout(() => this.#deliver(to, { fromStoreId: from, envelopes: [env] }), delay);
-      else now.push(env);
+      if (delay > 0) {
+        setTimeout(() => this.#deliver(to, { fromStoreId: from, envelopes: [env] }), delay);
+      } else now.push(env);
     }
-    if (now.length > 0) queueMicrotask(() => this.#deliver(to, { fromStoreId: from, envelopes: now }));
+    if (now.length > 0) {
+      queueMicrotask(() => this.#deliver(to, { fromStoreId: from, envelopes: now }));
+    }
   }
 
   #deliver(to: number, batch: RaftBatch): void {

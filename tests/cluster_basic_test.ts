@@ -1,0 +1,61 @@
+import assert from "node:assert/strict";
+import { b, str, TestCluster, waitFor } from "./cluster.ts";
+
+const opts = { sanitizeOps: false, sanitizeResources: false };
+
+Deno.test(
+  "a fresh 3-store cluster replicates region 1 on its own and serves put/get/delete/scan from any store",
+  opts,
+  async () => {
+    const c = await TestCluster.start({ stores: 3 });
+    try {
+      await c.waitReplicas(1, 3);
+      for (let i = 0; i < 50; i++) await c.put(`k${String(i).padStart(3, "0")}`, `v${i}`, i % 3);
+      for (let i = 0; i < 50; i++) {
+        assert.equal(await c.get(`k${String(i).padStart(3, "0")}`, (i + 1) % 3), `v${i}`);
+      }
+      await c.delete("k007", 2);
+      assert.equal(await c.get("k007", 0), null);
+      await c.delete("never-there", 1); // deleting an absent key is not an error
+      const page = await c.node(1).kv.scan(b("k010"), b("k020"), 100);
+      assert.deepEqual(
+        page.kvs.map((kv) => str(kv.key)),
+        Array.from({ length: 10 }, (_, i) => `k0${10 + i}`),
+      );
+      assert.equal(page.next, null);
+      const limited = await c.node(2).kv.scan(b(""), undefined, 5);
+      assert.equal(limited.kvs.length, 5);
+      assert.ok(limited.next !== null);
+      // Every store's engine converges to the same data.
+      for (let i = 0; i < 3; i++) {
+        await c.waitLocal(i, "k049", "v49");
+        await c.waitLocal(i, "k007", null);
+      }
+    } finally {
+      await c.close();
+    }
+  },
+);
+
+Deno.test(
+  "the leader's store crashes and restarts: a new leader is elected and no acknowledged write is lost",
+  opts,
+  async () => {
+    const c = await TestCluster.start({ stores: 3 });
+    try {
+      await c.waitReplicas(1, 3);
+      for (let i = 0; i < 20; i++) await c.put(`a${i}`, `x${i}`);
+      const leader = c.leaderOf(1)!;
+      const slot = c.nodes.findIndex((n) => n?.store.storeId === leader.storeId);
+      await c.stopStore(slot);
+      const other = (slot + 1) % 3;
+      for (let i = 20; i < 40; i++) await c.put(`a${i}`, `x${i}`, other);
+      await waitFor("a new leader", () => c.leaderOf(1) !== undefined);
+      await c.startStore(slot);
+      for (let i = 0; i < 40; i++) assert.equal(await c.get(`a${i}`, slot), `x${i}`);
+      await c.waitLocal(slot, "a39", "x39");
+    } finally {
+      await c.close();
+    }
+  },
+);
