@@ -8,6 +8,7 @@
  */
 import { type Config, ConfigError, parseCommandLine, type Role, usage } from "./config/config.ts";
 import { startScheduler } from "./scheduler/mod.ts";
+import { startStoreNode } from "./raftstore/mod.ts";
 
 /** A running server: `stop()` resolves once it has shut down cleanly. */
 export interface Server {
@@ -19,9 +20,7 @@ export interface Server {
 /** How each role starts. A role whose issue has not landed yet says so. */
 const ROLES: Record<Role, (config: Config) => Promise<Server>> = {
   scheduler: (config) => startScheduler(config),
-  store: () => {
-    throw new Error("--role store is not implemented yet (issue #4)");
-  },
+  store: (config) => startStoreNode({ config }),
 };
 
 async function main(args: string[]): Promise<number> {
