@@ -1,6 +1,6 @@
 /**
- * Test helpers for raft/ and for code built on it: the deterministic in-memory `Network`
- * and small helpers to create peers and drain their logs. Imports only raft/.
+ * Test helpers for raft/ and for code built on it: the deterministic in-memory `Network`,
+ * builders for messages, entries and peers, and state assertions. Imports only raft/.
  *
  * @module
  */
@@ -12,3 +12,16 @@ export {
   nextEnts,
   nodes,
 } from "./network.ts";
+export {
+  checkState,
+  electedNetwork,
+  ent,
+  entsWithTerms,
+  hup,
+  logTerms,
+  msg,
+  peerWithLog,
+  prop,
+  tickN,
+  transferMsg,
+} from "./helpers.ts";
