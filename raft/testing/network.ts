@@ -127,7 +127,12 @@ export class Network {
     return p;
   }
 
-  /** Delivers `msgs` and everything they cause, until nothing is left. */
+  /**
+   * Delivers `msgs` and everything they cause, until nothing is left. As in etcd's and TinyKV's
+   * test networks, the given messages themselves are delivered unfiltered (a test may step a
+   * message into an isolated peer); only what peers emit passes through the faults. Use
+   * `flush` to send what a peer queued on its own (e.g. after `tick`) through the faults.
+   */
   send(...msgs: Message[]): void {
     const queue = [...msgs];
     for (let i = 0; i < queue.length; i++) {
@@ -148,6 +153,20 @@ export class Network {
         }
       }
       for (const f of this.filter(out)) queue.push(f);
+    }
+  }
+
+  /** Sends the messages peer `id` queued (after a tick, say) through the faults. */
+  flush(id: number): void {
+    this.send(...this.filter(this.peer(id).readMessages()));
+  }
+
+  /** Ticks every live peer once, flushing each one's messages. */
+  tickAll(): void {
+    for (const [id, p] of this.peers) {
+      if (!p) continue;
+      p.tick();
+      this.flush(id);
     }
   }
 
