@@ -35,6 +35,9 @@ const RETRYABLE = new Set([
   "ServerIsBusy",
 ]);
 
+/** Longest a single attempt may wait before it is retried. */
+const ATTEMPT_MS = 2_000;
+
 /** Header marking a request forwarded by another store (it must be served locally). */
 export const FORWARDED_HEADER = "x-mrkv-forwarded";
 
@@ -195,14 +198,17 @@ export class KvService {
       }
       try {
         const target = await this.#leaderStoreFor(key, attempt > 0);
-        if (target === this.store.storeId) return await local();
+        // One attempt waits at most ATTEMPT_MS: Puts and Deletes are idempotent, so a retry
+        // after a lost proposal is safe, and much faster than waiting out the whole deadline.
+        const attemptEnd = Math.min(deadline, Date.now() + ATTEMPT_MS);
+        if (target === this.store.storeId) return await withDeadline(local(), attemptEnd);
         if (target === undefined) {
           throw new MrkvError("NoLeader", "the key's region has no leader right now");
         }
         this.forwarded++;
-        return await remote(target);
+        return await withDeadline(remote(target), attemptEnd);
       } catch (e) {
-        if (!(e instanceof MrkvError) || !RETRYABLE.has(e.code)) throw e;
+        if (!(e instanceof MrkvError) || !(RETRYABLE.has(e.code) || e.code === "Timeout")) throw e;
         lastError = e;
       }
       if (Date.now() + backoff > deadline) {
@@ -289,6 +295,21 @@ export class KvService {
       },
     };
   }
+}
+
+/**
+ * Settles with `p`, or with a retryable `Timeout` at `deadline`: a proposal whose entry was lost
+ * may never be answered by Raft, and a request must not wait for it forever.
+ */
+function withDeadline<T>(p: Promise<T>, deadline: number): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new MrkvError("Timeout", "the request was not answered before its deadline")),
+      Math.max(0, deadline - Date.now()),
+    );
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }
 
 /** Percent-encodes every byte of a key for a URL path segment. */

@@ -252,6 +252,22 @@ export class Peer {
     }
   }
 
+  /**
+   * A snapshot replaced the log up to `index`: proposals at or below it will never be seen at
+   * apply, so they are answered as stale (the client retries).
+   */
+  onSnapshotInstalled(index: number): void {
+    while (this.#proposals.length > 0 && this.#proposals[0]!.index <= index) {
+      const p = this.#proposals.shift()!;
+      p.reject(
+        new MrkvError(
+          "StaleCommand",
+          `proposal at ${p.index} of region ${this.regionId} was replaced by a snapshot`,
+        ),
+      );
+    }
+  }
+
   /** Fails every waiting proposal and read, e.g. when leadership is lost or the peer goes. */
   failPending(error: MrkvError, readsOnly = false): void {
     const all = [

@@ -69,6 +69,11 @@ export class Store {
   #looping = false;
   #ticker: ReturnType<typeof setInterval> | undefined;
   #stopped = false;
+  /**
+   * Destructions in progress by region: a new peer for the region must wait, or the old peer's
+   * range delete could remove data the new peer just installed.
+   */
+  #destroying = new Map<number, Promise<void>>();
   /** Serializes inbound message handling (peer creation is async). */
   #inbound: Promise<void> = Promise.resolve();
   /** Counters for /metrics. */
@@ -342,6 +347,7 @@ export class Store {
     await this.engine.write(wb);
     await installSnapshot(this.engine, snap, oldRange);
     p.storage.resetToSnapshot(snap.metadata.index, snap.metadata.term, region);
+    p.onSnapshotInstalled(snap.metadata.index);
     for (const peer of region.peers) p.peerCache.set(peer.id, peer);
     this.meta.setRegion(region, true);
     this.stats.snapshotsApplied++;
@@ -444,9 +450,17 @@ export class Store {
    * Destroys a peer: its region state becomes `Tombstone` first (so a crash cannot bring it
    * back), then its log, Raft state and, if no other local region now owns it, its data go.
    */
-  async destroyPeer(p: Peer, region: Region = p.region): Promise<void> {
-    if (p.destroyed) return;
+  destroyPeer(p: Peer, region: Region = p.region): Promise<void> {
+    if (p.destroyed) return this.#destroying.get(p.regionId) ?? Promise.resolve();
     p.destroyed = true;
+    const done = this.#destroy(p, region).finally(() => {
+      if (this.#destroying.get(p.regionId) === done) this.#destroying.delete(p.regionId);
+    });
+    this.#destroying.set(p.regionId, done);
+    return done;
+  }
+
+  async #destroy(p: Peer, region: Region): Promise<void> {
     p.failPending(
       new MrkvError(
         "RegionNotFound",
@@ -458,6 +472,7 @@ export class Store {
     this.tombstones.set(p.regionId, { region, peerId: p.meta.id });
     const wb = this.engine.batch();
     wb.putRegionState(p.regionId, { peerState: "Tombstone", region });
+    wb.deleteRaftState(p.regionId);
     await this.engine.write(wb);
     await this.engine.deleteRaftLog(p.regionId, 1);
     if (p.storage.isInitialized() && this.meta.overlapping(p.region).length === 0) {
@@ -550,6 +565,7 @@ export class Store {
 
   async #maybeCreatePeer(env: RaftEnvelope): Promise<Peer | undefined> {
     if (!isInitialMessage(env.message)) return undefined;
+    await this.#destroying.get(env.regionId);
     const tomb = this.tombstones.get(env.regionId);
     if (tomb && env.toPeer.id <= tomb.peerId) return undefined;
     const range = { startKey: env.startKey, endKey: env.endKey };
@@ -562,7 +578,14 @@ export class Store {
       epoch: { confVer: 0, version: 0 },
       peers: [],
     };
-    const storage = await PeerStorage.load(this.engine, region);
+    // Raft state left by an earlier, destroyed peer of the region belongs to another peer ID.
+    const storage = tomb
+      ? new PeerStorage(region, { term: 0, vote: 0, commit: 0 }, {
+        appliedIndex: 0,
+        truncatedIndex: 0,
+        truncatedTerm: 0,
+      }, [])
+      : await PeerStorage.load(this.engine, region);
     if (this.peers.has(env.regionId)) return this.peers.get(env.regionId);
     const meta: PeerMeta = { id: env.toPeer.id, storeId: this.storeId, role: env.toPeer.role };
     const peer = new Peer(this.storeId, meta, storage, this.#peerConfig());

@@ -1,0 +1,153 @@
+/**
+ * Membership change on a real cluster: the rules a store enforces itself (no removing the
+ * leader), leader transfer followed by removal, and destruction of a peer that was removed while
+ * it could not hear about it.
+ */
+import assert from "node:assert/strict";
+import { MrkvError } from "../proto/errors.ts";
+import type { Peer as PeerMeta } from "../proto/metapb.ts";
+import type { Peer } from "../raftstore/peer.ts";
+import { TestCluster, waitFor } from "./cluster.ts";
+
+const opts = { sanitizeOps: false, sanitizeResources: false };
+
+/** Stops the scheduler from scheduling (it would put removed peers straight back). */
+async function pauseScheduling(c: TestCluster): Promise<void> {
+  for (const name of ["balance-region-scheduler", "balance-leader-scheduler"]) {
+    await fetch(`http://${c.scheduler.addr}/pd/api/v1/schedulers/${name}`, { method: "DELETE" })
+      .then((r) => r.body?.cancel());
+  }
+  c.scheduler.cluster.config = { ...c.scheduler.cluster.config, maxReplicas: 2 };
+}
+
+function removePeer(c: TestCluster, leader: Peer, target: PeerMeta): Promise<void> {
+  const p = leader.proposeConfChange({
+    header: { regionId: leader.regionId, peerId: leader.meta.id, epoch: leader.region.epoch },
+    admin: { type: "ChangePeer", changeType: "RemoveNode", peer: target },
+  });
+  c.running().find((n) => n.store.storeId === leader.storeId)!.store.schedule(leader);
+  return p;
+}
+
+Deno.test(
+  "removing the leader is refused; after a leader transfer the old leader can be removed and is destroyed",
+  opts,
+  async () => {
+    const c = await TestCluster.start({ stores: 3 });
+    try {
+      await c.waitReplicas(1, 3);
+      await c.put("k1", "v1");
+      await pauseScheduling(c);
+      const leader = c.leaderOf(1)!;
+      assert.throws(
+        () => removePeer(c, leader, leader.region.peers.find((p) => p.id === leader.meta.id)!),
+        (e) =>
+          e instanceof MrkvError && e.code === "BadRequest" &&
+          /transfer leadership first/.test(e.message),
+      );
+      const oldLeaderStore = leader.storeId;
+      const target = leader.region.peers.find((p) => p.id !== leader.meta.id)!;
+      leader.raw.transferLeader(target.id);
+      c.running().find((n) => n.store.storeId === oldLeaderStore)!.store.schedule(leader);
+      await waitFor("the leader transfer", () => c.leaderOf(1)?.meta.id === target.id);
+      const newLeader = c.leaderOf(1)!;
+      await removePeer(
+        c,
+        newLeader,
+        newLeader.region.peers.find((p) => p.storeId === oldLeaderStore)!,
+      );
+      const oldStore = c.running().find((n) => n.store.storeId === oldLeaderStore)!;
+      await waitFor("the removed peer to destroy itself", () => !oldStore.store.peers.has(1));
+      assert.ok(oldStore.store.tombstones.has(1), "a tombstone remembers the removed peer");
+      await waitFor(
+        "its data to be deleted",
+        async () => (await oldStore.store.engine.get(new TextEncoder().encode("k1"))) === null,
+      );
+      await c.put("k2", "v2");
+      assert.equal(await c.get("k2"), "v2");
+      assert.equal(
+        await c.get("k1", c.nodes.indexOf(oldStore)),
+        "v1",
+        "the store still serves the key by forwarding",
+      );
+    } finally {
+      await c.close();
+    }
+  },
+);
+
+Deno.test(
+  "a peer removed while partitioned away destroys itself when it can hear again",
+  opts,
+  async () => {
+    const c = await TestCluster.start({ stores: 3 });
+    try {
+      await c.waitReplicas(1, 3);
+      await pauseScheduling(c);
+      await c.put("before", "1");
+      const leader = c.leaderOf(1)!;
+      const victim = leader.region.peers.find((p) => p.id !== leader.meta.id)!;
+      const victimNode = c.running().find((n) => n.store.storeId === victim.storeId)!;
+      await c.waitLocal(c.nodes.indexOf(victimNode), "before", "1");
+      c.network.isolate(victim.storeId);
+      await removePeer(c, leader, victim);
+      for (let i = 0; i < 10; i++) {
+        await c.put(
+          `after${i}`,
+          "x",
+          c.nodes.findIndex((n) => n?.store.storeId === leader.storeId),
+        );
+      }
+      assert.ok(victimNode.store.peers.has(1), "the isolated peer has not heard of its removal");
+      c.network.clearFilters();
+      await waitFor("the stale peer to be destroyed", () => !victimNode.store.peers.has(1));
+      await waitFor(
+        "its data to be deleted",
+        async () =>
+          (await victimNode.store.engine.get(new TextEncoder().encode("before"))) === null,
+      );
+      // The region goes on with two peers.
+      await c.put("later", "2");
+      assert.equal(await c.get("later"), "2");
+    } finally {
+      await c.close();
+    }
+  },
+);
+
+Deno.test(
+  "a follower restarted behind the log catches up by log; after log GC, by snapshot",
+  opts,
+  async () => {
+    const c = await TestCluster.start({ stores: 3, store: { raftLogGcCountLimit: 20 } });
+    try {
+      await c.waitReplicas(1, 3);
+      const leader = c.leaderOf(1)!;
+      const slot = c.nodes.findIndex((n) => n && n.store.storeId !== leader.storeId);
+      await c.stopStore(slot);
+      for (let i = 0; i < 10; i++) await c.put(`log${i}`, "a");
+      await c.startStore(slot);
+      await c.waitLocal(slot, "log9", "a");
+      assert.equal(
+        c.node(slot).store.stats.snapshotsApplied,
+        0,
+        "10 entries behind: caught up by log",
+      );
+      await c.stopStore(slot);
+      for (let i = 0; i < 80; i++) await c.put(`gc${i}`, "b");
+      await waitFor(
+        "the leader to compact its log",
+        () => (c.leaderOf(1)?.storage.applyState.truncatedIndex ?? 0) > 20,
+      );
+      await c.startStore(slot);
+      await c.waitLocal(slot, "gc79", "b");
+      assert.ok(
+        c.node(slot).store.stats.snapshotsApplied > 0,
+        "behind the compacted log: caught up by snapshot",
+      );
+      assert.equal(await c.localGet(slot, "log3"), "a");
+    } finally {
+      await c.close();
+    }
+  },
+);
