@@ -15,14 +15,15 @@ import { FORWARDED_HEADER, type KvService } from "./kv_service.ts";
 import type { Store } from "./store.ts";
 import { decodeRaftBatch } from "./transport.ts";
 import { RAFT_BATCH_PATH } from "./transport_http.ts";
+import { RAFT_SNAPSHOT_PATH, SNAPSHOT_CHUNK_BYTES, SnapshotAssembler } from "./snapshot_stream.ts";
 
 /** Keys are 1..1024 bytes (interface.md). */
 export const MAX_KEY_BYTES = 1024;
 /** Scan page size: default and maximum. */
 const SCAN_DEFAULT_LIMIT = 100;
 const SCAN_MAX_LIMIT = 10_000;
-/** Largest Raft batch accepted (a batch may carry a snapshot). */
-const MAX_RAFT_BATCH_BYTES = 512 * 1024 * 1024;
+/** Largest Raft batch accepted (snapshots come separately, in chunks). */
+const MAX_RAFT_BATCH_BYTES = 64 * 1024 * 1024;
 
 const VERSION = "0.1.0";
 const startedAt = Date.now();
@@ -108,6 +109,24 @@ export function storeApp(store: Store, kv: KvService): Hono {
   app.post(RAFT_BATCH_PATH, async (c) => {
     const bytes = await readBody(c.req.raw, MAX_RAFT_BATCH_BYTES, "raft batch");
     store.onRaftBatch(decodeRaftBatch(bytes));
+    return c.body(null, 204);
+  });
+
+  const snapshots = new SnapshotAssembler();
+  app.post(RAFT_SNAPSHOT_PATH, async (c) => {
+    const q = new URL(c.req.url).searchParams;
+    const id = q.get("id") ?? "";
+    const seq = Number(q.get("seq"));
+    if (!/^[0-9a-f]{1,32}$/.test(id) || !Number.isSafeInteger(seq) || seq < 0) {
+      throw new MrkvError("BadRequest", "snapshot chunk needs id (hex) and seq (a whole number)");
+    }
+    const bytes = await readBody(
+      c.req.raw,
+      q.get("last") === "1" ? MAX_RAFT_BATCH_BYTES : SNAPSHOT_CHUNK_BYTES,
+      "snapshot chunk",
+    );
+    if (q.get("last") === "1") store.onRaftBatch(snapshots.finish(id, decodeRaftBatch(bytes)));
+    else snapshots.addChunk(id, seq, bytes);
     return c.body(null, 204);
   });
 

@@ -9,6 +9,7 @@
  */
 import { CBOR_CONTENT_TYPE } from "../proto/codec.ts";
 import { encodeRaftBatch, type RaftEnvelope, type Transport } from "./transport.ts";
+import { RAFT_SNAPSHOT_PATH, splitSnapshotEnvelope } from "./snapshot_stream.ts";
 
 /** Route on every store that receives Raft batches. */
 export const RAFT_BATCH_PATH = "/raft/batch";
@@ -40,6 +41,7 @@ export class HttpTransport implements Transport {
   readonly #abort = new AbortController();
   /** Batches sent and failed, for metrics. */
   sentBatches = 0;
+  snapshotsStreamed = 0;
   failedBatches = 0;
 
   constructor(readonly options: HttpTransportOptions) {}
@@ -61,23 +63,48 @@ export class HttpTransport implements Transport {
     this.#lanes.clear();
   }
 
+  async #post(address: string, path: string, body: Uint8Array<ArrayBuffer>): Promise<void> {
+    const res = await fetch(`http://${address}${path}`, {
+      method: "POST",
+      headers: { "content-type": CBOR_CONTENT_TYPE },
+      body,
+      signal: AbortSignal.any([this.#abort.signal, AbortSignal.timeout(SEND_TIMEOUT_MS)]),
+    });
+    await res.body?.cancel();
+    if (!res.ok) throw new Error(`${address}${path} answered ${res.status}`);
+  }
+
+  /** Streams a snapshot in chunks, then its envelope (see snapshot_stream.ts). */
+  async #sendSnapshot(address: string, env: RaftEnvelope): Promise<void> {
+    const { chunks, head } = splitSnapshotEnvelope(env);
+    const id = streamId();
+    for (const [seq, chunk] of chunks.entries()) {
+      await this.#post(address, `${RAFT_SNAPSHOT_PATH}?id=${id}&seq=${seq}`, chunk.slice());
+    }
+    const batch = encodeRaftBatch({ fromStoreId: this.options.fromStoreId, envelopes: [head] });
+    await this.#post(address, `${RAFT_SNAPSHOT_PATH}?id=${id}&seq=${chunks.length}&last=1`, batch);
+    this.snapshotsStreamed++;
+  }
+
   async #drain(storeId: number, lane: Lane): Promise<void> {
     lane.sending = true;
     try {
       while (lane.queue.length > 0 && !this.#abort.signal.aborted) {
         if (lane.backoffMs > 0) await sleep(lane.backoffMs, this.#abort.signal);
-        const envelopes = lane.queue;
+        const queued = lane.queue;
         lane.queue = [];
+        const envelopes = queued.filter((e) => e.message.type !== "MsgSnap");
+        const snapshots = queued.filter((e) => e.message.type === "MsgSnap");
         try {
           lane.address ??= await this.options.resolve(storeId);
-          const res = await fetch(`http://${lane.address}${RAFT_BATCH_PATH}`, {
-            method: "POST",
-            headers: { "content-type": CBOR_CONTENT_TYPE },
-            body: encodeRaftBatch({ fromStoreId: this.options.fromStoreId, envelopes }),
-            signal: AbortSignal.any([this.#abort.signal, AbortSignal.timeout(SEND_TIMEOUT_MS)]),
-          });
-          await res.body?.cancel();
-          if (!res.ok) throw new Error(`store ${storeId} answered ${res.status}`);
+          if (envelopes.length > 0) {
+            await this.#post(
+              lane.address,
+              RAFT_BATCH_PATH,
+              encodeRaftBatch({ fromStoreId: this.options.fromStoreId, envelopes }),
+            );
+          }
+          for (const env of snapshots) await this.#sendSnapshot(lane.address, env);
           this.sentBatches++;
           lane.backoffMs = 0;
         } catch {
@@ -91,6 +118,11 @@ export class HttpTransport implements Transport {
       lane.sending = false;
     }
   }
+}
+
+/** A random ID for one snapshot stream. */
+function streamId(): string {
+  return crypto.getRandomValues(new Uint8Array(8)).toHex();
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {

@@ -145,7 +145,16 @@ export class TestCluster {
   async stopStore(i: number): Promise<void> {
     const node = this.nodes[i];
     this.nodes[i] = undefined;
-    await node?.stop();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      node?.stop(),
+      new Promise((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Error(`store slot ${i} did not stop within 10 s`)),
+          10_000,
+        );
+      }),
+    ]).finally(() => clearTimeout(timer));
   }
 
   /** A running store node (the first one if `i` is omitted). */

@@ -25,6 +25,24 @@ interface Scenario {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** Awaits `p`, failing after `ms` with a message naming what did not finish. */
+async function bounded<T>(what: string, p: Promise<T>, ms: number): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      p,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)),
+          ms,
+        );
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 interface Outcome {
   readonly cluster: TestCluster;
   readonly acked: Map<string, string>;
@@ -115,7 +133,10 @@ async function runScenario(s: Scenario): Promise<Outcome> {
   const faults = nemesis();
   await sleep(s.durationMs);
   running = false;
-  await Promise.all([...clients, faults]);
+  // Every request is bounded by the KV service's deadline; a phase that outlives it is a bug,
+  // reported by name instead of hanging the suite.
+  await bounded("clients to stop", Promise.all(clients), 30_000);
+  await bounded("the fault injector to stop", faults, 30_000);
   c.network.clearFilters();
   return { cluster: c, acked, failed, stats };
 }
@@ -153,10 +174,10 @@ async function checkAllWrites({ cluster: c, acked, failed, stats }: Outcome): Pr
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
-async function scenario(s: Scenario, extra?: (o: Outcome) => Promise<void>): Promise<void> {
+async function scenario(s: Scenario, extra?: (o: Outcome) => void | Promise<void>): Promise<void> {
   const o = await runScenario(s);
   try {
-    await checkAllWrites(o);
+    await bounded("every write to be checked", checkAllWrites(o), 60_000);
     await extra?.(o);
   } finally {
     await o.cluster.close();
@@ -223,7 +244,7 @@ Deno.test(
   () =>
     scenario(
       { clients: 5, durationMs: 4000, store: { regionMaxSize: 600, regionSplitSize: 400 } },
-      async ({ cluster: c }) => {
+      ({ cluster: c }) => {
         const regions = c.node(0).store.meta.sortedRegions();
         assert.ok(regions.length > 2, `regions split (${regions.length})`);
         for (let i = 1; i < regions.length; i++) {
