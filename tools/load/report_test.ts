@@ -14,6 +14,7 @@ function sampleResult(): RunResult {
     opsPerSec: 50,
     writes: writes.summary(),
     reads: new LatencyHistogram().summary(),
+    all: writes.summary(),
     readMisses: 0,
     errorCount: 3,
     errors: [{ kind: "503 NotLeader", count: 3, example: "peer 3 is not the leader" }],

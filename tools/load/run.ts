@@ -64,6 +64,8 @@ export interface RunResult {
   readonly opsPerSec: number;
   readonly writes: LatencySummary;
   readonly reads: LatencySummary;
+  /** Reads and writes together. */
+  readonly all: LatencySummary;
   /** Reads that succeeded but found no value. */
   readonly readMisses: number;
   readonly errorCount: number;
@@ -200,6 +202,9 @@ async function measure(options: RunOptions): Promise<RunResult> {
   await Promise.all(Array.from({ length: options.concurrency }, worker));
   const elapsedMs = performance.now() - start;
   const ops = writes.count + reads.count;
+  const all = new LatencyHistogram();
+  all.merge(writes);
+  all.merge(reads);
   return {
     elapsedMs,
     attempted,
@@ -207,6 +212,7 @@ async function measure(options: RunOptions): Promise<RunResult> {
     opsPerSec: elapsedMs > 0 ? ops / (elapsedMs / 1000) : 0,
     writes: writes.summary(),
     reads: reads.summary(),
+    all: all.summary(),
     readMisses,
     errorCount: errors.total,
     errors: errors.list(),
