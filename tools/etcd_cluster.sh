@@ -42,7 +42,7 @@ member_flags() {
     --initial-cluster "$(initial_cluster)" \
     --initial-cluster-token mrkv-bench \
     --initial-cluster-state new \
-    --logger zap --log-outputs stderr --log-level warn
+    --logger zap --log-outputs stderr --log-level info
 }
 
 is_running() {

@@ -80,6 +80,7 @@ class MrkvTarget implements Target {
       body: this.value,
       signal,
     });
+    // interface.md says 204; a 200 is tolerated so that a benchmark measures, not lints.
     if (res.status !== 204 && res.status !== 200) throw await mrkvError(res);
     await drain(res, signal);
   }
@@ -188,7 +189,10 @@ function transportError(url: string, e: unknown, signal?: AbortSignal): OpError 
     return new OpError("timeout", `${url}: no answer in time`, { cause: e });
   }
   if (err?.name === "AbortError") return new OpError("aborted", `${url}: aborted`, { cause: e });
-  return new OpError("network", `${url}: ${err?.message ?? String(e)}`, { cause: e });
+  // Deno's fetch says only "fetch failed"; the reason (refused, reset, …) is in its cause.
+  const cause = (err?.cause as Error | undefined)?.message;
+  const message = `${err?.message ?? String(e)}${cause ? ` (${cause})` : ""}`;
+  return new OpError("network", `${url}: ${message}`, { cause: e });
 }
 
 /** Reads an mrkv error reply (`{"error":{"code","message"}}`) into an OpError. */
