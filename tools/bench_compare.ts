@@ -144,6 +144,8 @@ if (values.target !== undefined || values.endpoints !== undefined) {
     if ("help" in options) throw new Error("unreachable: --help is never passed");
     console.error(`bench_compare: [${i + 1}/${cells.length}] tools/load.ts ${args.join(" ")}`);
     const cellStart = new Date();
+    // The machine is shared: keep its load beside the numbers it may have skewed.
+    const loadAvg1m = Deno.loadavg()[0];
     const result = await runLoad({
       ...options,
       target: makeTarget({ kind: options.target, value: makeValue(options.valueSize) }),
@@ -151,9 +153,9 @@ if (values.target !== undefined || values.endpoints !== undefined) {
     });
     console.error(
       `bench_compare:   ${result.opsPerSec.toFixed(0)} ops/s, p50 ${result.all.p50Ms} ms, ` +
-        `p99 ${result.all.p99Ms} ms, ${result.errorCount} errors`,
+        `p99 ${result.all.p99Ms} ms, ${result.errorCount} errors (load average was ${loadAvg1m})`,
     );
-    reports.push(toReport(options, result, cellStart));
+    reports.push({ ...toReport(options, result, cellStart), loadAvg1m });
     if (i + 1 < cells.length && pauseMs > 0) {
       await new Promise((resolve) => setTimeout(resolve, pauseMs));
     }

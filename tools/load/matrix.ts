@@ -92,12 +92,14 @@ export function detailTable(result: MatrixResult): string {
     "read p50 / p95 / p99 / max ms",
     "read misses",
     "errors",
+    "load avg",
   ];
   const lines = [row(header), row(header.map((_, i) => i < 2 ? "---" : "---:"))];
   const lat = (s: { count: number; p50Ms: number; p95Ms: number; p99Ms: number; maxMs: number }) =>
     s.count === 0 ? "–" : [s.p50Ms, s.p95Ms, s.p99Ms, s.maxMs].map(fmtMs).join(" / ");
   for (const { writePct, concurrency } of rowKeys([result])) {
-    const r = findCell(result, writePct, concurrency)!.result;
+    const c = findCell(result, writePct, concurrency)!;
+    const r = c.result;
     const errors = r.errors.map((e) => `${e.kind}: ${e.count}`).join(", ");
     lines.push(row([
       workloadName(writePct),
@@ -107,6 +109,7 @@ export function detailTable(result: MatrixResult): string {
       lat(r.reads),
       r.reads.count === 0 ? "–" : String(r.readMisses),
       errors === "" ? "0" : errors,
+      c.loadAvg1m === undefined ? "–" : c.loadAvg1m.toFixed(1),
     ]));
   }
   return lines.join("\n");

@@ -88,7 +88,7 @@ Deno.test("the detail table splits reads and writes", () => {
   assert.equal(lines.length, 5);
   assert.equal(
     lines[4],
-    "| 90% reads | 1 | 900 | 1.01 / 1.01 / 1.01 / 1.01 | 0.56 / 0.60 / 0.60 / 0.60 | 0 | 0 |",
+    "| 90% reads | 1 | 900 | 1.01 / 1.01 / 1.01 / 1.01 | 0.56 / 0.60 / 0.60 / 0.60 | 0 | 0 | – |",
   );
 });
 
@@ -144,6 +144,7 @@ Deno.test("bench_compare runs the whole matrix against any endpoints", async () 
     );
     assert.ok(saved.cells.every((c) => c.result.errorCount === 0 && c.result.ops > 0));
     assert.ok(saved.cells.every((c) => c.result.readMisses === 0));
+    assert.ok(saved.cells.every((c) => typeof c.loadAvg1m === "number"));
     assert.ok(fakes.every((f) => f.counts.put > 0 && f.counts.get > 0));
   } finally {
     await Promise.all(fakes.map((f) => f.server.shutdown()));

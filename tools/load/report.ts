@@ -13,6 +13,8 @@ export interface LoadReport {
   readonly startedAt: string;
   readonly options: Omit<LoadOptions, "json">;
   readonly result: RunResult;
+  /** 1-minute load average of the machine when the run started (set by bench_compare). */
+  readonly loadAvg1m?: number;
 }
 
 /** Builds the JSON report (see {@link LoadReport}). */
