@@ -263,16 +263,22 @@ export class Cluster {
       : { regionId: info.meta.id };
   }
 
-  /** Admits a batch; a stale heartbeat gets an error result without failing the others. */
+  /**
+   * Admits a batch. Returns results only for heartbeats that were refused (a stale one fails
+   * alone) or carry an operator step, in request order.
+   */
   handleRegionHeartbeats(hbs: readonly RegionHeartbeat[]): RegionHeartbeatResult[] {
-    return hbs.map((hb) => {
+    const out: RegionHeartbeatResult[] = [];
+    for (const hb of hbs) {
       try {
-        return this.handleRegionHeartbeat(hb);
+        const r = this.handleRegionHeartbeat(hb);
+        if (r.step) out.push(r);
       } catch (e) {
         if (!(e instanceof MrkvError)) throw e;
-        return { regionId: hb.region.id, error: { code: e.code, message: e.message } };
+        out.push({ regionId: hb.region.id, error: { code: e.code, message: e.message } });
       }
-    });
+    }
+    return out;
   }
 
   /** IDs for `count` new regions split out of `region`: a region ID plus one per peer. */
