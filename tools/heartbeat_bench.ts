@@ -36,7 +36,7 @@ const server = await startScheduler({ ...parsed.config, addr: "127.0.0.1:0" }, {
   runCoordinator: false,
 });
 
-async function call(method: string, body: unknown): Promise<void> {
+async function call(method: string, body: Uint8Array<ArrayBuffer> | object): Promise<void> {
   const res = await fetch(`http://${server.addr}${RPC_PREFIX}/${method}`, {
     method: "POST",
     body: body instanceof Uint8Array ? body : encodeCbor(body),
