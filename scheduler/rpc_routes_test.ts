@@ -152,3 +152,38 @@ Deno.test("alloc_id batches are contiguous", async () => {
   assert.equal(b2.firstId, a.firstId + 100);
   await t.close();
 });
+
+Deno.test("2,000 concurrent region_heartbeat requests all succeed, and the replica checker's steps reach them", async () => {
+  const t = await openTestApp();
+  for (const id of [1, 2, 3]) {
+    await rpc(t.app, "put_store", { store: { id, address: `127.0.1.1:${id}` } });
+  }
+  const key = (
+    i: number,
+  ) => (i === 0 || i === 2000 ? new Uint8Array() : b(String(i).padStart(5, " ")));
+  const send = (i: number) =>
+    rpc(t.app, "region_heartbeat", {
+      heartbeats: [{
+        region: {
+          id: 10 + i,
+          startKey: key(i),
+          endKey: key(i + 1),
+          epoch: { confVer: 1, version: 1 },
+          peers: [{ id: 5000 + i, storeId: 1 }],
+        },
+        leader: { id: 5000 + i, storeId: 1 },
+      }],
+    }).then(decodeRegionHeartbeatResponse);
+  const first = await Promise.all(Array.from({ length: 2000 }, (_, i) => send(i)));
+  assert.ok(first.every((r) => r.results.length === 0));
+  assert.equal(t.cluster.regions.count, 2000);
+  await t.coordinator.tick();
+  const second = await Promise.all(Array.from({ length: 2000 }, (_, i) => send(i)));
+  const steps = second.flatMap((r) => r.results).filter((x) => x.step?.type === "AddLearner");
+  assert.equal(
+    steps.length,
+    t.cluster.config.replicaScheduleLimit,
+    "one step per operator the checker made",
+  );
+  await t.close();
+});

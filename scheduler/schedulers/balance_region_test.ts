@@ -124,3 +124,10 @@ Deno.test("regions with an operator are left alone", () => {
   tc.addLeaderRegion(1, 1, 2, 3).setOperator(1);
   assert.equal(scheduleBalanceRegion(tc), null);
 });
+
+Deno.test("a pending region is preferred over a follower region", () => {
+  const tc = new MockCluster();
+  tc.addRegionStore(1, 20).addRegionStore(2, 10).addRegionStore(3, 10).addRegionStore(4, 0);
+  tc.addLeaderRegion(1, 2, 1, 3).addLeaderRegion(2, 3, 1, 2).setPending(2, 1);
+  for (let i = 0; i < 10; i++) assert.equal(scheduleBalanceRegion(tc)?.regionId, 2);
+});
