@@ -7,7 +7,7 @@
  * @module
  */
 import { MrkvError } from "../proto/errors.ts";
-import type { Peer, Region, Store } from "../proto/metapb.ts";
+import type { Region, Store } from "../proto/metapb.ts";
 import type {
   BootstrapResponse,
   RegionHeartbeat,
@@ -316,11 +316,6 @@ export class Cluster {
       );
     }
     return r;
-  }
-
-  /** The leader of a region, if reported. */
-  leaderOf(r: RegionInfo): Peer | null {
-    return r.leader;
   }
 }
 
