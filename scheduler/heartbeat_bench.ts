@@ -56,3 +56,8 @@ Deno.bench("10,000 region heartbeats, every size changed", () => {
 Deno.bench("admission only: 10,000 unchanged heartbeats, already decoded", () => {
   t.cluster.handleRegionHeartbeats(hbs);
 });
+
+const sized = [1, 2].map((d) => hbs.map((h) => ({ ...h, approximateSize: h.approximateSize + d })));
+Deno.bench("admission only: 10,000 heartbeats with new sizes, already decoded", () => {
+  t.cluster.handleRegionHeartbeats(sized[flip++ % 2]!);
+});
