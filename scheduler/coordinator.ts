@@ -185,11 +185,11 @@ export class Coordinator {
     const c = this.cluster;
     const view = new LiveView(c, this.random);
     const added: Operator[] = [];
-    const add = (op: Operator | null) => {
-      if (op && c.operators.addOperator(op, view.build.now)) {
-        added.push(op);
-        view.invalidate();
-      }
+    const add = (op: Operator | null): boolean => {
+      if (!op || !c.operators.addOperator(op, view.build.now)) return false;
+      added.push(op);
+      view.invalidate();
+      return true;
     };
     const limit: Record<OperatorKind, number> = {
       admin: Infinity,
@@ -209,10 +209,11 @@ export class Coordinator {
     // Replica checker: walk PATROL_BATCH regions from the cursor.
     const regions = c.regions.regions();
     const n = Math.min(PATROL_BATCH, regions.length);
-    for (let i = 0; i < n && c.operators.countOf("replica") < limit.replica; i++) {
+    let replicaOps = c.operators.countOf("replica");
+    for (let i = 0; i < n && replicaOps < limit.replica; i++) {
       const r = regions[(this.#patrolCursor + i) % regions.length]!;
       if (view.hasOperator(r.meta.id)) continue;
-      add(tryBuild(() => checkReplicas(view, r)));
+      if (add(tryBuild(() => checkReplicas(view, r)))) replicaOps++;
     }
     this.#patrolCursor = regions.length ? (this.#patrolCursor + n) % regions.length : 0;
     for (const s of this.#schedulers.values()) {

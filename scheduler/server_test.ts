@@ -9,10 +9,10 @@ import { CBOR_CONTENT_TYPE, decodeCbor, encodeCbor } from "../proto/codec.ts";
 import {
   decodeAllocIdResponse,
   decodeBootstrapResponse,
-  decodeIsBootstrappedResponse,
   decodeRegionHeartbeatResponse,
   RPC_PREFIX,
 } from "../proto/pdpb.ts";
+import { PdClient } from "../proto/pd_client.ts";
 import { b } from "./_test_cluster.ts";
 import { startScheduler } from "./server.ts";
 
@@ -100,7 +100,7 @@ Deno.test("a restart on the same data dir keeps cluster, stores, regions, config
   await s.finished;
 
   s = await startScheduler(config(dir), { runCoordinator: false });
-  const boot2 = decodeIsBootstrappedResponse(await call(s.addr, "is_bootstrapped", {}));
+  const boot2 = await new PdClient(`http://${s.addr}`).isBootstrapped(); // proto's client, real fetch
   assert.deepEqual(boot2, { clusterId, bootstrapped: true });
   const stores = await getJson(s.addr, "/pd/api/v1/stores");
   assert.deepEqual(stores.json.stores.map((x: { store: { id: number } }) => x.store.id), [
