@@ -175,3 +175,29 @@ Deno.test("main.ts --role scheduler runs as a process and exits 0 on SIGTERM", a
   assert.equal(status.code, 0, `exit code ${status.code}: ${err}`);
   await Deno.remove(dir, { recursive: true });
 });
+
+Deno.test("with its timer running, the scheduler sends the replica checker's step within a few intervals", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "mrkv-scheduler-" });
+  const s = await startScheduler({ ...config(dir), scheduleIntervalMs: 20 });
+  const pd = new PdClient(`http://${s.addr}`);
+  const ids = await pd.allocIds(2);
+  const { region } = await pd.bootstrap({ id: ids.firstId, address: "127.0.0.1:20161" });
+  await pd.putStore({ id: ids.firstId + 1, address: "127.0.0.1:20162" });
+  const hb = {
+    region,
+    leader: region.peers[0]!,
+    pendingPeers: [],
+    downPeers: [],
+    approximateSize: 0,
+    approximateKeys: 0,
+  };
+  const deadline = Date.now() + 10_000;
+  let step;
+  while (!step && Date.now() < deadline) {
+    step = (await pd.regionHeartbeat([hb])).results[0]?.step;
+    if (!step) await new Promise((r) => setTimeout(r, 20));
+  }
+  assert.ok(step?.type === "AddLearner" && step.peer.storeId === ids.firstId + 1);
+  await s.stop();
+  await Deno.remove(dir, { recursive: true });
+});
