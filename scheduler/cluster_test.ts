@@ -41,25 +41,30 @@ function mustStale(c: Cluster, r: Region): void {
 
 function checkStats(c: Cluster): void {
   // Store stats must equal what the region map implies.
-  const want = new Map<number, { region: number; leader: number; size: number; pending: number }>();
+  type Want = { region: number; leader: number; size: number; leaderSize: number; pending: number };
+  const want = new Map<number, Want>();
   for (const r of c.regions.regions()) {
     for (const p of r.meta.peers) {
-      const w = want.get(p.storeId) ?? { region: 0, leader: 0, size: 0, pending: 0 };
+      const w = want.get(p.storeId) ?? { region: 0, leader: 0, size: 0, leaderSize: 0, pending: 0 };
       w.region++;
       w.size += r.approximateSize;
-      if (r.leader?.id === p.id) w.leader++;
+      if (r.leader?.id === p.id) {
+        w.leader++;
+        w.leaderSize += r.approximateSize;
+      }
       if (r.pendingPeers.some((x) => x.id === p.id)) w.pending++;
       want.set(p.storeId, w);
     }
   }
   for (const id of [0, 1, 2, 3]) {
     const s = c.regions.storeStats(id);
-    const w = want.get(id) ?? { region: 0, leader: 0, size: 0, pending: 0 };
+    const w = want.get(id) ?? { region: 0, leader: 0, size: 0, leaderSize: 0, pending: 0 };
     assert.deepEqual(
       {
         region: s.regionCount,
         leader: s.leaderCount,
         size: s.regionSize,
+        leaderSize: s.leaderSize,
         pending: s.pendingPeerCount,
       },
       w,
