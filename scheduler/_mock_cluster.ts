@@ -43,6 +43,7 @@ export class MockCluster implements ClusterView {
   readonly #stores = new Map<number, MockStore>();
   readonly #regions = new Map<number, RegionInfo>();
   readonly #ops = new Set<number>();
+  readonly #movedFrom = new Map<number, Set<number>>();
   #nextPeerId = 1000;
   readonly build: BuildContext;
 
@@ -186,5 +187,14 @@ export class MockCluster implements ClusterView {
   }
   hasOperator(regionId: number): boolean {
     return this.#ops.has(regionId);
+  }
+  movedFrom(regionId: number): ReadonlySet<number> {
+    return this.#movedFrom.get(regionId) ?? new Set();
+  }
+  /** Records that balance-region moved a peer of the region off `storeId`. */
+  setMovedFrom(regionId: number, storeId: number): this {
+    if (!this.#movedFrom.has(regionId)) this.#movedFrom.set(regionId, new Set());
+    this.#movedFrom.get(regionId)!.add(storeId);
+    return this;
   }
 }

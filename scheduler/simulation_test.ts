@@ -47,6 +47,9 @@ class Sim {
 
   constructor(readonly t: TestCluster, readonly coordinator: Coordinator) {}
 
+  /** Region sizes in bytes; equal unless a test varies them. */
+  sizeOf: (regionId: number) => number = () => SIZE;
+
   static async create(schedulers: string[], seed: number): Promise<Sim> {
     const t = await openTestCluster({ leaderScheduleLimit: 4, regionScheduleLimit: 16 });
     for (const id of STORES) await t.cluster.putStore({ id, address: `127.0.0.1:${20160 + id}` });
@@ -75,7 +78,11 @@ class Sim {
   send(id: number): OperatorStep | undefined {
     const s = this.regions.get(id)!;
     const res = this.t.cluster.handleRegionHeartbeat(
-      heartbeat(s.region, { leader: s.leader, pendingPeers: s.pending, approximateSize: SIZE }),
+      heartbeat(s.region, {
+        leader: s.leader,
+        pendingPeers: s.pending,
+        approximateSize: this.sizeOf(id),
+      }),
     );
     assert.equal(res.error, undefined);
     s.pending = []; // a new learner catches up by the next heartbeat
@@ -224,5 +231,51 @@ Deno.test("balance-leader: 1,000 regions with skewed leaders → max/min ≤ 1.0
   assert.deepEqual(sim.violations, []);
   assert.ok(ratio(after) <= 1.05, `ratio ${ratio(after)}`);
   assert.ok(sim.leaderMoves <= 1.2 * min, `${sim.leaderMoves} moves > 1.2 × ${min}`);
+  await sim.t.close();
+});
+
+Deno.test("balance-region with region sizes from 4 to 16 MiB still reaches max/min ≤ 1.05 without moving back", async () => {
+  const sim = await Sim.create([BALANCE_REGION_NAME], 3);
+  const rnd = seededRandom(8);
+  const sizes = new Map<number, number>();
+  sim.sizeOf = (id) => sizes.get(id)!;
+  const peerIds = { next: 10_000 };
+  for (let id = 1; id <= REGIONS; id++) {
+    sizes.set(id, (4 + Math.floor(rnd() * 13)) << 20);
+    const first = rnd() < 0.7 ? 1 : 2;
+    const stores = [first, first + 1, first + 2];
+    sim.add(id, stores, stores[0]!, peerIds);
+  }
+  const mib = (s: number) =>
+    [...sim.regions.values()].filter((r) => r.region.peers.some((p) => p.storeId === s)).reduce(
+      (a, r) => a + sizes.get(r.region.id)! / (1 << 20),
+      0,
+    );
+  const before = sim.counts(mib);
+  const rounds = await sim.run(20_000);
+  const after = sim.counts((s) => sim.t.cluster.regions.storeStats(s).regionSize);
+  // Lower bound: every store must end at most 1.05 × the average, so it must shed at least
+  // its excess; count the fewest of its own regions (largest first) that cover it.
+  const avg = before.reduce((a, b) => a + b, 0) / before.length;
+  let lower = 0;
+  for (const store of STORES) {
+    let excess = before[store - 1]! - 1.05 * avg;
+    const mine = [...sim.regions.values()]
+      .filter((r) => r.region.peers.some((p) => p.storeId === store))
+      .map((r) => sizes.get(r.region.id)! / (1 << 20))
+      .sort((a, b) => b - a);
+    for (const size of mine) {
+      if (excess <= 0) break;
+      excess -= size;
+      lower++;
+    }
+  }
+  console.log(
+    `balance-region (4..16 MiB): ${before.join("/")} → ${after.join("/")} MiB, ` +
+      `ratio ${ratio(after).toFixed(4)}, moves ${sim.peerMoves} (lower bound ${lower}, ` +
+      `${(sim.peerMoves / lower).toFixed(3)}×), ${rounds} rounds`,
+  );
+  assert.deepEqual(sim.violations, []);
+  assert.ok(ratio(after) <= 1.05, `ratio ${ratio(after)}`);
   await sim.t.close();
 });

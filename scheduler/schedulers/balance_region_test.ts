@@ -131,3 +131,11 @@ Deno.test("a pending region is preferred over a follower region", () => {
   tc.addLeaderRegion(1, 2, 1, 3).addLeaderRegion(2, 3, 1, 2).setPending(2, 1);
   for (let i = 0; i < 10; i++) assert.equal(scheduleBalanceRegion(tc)?.regionId, 2);
 });
+
+Deno.test("a region is never moved back onto a store balance-region took it from", () => {
+  const tc = new MockCluster();
+  tc.addRegionStore(1, 16).addRegionStore(2, 15).addRegionStore(3, 14).addRegionStore(4, 2)
+    .addRegionStore(5, 4);
+  tc.addLeaderRegion(1, 1, 2, 3).setMovedFrom(1, 4);
+  checkTransferPeer(scheduleBalanceRegion(tc), 1, 5, true);
+});
