@@ -102,10 +102,13 @@ export class Cluster {
       });
     }
     for (const r of loaded.regions) {
+      // Saved regions may overlap if the scheduler stopped between two write-behind commits:
+      // the newer epoch wins and the other record is dropped.
       try {
-        c.regions.putRegion(regionInfoFromMeta(r.region, r.leader));
+        const { overlaps } = c.regions.putRegion(regionInfoFromMeta(r.region, r.leader));
+        for (const o of overlaps) c.#saver.delete(o.meta.id);
       } catch {
-        // A saved region overlapped by a newer saved one: the newer wins.
+        c.#saver.delete(r.region.id);
       }
     }
     if (loaded.config !== undefined) {

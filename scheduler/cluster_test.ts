@@ -275,3 +275,26 @@ Deno.test("2,000 concurrent region heartbeats all succeed", async () => {
   assert.equal(t.cluster.regions.storeStats(1).leaderCount, 2000);
   await t.close();
 });
+
+Deno.test("regions saved before a restart come back; overlapping saved records resolve to the newer", async () => {
+  const t = await openTestCluster();
+  t.cluster.handleRegionHeartbeat(
+    heartbeat(region(1, "", "m", { confVer: 1, version: 2 }, [voter(5, 1)])),
+  );
+  t.cluster.handleRegionHeartbeat(
+    heartbeat(region(2, "m", "", { confVer: 1, version: 2 }, [voter(6, 1)])),
+  );
+  await t.cluster.close();
+  // A stale record as if a crash had left it behind: region 9 covering both.
+  const { encodeCbor } = await import("../proto/codec.ts");
+  await t.kv.set(
+    ["region", 9],
+    encodeCbor({ region: region(9, "", "", { confVer: 1, version: 1 }), leader: null }),
+  );
+  const again = await openTestCluster({}, t.kv);
+  assert.deepEqual(again.cluster.regions.regions().map((r) => r.meta.id), [1, 2]);
+  assert.equal(again.cluster.getRegion(1).leader?.id, 5);
+  await again.close();
+  assert.equal((await t.kv.get(["region", 9])).value, null, "the stale record was dropped");
+  t.kv.close();
+});
