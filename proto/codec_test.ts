@@ -1,3 +1,4 @@
+/** The CBOR codec and validators: round trips, malformed input as BadRequest, error mapping. */
 import assert from "node:assert/strict";
 import {
   decodeCbor,

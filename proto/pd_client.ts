@@ -64,6 +64,7 @@ export class PdClient {
     return decode(decodeCbor(new Uint8Array(await res.arrayBuffer()), `${method} response`));
   }
 
+  /** Whether a store has bootstrapped the cluster, and the cluster ID. */
   isBootstrapped(): Promise<IsBootstrappedResponse> {
     return this.#call("is_bootstrapped", {}, decodeIsBootstrappedResponse);
   }
@@ -71,33 +72,43 @@ export class PdClient {
   bootstrap(store: Store): Promise<BootstrapResponse> {
     return this.#call("bootstrap", { store }, decodeBootstrapResponse);
   }
+  /** `count` fresh consecutive IDs. */
   allocIds(count: number): Promise<AllocIdResponse> {
     return this.#call("alloc_id", { count }, decodeAllocIdResponse);
   }
+  /** One fresh ID. */
   async allocId(): Promise<number> {
     return (await this.allocIds(1)).firstId;
   }
+  /** Registers the store (also after every restart); returns the cluster ID. */
   async putStore(store: Store): Promise<number> {
     return (await this.#call("put_store", { store }, decodeClusterIdResponse)).clusterId;
   }
+  /** Reports the store's stats; a `StoreNotFound` means: `putStore` again. */
   async storeHeartbeat(stats: StoreStats): Promise<number> {
     return (await this.#call("store_heartbeat", { stats }, decodeClusterIdResponse)).clusterId;
   }
+  /** Reports regions this store leads; the answer lists steps and refusals only. */
   regionHeartbeat(heartbeats: readonly RegionHeartbeat[]): Promise<RegionHeartbeatResponse> {
     return this.#call("region_heartbeat", { heartbeats }, decodeRegionHeartbeatResponse);
   }
+  /** IDs for one new region split out of `region`. */
   askSplit(region: Region): Promise<AskSplitResponse> {
     return this.#call("ask_split", { region }, decodeAskSplitResponse);
   }
+  /** IDs for `splitCount` new regions split out of `region`. */
   askBatchSplit(region: Region, splitCount: number): Promise<AskBatchSplitResponse> {
     return this.#call("ask_batch_split", { region, splitCount }, decodeAskBatchSplitResponse);
   }
+  /** A store's address and state. */
   getStore(storeId: number): Promise<GetStoreResponse> {
     return this.#call("get_store", { storeId }, decodeGetStoreResponse);
   }
+  /** The region holding `key`, with its leader. */
   getRegion(key: Uint8Array): Promise<GetRegionResponse> {
     return this.#call("get_region", { key }, decodeGetRegionResponse);
   }
+  /** A region by ID, with its leader. */
   getRegionById(regionId: number): Promise<GetRegionResponse> {
     return this.#call("get_region_by_id", { regionId }, decodeGetRegionResponse);
   }
