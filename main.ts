@@ -7,6 +7,7 @@
  * @module
  */
 import { type Config, ConfigError, parseCommandLine, type Role, usage } from "./config/config.ts";
+import { startScheduler } from "./scheduler/mod.ts";
 
 /** A running server: `stop()` resolves once it has shut down cleanly. */
 export interface Server {
@@ -17,9 +18,7 @@ export interface Server {
 
 /** How each role starts. A role whose issue has not landed yet says so. */
 const ROLES: Record<Role, (config: Config) => Promise<Server>> = {
-  scheduler: () => {
-    throw new Error("--role scheduler is not implemented yet (issue #3)");
-  },
+  scheduler: (config) => startScheduler(config),
   store: () => {
     throw new Error("--role store is not implemented yet (issue #4)");
   },

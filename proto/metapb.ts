@@ -1,0 +1,176 @@
+/**
+ * Cluster metadata both servers speak (after kvproto's `metapb`): peers, region epochs, regions
+ * and stores, plus key-range helpers. Keys are raw bytes compared bytewise; an empty `endKey`
+ * means +infinity, an empty `startKey` means -infinity.
+ *
+ * @module
+ */
+import {
+  expectArray,
+  expectBytes,
+  expectId,
+  expectObject,
+  expectString,
+  expectUint,
+  field,
+  optional,
+} from "./codec.ts";
+import { MrkvError } from "./errors.ts";
+
+/** Largest key accepted anywhere (interface.md: keys are 1..1024 bytes; split keys likewise). */
+export const MAX_KEY_BYTES = 4096;
+
+/** A peer's role in its Raft group. Learners replicate but do not vote. */
+export type PeerRole = "Voter" | "Learner";
+
+/** One replica of a region, living on one store. */
+export interface Peer {
+  readonly id: number;
+  readonly storeId: number;
+  readonly role: PeerRole;
+}
+
+/**
+ * A region's epoch. `confVer` grows by one on every membership change, `version` on every
+ * split or merge. Invariant: both only grow.
+ */
+export interface RegionEpoch {
+  readonly confVer: number;
+  readonly version: number;
+}
+
+/** A key range `[startKey, endKey)` replicated by one Raft group. */
+export interface Region {
+  readonly id: number;
+  readonly startKey: Uint8Array;
+  /** Empty means +infinity. */
+  readonly endKey: Uint8Array;
+  readonly epoch: RegionEpoch;
+  readonly peers: readonly Peer[];
+}
+
+/** A store (one process), as registered with the scheduler. */
+export interface Store {
+  readonly id: number;
+  /** HOST:PORT other servers dial. */
+  readonly address: string;
+}
+
+/** Bytewise comparison: negative, zero or positive like `Array.prototype.sort` wants. */
+export function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const d = a[i]! - b[i]!;
+    if (d !== 0) return d;
+  }
+  return a.length - b.length;
+}
+
+/** True if both byte strings are equal. */
+export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && compareBytes(a, b) === 0;
+}
+
+/** True if `key` is inside `[region.startKey, region.endKey)`. */
+export function keyInRegion(key: Uint8Array, region: Pick<Region, "startKey" | "endKey">): boolean {
+  return compareBytes(key, region.startKey) >= 0 &&
+    (region.endKey.length === 0 || compareBytes(key, region.endKey) < 0);
+}
+
+/** Compares two end keys where empty means +infinity. */
+export function compareEndKeys(a: Uint8Array, b: Uint8Array): number {
+  if (a.length === 0) return b.length === 0 ? 0 : 1;
+  if (b.length === 0) return -1;
+  return compareBytes(a, b);
+}
+
+/** True if two key ranges share at least one key. */
+export function rangesOverlap(
+  a: Pick<Region, "startKey" | "endKey">,
+  b: Pick<Region, "startKey" | "endKey">,
+): boolean {
+  const before = (start: Uint8Array, end: Uint8Array) =>
+    end.length === 0 || compareBytes(start, end) < 0;
+  return before(a.startKey, b.endKey) && before(b.startKey, a.endKey);
+}
+
+/** True if two epochs are field-for-field equal. */
+export function epochEqual(a: RegionEpoch, b: RegionEpoch): boolean {
+  return a.confVer === b.confVer && a.version === b.version;
+}
+
+/** True if `a` is lower than `b` in either field: a region with epoch `a` is stale. */
+export function isEpochStale(a: RegionEpoch, b: RegionEpoch): boolean {
+  return a.version < b.version || a.confVer < b.confVer;
+}
+
+/** The peer of `region` on `storeId`, if any. */
+export function peerOnStore(region: Region, storeId: number): Peer | undefined {
+  return region.peers.find((p) => p.storeId === storeId);
+}
+
+/** Decodes a {@link Peer}; `role` defaults to `"Voter"`. */
+export function decodePeer(v: unknown, name: string): Peer {
+  const o = expectObject(v, name);
+  const role = optional(field(o, "role"), `${name}.role`, expectString, "Voter");
+  if (role !== "Voter" && role !== "Learner") {
+    throw new MrkvError("BadRequest", `${name}.role must be "Voter" or "Learner"`);
+  }
+  return {
+    id: expectId(field(o, "id"), `${name}.id`),
+    storeId: expectId(field(o, "storeId"), `${name}.storeId`),
+    role,
+  };
+}
+
+/** Decodes a {@link RegionEpoch}. */
+export function decodeEpoch(v: unknown, name: string): RegionEpoch {
+  const o = expectObject(v, name);
+  return {
+    confVer: expectUint(field(o, "confVer"), `${name}.confVer`),
+    version: expectUint(field(o, "version"), `${name}.version`),
+  };
+}
+
+/** Decodes a {@link Region}. A missing epoch is `{0, 0}`; missing keys are empty. */
+export function decodeRegion(v: unknown, name: string): Region {
+  const o = expectObject(v, name);
+  const empty = new Uint8Array();
+  const keyField = (k: string) =>
+    optional(field(o, k), `${name}.${k}`, (x, n) => expectBytes(x, n, MAX_KEY_BYTES), empty);
+  const region: Region = {
+    id: expectId(field(o, "id"), `${name}.id`),
+    startKey: keyField("startKey"),
+    endKey: keyField("endKey"),
+    epoch: optional(field(o, "epoch"), `${name}.epoch`, decodeEpoch, { confVer: 0, version: 0 }),
+    peers: optional(
+      field(o, "peers"),
+      `${name}.peers`,
+      (x, n) => expectArray(x, n, decodePeer, 64),
+      [],
+    ),
+  };
+  if (region.endKey.length > 0 && compareBytes(region.startKey, region.endKey) >= 0) {
+    throw new MrkvError("BadRequest", `${name} has startKey >= endKey`);
+  }
+  const ids = new Set<number>();
+  const stores = new Set<number>();
+  for (const p of region.peers) {
+    if (ids.has(p.id) || stores.has(p.storeId)) {
+      throw new MrkvError("BadRequest", `${name}.peers repeats peer ${p.id} or store ${p.storeId}`);
+    }
+    ids.add(p.id);
+    stores.add(p.storeId);
+  }
+  return region;
+}
+
+/** Decodes a {@link Store}. */
+export function decodeStore(v: unknown, name: string): Store {
+  const o = expectObject(v, name);
+  const address = expectString(field(o, "address"), `${name}.address`, 256);
+  if (!/^[^\s/]+:\d{1,5}$/.test(address)) {
+    throw new MrkvError("BadRequest", `${name}.address must look like HOST:PORT, got "${address}"`);
+  }
+  return { id: expectId(field(o, "id"), `${name}.id`), address };
+}

@@ -1,0 +1,218 @@
+/**
+ * The admin API (interface.md, shaped after PD's `/pd/api/v1`): JSON in and out, snake_case.
+ * Beyond the listed routes, PD's conventions add `DELETE /store/{id}` (take a store Offline),
+ * `POST /store/{id}/state?state=Up|Offline` and `GET /operators/records` (ended operators).
+ *
+ * @module
+ */
+import { type Context, Hono } from "hono";
+import {
+  expectArray,
+  expectId,
+  expectObject,
+  expectString,
+  field,
+  type Fields,
+  percentDecodeBytes,
+} from "../proto/codec.ts";
+import { MrkvError } from "../proto/errors.ts";
+import { bytesEqual, keyInRegion, MAX_KEY_BYTES } from "../proto/metapb.ts";
+import { hexToBytes, operatorJson, regionJson, storeJson } from "./admin_json.ts";
+import type { Cluster } from "./cluster.ts";
+import { applyConfigJson, configToJson } from "./config.ts";
+import type { Coordinator } from "./coordinator.ts";
+import { readJson } from "./http.ts";
+import {
+  type BuildContext,
+  createAddPeerOperator,
+  createRemovePeerOperator,
+  createSplitOperator,
+  createTransferLeaderOperator,
+  createTransferRegionOperator,
+} from "./operator/builder.ts";
+import type { Operator } from "./operator/operator.ts";
+import type { RegionInfo } from "./region_info.ts";
+import type { StoreInfo } from "./store_info.ts";
+
+const API = "/pd/api/v1";
+
+function pathId(c: Context, name: string): number {
+  const raw = c.req.param(name) ?? "";
+  if (!/^\d{1,15}$/.test(raw) || Number(raw) < 1) {
+    throw new MrkvError(
+      "BadRequest",
+      `${name} must be a positive integer, got "${raw.slice(0, 40)}"`,
+    );
+  }
+  return Number(raw);
+}
+
+/** Routes of the admin API. */
+export function adminRoutes(cluster: Cluster, coordinator: Coordinator): Hono {
+  const app = new Hono();
+  const storeOut = (s: StoreInfo) =>
+    storeJson(s, cluster.stateName(s), cluster.regions.storeStats(s.meta.id));
+
+  app.get(`${API}/stores`, (c) => {
+    const stores = cluster.stores().map(storeOut);
+    return c.json({ count: stores.length, stores });
+  });
+  app.get(`${API}/store/:id`, (c) => c.json(storeOut(cluster.getStore(pathId(c, "id")))));
+  app.delete(`${API}/store/:id`, async (c) => {
+    return c.json(storeOut(await cluster.setStoreState(pathId(c, "id"), "Offline")));
+  });
+  app.post(`${API}/store/:id/state`, async (c) => {
+    const state = c.req.query("state");
+    if (state !== "Up" && state !== "Offline") {
+      throw new MrkvError("BadRequest", `state must be Up or Offline, got "${state ?? ""}"`);
+    }
+    return c.json(storeOut(await cluster.setStoreState(pathId(c, "id"), state)));
+  });
+
+  app.get(`${API}/regions`, (c) => {
+    const regions = cluster.regions.regions().map(regionJson);
+    return c.json({ count: regions.length, regions });
+  });
+  app.get(`${API}/region/id/:id`, (c) => c.json(regionJson(cluster.getRegion(pathId(c, "id")))));
+  app.get(`${API}/region/key/*`, (c) => {
+    // The raw (still percent-encoded) segment: keys are bytes, not necessarily UTF-8.
+    const raw = new URL(c.req.url).pathname.slice(`${API}/region/key/`.length);
+    const key = percentDecodeBytes(raw);
+    if (key.length > MAX_KEY_BYTES) throw new MrkvError("BadRequest", "key is too long");
+    return c.json(regionJson(cluster.getRegionByKey(key)));
+  });
+
+  app.post(`${API}/operators`, async (c) => {
+    const body = expectObject(await readJson(c), "body");
+    await cluster.ids.reserve(16);
+    const op = buildAdminOperator(cluster, body);
+    if (!cluster.operators.addOperator(op, cluster.now())) {
+      throw new MrkvError(
+        "BadRequest",
+        `region ${op.regionId} already has an admin operator running`,
+      );
+    }
+    return c.json(operatorJson(op), 201);
+  });
+  app.get(`${API}/operators`, (c) => {
+    const ops = cluster.operators.running().map(operatorJson);
+    return c.json({ count: ops.length, operators: ops });
+  });
+  app.get(`${API}/operators/records`, (c) => {
+    const ops = cluster.operators.history().map(operatorJson);
+    return c.json({ count: ops.length, operators: ops });
+  });
+  app.get(`${API}/operators/:region_id`, (c) => {
+    const id = pathId(c, "region_id");
+    const op = cluster.operators.get(id) ?? cluster.operators.lastEnded(id);
+    if (!op) throw new MrkvError("NotFound", `region ${id} has no operator`);
+    return c.json(operatorJson(op));
+  });
+  app.delete(`${API}/operators/:region_id`, (c) => {
+    const id = pathId(c, "region_id");
+    const op = cluster.operators.cancel(id, cluster.now(), "cancelled by the admin API");
+    if (!op) throw new MrkvError("NotFound", `region ${id} has no running operator`);
+    return c.json(operatorJson(op));
+  });
+
+  app.get(`${API}/schedulers`, (c) => c.json(coordinator.schedulerNames()));
+  app.post(`${API}/schedulers`, async (c) => {
+    const body = expectObject(await readJson(c), "body");
+    const name = expectString(field(body, "name"), "name", 100);
+    await coordinator.addScheduler(name);
+    return c.json({ name }, 201);
+  });
+  app.delete(`${API}/schedulers/:name`, async (c) => {
+    const name = c.req.param("name");
+    await coordinator.removeScheduler(name);
+    return c.json({ name });
+  });
+
+  app.get(`${API}/config`, (c) => c.json(configToJson(cluster.config)));
+  app.post(`${API}/config`, async (c) => {
+    const next = applyConfigJson(cluster.config, await readJson(c));
+    await cluster.storage.saveConfig(configToJson(next));
+    cluster.config = next;
+    return c.json(configToJson(next));
+  });
+  return app;
+}
+
+/** Split keys from `keys` (UTF-8 strings) and/or `keys_hex`; each strictly inside `r`. */
+function adminKeys(body: Fields, r: RegionInfo): Uint8Array[] {
+  const text = field(body, "keys");
+  const hex = field(body, "keys_hex");
+  const keys: Uint8Array[] = [];
+  if (text !== undefined && text !== null) {
+    const enc = new TextEncoder();
+    keys.push(
+      ...expectArray(text, "keys", (v, n) => enc.encode(expectString(v, n, MAX_KEY_BYTES)), 100),
+    );
+  }
+  if (hex !== undefined && hex !== null) {
+    keys.push(...expectArray(hex, "keys_hex", (v, n) => {
+      const b = hexToBytes(expectString(v, n, 2 * MAX_KEY_BYTES));
+      if (!b) throw new MrkvError("BadRequest", `${n} is not hex`);
+      return b;
+    }, 100));
+  }
+  for (const k of keys) {
+    if (k.length === 0 || !keyInRegion(k, r.meta) || bytesEqual(k, r.meta.startKey)) {
+      throw new MrkvError("BadRequest", `split key is not strictly inside region ${r.meta.id}`);
+    }
+  }
+  return keys;
+}
+
+/** Builds the operator a `POST /operators` body asks for, or throws why it cannot be done. */
+function buildAdminOperator(cluster: Cluster, body: Fields): Operator {
+  const name = expectString(field(body, "name"), "name", 64);
+  const region = cluster.getRegion(expectId(field(body, "region_id"), "region_id"));
+  const ctx: BuildContext = { now: cluster.now(), allocPeerId: () => cluster.ids.allocSync() };
+  const targetStore = (k: string) => checkTarget(cluster, expectId(field(body, k), k));
+  const desc = `admin-${name}`;
+  switch (name) {
+    case "transfer-leader":
+      return createTransferLeaderOperator(
+        desc,
+        "admin",
+        region,
+        expectId(field(body, "to_store_id"), "to_store_id"),
+        ctx,
+      );
+    case "add-peer":
+      return createAddPeerOperator(desc, "admin", region, targetStore("store_id"), ctx);
+    case "remove-peer":
+      return createRemovePeerOperator(
+        desc,
+        "admin",
+        region,
+        expectId(field(body, "store_id"), "store_id"),
+        ctx,
+      );
+    case "transfer-region": {
+      const ids = expectArray(field(body, "to_store_ids"), "to_store_ids", expectId, 15);
+      for (const id of ids) {
+        if (!region.meta.peers.some((p) => p.storeId === id)) checkTarget(cluster, id);
+      }
+      return createTransferRegionOperator(desc, "admin", region, ids, ctx);
+    }
+    case "split-region":
+      return createSplitOperator(desc, "admin", region, adminKeys(body, region), ctx);
+    default:
+      throw new MrkvError(
+        "BadRequest",
+        `unknown operator "${name}" (transfer-leader, add-peer, remove-peer, transfer-region, split-region)`,
+      );
+  }
+}
+
+/** A store that may receive a new peer: registered and Up (or briefly Disconnected). */
+function checkTarget(cluster: Cluster, id: number): number {
+  const s = cluster.getStore(id);
+  const state = cluster.stateName(s);
+  if (state !== "Up" && state !== "Disconnected") {
+    throw new MrkvError("BadRequest", `store ${id} is ${state} and cannot take a peer`);
+  }
+  return id;
+}

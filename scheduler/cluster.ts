@@ -1,0 +1,329 @@
+/**
+ * The cluster (PD's `RaftCluster`): bootstrap, IDs, the store registry and the region map, and
+ * the handlers the internal API calls (`handleRegionHeartbeat`, `handleStoreHeartbeat`,
+ * `askBatchSplit`, ...). Heartbeat handling is synchronous: JavaScript runs one handler at a
+ * time, so a batch of heartbeats is admitted atomically with respect to every other request.
+ *
+ * @module
+ */
+import { MrkvError } from "../proto/errors.ts";
+import type { Region, Store } from "../proto/metapb.ts";
+import type {
+  BootstrapResponse,
+  RegionHeartbeat,
+  RegionHeartbeatResult,
+  SplitId,
+  StoreStats,
+} from "../proto/pdpb.ts";
+import { applyConfigJson, type ScheduleConfig } from "./config.ts";
+import { IdAllocator } from "./id_allocator.ts";
+import { OperatorController } from "./operator/controller.ts";
+import {
+  metaChanged,
+  type RegionInfo,
+  regionInfoFromHeartbeat,
+  regionInfoFromMeta,
+} from "./region_info.ts";
+import { RegionsInfo } from "./regions_info.ts";
+import { ClusterStorage, RegionSaver, type SavedStore } from "./storage.ts";
+import {
+  type StoreInfo,
+  type StoreMetaState,
+  type StoreStateName,
+  storeStateName,
+  transitionStore,
+} from "./store_info.ts";
+
+/** How a {@link Cluster} is built. */
+export interface ClusterOptions {
+  readonly config: ScheduleConfig;
+  /** The clock, in ms (injected so tests can move time). */
+  readonly now?: () => number;
+  /** Region write-behind interval. */
+  readonly saveIntervalMs?: number;
+  readonly onError?: (e: unknown) => void;
+}
+
+/** Counters for `/metrics`. */
+export interface ClusterCounters {
+  regionHeartbeats: number;
+  staleHeartbeats: number;
+  regionsChanged: number;
+  storeHeartbeats: number;
+}
+
+/** The cluster map and the handlers that change it. */
+export class Cluster {
+  readonly regions = new RegionsInfo();
+  readonly operators = new OperatorController();
+  readonly counters: ClusterCounters = {
+    regionHeartbeats: 0,
+    staleHeartbeats: 0,
+    regionsChanged: 0,
+    storeHeartbeats: 0,
+  };
+  readonly #stores = new Map<number, StoreInfo>();
+  readonly #saver: RegionSaver;
+  #bootstrapped: boolean;
+  #bootstrapping: Promise<unknown> = Promise.resolve();
+  config: ScheduleConfig;
+  readonly now: () => number;
+
+  private constructor(
+    readonly storage: ClusterStorage,
+    readonly ids: IdAllocator,
+    readonly clusterId: number,
+    bootstrapped: boolean,
+    opts: ClusterOptions,
+  ) {
+    this.#bootstrapped = bootstrapped;
+    this.config = { ...opts.config };
+    this.now = opts.now ?? Date.now;
+    this.#saver = new RegionSaver(storage, opts.saveIntervalMs ?? 100, opts.onError);
+  }
+
+  /** Opens the cluster stored in `kv`, loading stores and regions. */
+  static async open(
+    kv: Deno.Kv,
+    opts: ClusterOptions,
+  ): Promise<{ cluster: Cluster; schedulers: string[] | null }> {
+    const storage = new ClusterStorage(kv);
+    const loaded = await storage.load();
+    const ids = await IdAllocator.open(kv);
+    const c = new Cluster(storage, ids, loaded.clusterId, loaded.bootstrapped, opts);
+    const now = c.now();
+    for (const s of loaded.stores) {
+      c.#stores.set(s.id, {
+        meta: { id: s.id, address: s.address },
+        state: s.state,
+        lastHeartbeat: now,
+        heartbeatSeen: false,
+        stats: null,
+      });
+    }
+    for (const r of loaded.regions) {
+      // Saved regions may overlap if the scheduler stopped between two write-behind commits:
+      // the newer epoch wins and the other record is dropped.
+      try {
+        const { overlaps } = c.regions.putRegion(regionInfoFromMeta(r.region, r.leader));
+        for (const o of overlaps) c.#saver.delete(o.meta.id);
+      } catch {
+        c.#saver.delete(r.region.id);
+      }
+    }
+    if (loaded.config !== undefined) {
+      try {
+        c.config = applyConfigJson(c.config, loaded.config);
+      } catch {
+        // A config saved by an incompatible version: keep the defaults.
+      }
+    }
+    return { cluster: c, schedulers: loaded.schedulers };
+  }
+
+  /** True once a store has bootstrapped the cluster. */
+  get bootstrapped(): boolean {
+    return this.#bootstrapped;
+  }
+
+  /** Writes queued region changes and stops the write-behind timer. */
+  close(): Promise<void> {
+    return this.#saver.close();
+  }
+
+  // ---- bootstrap and IDs ---------------------------------------------------------------------
+
+  /** Creates region 1 = `["", "")` with one peer on `store`. Refused once bootstrapped. */
+  bootstrap(store: Store): Promise<BootstrapResponse> {
+    const run = this.#bootstrapping.then(async () => {
+      if (this.#bootstrapped) throw alreadyBootstrapped(this.clusterId);
+      this.#checkAddress(store);
+      const peerId = await this.ids.alloc(1);
+      const region: Region = {
+        id: 1,
+        startKey: new Uint8Array(),
+        endKey: new Uint8Array(),
+        epoch: { confVer: 1, version: 1 },
+        peers: [{ id: peerId, storeId: store.id, role: "Voter" }],
+      };
+      const saved: SavedStore = { ...store, state: "Up" };
+      if (!(await this.storage.bootstrap(saved, region))) throw alreadyBootstrapped(this.clusterId);
+      this.#bootstrapped = true;
+      this.#stores.set(store.id, this.#freshStore(store, this.#stores.get(store.id)));
+      this.regions.putRegion(regionInfoFromMeta(region));
+      return { clusterId: this.clusterId, region };
+    });
+    this.#bootstrapping = run.catch(() => {});
+    return run;
+  }
+
+  /** Returns the first of `count` fresh IDs. */
+  allocIds(count: number): Promise<number> {
+    return this.ids.alloc(count);
+  }
+
+  // ---- stores --------------------------------------------------------------------------------
+
+  #freshStore(meta: Store, old: StoreInfo | undefined): StoreInfo {
+    return {
+      meta,
+      state: old?.state ?? "Up",
+      lastHeartbeat: this.now(),
+      heartbeatSeen: old?.heartbeatSeen ?? false,
+      stats: old?.stats ?? null,
+    };
+  }
+
+  #checkAddress(store: Store): void {
+    for (const s of this.#stores.values()) {
+      if (s.meta.id !== store.id && s.state !== "Tombstone" && s.meta.address === store.address) {
+        throw new MrkvError(
+          "BadRequest",
+          `address ${store.address} is already used by store ${s.meta.id}`,
+        );
+      }
+    }
+  }
+
+  /** Registers a store, or updates its address after a restart. */
+  async putStore(store: Store): Promise<void> {
+    const old = this.#stores.get(store.id);
+    if (old?.state === "Tombstone") {
+      throw new MrkvError("BadRequest", `store ${store.id} is a tombstone and cannot come back`);
+    }
+    this.#checkAddress(store);
+    const info = this.#freshStore(store, old);
+    await this.storage.saveStore({ ...store, state: info.state });
+    this.#stores.set(store.id, { ...info, lastHeartbeat: this.now() });
+  }
+
+  /** Records a store heartbeat. */
+  handleStoreHeartbeat(stats: StoreStats): void {
+    const s = this.getStore(stats.storeId);
+    if (s.state === "Tombstone") {
+      throw new MrkvError("BadRequest", `store ${stats.storeId} is a tombstone`);
+    }
+    this.counters.storeHeartbeats++;
+    this.#stores.set(s.meta.id, { ...s, lastHeartbeat: this.now(), heartbeatSeen: true, stats });
+  }
+
+  /** A registered store, or `StoreNotFound`. */
+  getStore(id: number): StoreInfo {
+    const s = this.#stores.get(id);
+    if (!s) throw new MrkvError("StoreNotFound", `store ${id} is not registered`);
+    return s;
+  }
+
+  /** Every registered store, by ID. */
+  stores(): StoreInfo[] {
+    return [...this.#stores.values()].sort((a, b) => a.meta.id - b.meta.id);
+  }
+
+  /** A store's state name now. */
+  stateName(s: StoreInfo): StoreStateName {
+    return storeStateName(s, this.now(), this.config.maxStoreDownTime);
+  }
+
+  /** Changes a store's persisted state along the transition table. */
+  async setStoreState(id: number, to: StoreMetaState): Promise<StoreInfo> {
+    const s = transitionStore(this.getStore(id), to);
+    if (to === "Tombstone" && this.regions.storeStats(id).regionCount > 0) {
+      throw new MrkvError("BadRequest", `store ${id} still holds regions`);
+    }
+    await this.storage.saveStore({ ...s.meta, state: s.state });
+    this.#stores.set(id, s);
+    return s;
+  }
+
+  // ---- regions -------------------------------------------------------------------------------
+
+  /**
+   * Admits one region heartbeat (throws `EpochNotMatch` if stale) and returns the step its
+   * leader should carry out, if any.
+   */
+  handleRegionHeartbeat(hb: RegionHeartbeat): RegionHeartbeatResult {
+    this.counters.regionHeartbeats++;
+    const info = regionInfoFromHeartbeat(hb);
+    const origin = this.regions.getRegion(info.meta.id);
+    let result;
+    try {
+      result = this.regions.putRegion(info);
+    } catch (e) {
+      if (e instanceof MrkvError) this.counters.staleHeartbeats++;
+      throw e;
+    }
+    if (result.changed) {
+      this.counters.regionsChanged++;
+      for (const o of result.overlaps) this.#saver.delete(o.meta.id);
+      if (!origin || metaChanged(origin.meta, info.meta) || origin.leader?.id !== info.leader?.id) {
+        this.#saver.save({ region: info.meta, leader: info.leader });
+      }
+    }
+    const current = this.regions.getRegion(info.meta.id)!;
+    const step = this.operators.dispatch(current, this.now());
+    return step
+      ? { regionId: info.meta.id, step, epoch: current.meta.epoch }
+      : { regionId: info.meta.id };
+  }
+
+  /**
+   * Admits a batch. Returns results only for heartbeats that were refused (a stale one fails
+   * alone) or carry an operator step, in request order.
+   */
+  handleRegionHeartbeats(hbs: readonly RegionHeartbeat[]): RegionHeartbeatResult[] {
+    const out: RegionHeartbeatResult[] = [];
+    for (const hb of hbs) {
+      try {
+        const r = this.handleRegionHeartbeat(hb);
+        if (r.step) out.push(r);
+      } catch (e) {
+        if (!(e instanceof MrkvError)) throw e;
+        out.push({ regionId: hb.region.id, error: { code: e.code, message: e.message } });
+      }
+    }
+    return out;
+  }
+
+  /** IDs for `count` new regions split out of `region`: a region ID plus one per peer. */
+  async askBatchSplit(region: Region, count: number): Promise<SplitId[]> {
+    if (region.peers.length === 0) {
+      throw new MrkvError("BadRequest", `region ${region.id} has no peers to split`);
+    }
+    const per = 1 + region.peers.length;
+    let next = await this.ids.alloc(count * per);
+    const out: SplitId[] = [];
+    for (let i = 0; i < count; i++) {
+      out.push({
+        newRegionId: next,
+        newPeerIds: region.peers.map((_, j) => next + 1 + j),
+      });
+      next += per;
+    }
+    return out;
+  }
+
+  /** A region by ID, or `RegionNotFound`. */
+  getRegion(id: number): RegionInfo {
+    const r = this.regions.getRegion(id);
+    if (!r) throw new MrkvError("RegionNotFound", `region ${id} is not known`);
+    return r;
+  }
+
+  /** The region holding `key`, or `RegionNotFound`. */
+  getRegionByKey(key: Uint8Array): RegionInfo {
+    const r = this.regions.getRegionByKey(key);
+    if (!r) {
+      throw new MrkvError(
+        "RegionNotFound",
+        "no known region holds the key (a split may still be reporting)",
+      );
+    }
+    return r;
+  }
+}
+
+function alreadyBootstrapped(clusterId: number): MrkvError {
+  return new MrkvError("BadRequest", `cluster ${clusterId} is already bootstrapped`, {
+    already_bootstrapped: true,
+  });
+}

@@ -1,0 +1,75 @@
+/**
+ * The schedule config: what `GET/POST /pd/api/v1/config` reads and changes at run time
+ * (admin JSON is snake_case; numbers are counts or milliseconds, durations may also be given
+ * as strings such as `"30m"`).
+ *
+ * @module
+ */
+import { parseDuration } from "../config/config.ts";
+import { expectObject, expectSafeInt, field, type Fields } from "../proto/codec.ts";
+import { MrkvError } from "../proto/errors.ts";
+
+/** Knobs the checkers, schedulers and coordinator read on every run. */
+export interface ScheduleConfig {
+  maxReplicas: number;
+  /** ms without a store heartbeat before a store is Down. */
+  maxStoreDownTime: number;
+  scheduleIntervalMs: number;
+  /** Most running balance-region operators (PD: region-schedule-limit). */
+  regionScheduleLimit: number;
+  /** Most running balance-leader operators (PD: leader-schedule-limit). */
+  leaderScheduleLimit: number;
+  /** Most running replica-checker operators (PD: replica-schedule-limit). */
+  replicaScheduleLimit: number;
+}
+
+/** PD's defaults (anchor-systems.md 2.2) and interface.md's. */
+export const DEFAULT_SCHEDULE_CONFIG: Readonly<ScheduleConfig> = {
+  maxReplicas: 3,
+  maxStoreDownTime: 30 * 60_000,
+  scheduleIntervalMs: 100,
+  regionScheduleLimit: 2048,
+  leaderScheduleLimit: 4,
+  replicaScheduleLimit: 64,
+};
+
+const FIELDS: ReadonlyArray<[keyof ScheduleConfig, string, number, boolean]> = [
+  // [camelCase, snake_case, minimum, is a duration]
+  ["maxReplicas", "max_replicas", 1, false],
+  ["maxStoreDownTime", "max_store_down_time", 1, true],
+  ["scheduleIntervalMs", "schedule_interval_ms", 1, true],
+  ["regionScheduleLimit", "region_schedule_limit", 0, false],
+  ["leaderScheduleLimit", "leader_schedule_limit", 0, false],
+  ["replicaScheduleLimit", "replica_schedule_limit", 0, false],
+];
+
+/** The admin JSON of a config. */
+export function configToJson(c: ScheduleConfig): Record<string, number> {
+  return Object.fromEntries(FIELDS.map(([k, snake]) => [snake, c[k]]));
+}
+
+/**
+ * Applies a (partial) admin JSON object to `base`, returning the new config. Unknown fields or
+ * bad values are `BadRequest`s naming the field; nothing is applied unless all are valid.
+ */
+export function applyConfigJson(base: ScheduleConfig, body: unknown): ScheduleConfig {
+  const o: Fields = expectObject(body, "body");
+  const known = new Set(FIELDS.map((f) => f[1]));
+  for (const k of Object.keys(o)) {
+    if (!known.has(k)) throw new MrkvError("BadRequest", `unknown config field "${k}"`);
+  }
+  const out = { ...base };
+  for (const [k, snake, min, duration] of FIELDS) {
+    let v = field(o, snake);
+    if (v === undefined) continue;
+    if (duration && typeof v === "string") {
+      try {
+        v = parseDuration(v);
+      } catch (e) {
+        throw new MrkvError("BadRequest", `${snake}: ${(e as Error).message}`);
+      }
+    }
+    out[k] = expectSafeInt(v, snake, min, k === "maxReplicas" ? 15 : Number.MAX_SAFE_INTEGER);
+  }
+  return out;
+}

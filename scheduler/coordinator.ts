@@ -1,0 +1,245 @@
+/**
+ * The coordinator (PD's `coordinator.go`): every `schedule-interval-ms` it times out stale
+ * operators, retires drained Offline stores, runs the replica checker over the regions and
+ * each running scheduler, and hands their operators to the controller (within the schedule
+ * limits). Schedulers read a {@link LiveView}: the cluster map plus the influence of running
+ * operators, so they do not pile several moves onto one store.
+ *
+ * @module
+ */
+import { MrkvError } from "../proto/errors.ts";
+import type { Cluster } from "./cluster.ts";
+import type { BuildContext } from "./operator/builder.ts";
+import type { Operator, OperatorKind } from "./operator/operator.ts";
+import type { RegionInfo } from "./region_info.ts";
+import { checkReplicas } from "./schedulers/replica_checker.ts";
+import { DEFAULT_SCHEDULERS, SCHEDULER_FACTORIES } from "./schedulers/mod.ts";
+import type { ClusterView, RegionRole, Scheduler, StoreView } from "./schedulers/view.ts";
+
+/** Regions the replica checker visits per run (a cursor walks the whole map over runs). */
+export const PATROL_BATCH = 4096;
+const NO_STORES: ReadonlySet<number> = new Set();
+/** Peer IDs kept buffered so schedulers can allocate synchronously. */
+const ID_RESERVE = 256;
+
+/** The cluster as checkers and schedulers see it, with running operators' influence. */
+export class LiveView implements ClusterView {
+  #stores: StoreView[] | null = null;
+  readonly build: BuildContext;
+
+  constructor(private readonly cluster: Cluster, readonly random: () => number = Math.random) {
+    const now = cluster.now();
+    this.build = { now, allocPeerId: () => cluster.ids.allocSync() };
+  }
+
+  get maxReplicas(): number {
+    return this.cluster.config.maxReplicas;
+  }
+  get maxStoreDownTime(): number {
+    return this.cluster.config.maxStoreDownTime;
+  }
+
+  /** Forget cached figures (after an operator was added). */
+  invalidate(): void {
+    this.#stores = null;
+    this.#movedFrom = null;
+  }
+
+  stores(): readonly StoreView[] {
+    if (this.#stores) return this.#stores;
+    const c = this.cluster;
+    const delta = new Map<number, { size: number; count: number; leaders: number }>();
+    const d = (id: number) => {
+      let x = delta.get(id);
+      if (!x) delta.set(id, x = { size: 0, count: 0, leaders: 0 });
+      return x;
+    };
+    for (const op of c.operators.running()) {
+      const r = c.regions.getRegion(op.regionId);
+      if (!r) continue;
+      for (const step of op.remainingSteps()) {
+        if (step.type === "AddLearner") {
+          d(step.peer.storeId).size += r.approximateSize;
+          d(step.peer.storeId).count++;
+        } else if (step.type === "RemovePeer") {
+          d(step.peer.storeId).size -= r.approximateSize;
+          d(step.peer.storeId).count--;
+        } else if (step.type === "TransferLeader") {
+          d(step.peer.storeId).leaders++;
+          if (r.leader) d(r.leader.storeId).leaders--;
+        }
+      }
+    }
+    this.#stores = c.stores().filter((s) => s.state !== "Tombstone").map((s) => {
+      const st = c.regions.storeStats(s.meta.id);
+      const x = delta.get(s.meta.id);
+      return {
+        id: s.meta.id,
+        stateName: c.stateName(s),
+        regionSize: st.regionSize + (x?.size ?? 0),
+        regionCount: st.regionCount + (x?.count ?? 0),
+        leaderCount: st.leaderCount + (x?.leaders ?? 0),
+      };
+    });
+    return this.#stores;
+  }
+
+  store(id: number): StoreView | undefined {
+    return this.stores().find((s) => s.id === id);
+  }
+  region(id: number): RegionInfo | undefined {
+    return this.cluster.regions.getRegion(id);
+  }
+  regionIdsOn(storeId: number, role: RegionRole): readonly number[] {
+    const st = this.cluster.regions.storeStats(storeId);
+    return [...(role === "leader" ? st.leaders : role === "follower" ? st.followers : st.pending)];
+  }
+  hasOperator(regionId: number): boolean {
+    return this.cluster.operators.get(regionId) !== undefined;
+  }
+
+  #movedFrom: Map<number, Set<number>> | null = null;
+  movedFrom(regionId: number): ReadonlySet<number> {
+    if (!this.#movedFrom) {
+      const m = new Map<number, Set<number>>();
+      const ops = [...this.cluster.operators.history(), ...this.cluster.operators.running()];
+      for (const op of ops) {
+        if (op.kind !== "region" || op.status === "Cancelled" || op.status === "TimedOut") continue;
+        for (const step of op.steps) {
+          if (step.type !== "RemovePeer") continue;
+          if (!m.has(op.regionId)) m.set(op.regionId, new Set());
+          m.get(op.regionId)!.add(step.peer.storeId);
+        }
+      }
+      this.#movedFrom = m;
+    }
+    return this.#movedFrom.get(regionId) ?? NO_STORES;
+  }
+}
+
+/** Runs checkers and schedulers on a timer. */
+export class Coordinator {
+  readonly #schedulers = new Map<string, Scheduler>();
+  #patrolCursor = 0;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #running = false;
+  #tickDone: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly cluster: Cluster,
+    names: readonly string[] = DEFAULT_SCHEDULERS,
+    private readonly random: () => number = Math.random,
+    private readonly onError: (e: unknown) => void = () => {},
+  ) {
+    for (const n of names) {
+      const f = SCHEDULER_FACTORIES[n];
+      if (f) this.#schedulers.set(n, f());
+    }
+  }
+
+  /** Names of the running schedulers. */
+  schedulerNames(): string[] {
+    return [...this.#schedulers.keys()];
+  }
+
+  /** Adds a scheduler by name (BadRequest if unknown or already running). */
+  async addScheduler(name: string): Promise<void> {
+    const f = Object.hasOwn(SCHEDULER_FACTORIES, name) ? SCHEDULER_FACTORIES[name] : undefined;
+    if (!f) {
+      throw new MrkvError(
+        "BadRequest",
+        `unknown scheduler "${name}" (known: ${Object.keys(SCHEDULER_FACTORIES).join(", ")})`,
+      );
+    }
+    if (this.#schedulers.has(name)) {
+      throw new MrkvError("BadRequest", `scheduler ${name} is already running`);
+    }
+    this.#schedulers.set(name, f());
+    await this.cluster.storage.saveSchedulers(this.schedulerNames());
+  }
+
+  /** Removes a running scheduler (NotFound if it is not running). */
+  async removeScheduler(name: string): Promise<void> {
+    if (!this.#schedulers.delete(name)) {
+      throw new MrkvError("NotFound", `scheduler ${name} is not running`);
+    }
+    await this.cluster.storage.saveSchedulers(this.schedulerNames());
+  }
+
+  /** Starts the timer. */
+  start(): void {
+    this.#running = true;
+    this.#arm();
+  }
+
+  /** Stops the timer and waits for a run in progress. */
+  async stop(): Promise<void> {
+    this.#running = false;
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    await this.#tickDone;
+  }
+
+  #arm(): void {
+    if (!this.#running) return;
+    this.#timer = setTimeout(() => {
+      this.#tickDone = this.tick().then(() => {}, this.onError).finally(() => this.#arm());
+    }, this.cluster.config.scheduleIntervalMs);
+  }
+
+  /** One run: returns the operators added. */
+  async tick(): Promise<Operator[]> {
+    const c = this.cluster;
+    await c.ids.reserve(ID_RESERVE);
+    const now = c.now();
+    c.operators.checkAll(now, (id) => c.regions.getRegion(id) !== undefined);
+    for (const s of c.stores()) {
+      if (s.state === "Offline" && c.regions.storeStats(s.meta.id).regionCount === 0) {
+        await c.setStoreState(s.meta.id, "Tombstone");
+      }
+    }
+    return this.runOnce();
+  }
+
+  /** The synchronous part of a run (no I/O): checkers then schedulers. */
+  runOnce(): Operator[] {
+    const c = this.cluster;
+    const view = new LiveView(c, this.random);
+    const added: Operator[] = [];
+    const add = (op: Operator | null): boolean => {
+      if (!op || !c.operators.addOperator(op, view.build.now)) return false;
+      added.push(op);
+      view.invalidate();
+      return true;
+    };
+    const limit: Record<OperatorKind, number> = {
+      admin: Infinity,
+      replica: c.config.replicaScheduleLimit,
+      region: c.config.regionScheduleLimit,
+      leader: c.config.leaderScheduleLimit,
+    };
+    const tryBuild = (f: () => Operator | null): Operator | null => {
+      try {
+        return f();
+      } catch (e) {
+        if (e instanceof MrkvError) return null; // a builder refused; try again next run
+        if (e instanceof Error && /no buffered IDs/.test(e.message)) return null;
+        throw e;
+      }
+    };
+    // Replica checker: walk PATROL_BATCH regions from the cursor.
+    const regions = c.regions.regions();
+    const n = Math.min(PATROL_BATCH, regions.length);
+    let replicaOps = c.operators.countOf("replica");
+    for (let i = 0; i < n && replicaOps < limit.replica; i++) {
+      const r = regions[(this.#patrolCursor + i) % regions.length]!;
+      if (view.hasOperator(r.meta.id)) continue;
+      if (add(tryBuild(() => checkReplicas(view, r)))) replicaOps++;
+    }
+    this.#patrolCursor = regions.length ? (this.#patrolCursor + n) % regions.length : 0;
+    for (const s of this.#schedulers.values()) {
+      if (c.operators.countOf(s.kind) >= limit[s.kind]) continue;
+      add(tryBuild(() => s.schedule(view)));
+    }
+    return added;
+  }
+}

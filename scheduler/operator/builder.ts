@@ -1,0 +1,189 @@
+/**
+ * Builds operators from a region's current shape (PD's `operator/create_operator.go`). Every
+ * builder checks that the operator makes sense and throws `BadRequest` (or `StoreNotFound`)
+ * with the reason otherwise, so the admin API can pass the message on.
+ *
+ * AddPeer is two steps, AddLearner then PromoteLearner, so a new peer catches up before it
+ * counts in a quorum. MovePeer = AddPeer → TransferLeader (if the source leads) → RemovePeer.
+ *
+ * @module
+ */
+import { MrkvError } from "../../proto/errors.ts";
+import type { Peer } from "../../proto/metapb.ts";
+import type { OperatorStep } from "../../proto/pdpb.ts";
+import type { RegionInfo } from "../region_info.ts";
+import {
+  DEFAULT_STEP_TIMEOUTS,
+  Operator,
+  type OperatorKind,
+  type StepTimeouts,
+} from "./operator.ts";
+
+/** What builders need besides the region. */
+export interface BuildContext {
+  readonly now: number;
+  /** A fresh peer ID (throws if none is at hand). */
+  allocPeerId(): number;
+  readonly timeouts?: StepTimeouts;
+}
+
+function make(
+  desc: string,
+  kind: OperatorKind,
+  r: RegionInfo,
+  steps: OperatorStep[],
+  ctx: BuildContext,
+): Operator {
+  return new Operator(
+    desc,
+    kind,
+    r.meta.id,
+    r.meta.epoch,
+    steps,
+    ctx.now,
+    ctx.timeouts ?? DEFAULT_STEP_TIMEOUTS,
+  );
+}
+
+function addPeerSteps(r: RegionInfo, storeId: number, ctx: BuildContext): [OperatorStep[], Peer] {
+  if (r.meta.peers.some((p) => p.storeId === storeId)) {
+    throw new MrkvError("BadRequest", `region ${r.meta.id} already has a peer on store ${storeId}`);
+  }
+  const id = ctx.allocPeerId();
+  const learner: Peer = { id, storeId, role: "Learner" };
+  return [[
+    { type: "AddLearner", peer: learner },
+    { type: "PromoteLearner", peer: { id, storeId, role: "Voter" } },
+  ], learner];
+}
+
+/** Adds a peer on `storeId` (AddLearner → PromoteLearner). */
+export function createAddPeerOperator(
+  desc: string,
+  kind: OperatorKind,
+  r: RegionInfo,
+  storeId: number,
+  ctx: BuildContext,
+): Operator {
+  return make(desc, kind, r, addPeerSteps(r, storeId, ctx)[0], ctx);
+}
+
+/** Removes the peer on `storeId`, transferring leadership away first if it leads. */
+export function createRemovePeerOperator(
+  desc: string,
+  kind: OperatorKind,
+  r: RegionInfo,
+  storeId: number,
+  ctx: BuildContext,
+): Operator {
+  const peer = r.meta.peers.find((p) => p.storeId === storeId);
+  if (!peer) {
+    throw new MrkvError("BadRequest", `region ${r.meta.id} has no peer on store ${storeId}`);
+  }
+  if (r.meta.peers.length === 1) {
+    throw new MrkvError("BadRequest", `cannot remove the last peer of region ${r.meta.id}`);
+  }
+  const steps: OperatorStep[] = [];
+  if (r.leader?.id === peer.id) {
+    const to = r.meta.peers.find((p) => p.id !== peer.id && p.role === "Voter");
+    if (!to) {
+      throw new MrkvError("BadRequest", `region ${r.meta.id} has no other voter to lead it`);
+    }
+    steps.push({ type: "TransferLeader", peer: to });
+  }
+  steps.push({ type: "RemovePeer", peer });
+  return make(desc, kind, r, steps, ctx);
+}
+
+/**
+ * Moves the peer on `source` to `target`: AddLearner → PromoteLearner → TransferLeader to the
+ * new peer (only if the source leads) → RemovePeer.
+ */
+export function createMovePeerOperator(
+  desc: string,
+  kind: OperatorKind,
+  r: RegionInfo,
+  source: number,
+  target: number,
+  ctx: BuildContext,
+): Operator {
+  const old = r.meta.peers.find((p) => p.storeId === source);
+  if (!old) throw new MrkvError("BadRequest", `region ${r.meta.id} has no peer on store ${source}`);
+  const [steps] = addPeerSteps(r, target, ctx);
+  const promoted = (steps[1] as { peer: Peer }).peer;
+  if (r.leader?.id === old.id) steps.push({ type: "TransferLeader", peer: promoted });
+  steps.push({ type: "RemovePeer", peer: old });
+  return make(desc, kind, r, steps, ctx);
+}
+
+/** Transfers leadership to the region's voter on `storeId`. */
+export function createTransferLeaderOperator(
+  desc: string,
+  kind: OperatorKind,
+  r: RegionInfo,
+  storeId: number,
+  ctx: BuildContext,
+): Operator {
+  const peer = r.meta.peers.find((p) => p.storeId === storeId);
+  if (!peer) {
+    throw new MrkvError("BadRequest", `region ${r.meta.id} has no peer on store ${storeId}`);
+  }
+  if (peer.role !== "Voter") {
+    throw new MrkvError(
+      "BadRequest",
+      `region ${r.meta.id}'s peer on store ${storeId} is a learner`,
+    );
+  }
+  if (r.leader?.id === peer.id) {
+    throw new MrkvError("BadRequest", `store ${storeId} already leads region ${r.meta.id}`);
+  }
+  return make(desc, kind, r, [{ type: "TransferLeader", peer }], ctx);
+}
+
+/** Splits the region at `keys` (none: the leader picks the size midpoint). */
+export function createSplitOperator(
+  desc: string,
+  kind: OperatorKind,
+  r: RegionInfo,
+  keys: readonly Uint8Array[],
+  ctx: BuildContext,
+): Operator {
+  return make(desc, kind, r, [{ type: "SplitRegion", keys }], ctx);
+}
+
+/**
+ * Moves the region onto exactly `storeIds`: adds the missing peers, moves leadership onto a
+ * kept store if its store is leaving, then removes the peers on other stores.
+ */
+export function createTransferRegionOperator(
+  desc: string,
+  kind: OperatorKind,
+  r: RegionInfo,
+  storeIds: readonly number[],
+  ctx: BuildContext,
+): Operator {
+  const want = new Set(storeIds);
+  if (want.size === 0 || want.size !== storeIds.length) {
+    throw new MrkvError("BadRequest", "to_store_ids must be a non-empty list of distinct stores");
+  }
+  const steps: OperatorStep[] = [];
+  const voters: Peer[] = r.meta.peers.filter((p) => want.has(p.storeId) && p.role === "Voter");
+  for (const storeId of storeIds) {
+    if (r.meta.peers.some((p) => p.storeId === storeId)) continue;
+    const [add] = addPeerSteps(r, storeId, ctx);
+    steps.push(...add);
+    voters.push((add[1] as { peer: Peer }).peer);
+  }
+  const leaving = r.meta.peers.filter((p) => !want.has(p.storeId));
+  if (r.leader && leaving.some((p) => p.id === r.leader!.id)) {
+    steps.push({ type: "TransferLeader", peer: voters[0]! });
+  }
+  for (const p of leaving) steps.push({ type: "RemovePeer", peer: p });
+  if (steps.length === 0) {
+    throw new MrkvError(
+      "BadRequest",
+      `region ${r.meta.id} is already on stores ${storeIds.join(", ")}`,
+    );
+  }
+  return make(desc, kind, r, steps, ctx);
+}

@@ -1,0 +1,128 @@
+/**
+ * The operator controller (PD's `operator_controller.go`): at most one operator per region,
+ * dispatching the current step to the region's leader in heartbeat responses, finishing,
+ * cancelling and timing operators out, and keeping the last {@link HISTORY_LIMIT} ended ones.
+ *
+ * @module
+ */
+import type { OperatorStep } from "../../proto/pdpb.ts";
+import type { RegionInfo } from "../region_info.ts";
+import { KIND_PRIORITY, Operator, type OperatorKind, type OperatorStatus } from "./operator.ts";
+
+/** How many ended operators are kept for the admin API. */
+export const HISTORY_LIMIT = 1000;
+
+/** Why {@link OperatorController.addOperator} refused. */
+export type AddRefusal = "region has a running operator of equal or higher priority";
+
+/** Running operators, one per region, and the history of ended ones. */
+export class OperatorController {
+  readonly #running = new Map<number, Operator>();
+  readonly #history: Operator[] = [];
+  /** Ended operators by final status, for `/metrics`. */
+  readonly ended: Record<OperatorStatus, number> = {
+    Created: 0,
+    Running: 0,
+    Finished: 0,
+    Cancelled: 0,
+    TimedOut: 0,
+  };
+  /** Operators ever added, by kind. */
+  readonly added: Record<OperatorKind, number> = { admin: 0, replica: 0, region: 0, leader: 0 };
+
+  /** The running operator of a region. */
+  get(regionId: number): Operator | undefined {
+    return this.#running.get(regionId);
+  }
+
+  /** All running operators. */
+  running(): Operator[] {
+    return [...this.#running.values()];
+  }
+
+  /** Number of running operators of `kind`. */
+  countOf(kind: OperatorKind): number {
+    let n = 0;
+    for (const op of this.#running.values()) if (op.kind === kind) n++;
+    return n;
+  }
+
+  /** Ended operators, oldest first (at most {@link HISTORY_LIMIT}). */
+  history(): readonly Operator[] {
+    return this.#history;
+  }
+
+  /** The newest ended operator of a region. */
+  lastEnded(regionId: number): Operator | undefined {
+    for (let i = this.#history.length - 1; i >= 0; i--) {
+      if (this.#history[i]!.regionId === regionId) return this.#history[i];
+    }
+    return undefined;
+  }
+
+  /**
+   * Adds `op` unless its region already has an operator of equal or higher priority; a lower
+   * priority one is cancelled and replaced. Returns true if added.
+   */
+  addOperator(op: Operator, now: number): boolean {
+    const old = this.#running.get(op.regionId);
+    if (old) {
+      if (KIND_PRIORITY[old.kind] >= KIND_PRIORITY[op.kind]) return false;
+      this.#end(old, "Cancelled", now, `replaced by ${op.desc}`);
+    }
+    this.#running.set(op.regionId, op);
+    this.added[op.kind]++;
+    return true;
+  }
+
+  /** Cancels the region's operator; returns it, or undefined if none was running. */
+  cancel(regionId: number, now: number, reason: string): Operator | undefined {
+    const op = this.#running.get(regionId);
+    if (op) this.#end(op, "Cancelled", now, reason);
+    return op;
+  }
+
+  /**
+   * Called for every admitted heartbeat: advances the region's operator and returns the step
+   * its leader should carry out now, if any. The step is repeated on every heartbeat until the
+   * region shows it done (stores treat steps as idempotent).
+   */
+  dispatch(r: RegionInfo, now: number): OperatorStep | undefined {
+    const op = this.#running.get(r.meta.id);
+    if (!op) return undefined;
+    if (now > op.deadline) {
+      this.#end(op, "TimedOut", now, `not done by ${new Date(op.deadline).toISOString()}`);
+      return undefined;
+    }
+    const hasSplit = op.steps.some((s) => s.type === "SplitRegion");
+    if (!hasSplit && r.meta.epoch.version !== op.epoch.version) {
+      this.#end(op, "Cancelled", now, "the region split or merged under the operator");
+      return undefined;
+    }
+    const step = op.check(r);
+    if (step === undefined) {
+      this.#end(op, "Finished", now);
+      return undefined;
+    }
+    if (op.status === "Created") op.transition("Running", now);
+    return step;
+  }
+
+  /** Times out overdue operators and cancels those whose region is gone. */
+  checkAll(now: number, regionExists: (id: number) => boolean): void {
+    for (const op of [...this.#running.values()]) {
+      if (now > op.deadline) this.#end(op, "TimedOut", now, "deadline passed");
+      else if (!regionExists(op.regionId)) this.#end(op, "Cancelled", now, "the region is gone");
+    }
+  }
+
+  #end(op: Operator, status: OperatorStatus, now: number, reason = ""): void {
+    op.transition(status, now, reason);
+    this.#running.delete(op.regionId);
+    this.ended[status]++;
+    this.#history.push(op);
+    if (this.#history.length > HISTORY_LIMIT) {
+      this.#history.splice(0, this.#history.length - HISTORY_LIMIT);
+    }
+  }
+}

@@ -1,0 +1,161 @@
+/**
+ * An operator: the steps that take one region from its current shape to a wanted one (PD's
+ * `pkg/schedule/operator`). Steps are the wire {@link OperatorStep}s; progress is judged only
+ * from heartbeats ({@link isStepFinished}); status changes only along
+ * {@link OPERATOR_TRANSITIONS}.
+ *
+ * @module
+ */
+import type { RegionEpoch } from "../../proto/metapb.ts";
+import type { OperatorStep } from "../../proto/pdpb.ts";
+import type { RegionInfo } from "../region_info.ts";
+
+/** Life cycle of an operator. */
+export type OperatorStatus = "Created" | "Running" | "Finished" | "Cancelled" | "TimedOut";
+
+/**
+ * The only allowed status changes. `Created → Running` when the first step is sent to the
+ * leader; `Created → Finished` if the region already matches when first seen.
+ */
+export const OPERATOR_TRANSITIONS: Readonly<Record<OperatorStatus, readonly OperatorStatus[]>> = {
+  Created: ["Running", "Finished", "Cancelled", "TimedOut"],
+  Running: ["Finished", "Cancelled", "TimedOut"],
+  Finished: [],
+  Cancelled: [],
+  TimedOut: [],
+};
+
+/** True if `s` is final. */
+export function isEndStatus(s: OperatorStatus): boolean {
+  return OPERATOR_TRANSITIONS[s].length === 0;
+}
+
+/** Who made the operator; decides priority (an admin operator replaces a scheduler's). */
+export type OperatorKind = "admin" | "replica" | "region" | "leader";
+
+/** Higher replaces lower for the same region. */
+export const KIND_PRIORITY: Readonly<Record<OperatorKind, number>> = {
+  admin: 3,
+  replica: 2,
+  region: 1,
+  leader: 1,
+};
+
+/** How long a step may take: adding a peer sends a snapshot (slow), the rest are fast. */
+export interface StepTimeouts {
+  readonly slowStepMs: number;
+  readonly fastStepMs: number;
+}
+
+/** PD's defaults (anchor-systems.md 2.2): slow steps 10 min, fast steps 60 s. */
+export const DEFAULT_STEP_TIMEOUTS: StepTimeouts = { slowStepMs: 600_000, fastStepMs: 60_000 };
+
+/** True once the region, as last reported, shows `step` done. */
+export function isStepFinished(step: OperatorStep, r: RegionInfo, start: RegionEpoch): boolean {
+  switch (step.type) {
+    case "AddLearner": {
+      // Caught up: present and no longer pending (it has applied a snapshot).
+      const p = r.meta.peers.find((x) => x.id === step.peer.id);
+      return p !== undefined && !r.pendingPeers.some((x) => x.id === step.peer.id);
+    }
+    case "PromoteLearner":
+      return r.meta.peers.some((x) => x.id === step.peer.id && x.role === "Voter");
+    case "RemovePeer":
+      return !r.meta.peers.some((x) => x.id === step.peer.id);
+    case "TransferLeader":
+      return r.leader?.storeId === step.peer.storeId;
+    case "SplitRegion":
+      return r.meta.epoch.version > start.version;
+  }
+}
+
+/** A short human description of a step. */
+export function describeStep(step: OperatorStep): string {
+  switch (step.type) {
+    case "AddLearner":
+      return `add learner peer ${step.peer.id} on store ${step.peer.storeId}`;
+    case "PromoteLearner":
+      return `promote learner peer ${step.peer.id} on store ${step.peer.storeId} to voter`;
+    case "RemovePeer":
+      return `remove peer on store ${step.peer.storeId}`;
+    case "TransferLeader":
+      return `transfer leader to store ${step.peer.storeId}`;
+    case "SplitRegion":
+      return step.keys.length === 0
+        ? "split region at the size midpoint"
+        : `split region at ${step.keys.length} key(s)`;
+  }
+}
+
+/** One operator on one region. Mutable only through {@link Operator.transition} and `check`. */
+export class Operator {
+  /** Index of the step in progress; `steps.length` once all are done. */
+  #current = 0;
+  #status: OperatorStatus = "Created";
+  #endedAt: number | null = null;
+  #reason = "";
+  /** Absolute deadline (ms). */
+  readonly deadline: number;
+
+  constructor(
+    /** What made it, e.g. `balance-region`, `admin-add-peer`, `replace-down-peer`. */
+    readonly desc: string,
+    readonly kind: OperatorKind,
+    readonly regionId: number,
+    /** The region's epoch when the operator was made. */
+    readonly epoch: RegionEpoch,
+    readonly steps: readonly OperatorStep[],
+    readonly createdAt: number,
+    timeouts: StepTimeouts = DEFAULT_STEP_TIMEOUTS,
+  ) {
+    let total = 0;
+    for (const s of steps) {
+      total += s.type === "AddLearner" ? timeouts.slowStepMs : timeouts.fastStepMs;
+    }
+    this.deadline = createdAt + total;
+  }
+
+  get status(): OperatorStatus {
+    return this.#status;
+  }
+  get currentStep(): number {
+    return this.#current;
+  }
+  get endedAt(): number | null {
+    return this.#endedAt;
+  }
+  get reason(): string {
+    return this.#reason;
+  }
+  /** Steps not done yet. */
+  remainingSteps(): readonly OperatorStep[] {
+    return this.steps.slice(this.#current);
+  }
+
+  /** Moves to `to`; throws if the transition table does not allow it (a bug). */
+  transition(to: OperatorStatus, now: number, reason = ""): void {
+    if (!OPERATOR_TRANSITIONS[this.#status].includes(to)) {
+      throw new Error(
+        `operator on region ${this.regionId}: illegal transition ${this.#status} → ${to}`,
+      );
+    }
+    this.#status = to;
+    if (isEndStatus(to)) {
+      this.#endedAt = now;
+      this.#reason = reason;
+    }
+  }
+
+  /**
+   * Advances past every step the region shows done and returns the step still to do, or
+   * undefined if all are done. Does not change the status.
+   */
+  check(r: RegionInfo): OperatorStep | undefined {
+    while (this.#current < this.steps.length) {
+      const step = this.steps[this.#current]!;
+      if (!isStepFinished(step, r, this.epoch)) return step;
+      this.#current++;
+    }
+    return undefined;
+  }
+}

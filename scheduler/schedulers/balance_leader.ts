@@ -1,0 +1,55 @@
+/**
+ * balance-leader (PD's `balance_leader.go`): evens out leader counts with TransferLeader.
+ *
+ * Sources are suitable stores by leader count, most first. For a source, every region it
+ * leads (without an operator) is a candidate; its voter followers on suitable stores are
+ * possible targets. The target with the fewest leaders wins, and the transfer happens only if
+ * the source has at least two more leaders than it, so the target never ends up above the
+ * source and no leadership moves back and forth.
+ *
+ * @module
+ */
+import { createTransferLeaderOperator } from "../operator/builder.ts";
+import type { Operator } from "../operator/operator.ts";
+import type { RegionInfo } from "../region_info.ts";
+import { type ClusterView, isSuitable, type Scheduler, type StoreView } from "./view.ts";
+
+/** The scheduler's registered name. */
+export const BALANCE_LEADER_NAME = "balance-leader-scheduler";
+
+/** Creates the balance-leader scheduler. */
+export function balanceLeaderScheduler(): Scheduler {
+  return { name: BALANCE_LEADER_NAME, kind: "leader", schedule: scheduleBalanceLeader };
+}
+
+/** One balance-leader decision over `view`. */
+export function scheduleBalanceLeader(view: ClusterView): Operator | null {
+  const stores = view.stores().filter(isSuitable);
+  if (stores.length < 2) return null;
+  const byId = new Map(stores.map((s) => [s.id, s]));
+  const sources = [...stores].sort((a, b) => b.leaderCount - a.leaderCount);
+  for (const source of sources) {
+    let best: { region: RegionInfo; target: StoreView } | null = null;
+    for (const id of view.regionIdsOn(source.id, "leader")) {
+      if (view.hasOperator(id)) continue;
+      const region = view.region(id);
+      if (!region) continue;
+      for (const p of region.meta.peers) {
+        if (p.role !== "Voter" || p.storeId === source.id) continue;
+        const t = byId.get(p.storeId);
+        if (!t || source.leaderCount - t.leaderCount < 2) continue;
+        if (!best || t.leaderCount < best.target.leaderCount) best = { region, target: t };
+      }
+    }
+    if (best) {
+      return createTransferLeaderOperator(
+        "balance-leader",
+        "leader",
+        best.region,
+        best.target.id,
+        view.build,
+      );
+    }
+  }
+  return null;
+}

@@ -1,0 +1,68 @@
+/**
+ * The narrow view of the cluster that checkers and schedulers read (STYLE.md: schedulers are
+ * functions of a narrow cluster view that return operators). The running server builds it
+ * from the cluster map and the running operators' influence; tests build it with the mock
+ * cluster in `_mock_cluster.ts`.
+ *
+ * @module
+ */
+import type { BuildContext } from "../operator/builder.ts";
+import type { Operator, OperatorKind } from "../operator/operator.ts";
+import type { RegionInfo } from "../region_info.ts";
+import type { StoreStateName } from "../store_info.ts";
+
+/** A store as schedulers see it. Sizes are MiB; counts include running operators' influence. */
+export interface StoreView {
+  readonly id: number;
+  readonly stateName: StoreStateName;
+  readonly regionSize: number;
+  readonly regionCount: number;
+  readonly leaderCount: number;
+}
+
+/** Which of a store's regions to list. */
+export type RegionRole = "pending" | "follower" | "leader";
+
+/** Everything a checker or scheduler may read. */
+export interface ClusterView {
+  readonly maxReplicas: number;
+  readonly maxStoreDownTime: number;
+  /** Builder context: the time and fresh peer IDs. */
+  readonly build: BuildContext;
+  /** Registered stores that are not Tombstone. */
+  stores(): readonly StoreView[];
+  store(id: number): StoreView | undefined;
+  region(id: number): RegionInfo | undefined;
+  /** IDs of regions whose peer on `storeId` has `role`. */
+  regionIdsOn(storeId: number, role: RegionRole): readonly number[];
+  hasOperator(regionId: number): boolean;
+  /**
+   * Stores that balance-region operators (running or among the recent ended ones) took a peer
+   * of this region away from: balance-region never moves the region back onto them.
+   */
+  movedFrom(regionId: number): ReadonlySet<number>;
+  /** Uniform in [0, 1); injected so tests replay. */
+  random(): number;
+}
+
+/**
+ * Suitable as a balance source or target: state Up and heard from within
+ * `max-store-down-time` (so `Disconnected` still counts; Down, Offline and Tombstone do not).
+ */
+export function isSuitable(s: StoreView): boolean {
+  return s.stateName === "Up" || s.stateName === "Disconnected";
+}
+
+/** A checker or scheduler, registered by name. */
+export interface Scheduler {
+  readonly name: string;
+  readonly kind: OperatorKind;
+  /** Returns an operator to run, or null if nothing is worth doing. */
+  schedule(view: ClusterView): Operator | null;
+}
+
+/** A uniformly random element of `items`, or undefined if empty. */
+export function pickRandom<T>(items: readonly T[], random: () => number): T | undefined {
+  if (items.length === 0) return undefined;
+  return items[Math.min(items.length - 1, Math.floor(random() * items.length))];
+}
