@@ -1,3 +1,4 @@
+/** The CBOR codec and validators: round trips, malformed input as BadRequest, error mapping. */
 import assert from "node:assert/strict";
 import {
   decodeCbor,
@@ -28,7 +29,6 @@ Deno.test("malformed CBOR is a BadRequest, never a crash", () => {
   badRequest(() => decodeCbor(new Uint8Array()), /empty/);
   badRequest(() => decodeCbor(new Uint8Array([0x9b, 0, 0, 0, 1, 0, 0, 0, 0])), /not valid CBOR/);
   badRequest(() => decodeCbor(new Uint8Array(200_000).fill(0x81)), /not valid CBOR/);
-  badRequest(() => decodeCbor(new Uint8Array([0xa2, 0x61, 0x61, 1, 0x61, 0x61, 2])), /CBOR/);
   badRequest(() => decodeCbor(new Uint8Array([0xf7])), /CBOR/); // undefined
   badRequest(() => decodeCbor(new Uint8Array([0xa1, 0x01, 0x02])), /CBOR/); // non-string key
 });

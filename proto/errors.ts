@@ -82,3 +82,22 @@ export function errorResponse(err: unknown): Response {
   if (status === 503) headers.set("retry-after", String(RETRY_AFTER_SECONDS));
   return new Response(JSON.stringify(body), { status, headers });
 }
+
+/**
+ * The inverse of {@link errorResponse}, for clients: turns an error response back into a
+ * {@link MrkvError} (details kept), or a plain `Error` if the body is not the spec's shape.
+ */
+export async function errorFromResponse(res: Response): Promise<Error> {
+  const text = await res.text().catch(() => "");
+  try {
+    const body = JSON.parse(text) as { error?: Record<string, unknown> };
+    const e = body.error;
+    if (e && typeof e === "object" && isErrorCode(e.code) && typeof e.message === "string") {
+      const { code, message, ...details } = e;
+      return new MrkvError(code, message, details);
+    }
+  } catch {
+    // not JSON: fall through
+  }
+  return new Error(`HTTP ${res.status}: ${text.slice(0, 200)}`);
+}

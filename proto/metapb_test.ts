@@ -1,3 +1,4 @@
+/** Key-range helpers and the region decoder: bytewise order, +infinity end keys, epochs. */
 import assert from "node:assert/strict";
 import { MrkvError } from "./errors.ts";
 import { compareBytes, decodeRegion, isEpochStale, keyInRegion, rangesOverlap } from "./metapb.ts";

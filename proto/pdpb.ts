@@ -135,7 +135,7 @@ export type OperatorStep =
   | { readonly type: "SplitRegion"; readonly keys: readonly Uint8Array[] };
 
 /**
- * The answer for one heartbeat, in request order. `error` is set if the heartbeat was refused
+ * The answer for one heartbeat that needs one. `error` is set if the heartbeat was refused
  * (e.g. `EpochNotMatch` for a stale one); `step` if the leader has something to do, with the
  * epoch the scheduler saw (the leader must skip the step if its epoch differs).
  */
@@ -145,7 +145,10 @@ export interface RegionHeartbeatResult {
   readonly step?: OperatorStep;
   readonly epoch?: RegionEpoch;
 }
-/** `region_heartbeat` response. */
+/**
+ * `region_heartbeat` response: one result per heartbeat that was refused or carries a step, in
+ * request order; regions with nothing to say are left out (the common case costs nothing).
+ */
 export interface RegionHeartbeatResponse {
   readonly results: readonly RegionHeartbeatResult[];
 }

@@ -16,7 +16,7 @@ import {
   percentDecodeBytes,
 } from "../proto/codec.ts";
 import { MrkvError } from "../proto/errors.ts";
-import { keyInRegion, MAX_KEY_BYTES } from "../proto/metapb.ts";
+import { bytesEqual, keyInRegion, MAX_KEY_BYTES } from "../proto/metapb.ts";
 import { hexToBytes, operatorJson, regionJson, storeJson } from "./admin_json.ts";
 import type { Cluster } from "./cluster.ts";
 import { applyConfigJson, configToJson } from "./config.ts";
@@ -138,6 +138,7 @@ export function adminRoutes(cluster: Cluster, coordinator: Coordinator): Hono {
   return app;
 }
 
+/** Split keys from `keys` (UTF-8 strings) and/or `keys_hex`; each strictly inside `r`. */
 function adminKeys(body: Fields, r: RegionInfo): Uint8Array[] {
   const text = field(body, "keys");
   const hex = field(body, "keys_hex");
@@ -156,16 +157,14 @@ function adminKeys(body: Fields, r: RegionInfo): Uint8Array[] {
     }, 100));
   }
   for (const k of keys) {
-    if (
-      k.length === 0 || !keyInRegion(k, r.meta) ||
-      k.length === r.meta.startKey.length && k.every((b, i) => b === r.meta.startKey[i])
-    ) {
+    if (k.length === 0 || !keyInRegion(k, r.meta) || bytesEqual(k, r.meta.startKey)) {
       throw new MrkvError("BadRequest", `split key is not strictly inside region ${r.meta.id}`);
     }
   }
   return keys;
 }
 
+/** Builds the operator a `POST /operators` body asks for, or throws why it cannot be done. */
 function buildAdminOperator(cluster: Cluster, body: Fields): Operator {
   const name = expectString(field(body, "name"), "name", 64);
   const region = cluster.getRegion(expectId(field(body, "region_id"), "region_id"));

@@ -7,7 +7,7 @@
  * @module
  */
 import { MrkvError } from "../proto/errors.ts";
-import type { Peer, Region, Store } from "../proto/metapb.ts";
+import type { Region, Store } from "../proto/metapb.ts";
 import type {
   BootstrapResponse,
   RegionHeartbeat,
@@ -102,10 +102,13 @@ export class Cluster {
       });
     }
     for (const r of loaded.regions) {
+      // Saved regions may overlap if the scheduler stopped between two write-behind commits:
+      // the newer epoch wins and the other record is dropped.
       try {
-        c.regions.putRegion(regionInfoFromMeta(r.region, r.leader));
+        const { overlaps } = c.regions.putRegion(regionInfoFromMeta(r.region, r.leader));
+        for (const o of overlaps) c.#saver.delete(o.meta.id);
       } catch {
-        // A saved region overlapped by a newer saved one: the newer wins.
+        c.#saver.delete(r.region.id);
       }
     }
     if (loaded.config !== undefined) {
@@ -263,16 +266,22 @@ export class Cluster {
       : { regionId: info.meta.id };
   }
 
-  /** Admits a batch; a stale heartbeat gets an error result without failing the others. */
+  /**
+   * Admits a batch. Returns results only for heartbeats that were refused (a stale one fails
+   * alone) or carry an operator step, in request order.
+   */
   handleRegionHeartbeats(hbs: readonly RegionHeartbeat[]): RegionHeartbeatResult[] {
-    return hbs.map((hb) => {
+    const out: RegionHeartbeatResult[] = [];
+    for (const hb of hbs) {
       try {
-        return this.handleRegionHeartbeat(hb);
+        const r = this.handleRegionHeartbeat(hb);
+        if (r.step) out.push(r);
       } catch (e) {
         if (!(e instanceof MrkvError)) throw e;
-        return { regionId: hb.region.id, error: { code: e.code, message: e.message } };
+        out.push({ regionId: hb.region.id, error: { code: e.code, message: e.message } });
       }
-    });
+    }
+    return out;
   }
 
   /** IDs for `count` new regions split out of `region`: a region ID plus one per peer. */
@@ -310,11 +319,6 @@ export class Cluster {
       );
     }
     return r;
-  }
-
-  /** The leader of a region, if reported. */
-  leaderOf(r: RegionInfo): Peer | null {
-    return r.leader;
   }
 }
 

@@ -41,25 +41,30 @@ function mustStale(c: Cluster, r: Region): void {
 
 function checkStats(c: Cluster): void {
   // Store stats must equal what the region map implies.
-  const want = new Map<number, { region: number; leader: number; size: number; pending: number }>();
+  type Want = { region: number; leader: number; size: number; leaderSize: number; pending: number };
+  const want = new Map<number, Want>();
   for (const r of c.regions.regions()) {
     for (const p of r.meta.peers) {
-      const w = want.get(p.storeId) ?? { region: 0, leader: 0, size: 0, pending: 0 };
+      const w = want.get(p.storeId) ?? { region: 0, leader: 0, size: 0, leaderSize: 0, pending: 0 };
       w.region++;
       w.size += r.approximateSize;
-      if (r.leader?.id === p.id) w.leader++;
+      if (r.leader?.id === p.id) {
+        w.leader++;
+        w.leaderSize += r.approximateSize;
+      }
       if (r.pendingPeers.some((x) => x.id === p.id)) w.pending++;
       want.set(p.storeId, w);
     }
   }
   for (const id of [0, 1, 2, 3]) {
     const s = c.regions.storeStats(id);
-    const w = want.get(id) ?? { region: 0, leader: 0, size: 0, pending: 0 };
+    const w = want.get(id) ?? { region: 0, leader: 0, size: 0, leaderSize: 0, pending: 0 };
     assert.deepEqual(
       {
         region: s.regionCount,
         leader: s.leaderCount,
         size: s.regionSize,
+        leaderSize: s.leaderSize,
         pending: s.pendingPeerCount,
       },
       w,
@@ -269,4 +274,27 @@ Deno.test("2,000 concurrent region heartbeats all succeed", async () => {
   assert.equal(t.cluster.regions.count, 2000);
   assert.equal(t.cluster.regions.storeStats(1).leaderCount, 2000);
   await t.close();
+});
+
+Deno.test("regions saved before a restart come back; overlapping saved records resolve to the newer", async () => {
+  const t = await openTestCluster();
+  t.cluster.handleRegionHeartbeat(
+    heartbeat(region(1, "", "m", { confVer: 1, version: 2 }, [voter(5, 1)])),
+  );
+  t.cluster.handleRegionHeartbeat(
+    heartbeat(region(2, "m", "", { confVer: 1, version: 2 }, [voter(6, 1)])),
+  );
+  await t.cluster.close();
+  // A stale record as if a crash had left it behind: region 9 covering both.
+  const { encodeCbor } = await import("../proto/codec.ts");
+  await t.kv.set(
+    ["region", 9],
+    encodeCbor({ region: region(9, "", "", { confVer: 1, version: 1 }), leader: null }),
+  );
+  const again = await openTestCluster({}, t.kv);
+  assert.deepEqual(again.cluster.regions.regions().map((r) => r.meta.id), [1, 2]);
+  assert.equal(again.cluster.getRegion(1).leader?.id, 5);
+  await again.close();
+  assert.equal((await t.kv.get(["region", 9])).value, null, "the stale record was dropped");
+  t.kv.close();
 });

@@ -18,6 +18,7 @@ import type { ClusterView, RegionRole, Scheduler, StoreView } from "./schedulers
 
 /** Regions the replica checker visits per run (a cursor walks the whole map over runs). */
 export const PATROL_BATCH = 4096;
+const NO_STORES: ReadonlySet<number> = new Set();
 /** Peer IDs kept buffered so schedulers can allocate synchronously. */
 const ID_RESERVE = 256;
 
@@ -38,9 +39,10 @@ export class LiveView implements ClusterView {
     return this.cluster.config.maxStoreDownTime;
   }
 
-  /** Forget cached store figures (after an operator was added). */
+  /** Forget cached figures (after an operator was added). */
   invalidate(): void {
     this.#stores = null;
+    this.#movedFrom = null;
   }
 
   stores(): readonly StoreView[] {
@@ -94,6 +96,24 @@ export class LiveView implements ClusterView {
   }
   hasOperator(regionId: number): boolean {
     return this.cluster.operators.get(regionId) !== undefined;
+  }
+
+  #movedFrom: Map<number, Set<number>> | null = null;
+  movedFrom(regionId: number): ReadonlySet<number> {
+    if (!this.#movedFrom) {
+      const m = new Map<number, Set<number>>();
+      const ops = [...this.cluster.operators.history(), ...this.cluster.operators.running()];
+      for (const op of ops) {
+        if (op.kind !== "region" || op.status === "Cancelled" || op.status === "TimedOut") continue;
+        for (const step of op.steps) {
+          if (step.type !== "RemovePeer") continue;
+          if (!m.has(op.regionId)) m.set(op.regionId, new Set());
+          m.get(op.regionId)!.add(step.peer.storeId);
+        }
+      }
+      this.#movedFrom = m;
+    }
+    return this.#movedFrom.get(regionId) ?? NO_STORES;
   }
 }
 
@@ -185,11 +205,11 @@ export class Coordinator {
     const c = this.cluster;
     const view = new LiveView(c, this.random);
     const added: Operator[] = [];
-    const add = (op: Operator | null) => {
-      if (op && c.operators.addOperator(op, view.build.now)) {
-        added.push(op);
-        view.invalidate();
-      }
+    const add = (op: Operator | null): boolean => {
+      if (!op || !c.operators.addOperator(op, view.build.now)) return false;
+      added.push(op);
+      view.invalidate();
+      return true;
     };
     const limit: Record<OperatorKind, number> = {
       admin: Infinity,
@@ -209,10 +229,11 @@ export class Coordinator {
     // Replica checker: walk PATROL_BATCH regions from the cursor.
     const regions = c.regions.regions();
     const n = Math.min(PATROL_BATCH, regions.length);
-    for (let i = 0; i < n && c.operators.countOf("replica") < limit.replica; i++) {
+    let replicaOps = c.operators.countOf("replica");
+    for (let i = 0; i < n && replicaOps < limit.replica; i++) {
       const r = regions[(this.#patrolCursor + i) % regions.length]!;
       if (view.hasOperator(r.meta.id)) continue;
-      add(tryBuild(() => checkReplicas(view, r)));
+      if (add(tryBuild(() => checkReplicas(view, r)))) replicaOps++;
     }
     this.#patrolCursor = regions.length ? (this.#patrolCursor + n) % regions.length : 0;
     for (const s of this.#schedulers.values()) {

@@ -6,94 +6,87 @@
  */
 import type { Cluster } from "./cluster.ts";
 
+type Sample = readonly [labels: string, value: number];
+
 /** Renders the scheduler's metrics. */
 export function renderMetrics(cluster: Cluster): string {
-  const lines: string[] = [];
-  const metric = (name: string, type: string, help: string, samples: [string, number][]) => {
-    lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
-    for (const [labels, v] of samples) lines.push(`${name}${labels} ${v}`);
-  };
   const c = cluster.counters;
-  metric("mrkv_scheduler_region_heartbeats_total", "counter", "Region heartbeats received.", [[
-    "",
-    c.regionHeartbeats,
-  ]]);
-  metric(
-    "mrkv_scheduler_stale_region_heartbeats_total",
-    "counter",
-    "Region heartbeats refused as stale.",
-    [["", c.staleHeartbeats]],
-  );
-  metric(
-    "mrkv_scheduler_region_changes_total",
-    "counter",
-    "Region heartbeats that changed the cluster map.",
-    [["", c.regionsChanged]],
-  );
-  metric("mrkv_scheduler_store_heartbeats_total", "counter", "Store heartbeats received.", [[
-    "",
-    c.storeHeartbeats,
-  ]]);
-  metric("mrkv_scheduler_regions", "gauge", "Regions in the cluster map.", [[
-    "",
-    cluster.regions.count,
-  ]]);
+  const ops = cluster.operators;
+  const stores = cluster.stores();
+  const perStore = (f: (id: number) => number): Sample[] =>
+    stores.map((s) => [`{store="${s.meta.id}"}`, f(s.meta.id)]);
+  const stats = (id: number) => cluster.regions.storeStats(id);
   const states = new Map<string, number>();
-  for (const s of cluster.stores()) {
+  for (const s of stores) {
     const n = cluster.stateName(s);
     states.set(n, (states.get(n) ?? 0) + 1);
   }
-  metric(
-    "mrkv_scheduler_stores",
-    "gauge",
-    "Registered stores by state.",
-    ["Up", "Disconnected", "Down", "Offline", "Tombstone"].map((
-      s,
-    ) => [`{state="${s}"}`, states.get(s) ?? 0]),
-  );
-  const stores = cluster.stores();
-  metric(
-    "mrkv_scheduler_store_region_count",
-    "gauge",
-    "Regions with a peer on the store.",
-    stores.map((
-      s,
-    ) => [`{store="${s.meta.id}"}`, cluster.regions.storeStats(s.meta.id).regionCount]),
-  );
-  metric(
-    "mrkv_scheduler_store_leader_count",
-    "gauge",
-    "Regions led from the store.",
-    stores.map((
-      s,
-    ) => [`{store="${s.meta.id}"}`, cluster.regions.storeStats(s.meta.id).leaderCount]),
-  );
-  metric(
-    "mrkv_scheduler_store_region_size_mib",
-    "gauge",
-    "Approximate size of the store's regions.",
-    stores.map((s) => [`{store="${s.meta.id}"}`, cluster.regions.storeStats(s.meta.id).regionSize]),
-  );
-  const ops = cluster.operators;
-  metric("mrkv_scheduler_operators_running", "gauge", "Running operators.", [[
-    "",
-    ops.running().length,
-  ]]);
-  metric(
-    "mrkv_scheduler_operators_added_total",
-    "counter",
-    "Operators added, by kind.",
-    Object.entries(ops.added).map(([k, v]) => [`{kind="${k}"}`, v]),
-  );
-  metric(
-    "mrkv_scheduler_operators_ended_total",
-    "counter",
-    "Operators ended, by status.",
-    (["Finished", "Cancelled", "TimedOut"] as const).map((s) => [`{status="${s}"}`, ops.ended[s]]),
-  );
-  metric("mrkv_scheduler_id_high_water_mark", "gauge", "Persisted ID allocator high-water mark.", [[
-    "",
-    cluster.ids.highWaterMark,
-  ]]);
+  const metrics: [name: string, type: string, help: string, samples: Sample[]][] = [
+    ["region_heartbeats_total", "counter", "Region heartbeats received.", [[
+      "",
+      c.regionHeartbeats,
+    ]]],
+    ["stale_region_heartbeats_total", "counter", "Region heartbeats refused as stale.", [[
+      "",
+      c.staleHeartbeats,
+    ]]],
+    ["region_changes_total", "counter", "Heartbeats that changed the map.", [[
+      "",
+      c.regionsChanged,
+    ]]],
+    ["store_heartbeats_total", "counter", "Store heartbeats received.", [["", c.storeHeartbeats]]],
+    ["regions", "gauge", "Regions in the cluster map.", [["", cluster.regions.count]]],
+    [
+      "stores",
+      "gauge",
+      "Registered stores by state.",
+      ["Up", "Disconnected", "Down", "Offline", "Tombstone"].map((
+        s,
+      ) => [`{state="${s}"}`, states.get(s) ?? 0]),
+    ],
+    [
+      "store_region_count",
+      "gauge",
+      "Regions with a peer on the store.",
+      perStore((id) => stats(id).regionCount),
+    ],
+    [
+      "store_leader_count",
+      "gauge",
+      "Regions led from the store.",
+      perStore((id) => stats(id).leaderCount),
+    ],
+    [
+      "store_region_size_mib",
+      "gauge",
+      "Size of the store's regions.",
+      perStore((id) => stats(id).regionSize),
+    ],
+    ["operators_running", "gauge", "Running operators.", [["", ops.running().length]]],
+    [
+      "operators_added_total",
+      "counter",
+      "Operators added, by kind.",
+      Object.entries(ops.added).map(([k, v]) => [`{kind="${k}"}`, v]),
+    ],
+    [
+      "operators_ended_total",
+      "counter",
+      "Operators ended, by status.",
+      (["Finished", "Cancelled", "TimedOut"] as const).map((
+        s,
+      ) => [`{status="${s}"}`, ops.ended[s]]),
+    ],
+    ["id_high_water_mark", "gauge", "Persisted ID allocator mark.", [[
+      "",
+      cluster.ids.highWaterMark,
+    ]]],
+  ];
+  const lines: string[] = [];
+  for (const [name, type, help, samples] of metrics) {
+    const full = `mrkv_scheduler_${name}`;
+    lines.push(`# HELP ${full} ${help}`, `# TYPE ${full} ${type}`);
+    for (const [labels, v] of samples) lines.push(`${full}${labels} ${v}`);
+  }
   return lines.join("\n") + "\n";
 }

@@ -4,8 +4,8 @@
  *
  * @module
  */
-import { type DownPeer, type Peer, type Region, type RegionHeartbeat } from "../proto/mod.ts";
-import { bytesEqual, epochEqual } from "../proto/metapb.ts";
+import { bytesEqual, epochEqual, type Peer, type Region } from "../proto/metapb.ts";
+import type { DownPeer, RegionHeartbeat } from "../proto/pdpb.ts";
 
 const MIB = 1024 * 1024;
 
@@ -76,14 +76,4 @@ export function regionChanged(a: RegionInfo, b: RegionInfo): boolean {
     !peersEqual(a.pendingPeers, b.pendingPeers) || a.downPeers.length !== b.downPeers.length ||
     a.downPeers.some((d, i) => d.peer.id !== b.downPeers[i]!.peer.id) ||
     a.approximateSizeBytes !== b.approximateSizeBytes || a.approximateKeys !== b.approximateKeys;
-}
-
-/** Voters and learners that are not the leader. */
-export function followers(r: RegionInfo): Peer[] {
-  return r.meta.peers.filter((p) => p.id !== r.leader?.id);
-}
-
-/** IDs of the stores holding a peer of `r`. */
-export function regionStoreIds(r: RegionInfo): Set<number> {
-  return new Set(r.meta.peers.map((p) => p.storeId));
 }

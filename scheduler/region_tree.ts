@@ -63,6 +63,15 @@ export class RegionTree {
     this.#items.splice(i, 0, item);
   }
 
+  /** Replaces the item of the same region and range with `item` (its new meta). */
+  replace(item: RangeItem): void {
+    const i = this.#lastAtOrBefore(item.startKey);
+    if (i < 0 || this.#items[i]!.id !== item.id) {
+      throw new Error(`region tree: region ${item.id} is not where its start key says`);
+    }
+    this.#items[i] = item;
+  }
+
   /** Removes the item for region `id` starting at `startKey`; false if absent. */
   remove(id: number, startKey: Uint8Array): boolean {
     const i = this.#lastAtOrBefore(startKey);

@@ -12,7 +12,7 @@
  * @module
  */
 import { MrkvError } from "../proto/errors.ts";
-import { isEpochStale, type Region } from "../proto/metapb.ts";
+import { bytesEqual, isEpochStale, type Region } from "../proto/metapb.ts";
 import { regionChanged, type RegionInfo } from "./region_info.ts";
 import { RegionTree } from "./region_tree.ts";
 
@@ -112,6 +112,18 @@ export class RegionsInfo {
     // The cheap path: same region, nothing changed. Overlaps cannot have appeared, since every
     // admitted region removes what it overlaps.
     if (origin && !regionChanged(origin, info)) return { changed: false, overlaps: [] };
+    // Same range (leader, peers, epoch or size changed): nothing else can overlap it, and the
+    // tree entry is replaced in place.
+    if (
+      origin && bytesEqual(origin.meta.startKey, info.meta.startKey) &&
+      bytesEqual(origin.meta.endKey, info.meta.endKey)
+    ) {
+      this.#index(origin, -1);
+      this.#tree.replace(info.meta);
+      this.#byId.set(info.meta.id, info);
+      this.#index(info, 1);
+      return { changed: true, overlaps: [] };
+    }
     const overlaps = this.checkStale(info.meta);
     for (const o of overlaps) this.removeRegion(o.meta.id);
     if (origin) this.#unindex(origin);

@@ -187,11 +187,6 @@ export class RegionSaver {
     this.#arm();
   }
 
-  /** Number of queued changes. */
-  get queued(): number {
-    return this.#pending.size;
-  }
-
   #arm(): void {
     if (this.#timer === undefined) {
       this.#timer = setTimeout(() => {

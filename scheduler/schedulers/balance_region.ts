@@ -6,9 +6,10 @@
  * - On a source, pick a random pending region, else a random follower region, else a random
  *   leader region; up to {@link RETRY_LIMIT} picks per source. Regions with an operator or
  *   with a peer count other than `max-replicas` are skipped.
- * - The target is the smallest suitable store without a peer of the region.
+ * - The target is the smallest suitable store without a peer of the region, and not one that
+ *   balance-region recently took a peer of this region from ({@link ClusterView.movedFrom}).
  * - Move only if `source.regionSize - target.regionSize > 2 * region.approximateSize`: after
- *   the move the target is still smaller than the source, so the same region never comes back.
+ *   the move the target is still smaller than the source, so the same peer never comes back.
  *
  * @module
  */
@@ -42,9 +43,11 @@ export function scheduleBalanceRegion(view: ClusterView): Operator | null {
       if (!region || view.hasOperator(id)) continue;
       if (region.meta.peers.length !== view.maxReplicas) continue;
       const holders = new Set(region.meta.peers.map((p) => p.storeId));
+      const left = view.movedFrom(id);
       let target = undefined;
       for (const s of stores) {
-        if (!holders.has(s.id) && (!target || s.regionSize < target.regionSize)) target = s;
+        if (holders.has(s.id) || left.has(s.id)) continue;
+        if (!target || s.regionSize < target.regionSize) target = s;
       }
       if (!target) continue;
       if (source.regionSize - target.regionSize <= 2 * region.approximateSize) continue;

@@ -36,6 +36,11 @@ export interface ClusterView {
   /** IDs of regions whose peer on `storeId` has `role`. */
   regionIdsOn(storeId: number, role: RegionRole): readonly number[];
   hasOperator(regionId: number): boolean;
+  /**
+   * Stores that balance-region operators (running or among the recent ended ones) took a peer
+   * of this region away from: balance-region never moves the region back onto them.
+   */
+  movedFrom(regionId: number): ReadonlySet<number>;
   /** Uniform in [0, 1); injected so tests replay. */
   random(): number;
 }

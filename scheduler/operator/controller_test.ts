@@ -1,0 +1,146 @@
+/** Operator lifecycle: steps judged from heartbeats, one per region, priorities, timeouts, history. */
+import assert from "node:assert/strict";
+import { regionInfoFromMeta } from "../region_info.ts";
+import type { RegionInfo } from "../region_info.ts";
+import {
+  createMovePeerOperator,
+  createSplitOperator,
+  createTransferLeaderOperator,
+} from "./builder.ts";
+import { HISTORY_LIMIT, OperatorController } from "./controller.ts";
+import { Operator, OPERATOR_TRANSITIONS } from "./operator.ts";
+
+const T0 = 1_000_000;
+const voter = (id: number, storeId: number) => ({ id, storeId, role: "Voter" as const });
+
+function regionOn(
+  stores: number[],
+  leaderStore = stores[0]!,
+  confVer = 1,
+  version = 1,
+): RegionInfo {
+  const peers = stores.map((s) => voter(100 + s, s));
+  return regionInfoFromMeta(
+    {
+      id: 7,
+      startKey: new Uint8Array(),
+      endKey: new Uint8Array(),
+      epoch: { confVer, version },
+      peers,
+    },
+    peers.find((p) => p.storeId === leaderStore)!,
+  );
+}
+
+function ctx(now = T0) {
+  let next = 500;
+  return { now, allocPeerId: () => next++, timeouts: { slowStepMs: 1000, fastStepMs: 100 } };
+}
+
+Deno.test("a move-peer operator advances only as heartbeats show each step done", () => {
+  const oc = new OperatorController();
+  const r0 = regionOn([1, 2, 3]);
+  const op = createMovePeerOperator("test", "region", r0, 1, 4, ctx());
+  assert.deepEqual(op.steps.map((s) => s.type), [
+    "AddLearner",
+    "PromoteLearner",
+    "TransferLeader",
+    "RemovePeer",
+  ]);
+  assert.equal(op.deadline, T0 + 1000 + 3 * 100);
+  assert.ok(oc.addOperator(op, T0));
+  assert.equal(op.status, "Created");
+  assert.equal(oc.dispatch(r0, T0)?.type, "AddLearner");
+  assert.equal(op.status, "Running");
+  const learner = { id: 500, storeId: 4, role: "Learner" as const };
+  const withLearner = { ...r0, meta: { ...r0.meta, peers: [...r0.meta.peers, learner] } };
+  assert.equal(
+    oc.dispatch({ ...withLearner, pendingPeers: [learner] }, T0 + 1)?.type,
+    "AddLearner",
+    "still catching up",
+  );
+  assert.equal(oc.dispatch(withLearner, T0 + 2)?.type, "PromoteLearner");
+  const promoted = {
+    ...r0,
+    meta: { ...r0.meta, peers: [...r0.meta.peers, { ...learner, role: "Voter" as const }] },
+  };
+  assert.equal(oc.dispatch(promoted, T0 + 3)?.type, "TransferLeader");
+  const led = { ...promoted, leader: { ...learner, role: "Voter" as const } };
+  assert.equal(oc.dispatch(led, T0 + 4)?.type, "RemovePeer");
+  const done = {
+    ...led,
+    meta: { ...led.meta, peers: led.meta.peers.filter((p) => p.storeId !== 1) },
+  };
+  assert.equal(oc.dispatch(done, T0 + 5), undefined);
+  assert.equal(op.status, "Finished");
+  assert.equal(oc.get(7), undefined);
+  assert.equal(oc.lastEnded(7), op);
+});
+
+Deno.test("one operator per region: equal priority is refused, higher priority replaces", () => {
+  const oc = new OperatorController();
+  const r = regionOn([1, 2, 3]);
+  const a = createTransferLeaderOperator("a", "leader", r, 2, ctx());
+  const b = createTransferLeaderOperator("b", "region", r, 3, ctx());
+  const admin = createTransferLeaderOperator("admin", "admin", r, 3, ctx());
+  assert.ok(oc.addOperator(a, T0));
+  assert.ok(!oc.addOperator(b, T0));
+  assert.ok(oc.addOperator(admin, T0));
+  assert.equal(a.status, "Cancelled");
+  assert.match(a.reason, /replaced by admin/);
+  assert.equal(oc.get(7), admin);
+});
+
+Deno.test("operators time out at their deadline, on heartbeat or on the periodic check", () => {
+  const oc = new OperatorController();
+  const r = regionOn([1, 2, 3]);
+  const op = createTransferLeaderOperator("t", "leader", r, 2, ctx());
+  oc.addOperator(op, T0);
+  assert.equal(oc.dispatch(r, T0 + 100)?.type, "TransferLeader");
+  assert.equal(oc.dispatch(r, T0 + 101), undefined);
+  assert.equal(op.status, "TimedOut");
+  const op2 = createTransferLeaderOperator("t", "leader", r, 2, ctx(T0));
+  oc.addOperator(op2, T0);
+  oc.checkAll(T0 + 50, () => true);
+  assert.equal(op2.status, "Created");
+  oc.checkAll(T0 + 500, () => true);
+  assert.equal(op2.status, "TimedOut");
+  assert.equal(oc.ended.TimedOut, 2);
+});
+
+Deno.test("an operator is cancelled when its region splits under it or disappears; a split operator finishes on the version bump", () => {
+  const oc = new OperatorController();
+  const r = regionOn([1, 2, 3]);
+  const op = createTransferLeaderOperator("t", "leader", r, 2, ctx());
+  oc.addOperator(op, T0);
+  assert.equal(oc.dispatch(regionOn([1, 2, 3], 1, 1, 2), T0), undefined);
+  assert.equal(op.status, "Cancelled");
+  const split = createSplitOperator("s", "admin", r, [], ctx());
+  oc.addOperator(split, T0);
+  assert.equal(oc.dispatch(r, T0)?.type, "SplitRegion");
+  assert.equal(oc.dispatch(regionOn([1, 2, 3], 1, 1, 2), T0), undefined);
+  assert.equal(split.status, "Finished");
+  const gone = createTransferLeaderOperator("g", "leader", r, 2, ctx());
+  oc.addOperator(gone, T0);
+  oc.checkAll(T0, () => false);
+  assert.equal(gone.status, "Cancelled");
+});
+
+Deno.test("status changes follow the transition table; ended operators are kept up to the limit", () => {
+  const op = new Operator("x", "admin", 1, { confVer: 1, version: 1 }, [], T0);
+  assert.throws(() => op.transition("Created", T0), /illegal transition/);
+  op.transition("Running", T0);
+  op.transition("Finished", T0);
+  assert.throws(() => op.transition("Cancelled", T0), /illegal transition Finished → Cancelled/);
+  for (const [from, tos] of Object.entries(OPERATOR_TRANSITIONS)) {
+    for (const to of tos) assert.notEqual(from, to);
+  }
+  const oc = new OperatorController();
+  for (let i = 0; i < HISTORY_LIMIT + 10; i++) {
+    const r = { ...regionOn([1, 2]), meta: { ...regionOn([1, 2]).meta, id: i + 1 } };
+    oc.addOperator(createTransferLeaderOperator("t", "leader", r, 2, ctx()), T0);
+    oc.cancel(i + 1, T0, "test");
+  }
+  assert.equal(oc.history().length, HISTORY_LIMIT);
+  assert.equal(oc.history()[0]!.regionId, 11);
+});

@@ -1,0 +1,59 @@
+/** The replica checker: missing, down, offline, extra and orphan-learner peers. */
+import assert from "node:assert/strict";
+import { MockCluster } from "../_mock_cluster.ts";
+import { checkReplicas } from "./replica_checker.ts";
+
+const types = (op: ReturnType<typeof checkReplicas>) =>
+  op?.steps.map((s) => `${s.type}${"peer" in s ? `@${s.peer.storeId}` : ""}`);
+
+Deno.test("a region with too few peers gets one on the smallest Up store without one", () => {
+  const tc = new MockCluster();
+  tc.addRegionStore(1, 5).addRegionStore(2, 3).addRegionStore(3, 1).addRegionStore(4, 0)
+    .setStoreDown(4);
+  tc.addLeaderRegion(1, 1);
+  assert.deepEqual(types(checkReplicas(tc, tc.region(1)!)), ["AddLearner@3", "PromoteLearner@3"]);
+  tc.addLeaderRegion(2, 1, 2, 3);
+  assert.equal(checkReplicas(tc, tc.region(2)!), null, "healthy");
+});
+
+Deno.test("a peer on a Down store is removed first, then a new one is added", () => {
+  const tc = new MockCluster();
+  tc.addRegionStore(1, 5).addRegionStore(2, 3).addRegionStore(3, 1).addRegionStore(4, 0);
+  tc.addLeaderRegion(1, 1, 2, 3).setStoreDown(3);
+  const op = checkReplicas(tc, tc.region(1)!);
+  assert.deepEqual(types(op), ["RemovePeer@3"]);
+  assert.equal(op?.desc, "remove-down-replica");
+  tc.addLeaderRegion(1, 1, 2);
+  assert.deepEqual(types(checkReplicas(tc, tc.region(1)!)), ["AddLearner@4", "PromoteLearner@4"]);
+});
+
+Deno.test("a peer on an Offline store is moved; extra peers are removed; leaders move first", () => {
+  const tc = new MockCluster();
+  tc.addRegionStore(1, 5).addRegionStore(2, 3).addRegionStore(3, 1).addRegionStore(4, 0);
+  tc.addLeaderRegion(1, 3, 1, 2).setStoreOffline(3);
+  assert.deepEqual(types(checkReplicas(tc, tc.region(1)!)), [
+    "AddLearner@4",
+    "PromoteLearner@4",
+    "TransferLeader@4",
+    "RemovePeer@3",
+  ]);
+  const tc2 = new MockCluster();
+  tc2.addRegionStore(1, 5).addRegionStore(2, 9).addRegionStore(3, 1).addRegionStore(4, 0);
+  tc2.addLeaderRegion(1, 2, 1, 3, 4);
+  assert.deepEqual(types(checkReplicas(tc2, tc2.region(1)!)), ["TransferLeader@1", "RemovePeer@2"]);
+});
+
+Deno.test("a learner left behind by an ended operator is removed", () => {
+  const tc = new MockCluster();
+  tc.addRegionStore(1, 5).addRegionStore(2, 3).addRegionStore(3, 1).addRegionStore(4, 0);
+  tc.addLeaderRegion(1, 1, 2, 3, 4);
+  const r = tc.region(1)!;
+  tc.putRegion({
+    ...r,
+    meta: {
+      ...r.meta,
+      peers: r.meta.peers.map((p) => p.storeId === 4 ? { ...p, role: "Learner" as const } : p),
+    },
+  });
+  assert.deepEqual(types(checkReplicas(tc, tc.region(1)!)), ["RemovePeer@4"]);
+});

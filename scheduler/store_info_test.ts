@@ -1,0 +1,77 @@
+/** Store states: Up → Disconnected → Down by silence; Offline/Tombstone by the transition table. */
+import assert from "node:assert/strict";
+import { MrkvError } from "../proto/errors.ts";
+import { openTestCluster } from "./_test_cluster.ts";
+import { DISCONNECTED_AFTER_MS, STORE_TRANSITIONS } from "./store_info.ts";
+
+const stats = (storeId: number) => ({
+  storeId,
+  capacity: 100,
+  available: 50,
+  usedSize: 50,
+  regionCount: 0,
+  leaderCount: 0,
+  sendingSnapCount: 0,
+  receivingSnapCount: 0,
+  isBusy: false,
+});
+
+Deno.test("a silent store becomes Disconnected, then Down; a heartbeat brings it back Up", async () => {
+  const t = await openTestCluster({ maxStoreDownTime: 60_000 });
+  const c = t.cluster;
+  await c.putStore({ id: 1, address: "127.0.0.1:1" });
+  c.handleStoreHeartbeat(stats(1));
+  assert.equal(c.stateName(c.getStore(1)), "Up");
+  t.clock.advance(DISCONNECTED_AFTER_MS + 1);
+  assert.equal(c.stateName(c.getStore(1)), "Disconnected");
+  t.clock.advance(60_000);
+  assert.equal(c.stateName(c.getStore(1)), "Down");
+  c.handleStoreHeartbeat(stats(1));
+  assert.equal(c.stateName(c.getStore(1)), "Up");
+  await t.close();
+});
+
+Deno.test("Offline and Tombstone follow the transition table and persist", async () => {
+  const t = await openTestCluster();
+  const c = t.cluster;
+  await c.putStore({ id: 1, address: "127.0.0.1:1" });
+  await assert.rejects(c.setStoreState(1, "Tombstone"), MrkvError, "Up cannot jump to Tombstone");
+  await c.setStoreState(1, "Offline");
+  assert.equal(c.stateName(c.getStore(1)), "Offline");
+  await c.setStoreState(1, "Up");
+  await c.setStoreState(1, "Offline");
+  await c.setStoreState(1, "Tombstone");
+  await assert.rejects(c.setStoreState(1, "Up"), /cannot go from Tombstone to Up/);
+  await assert.rejects(c.putStore({ id: 1, address: "127.0.0.1:1" }), /tombstone/);
+  assert.throws(() => c.handleStoreHeartbeat(stats(1)), /tombstone/);
+  assert.deepEqual(STORE_TRANSITIONS.Tombstone, []);
+  await c.close();
+  const again = await openTestCluster({}, t.kv);
+  assert.equal(again.cluster.getStore(1).state, "Tombstone");
+  await again.close();
+  t.kv.close();
+});
+
+Deno.test("stores are refused on a taken address and unknown stores are StoreNotFound", async () => {
+  const t = await openTestCluster();
+  const c = t.cluster;
+  await c.putStore({ id: 1, address: "127.0.0.1:1" });
+  await c.putStore({ id: 1, address: "127.0.0.1:1" }); // a restart re-registers
+  await assert.rejects(c.putStore({ id: 2, address: "127.0.0.1:1" }), /already used by store 1/);
+  assert.throws(
+    () => c.handleStoreHeartbeat(stats(9)),
+    (e) => e instanceof MrkvError && e.code === "StoreNotFound",
+  );
+  await t.close();
+});
+
+Deno.test("a drained Offline store becomes Tombstone on the next schedule run", async () => {
+  const { Coordinator } = await import("./coordinator.ts");
+  const t = await openTestCluster();
+  const c = t.cluster;
+  await c.putStore({ id: 1, address: "127.0.0.1:1" });
+  await c.setStoreState(1, "Offline");
+  await new Coordinator(c, []).tick();
+  assert.equal(c.getStore(1).state, "Tombstone");
+  await t.close();
+});

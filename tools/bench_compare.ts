@@ -1,0 +1,190 @@
+/**
+ * Runs the benchmark matrix of issue #4 against one system and prints it side by side with
+ * earlier runs: 128-byte values, 100% writes and 90% reads (prefilled), concurrency 1, 16, 64,
+ * 10 s per cell. Every cell is one in-process run of the load tool (tools/load.ts), with the
+ * same flags it would get on the command line.
+ *
+ * ```sh
+ * tools/etcd_cluster.sh start
+ * deno run -A tools/bench_compare.ts --target etcd --out bench-results/etcd.json
+ * tools/etcd_cluster.sh stop
+ * deno task start &   # the mrkv playground: scheduler + 3 stores
+ * deno run -A tools/bench_compare.ts --target mrkv --out bench-results/mrkv.json \
+ *     --compare bench-results/etcd.json
+ * deno run -A tools/bench_compare.ts --compare a.json --compare b.json   # tables only
+ * ```
+ *
+ * Flags: --target, --endpoints, --duration, --value-size, --keys, --timeout as in tools/load.ts;
+ * --label NAME (column name, default the target), --concurrency 1,16,64, --write-pct 100,10,
+ * --pause D between cells (default 2s), --out FILE (save this run as JSON), --compare FILE
+ * (repeatable; earlier runs to put beside this one), --empty-column NAME (repeatable; a blank
+ * column to fill in later).
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { parseDuration } from "../config/config.ts";
+import {
+  LoadArgError,
+  type LoadReport,
+  makeTarget,
+  makeValue,
+  parseLoadArgs,
+  runLoad,
+  toReport,
+} from "./load/mod.ts";
+import {
+  checkMatrixResult,
+  comparisonTable,
+  detailTable,
+  matrixCells,
+  type MatrixResult,
+} from "./load/matrix.ts";
+
+function fail(message: string): never {
+  console.error(`bench_compare: ${message}`);
+  Deno.exit(2);
+}
+
+function list(flag: string, text: string): number[] {
+  const values = text.split(",").map((s) => Number(s.trim()));
+  if (values.length === 0 || values.some((v) => !Number.isSafeInteger(v))) {
+    fail(`invalid value for ${flag}: "${text}" is not a comma-separated list of whole numbers`);
+  }
+  return values;
+}
+
+let values;
+try {
+  ({ values } = parseArgs({
+    args: Deno.args,
+    options: {
+      target: { type: "string" },
+      endpoints: { type: "string" },
+      label: { type: "string" },
+      duration: { type: "string", default: "10s" },
+      "value-size": { type: "string", default: "128" },
+      keys: { type: "string", default: "10000" },
+      timeout: { type: "string", default: "5s" },
+      concurrency: { type: "string", default: "1,16,64" },
+      "write-pct": { type: "string", default: "100,10" },
+      pause: { type: "string", default: "2s" },
+      out: { type: "string" },
+      compare: { type: "string", multiple: true, default: [] },
+      "empty-column": { type: "string", multiple: true, default: [] },
+      help: { type: "boolean" },
+    },
+    strict: true,
+  }));
+} catch (e) {
+  fail((e as Error).message.split("\n")[0]!);
+}
+if (values.help) {
+  const doc = await Deno.readTextFile(new URL(import.meta.url));
+  console.log(/\/\*\*([\s\S]*?)\*\//.exec(doc)![1]!.replace(/^ \* ?/gm, "").trim());
+  Deno.exit(0);
+}
+
+const earlier: MatrixResult[] = [];
+for (const file of values.compare) {
+  try {
+    earlier.push(checkMatrixResult(JSON.parse(await Deno.readTextFile(file)), file));
+  } catch (e) {
+    fail(`cannot use --compare ${file}: ${(e as Error).message}`);
+  }
+}
+
+let current: MatrixResult | undefined;
+if (values.target !== undefined || values.endpoints !== undefined) {
+  const target = values.target ?? "mrkv";
+  const label = values.label ?? target;
+  let pauseMs = 0;
+  try {
+    pauseMs = parseDuration(values.pause);
+  } catch (e) {
+    fail(`invalid value for --pause: ${(e as Error).message}`);
+  }
+  const cells = matrixCells(
+    list("--write-pct", values["write-pct"]),
+    list("--concurrency", values.concurrency),
+  );
+  const stop = new AbortController();
+  Deno.addSignalListener("SIGINT", () => stop.abort());
+  const reports: LoadReport[] = [];
+  const startedAt = new Date();
+  for (const [i, cell] of cells.entries()) {
+    if (stop.signal.aborted) break;
+    const args = [
+      "--target",
+      target,
+      "--write-pct",
+      String(cell.writePct),
+      "--concurrency",
+      String(cell.concurrency),
+      "--duration",
+      values.duration,
+      "--value-size",
+      values["value-size"],
+      "--keys",
+      values.keys,
+      "--timeout",
+      values.timeout,
+      "--seed",
+      String(1000 + i),
+      ...(values.endpoints ? ["--endpoints", values.endpoints] : []),
+      ...(cell.writePct < 100 ? ["--prefill"] : []),
+    ];
+    let options;
+    try {
+      options = parseLoadArgs(args);
+    } catch (e) {
+      if (e instanceof LoadArgError) fail(e.message);
+      throw e;
+    }
+    if ("help" in options) throw new Error("unreachable: --help is never passed");
+    console.error(`bench_compare: [${i + 1}/${cells.length}] tools/load.ts ${args.join(" ")}`);
+    const cellStart = new Date();
+    // The machine is shared: keep its load beside the numbers it may have skewed.
+    const loadAvg1m = Deno.loadavg()[0];
+    const result = await runLoad({
+      ...options,
+      target: makeTarget({ kind: options.target, value: makeValue(options.valueSize) }),
+      stop: stop.signal,
+    });
+    console.error(
+      `bench_compare:   ${result.opsPerSec.toFixed(0)} ops/s, p50 ${result.all.p50Ms} ms, ` +
+        `p99 ${result.all.p99Ms} ms, ${result.errorCount} errors (load average was ${loadAvg1m})`,
+    );
+    reports.push({ ...toReport(options, result, cellStart), loadAvg1m });
+    if (i + 1 < cells.length && pauseMs > 0) {
+      await new Promise((resolve) => setTimeout(resolve, pauseMs));
+    }
+  }
+  current = {
+    tool: "mrkv-bench",
+    label,
+    startedAt: startedAt.toISOString(),
+    machine: {
+      cpus: navigator.hardwareConcurrency,
+      os: `${Deno.build.os} ${Deno.osRelease()} ${Deno.build.arch}`,
+      deno: Deno.version.deno,
+    },
+    cells: reports,
+  };
+  if (values.out) {
+    const dir = values.out.replace(/\/[^/]*$/, "");
+    if (dir !== values.out) await Deno.mkdir(dir, { recursive: true });
+    await Deno.writeTextFile(values.out, JSON.stringify(current, null, 2) + "\n");
+    console.error(`bench_compare: saved ${values.out}`);
+  }
+}
+
+const all = [...earlier, ...(current ? [current] : [])];
+if (all.length === 0) fail("nothing to do: give --target/--endpoints to run, or --compare FILE");
+console.log(comparisonTable(all, values["empty-column"]));
+for (const r of all) {
+  console.log(
+    `\n${r.label} in detail (${r.startedAt}, ${r.machine.cpus} CPUs, ${r.machine.os}):\n`,
+  );
+  console.log(detailTable(r));
+}

@@ -1,0 +1,225 @@
+/**
+ * Target adapters: how one put or get is spoken to each kind of server.
+ *
+ * - `mrkv`: the KV API of interface.md — `PUT /kv/{key}` (body = value) → 204,
+ *   `GET /kv/{key}` → 200 raw body or 404.
+ * - `etcd`: etcd's v3 JSON gateway — `POST /v3/kv/put {"key","value"}` and
+ *   `POST /v3/kv/range {"key"}`, keys and values base64. Range is linearizable by default
+ *   (no `serializable` flag), matching mrkv's linearizable reads.
+ *
+ * Every failure is thrown as an {@link OpError} whose `kind` is a short, stable label the
+ * report groups by ("timeout", "network", "503 NotLeader", …). Response bodies are always
+ * consumed so the connection goes back to the pool.
+ *
+ * @module
+ */
+
+/** The servers the load tool can drive. */
+export type TargetKind = "mrkv" | "etcd";
+
+/** The target kinds, for flag validation and help. */
+export const TARGET_KINDS: readonly TargetKind[] = ["mrkv", "etcd"];
+
+/** One failed operation. `kind` groups errors in the report; `message` is one example. */
+export class OpError extends Error {
+  constructor(readonly kind: string, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "OpError";
+  }
+}
+
+/** Speaks put and get to one kind of server. Endpoints are base URLs without a trailing slash. */
+export interface Target {
+  readonly kind: TargetKind;
+  /** Writes the run's value under `key`; resolves once the server acknowledged it. */
+  put(endpoint: string, key: string, signal: AbortSignal): Promise<void>;
+  /** Reads `key`; resolves true when it exists, false when the server says it is absent. */
+  get(endpoint: string, key: string, signal: AbortSignal): Promise<boolean>;
+}
+
+/** Options for {@link makeTarget}. */
+export interface TargetOptions {
+  readonly kind: TargetKind;
+  /** The value every put writes. */
+  readonly value: Uint8Array<ArrayBuffer>;
+  /** Injected for tests; defaults to the global fetch. */
+  readonly fetch?: typeof fetch;
+}
+
+/** Builds the adapter for `options.kind`. */
+export function makeTarget(options: TargetOptions): Target {
+  const doFetch = options.fetch ?? fetch;
+  return options.kind === "mrkv"
+    ? new MrkvTarget(options.value, doFetch)
+    : new EtcdTarget(options.value, doFetch);
+}
+
+/** The key for slot `index` of the key space: fixed width so keys sort like their indexes. */
+export function keyFor(index: number): string {
+  return `key${index.toString().padStart(10, "0")}`;
+}
+
+/** The value a run writes: `size` printable bytes, so it is also readable in a debugger. */
+export function makeValue(size: number): Uint8Array<ArrayBuffer> {
+  const value = new Uint8Array(size);
+  for (let i = 0; i < size; i++) value[i] = 97 + (i % 26); // a..z
+  return value;
+}
+
+class MrkvTarget implements Target {
+  readonly kind = "mrkv";
+  constructor(
+    private readonly value: Uint8Array<ArrayBuffer>,
+    private readonly doFetch: typeof fetch,
+  ) {}
+
+  async put(endpoint: string, key: string, signal: AbortSignal): Promise<void> {
+    const res = await send(this.doFetch, `${endpoint}/kv/${encodeURIComponent(key)}`, {
+      method: "PUT",
+      headers: { "content-type": "application/octet-stream" },
+      body: this.value,
+      signal,
+    });
+    // interface.md says 204; a 200 is tolerated so that a benchmark measures, not lints.
+    if (res.status !== 204 && res.status !== 200) throw await mrkvError(res);
+    await drain(res, signal);
+  }
+
+  async get(endpoint: string, key: string, signal: AbortSignal): Promise<boolean> {
+    const res = await send(this.doFetch, `${endpoint}/kv/${encodeURIComponent(key)}`, {
+      signal,
+    });
+    if (res.status === 200) {
+      await drain(res, signal);
+      return true;
+    }
+    // A 404 is a miss only when it is KeyNotFound; RegionNotFound etc. are errors.
+    const error = await mrkvError(res);
+    if (res.status === 404 && (error.kind === "404" || error.kind === "404 KeyNotFound")) {
+      return false;
+    }
+    throw error;
+  }
+}
+
+class EtcdTarget implements Target {
+  readonly kind = "etcd";
+  readonly #valueB64: string;
+  constructor(value: Uint8Array, private readonly doFetch: typeof fetch) {
+    this.#valueB64 = base64(value);
+  }
+
+  async put(endpoint: string, key: string, signal: AbortSignal): Promise<void> {
+    const body = `{"key":"${base64(key)}","value":"${this.#valueB64}"}`;
+    await this.#call(`${endpoint}/v3/kv/put`, body, signal);
+  }
+
+  async get(endpoint: string, key: string, signal: AbortSignal): Promise<boolean> {
+    const reply = await this.#call(`${endpoint}/v3/kv/range`, `{"key":"${base64(key)}"}`, signal);
+    const kvs = (reply as { kvs?: unknown }).kvs;
+    if (kvs === undefined) return false; // the gateway omits empty fields
+    if (!Array.isArray(kvs)) throw new OpError("bad response", "etcd range: kvs is not a list");
+    return kvs.length > 0;
+  }
+
+  async #call(url: string, body: string, signal: AbortSignal): Promise<object> {
+    const res = await send(this.doFetch, url, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body,
+      signal,
+    });
+    const text = await readText(res, signal);
+    let reply: unknown;
+    try {
+      reply = JSON.parse(text);
+    } catch {
+      reply = undefined;
+    }
+    if (res.status === 200 && typeof reply === "object" && reply !== null && !("error" in reply)) {
+      return reply;
+    }
+    if (res.status === 200 && reply === undefined) {
+      throw new OpError("bad response", `${url}: not JSON: ${text.slice(0, 200)}`);
+    }
+    // grpc-gateway errors look like {"error": "...", "code": 14, "message": "..."}.
+    const r = (typeof reply === "object" && reply !== null ? reply : {}) as {
+      code?: unknown;
+      message?: unknown;
+      error?: unknown;
+    };
+    const grpc = typeof r.code === "number" ? ` grpc ${r.code}` : "";
+    const message = typeof r.message === "string"
+      ? r.message
+      : typeof r.error === "string"
+      ? r.error
+      : text.slice(0, 200);
+    throw new OpError(`${res.status}${grpc}`, `${url}: ${message}`);
+  }
+}
+
+/** fetch, with exceptions turned into OpErrors ("timeout" or "network"). */
+async function send(doFetch: typeof fetch, url: string, init: RequestInit): Promise<Response> {
+  try {
+    return await doFetch(url, init);
+  } catch (e) {
+    throw transportError(url, e);
+  }
+}
+
+async function drain(res: Response, signal: AbortSignal): Promise<void> {
+  try {
+    await res.arrayBuffer();
+  } catch (e) {
+    throw transportError(res.url, e, signal);
+  }
+}
+
+async function readText(res: Response, signal: AbortSignal): Promise<string> {
+  try {
+    return await res.text();
+  } catch (e) {
+    throw transportError(res.url, e, signal);
+  }
+}
+
+function transportError(url: string, e: unknown, signal?: AbortSignal): OpError {
+  const err = e as Error;
+  if (err?.name === "TimeoutError" || signal?.reason?.name === "TimeoutError") {
+    return new OpError("timeout", `${url}: no answer in time`, { cause: e });
+  }
+  if (err?.name === "AbortError") return new OpError("aborted", `${url}: aborted`, { cause: e });
+  // Deno's fetch says only "fetch failed"; the reason (refused, reset, …) is in its cause.
+  const cause = (err?.cause as Error | undefined)?.message;
+  const message = `${err?.message ?? String(e)}${cause ? ` (${cause})` : ""}`;
+  return new OpError("network", `${url}: ${message}`, { cause: e });
+}
+
+/** Reads an mrkv error reply (`{"error":{"code","message"}}`) into an OpError. */
+async function mrkvError(res: Response): Promise<OpError> {
+  let text = "";
+  try {
+    text = await res.text();
+  } catch { /* body already consumed or broken: the status alone will do */ }
+  let code: unknown;
+  let message: unknown;
+  try {
+    const body = JSON.parse(text) as { error?: { code?: unknown; message?: unknown } };
+    code = body.error?.code;
+    message = body.error?.message;
+  } catch { /* not JSON */ }
+  const kind = typeof code === "string" ? `${res.status} ${code}` : `${res.status}`;
+  return new OpError(
+    kind,
+    `${res.url}: ${typeof message === "string" ? message : text.slice(0, 200)}`,
+  );
+}
+
+function base64(data: string | Uint8Array): string {
+  if (typeof data === "string") return btoa(data); // keys are ASCII by construction
+  let binary = "";
+  for (let i = 0; i < data.length; i += 0x8000) {
+    binary += String.fromCharCode(...data.subarray(i, i + 0x8000));
+  }
+  return btoa(binary);
+}
