@@ -6,7 +6,7 @@
  * @module
  */
 import { CBOR_CONTENT_TYPE, decodeCbor, encodeCbor } from "./codec.ts";
-import { errorFromResponse } from "./errors.ts";
+import { errorFromResponse, MrkvError } from "./errors.ts";
 import type { Region, Store } from "./metapb.ts";
 import {
   type AllocIdResponse,
@@ -54,12 +54,20 @@ export class PdClient {
   }
 
   async #call<T>(method: string, body: unknown, decode: (v: unknown) => T): Promise<T> {
-    const res = await this.#fetch(`${this.baseUrl}${RPC_PREFIX}/${method}`, {
-      method: "POST",
-      body: encodeCbor(body),
-      headers: { "content-type": CBOR_CONTENT_TYPE },
-      signal: AbortSignal.timeout(this.#timeoutMs),
-    });
+    let res: Response;
+    try {
+      res = await this.#fetch(`${this.baseUrl}${RPC_PREFIX}/${method}`, {
+        method: "POST",
+        body: encodeCbor(body),
+        headers: { "content-type": CBOR_CONTENT_TYPE },
+        signal: AbortSignal.timeout(this.#timeoutMs),
+      });
+    } catch (e) {
+      // Unreachable or too slow: a retryable condition for the caller, not a bug.
+      throw new MrkvError("Timeout", `scheduler ${method}: ${(e as Error).message}`, {}, {
+        cause: e,
+      });
+    }
     if (!res.ok) throw await errorFromResponse(res);
     return decode(decodeCbor(new Uint8Array(await res.arrayBuffer()), `${method} response`));
   }

@@ -13,7 +13,7 @@ import { MrkvError } from "../proto/errors.ts";
 import { epochEqual, type Peer as PeerMeta } from "../proto/metapb.ts";
 import type { OperatorStep, RegionHeartbeat, RegionHeartbeatResult } from "../proto/pdpb.ts";
 import type { Peer } from "./peer.ts";
-import type { SchedulerClient } from "./scheduler_client.ts";
+import type { PdClient } from "../proto/pd_client.ts";
 import type { RegionObserver, Store } from "./store.ts";
 import type { SplitWorker } from "./split.ts";
 
@@ -34,7 +34,7 @@ export class HeartbeatWorker implements RegionObserver {
 
   constructor(
     readonly store: Store,
-    readonly client: SchedulerClient,
+    readonly client: PdClient,
     readonly capacity: () => { capacity: number; available: number; usedSize: number },
     readonly split?: SplitWorker,
   ) {}

@@ -11,7 +11,7 @@
  *
  * @module
  */
-import { isErrorCode, MrkvError } from "../proto/errors.ts";
+import { errorFromResponse, MrkvError } from "../proto/errors.ts";
 import {
   compareBytes,
   compareEndKeys,
@@ -20,7 +20,7 @@ import {
   type Region,
 } from "../proto/metapb.ts";
 import type { Peer } from "./peer.ts";
-import type { SchedulerClient } from "./scheduler_client.ts";
+import type { PdClient } from "../proto/pd_client.ts";
 import type { Store } from "./store.ts";
 
 /** How long a request may keep retrying region errors. */
@@ -64,7 +64,7 @@ export class KvService {
 
   constructor(
     readonly store: Store,
-    readonly scheduler: SchedulerClient,
+    readonly scheduler: PdClient,
     readonly forward: ForwardFn,
     readonly deadlineMs = REQUEST_DEADLINE_MS,
   ) {}
@@ -255,11 +255,11 @@ export class KvService {
     if (res.status === 204) return null;
     if (res.status === 200) return new Uint8Array(await res.arrayBuffer());
     if (res.status === 404 && method === "GET") {
-      const err = await readError(res);
+      const err = await storeError(res);
       if (err.code === "KeyNotFound") return null;
       throw err;
     }
-    throw await readError(res);
+    throw await storeError(res);
   }
 
   async #forwardScan(
@@ -279,7 +279,7 @@ export class KvService {
       leaderStore,
       new Request(`http://store/kv?${q}`, { headers: { [FORWARDED_HEADER]: "1" } }),
     );
-    if (!res.ok) throw await readError(res);
+    if (!res.ok) throw await storeError(res);
     const body = await res.json() as { kvs: { key: string; value: string }[]; region_end: string };
     return {
       kvs: body.kvs.map((kv) => ({
@@ -322,14 +322,10 @@ export function encodeKeySegment(key: Uint8Array): string {
   return out;
 }
 
-/** Turns an error response from another store back into an error. */
-async function readError(res: Response): Promise<MrkvError> {
-  try {
-    const body = await res.json() as { error?: { code?: string; message?: string } };
-    const { code, message, ...details } = body.error ?? {};
-    if (isErrorCode(code)) {
-      return new MrkvError(code, message ?? `store answered ${res.status}`, details);
-    }
-  } catch { /* not JSON */ }
-  return new MrkvError("ServerIsBusy", `store answered ${res.status}`);
+/** Turns another store's error response back into a region error (a bug there is "busy" here). */
+async function storeError(res: Response): Promise<MrkvError> {
+  const e = await errorFromResponse(res);
+  return e instanceof MrkvError
+    ? e
+    : new MrkvError("ServerIsBusy", `another store failed: ${e.message}`);
 }

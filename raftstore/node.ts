@@ -13,7 +13,7 @@ import { HeartbeatWorker } from "./heartbeat.ts";
 import { type ForwardFn, KvService } from "./kv_service.ts";
 import { LogGcWorker } from "./log_gc.ts";
 import type { PeerConfig } from "./peer.ts";
-import { type FetchFn, SchedulerClient } from "./scheduler_client.ts";
+import { type Fetcher, PdClient } from "../proto/pd_client.ts";
 import { storeApp } from "./server.ts";
 import { SplitWorker } from "./split.ts";
 import { Store, type StoreConfig, type StoreLogger } from "./store.ts";
@@ -31,7 +31,7 @@ export interface StoreNodeOptions {
   };
   /** An engine to use instead of opening `dataDir` (tests). The node does not close it. */
   readonly engine?: KvEngine;
-  readonly schedulerFetch?: FetchFn;
+  readonly schedulerFetch?: Fetcher;
   /** Makes the transport (tests: an in-memory network). Default: HTTP. */
   readonly transport?: (storeId: number, receiver: RaftReceiver) => Transport;
   /** Reaches another store's HTTP API (tests: in-process). Default: fetch to its address. */
@@ -94,7 +94,7 @@ const consoleLog: StoreLogger = {
   error: (m) => console.error(m),
 };
 
-async function waitForScheduler(client: SchedulerClient, waitMs: number, log: StoreLogger) {
+async function waitForScheduler(client: PdClient, waitMs: number, log: StoreLogger) {
   const deadline = Date.now() + waitMs;
   let delay = 100;
   for (;;) {
@@ -115,7 +115,7 @@ async function waitForScheduler(client: SchedulerClient, waitMs: number, log: St
 export async function startStoreNode(opts: StoreNodeOptions): Promise<StoreNode> {
   const { config } = opts;
   const log = opts.log ?? consoleLog;
-  const client = new SchedulerClient(config.scheduler, opts.schedulerFetch);
+  const client = new PdClient(config.scheduler, { fetch: opts.schedulerFetch, timeoutMs: 5_000 });
   const engine = opts.engine ?? await KvEngine.open(config.dataDir);
   try {
     const cluster = await waitForScheduler(client, opts.schedulerWaitMs ?? 60_000, log);
@@ -126,7 +126,7 @@ export async function startStoreNode(opts: StoreNodeOptions): Promise<StoreNode>
       );
     }
     if (!ident) {
-      ident = { clusterId: cluster.clusterId, storeId: await client.allocId(1) };
+      ident = { clusterId: cluster.clusterId, storeId: await client.allocId() };
       const wb = engine.batch();
       wb.putStoreIdent(ident);
       await engine.write(wb);
@@ -223,7 +223,7 @@ export async function startStoreNode(opts: StoreNodeOptions): Promise<StoreNode>
  */
 async function maybeBootstrap(
   store: Store,
-  client: SchedulerClient,
+  client: PdClient,
   meta: { id: number; address: string },
   log: StoreLogger,
 ): Promise<void> {

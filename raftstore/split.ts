@@ -13,7 +13,7 @@
 import { MrkvError } from "../proto/errors.ts";
 import { compareBytes, keyInRegion } from "../proto/metapb.ts";
 import type { Peer } from "./peer.ts";
-import type { SchedulerClient } from "./scheduler_client.ts";
+import type { PdClient } from "../proto/pd_client.ts";
 import type { Store } from "./store.ts";
 import { successor } from "./snapshot.ts";
 
@@ -55,7 +55,7 @@ export class SplitWorker {
   /** Splits proposed, for metrics and tests. */
   splitsProposed = 0;
 
-  constructor(readonly store: Store, readonly client: SchedulerClient) {}
+  constructor(readonly store: Store, readonly client: PdClient) {}
 
   start(): void {
     this.#timer = setInterval(() => void this.checkAll(), this.store.config.splitCheckMs);
