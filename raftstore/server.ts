@@ -9,6 +9,7 @@ import { Hono } from "hono";
 import type { Context } from "hono";
 import { errorResponse, MrkvError } from "../proto/errors.ts";
 import { percentDecodeBytes } from "../proto/codec.ts";
+import { readBodyLimited } from "../proto/http_body.ts";
 import type { Region } from "../proto/metapb.ts";
 import { MAX_VALUE_BYTES } from "./cmd.ts";
 import { FORWARDED_HEADER, type KvService } from "./kv_service.ts";
@@ -84,7 +85,7 @@ export function storeApp(store: Store, kv: KvService): Hono {
 
   app.put("/kv/*", async (c) => {
     const key = keyFromPath(c);
-    const value = await readBody(c.req.raw, MAX_VALUE_BYTES, "value");
+    const value = await readBodyLimited(c.req.raw, MAX_VALUE_BYTES, "value");
     if (isForwarded(c)) await kv.localWrite(key, value);
     else await kv.put(key, value);
     return c.body(null, 204);
@@ -107,7 +108,7 @@ export function storeApp(store: Store, kv: KvService): Hono {
   });
 
   app.post(RAFT_BATCH_PATH, async (c) => {
-    const bytes = await readBody(c.req.raw, MAX_RAFT_BATCH_BYTES, "raft batch");
+    const bytes = await readBodyLimited(c.req.raw, MAX_RAFT_BATCH_BYTES, "raft batch");
     store.onRaftBatch(decodeRaftBatch(bytes));
     return c.body(null, 204);
   });
@@ -120,7 +121,7 @@ export function storeApp(store: Store, kv: KvService): Hono {
     if (!/^[0-9a-f]{1,32}$/.test(id) || !Number.isSafeInteger(seq) || seq < 0) {
       throw new MrkvError("BadRequest", "snapshot chunk needs id (hex) and seq (a whole number)");
     }
-    const bytes = await readBody(
+    const bytes = await readBodyLimited(
       c.req.raw,
       q.get("last") === "1" ? MAX_RAFT_BATCH_BYTES : SNAPSHOT_CHUNK_BYTES,
       "snapshot chunk",
@@ -197,35 +198,6 @@ function keyFromPath(c: Context, prefix = "/kv/"): Uint8Array {
     throw new MrkvError("BadRequest", `key is ${key.length} bytes; the limit is ${MAX_KEY_BYTES}`);
   }
   return key;
-}
-
-/** Reads a request body, refusing more than `max` bytes with `TooLarge` before buffering it. */
-async function readBody(req: Request, max: number, what: string): Promise<Uint8Array> {
-  const declared = Number(req.headers.get("content-length") ?? "0");
-  if (declared > max) {
-    throw new MrkvError("TooLarge", `${what} is ${declared} bytes; the limit is ${max}`);
-  }
-  if (!req.body) return new Uint8Array();
-  const parts: Uint8Array[] = [];
-  let size = 0;
-  const reader = req.body.getReader();
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.length;
-    if (size > max) {
-      await reader.cancel();
-      throw new MrkvError("TooLarge", `${what} is over the ${max}-byte limit`);
-    }
-    parts.push(value);
-  }
-  const out = new Uint8Array(size);
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
 }
 
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true });

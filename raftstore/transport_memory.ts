@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { seededRandom } from "../raft/mod.ts";
 import type { RaftBatch, RaftEnvelope, RaftReceiver, Transport } from "./transport.ts";
 
 /** Decides an envelope's fate: `"drop"`, a delay in milliseconds, or `undefined` to pass. */
@@ -15,18 +16,6 @@ export type NetworkFilter = (
   to: number,
   env: RaftEnvelope,
 ) => "drop" | number | undefined;
-
-/** A tiny seeded PRNG (mulberry32): returns [0, 1). */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** The shared in-memory network of one test cluster. */
 export class MemoryNetwork {

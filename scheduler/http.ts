@@ -7,6 +7,7 @@
 import type { Context } from "hono";
 import { CBOR_CONTENT_TYPE, decodeCbor, encodeCbor } from "../proto/codec.ts";
 import { errorResponse, MrkvError } from "../proto/errors.ts";
+import { readBodyLimited } from "../proto/http_body.ts";
 
 /** Largest internal request body (a batch of 10,000 region heartbeats fits easily). */
 export const MAX_RPC_BODY = 32 * 1024 * 1024;
@@ -14,35 +15,8 @@ export const MAX_RPC_BODY = 32 * 1024 * 1024;
 export const MAX_ADMIN_BODY = 1024 * 1024;
 
 /** Reads the request body, failing with `TooLarge` as soon as it passes `limit` bytes. */
-export async function readBody(c: Context, limit: number): Promise<Uint8Array> {
-  const declared = Number(c.req.header("content-length") ?? "0");
-  if (declared > limit) throw tooLarge(limit);
-  const body = c.req.raw.body;
-  if (!body) return new Uint8Array();
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  const reader = body.getReader();
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.length;
-    if (total > limit) {
-      await reader.cancel().catch(() => {});
-      throw tooLarge(limit);
-    }
-    chunks.push(value);
-  }
-  const out = new Uint8Array(total);
-  let off = 0;
-  for (const ch of chunks) {
-    out.set(ch, off);
-    off += ch.length;
-  }
-  return out;
-}
-
-function tooLarge(limit: number): MrkvError {
-  return new MrkvError("TooLarge", `request body is larger than ${limit} bytes`);
+export function readBody(c: Context, limit: number): Promise<Uint8Array> {
+  return readBodyLimited(c.req.raw, limit);
 }
 
 /** Reads and decodes a CBOR request body (checks the content type). */

@@ -8,7 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { b, str, TestCluster, waitFor } from "./cluster.ts";
-import { seededRandom } from "../raftstore/transport_memory.ts";
+import { seededRandom } from "../raft/mod.ts";
 import type { StoreConfig } from "../raftstore/store.ts";
 
 interface Scenario {

@@ -11,6 +11,7 @@
  *
  * @module
  */
+import { seededRandom } from "../../raft/mod.ts";
 import { LatencyHistogram, type LatencySummary } from "./histogram.ts";
 import { keyFor, OpError, type Target } from "./targets.ts";
 
@@ -75,17 +76,7 @@ export interface RunResult {
   readonly prefill?: PrefillResult;
 }
 
-/** mulberry32: a small, fast, seedable PRNG returning floats in [0, 1). */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { seededRandom };
 
 class ErrorTally {
   readonly #byKind = new Map<string, ErrorCount>();

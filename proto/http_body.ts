@@ -1,0 +1,44 @@
+/**
+ * Bounded request-body reading for both servers: a body past its limit is refused with
+ * `TooLarge` as soon as it passes the limit (or at once, from `content-length`), never buffered
+ * whole first.
+ *
+ * @module
+ */
+import { MrkvError } from "./errors.ts";
+
+/** Reads `req`'s body, at most `limit` bytes; `what` names it in the error. */
+export async function readBodyLimited(
+  req: Request,
+  limit: number,
+  what = "request body",
+): Promise<Uint8Array> {
+  const declared = Number(req.headers.get("content-length") ?? "0");
+  if (declared > limit) throw tooLarge(what, limit);
+  const body = req.body;
+  if (!body) return new Uint8Array();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  const reader = body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.length;
+    if (total > limit) {
+      await reader.cancel().catch(() => {});
+      throw tooLarge(what, limit);
+    }
+    chunks.push(value);
+  }
+  const out = new Uint8Array(total);
+  let off = 0;
+  for (const ch of chunks) {
+    out.set(ch, off);
+    off += ch.length;
+  }
+  return out;
+}
+
+function tooLarge(what: string, limit: number): MrkvError {
+  return new MrkvError("TooLarge", `${what} is larger than ${limit} bytes`);
+}
