@@ -146,7 +146,7 @@ export class HeartbeatWorker implements RegionObserver {
         return await change("RemoveNode", step.peer);
       case "TransferLeader":
         if (step.peer.id === peer.meta.id) return;
-        peer.raw.transferLeader(step.peer.id);
+        peer.transferLeader(step.peer.id);
         this.store.schedule(peer);
         return;
       case "SplitRegion":

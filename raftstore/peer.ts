@@ -31,6 +31,8 @@ export interface PeerConfig {
   readonly maxInflightMsgs: number;
   readonly preVote: boolean;
   readonly checkQuorum: boolean;
+  /** Leader lease for local reads in ms; 0 turns lease reads off (every read uses ReadIndex). */
+  readonly leaseMs?: number;
   readonly rand?: () => number;
 }
 
@@ -58,6 +60,18 @@ export class Peer {
   /** Reads whose read index is known, waiting for apply to reach it. */
   #readsWaitingApply: { index: number; reads: PendingRead[] }[] = [];
   #readSeq = 0;
+  /** When each in-flight ReadIndex was issued (a confirmed one starts a lease from then). */
+  #readIssuedAt = new Map<string, number>();
+  /** Lease end (performance.now() clock); see {@link hasLease}. */
+  #leaseUntil = 0;
+  #renewLease = false;
+  #renewalInFlight: string | undefined;
+  /** Highest term of an entry this peer has applied. */
+  #appliedTerm = 0;
+  /** Lease length in ms (0: no lease reads). */
+  readonly leaseMs: number;
+  /** Reads served under the lease, for metrics and tests. */
+  leaseReads = 0;
   /** Peers seen in messages, so replies reach peers the region no longer lists. */
   readonly peerCache = new Map<number, PeerMeta>();
   /** Bytes written since the last split check; `approximateSize` is the last measured size. */
@@ -88,6 +102,7 @@ export class Peer {
       rand: config.rand,
     });
     for (const p of storage.region.peers) this.peerCache.set(p.id, p);
+    this.leaseMs = config.leaseMs ?? 0;
   }
 
   get regionId(): number {
@@ -198,14 +213,49 @@ export class Peer {
   /** Resolves once a linearizable local read is safe (ReadIndex confirmed and applied). */
   read(): Promise<void> {
     this.checkLeader();
+    if (this.hasLease()) {
+      // Renew ahead of expiry so steady read traffic never falls back to ReadIndex.
+      if (this.#leaseUntil - performance.now() < this.leaseMs / 2) this.#renewLease = true;
+      this.leaseReads++;
+      return Promise.resolve();
+    }
     return new Promise((resolve, reject) => this.#readsToSend.push({ resolve, reject }));
+  }
+
+  /**
+   * Whether this leader may serve a read from its own engine without asking a quorum (TiKV's
+   * lease read). A ReadIndex confirmed by a quorum at time T means every voter that answered
+   * heard from this leader at or after T; with CheckQuorum they ignore vote requests for an
+   * election timeout after that, so no other leader can exist before T + election timeout. The
+   * lease ends two ticks earlier, and is void while a leader transfer is in progress (the
+   * transferee campaigns at once) or before this leader has applied an entry of its own term
+   * (until then its applied state may miss writes a previous leader acknowledged).
+   */
+  hasLease(): boolean {
+    return this.leaseMs > 0 && performance.now() < this.#leaseUntil && this.isLeader() &&
+      this.raw.raft.leadTransferee === 0 && this.#appliedTerm === this.raw.raft.term;
+  }
+
+  /** Ends the lease (leadership lost or being handed over). */
+  invalidateLease(): void {
+    this.#leaseUntil = 0;
+  }
+
+  /** Transfers leadership to `peerId`; the lease ends first. */
+  transferLeader(peerId: number): void {
+    this.invalidateLease();
+    this.raw.transferLeader(peerId);
   }
 
   /** Sends one ReadIndex request for every read queued since the last pass. */
   flushReads(): boolean {
-    if (this.#readsToSend.length === 0) return false;
+    const renew = this.#renewLease && this.#renewalInFlight === undefined && this.isLeader();
+    if (this.#readsToSend.length === 0 && !renew) return false;
+    this.#renewLease = false;
     const ctx = `${this.meta.id}:${++this.#readSeq}`;
     this.#readsInFlight.set(ctx, this.#readsToSend);
+    this.#readIssuedAt.set(ctx, performance.now());
+    if (renew) this.#renewalInFlight = ctx;
     this.#readsToSend = [];
     this.raw.readIndex(new TextEncoder().encode(ctx));
     return true;
@@ -218,6 +268,12 @@ export class Peer {
       const reads = this.#readsInFlight.get(ctx);
       if (!reads) continue;
       this.#readsInFlight.delete(ctx);
+      const issuedAt = this.#readIssuedAt.get(ctx)!;
+      this.#readIssuedAt.delete(ctx);
+      if (this.#renewalInFlight === ctx) this.#renewalInFlight = undefined;
+      if (rd.softState === undefined || rd.softState.raftState === "Leader") {
+        this.#leaseUntil = Math.max(this.#leaseUntil, issuedAt + this.leaseMs);
+      }
       this.#readsWaitingApply.push({ index: rs.index, reads });
     }
     this.releaseReads();
@@ -235,6 +291,7 @@ export class Peer {
   /** Answers proposals for applied entries; earlier unmatched ones were lost. */
   onApplied(results: readonly EntryResult[]): void {
     for (const r of results) {
+      if (r.term > this.#appliedTerm) this.#appliedTerm = r.term;
       while (this.#proposals.length > 0 && this.#proposals[0]!.index <= r.index) {
         const p = this.#proposals.shift()!;
         if (p.index === r.index && p.term === r.term) {
@@ -277,7 +334,10 @@ export class Peer {
     ];
     this.#readsToSend = [];
     this.#readsInFlight.clear();
+    this.#readIssuedAt.clear();
+    this.#renewalInFlight = undefined;
     this.#readsWaitingApply = [];
+    this.invalidateLease();
     for (const r of all) r.reject(error);
     if (readsOnly) return;
     for (const p of this.#proposals) p.reject(error);

@@ -263,6 +263,13 @@ function metricsText(store: Store, kv: KvService): string {
     "Raft entries applied.",
     store.stats.entriesApplied,
   );
+  metric("mrkv_engine_writes_total", "counter", "Ready loop engine writes.", store.stats.engineWrites);
+  metric(
+    "mrkv_engine_write_seconds_total",
+    "counter",
+    "Time spent in Ready loop engine writes.",
+    store.stats.engineWriteMs / 1000,
+  );
   metric(
     "mrkv_raft_messages_sent_total",
     "counter",

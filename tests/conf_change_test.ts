@@ -47,7 +47,7 @@ Deno.test(
       );
       const oldLeaderStore = leader.storeId;
       const target = leader.region.peers.find((p) => p.id !== leader.meta.id)!;
-      leader.raw.transferLeader(target.id);
+      leader.transferLeader(target.id);
       c.running().find((n) => n.store.storeId === oldLeaderStore)!.store.schedule(leader);
       await waitFor("the leader transfer", () => c.leaderOf(1)?.meta.id === target.id);
       const newLeader = c.leaderOf(1)!;
