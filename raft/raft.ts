@@ -163,6 +163,12 @@ export class Raft {
   pendingConfIndex = 0;
   readOnly = new ReadOnly();
   /**
+   * Leader only: proposals were appended but not yet broadcast. Proposals do not send at once;
+   * the appends go out when messages are collected, so many proposals between two Readys
+   * travel in one MsgApp per follower (batched appends).
+   */
+  appendPending = false;
+  /**
    * ReadIndex requests that arrived before the leader committed an entry of its term: its
    * commit index may still be stale then (§6.4 step 1), so they wait.
    */
@@ -379,7 +385,21 @@ export class Raft {
 
   /** Sends appends to every peer that can take them. */
   bcastAppend(): void {
+    this.appendPending = false;
     for (const id of this.trk.progress.keys()) if (id !== this.id) this.sendAppend(id);
+  }
+
+  /**
+   * Sends the appends that proposals made pending (see `appendPending`). Called before the
+   * messages are handed out (`readMessages`, `RawNode.ready`/`hasReady`).
+   */
+  flushAppends(): void {
+    if (!this.appendPending) return;
+    this.appendPending = false;
+    if (this.state !== "Leader") return;
+    for (const id of this.trk.progress.keys()) {
+      if (id !== this.id) this.maybeSendAppend(id, false);
+    }
   }
 
   /** Heartbeats to every peer, carrying the newest pending read's context, if any. */
@@ -441,6 +461,7 @@ export class Raft {
     this.pendingConfIndex = 0;
     this.readOnly = new ReadOnly();
     this.pendingReadIndexMessages = [];
+    this.appendPending = false;
   }
 
   resetRandomizedElectionTimeout(): void {
@@ -767,7 +788,7 @@ export class Raft {
       }
     }
     this.appendEntry(entries);
-    this.bcastAppend();
+    this.appendPending = true;
   }
 
   private handleAppendResponse(m: Message, pr: Progress): void {
@@ -1229,8 +1250,9 @@ export class Raft {
     };
   }
 
-  /** Drains the queued messages (tests and the test network). */
+  /** Drains the queued messages, flushing pending appends first (tests, test network). */
   readMessages(): Message[] {
+    this.flushAppends();
     const msgs = this.msgs;
     this.msgs = [];
     return msgs;
