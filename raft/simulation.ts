@@ -17,9 +17,11 @@
  * - log matching: two logs holding an entry with the same index and term hold the same data
  *   and agree on the term of the preceding entry (checked when entries are persisted; by
  *   induction the logs are then identical up to that index);
- * - committed entries never change: each peer's entry at its commit index matches the term
- *   recorded the first time any peer committed that index; a new leader holds the highest
- *   committed entry (leader completeness);
+ * - committed entries never change: each peer's entry at its persisted commit index matches
+ *   the term recorded the first time any peer committed that index; a new leader holds the
+ *   highest committed entry (leader completeness). (The persisted index, because a leader
+ *   counts its own entries when it appends them: its in-memory commit index may cover entries a
+ *   crash loses before the Ready that persists them, and before anyone could observe them.)
  * - state machine safety: every peer applies consecutive indexes, and its running hash after
  *   each index (or after a snapshot) equals the one global sequence's hash at that index;
  * - ReadIndex: a read state's index is at least the highest commit index known anywhere when
@@ -41,6 +43,8 @@ export interface SimulationOptions {
   seed: number;
   /** Number of random steps (default 2000). */
   steps?: number;
+  /** Receives a line per event, for replaying a failing seed by hand. */
+  trace?: (line: string) => void;
 }
 
 /** What a run did, so callers can check it was not vacuous. */
@@ -107,7 +111,7 @@ const HEARTBEAT_TICK = 2;
 
 /** Runs one seeded simulation; throws `SimulationViolation` when a property breaks. */
 export function runSimulation(opts: SimulationOptions): SimulationStats {
-  return new Simulation(opts.seed).run(opts.steps ?? 2000);
+  return new Simulation(opts.seed, opts.trace).run(opts.steps ?? 2000);
 }
 
 class Simulation {
@@ -146,8 +150,11 @@ class Simulation {
     readStates: 0,
   };
 
-  constructor(seed: number) {
+  readonly trace: ((line: string) => void) | undefined;
+
+  constructor(seed: number, trace?: (line: string) => void) {
     this.seed = seed;
+    this.trace = trace;
     this.rand = seededRandom(seed * 7919 + 17);
     this.preVote = this.rand() < 0.75;
     this.checkQuorum = this.rand() < 0.75;
@@ -306,6 +313,21 @@ class Simulation {
     const rn = p.rn!;
     if (!rn.hasReady()) return;
     const rd = rn.ready();
+    if (this.trace) {
+      const r = rn.raft;
+      const span = (es: readonly Entry[]) =>
+        es.length === 0
+          ? "-"
+          : `${es[0]!.index}/${es[0]!.term}..${es.at(-1)!.index}/${es.at(-1)!.term}`;
+      this.trace(
+        `[${this.step}] ready ${p.id} ${r.state} t${r.term} ents=${span(rd.entries)} ` +
+          `hs=${rd.hardState ? JSON.stringify(rd.hardState) : "-"} commit=${
+            span(rd.committedEntries)
+          }` +
+          (rd.snapshot ? ` snap=${rd.snapshot.metadata.index}/${rd.snapshot.metadata.term}` : "") +
+          ` msgs=${rd.messages.map((m) => `${m.type}>${m.to}`).join(",")}`,
+      );
+    }
     if (rd.snapshot) p.storage.applySnapshot(rd.snapshot);
     if (rd.entries.length > 0) {
       p.storage.append(rd.entries);
@@ -390,6 +412,13 @@ class Simulation {
       if (cut && from?.rn && !from.destroyed && this.rand() < 0.3) from.rn.reportUnreachable(m.to);
       return;
     }
+    this.trace?.(
+      `[${this.step}] deliver ${m.type} ${m.from}>${m.to} t${m.term} i${m.index} lt${m.logTerm} c${m.commit}` +
+        ` n${m.entries.length}${
+          m.entries.length ? `(${m.entries[0]!.index}/${m.entries[0]!.term}..)` : ""
+        }` +
+        `${m.reject ? ` reject hint${m.rejectHint}` : ""}`,
+    );
     try {
       to.rn!.step(m);
     } catch (e) {
@@ -463,6 +492,7 @@ class Simulation {
     const down = [...this.peers.values()].filter((p) => !p.rn && !p.destroyed);
     if (down.length > 0 && this.rand() < 0.6) {
       const p = this.pick(down)!;
+      this.trace?.(`[${this.step}] restart ${p.id} applied=${p.applied}`);
       p.restarts++;
       this.start(p);
       return;
@@ -470,6 +500,7 @@ class Simulation {
     const p = this.pick(this.live());
     if (!p) return;
     // Crash: everything not persisted (unstable entries, volatile state) is lost.
+    this.trace?.(`[${this.step}] crash ${p.id}`);
     p.rn = undefined;
     p.storage.snapshotUnavailable = false;
     this.stats.crashes++;
@@ -543,16 +574,28 @@ class Simulation {
       if (r.state === "Leader") {
         const l = this.leaderOfTerm.get(r.term);
         if (l === undefined) {
+          this.trace?.(
+            `[${this.step}] leader ${p.id} term ${r.term} last ${r.raftLog.lastIndex()}`,
+          );
           this.leaderOfTerm.set(r.term, p.id);
           newLeader = p;
         } else if (l !== p.id) this.fail(`two leaders in term ${r.term}: ${l} and ${p.id}`);
       }
-      const c = r.raftLog.committed;
+    }
+    for (const p of this.peers.values()) {
+      // The persisted commit index: a leader counts its own entries as soon as it appends them,
+      // so its in-memory commit index may include entries a crash loses before anyone saw them.
+      const c = p.storage.initialState().hardState.commit;
       if (c > 0) {
-        const t = r.raftLog.zeroTermOnCompacted(c);
+        let t = 0;
+        try {
+          t = p.storage.term(c);
+        } catch { /* compacted past: nothing to compare */ }
         const seen = this.committedTerm.get(c);
-        if (seen === undefined) this.committedTerm.set(c, t);
-        else if (t !== 0 && seen !== t) {
+        if (seen === undefined) {
+          this.trace?.(`[${this.step}] first commit of ${c} (term ${t}) by ${p.id}`);
+          this.committedTerm.set(c, t);
+        } else if (t !== 0 && seen !== t) {
           this.fail(
             `peer ${p.id} committed index ${c} with term ${t}, earlier committed with term ${seen}`,
           );
