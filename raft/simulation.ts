@@ -88,16 +88,24 @@ interface SimPeer {
   restarts: number;
 }
 
-/** FNV-1a over bytes. */
+/**
+ * FNV-1a over bytes: a cheap digest of entry data. The checks compare digests, not bytes; a
+ * collision could only hide a violation, never invent one.
+ */
 function fnv(data: Uint8Array, h = 0x811c9dc5): number {
   for (let i = 0; i < data.length; i++) h = Math.imul(h ^ data[i]!, 0x01000193) >>> 0;
   return h;
 }
 
+/**
+ * One step of the applied-sequence hash chain: the hash after applying `e` on top of state
+ * hash `h`. Equal hashes at an index mean (up to collisions) equal applied prefixes.
+ */
 function mix(h: number, e: Entry): number {
   return fnv(e.data, Math.imul(h ^ (e.type === "ConfChange" ? 0x5bd1e995 : 0), 0x9e3779b1) >>> 0);
 }
 
+/** Big-endian 4-byte encoding: snapshot data (the state hash) and proposal ids. */
 function u32(n: number): Uint8Array {
   return new Uint8Array([n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255]);
 }
@@ -114,6 +122,10 @@ export function runSimulation(opts: SimulationOptions): SimulationStats {
   return new Simulation(opts.seed, opts.trace).run(opts.steps ?? 2000);
 }
 
+/**
+ * One run. Holds the simulated peers, the network, and the global truth the checks compare
+ * against. Everything random comes from `rand`, seeded from the seed, so a run replays exactly.
+ */
 class Simulation {
   readonly seed: number;
   readonly rand: () => number;
@@ -176,10 +188,12 @@ class Simulation {
     this.committedTerm.set(1, 1);
   }
 
+  /** A uniform integer in [0, n). */
   private int(n: number): number {
     return Math.floor(this.rand() * n);
   }
 
+  /** A uniformly chosen element, or undefined for an empty list. */
   private pick<T>(xs: readonly T[]): T | undefined {
     return xs.length === 0 ? undefined : xs[this.int(xs.length)];
   }
@@ -188,6 +202,7 @@ class Simulation {
     throw new SimulationViolation(this.seed, this.step, what);
   }
 
+  /** Creates a peer with the given durable state and starts it. */
   private addPeer(
     id: number,
     storage: MemoryStorage,
@@ -228,12 +243,17 @@ class Simulation {
     });
   }
 
+  /** Peers that are up (not crashed, not destroyed). */
   private live(): SimPeer[] {
     const out: SimPeer[] = [];
     for (const p of this.peers.values()) if (p.rn && !p.destroyed) out.push(p);
     return out;
   }
 
+  /**
+   * The live leader of the highest term, if any (a deposed leader may still believe it leads
+   * in an older term until it hears otherwise).
+   */
   private leader(): SimPeer | undefined {
     let best: SimPeer | undefined;
     for (const p of this.live()) {
@@ -244,6 +264,11 @@ class Simulation {
     return best;
   }
 
+  /**
+   * Runs `steps` random steps: one action, then each live peer runs its Ready loop with
+   * probability 0.8 (so unpersisted state regularly survives a step and can be lost in a crash),
+   * then every check. Finishes with a fault-free settling phase.
+   */
   run(steps: number): SimulationStats {
     for (this.step = 0; this.step < steps; this.step++) {
       this.randomAction();
@@ -274,6 +299,11 @@ class Simulation {
     }
   }
 
+  /**
+   * Picks one action. Weights: message delivery 40% (random messages: reordering), ticks 20%,
+   * proposals 12%, and a few percent each for conf changes, transfers, crash/restart,
+   * repartitioning, compaction, reads, duplication and snapshot (un)availability.
+   */
   private randomAction(): void {
     const r = this.rand();
     if (r < 0.4) {
@@ -357,6 +387,11 @@ class Simulation {
     if (p.destroyed) p.rn = undefined;
   }
 
+  /**
+   * Applies one committed entry to the peer's state machine (the hash chain), checking it
+   * against the one global sequence; conf changes update the peer's configuration, create peers
+   * that are added, and destroy a peer that applies its own removal.
+   */
   private apply(p: SimPeer, e: Entry): void {
     if (p.destroyed) return;
     if (e.index !== p.applied + 1) {
@@ -385,6 +420,7 @@ class Simulation {
 
   // --- actions ----------------------------------------------------------------------------
 
+  /** Delivers one message chosen at random among those in flight. */
   private deliverOne(): void {
     if (this.inflight.length === 0) return;
     const i = this.int(this.inflight.length);
@@ -394,12 +430,18 @@ class Simulation {
     this.deliver(m);
   }
 
+  /** Delivers everything in flight (new messages wait for the next step). */
   private deliverAll(): void {
     const msgs = this.inflight;
     this.inflight = [];
     for (const m of msgs) this.deliver(m);
   }
 
+  /**
+   * Delivers a message unless it is lost: target down, partitioned away, or random loss.
+   * Snapshot messages report their fate to the sender, as a transport would; a cut link is
+   * sometimes reported as unreachable.
+   */
   private deliver(m: Message): void {
     const to = this.peers.get(m.to);
     const from = this.peers.get(m.from);
@@ -426,6 +468,10 @@ class Simulation {
     }
   }
 
+  /**
+   * Proposes a uniquely numbered 8-byte entry (sometimes a batch), usually at the leader,
+   * otherwise at a random peer (which forwards it or drops it).
+   */
   private propose(atLeader: boolean): void {
     const p = atLeader ? this.leader() : this.pick(this.live());
     if (!p) return;
@@ -451,6 +497,11 @@ class Simulation {
     }
   }
 
+  /**
+   * Proposes a membership change at the leader, like a scheduler would: add a new peer (as
+   * learner or voter, with a fresh id — ids are never reused), promote a learner, remove a
+   * member (rarely the leader itself), or re-add an existing voter (a no-op).
+   */
   private changeConf(): void {
     const p = this.leader();
     if (!p) return;
@@ -479,6 +530,7 @@ class Simulation {
     }
   }
 
+  /** Asks the leader to transfer leadership to a random voter (possibly itself). */
   private transfer(): void {
     const p = this.leader();
     if (!p) return;
@@ -488,6 +540,10 @@ class Simulation {
     p.rn!.transferLeader(to);
   }
 
+  /**
+   * Restarts a crashed peer from its durable state, or crashes a live one: its RawNode and
+   * everything not yet persisted (unstable entries, unsent messages, volatile state) is lost.
+   */
   private crashOrRestart(): void {
     const down = [...this.peers.values()].filter((p) => !p.rn && !p.destroyed);
     if (down.length > 0 && this.rand() < 0.6) {
@@ -506,12 +562,17 @@ class Simulation {
     this.stats.crashes++;
   }
 
+  /** Heals the network, or splits the peers into two random groups. */
   private repartition(): void {
     this.group.clear();
     if (this.rand() < 0.4) return; // healed
     for (const id of this.peers.keys()) this.group.set(id, this.int(2));
   }
 
+  /**
+   * Snapshots a peer at its applied index (data: the state hash) and compacts its log,
+   * sometimes keeping a few entries, so leaders must send snapshots to lagging peers.
+   */
   private compact(): void {
     const p = this.pick(this.live());
     if (!p) return;
@@ -527,6 +588,10 @@ class Simulation {
     if (p.applied - keep > compacted) p.storage.compact(p.applied - keep);
   }
 
+  /**
+   * Issues a ReadIndex request at a random peer, remembering the highest commit index known
+   * anywhere at that moment: a linearizable read must not be served below it.
+   */
   private readIndex(): void {
     const p = this.pick(this.live());
     if (!p) return;
@@ -539,6 +604,10 @@ class Simulation {
 
   // --- checks -----------------------------------------------------------------------------
 
+  /**
+   * Log matching, checked as entries are persisted: every log that ever holds (index, term)
+   * holds the same data there and the same term just before it.
+   */
   private checkLogMatching(p: SimPeer, ents: readonly Entry[]): void {
     for (const e of ents) {
       let prevTerm: number;
@@ -559,6 +628,7 @@ class Simulation {
     }
   }
 
+  /** A read state must not be older than the commit known when its read was issued. */
   private checkRead(p: SimPeer, index: number, ctx: Uint8Array): void {
     this.stats.readStates++;
     const known = this.reads.get(String(readU32(ctx)));
@@ -567,6 +637,7 @@ class Simulation {
     }
   }
 
+  /** The per-step checks: election safety, stable commits, leader completeness. */
   private check(): void {
     let newLeader: SimPeer | undefined;
     for (const p of this.live()) {
