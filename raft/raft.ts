@@ -930,7 +930,10 @@ export class Raft {
     if (pr.match === this.raftLog.lastIndex()) {
       this.sendTimeoutNow(transferee);
     } else {
-      // Bring it up to date first; handleAppendResponse sends MsgTimeoutNow when it is.
+      // Bring it up to date first; handleAppendResponse sends MsgTimeoutNow when it is. A
+      // paused probe is resumed at once: the transfer should not wait for the next heartbeat
+      // round, so that it completes within a single exchange of messages.
+      if (pr.state === "Probe") pr.probeSent = false;
       this.sendAppend(transferee);
     }
   }
