@@ -6,7 +6,8 @@
  *     deno run tools/raft_simulate.ts [firstSeed] [count] [steps]
  *
  * Each run drives `RawNode`s the way an application does (persist entries and hard state, then
- * send, then apply, then advance), over a network that loses, reorders and duplicates messages
+ * send, then apply, then advance — sometimes many steps after taking the Ready, while the node
+ * keeps stepping messages and ticks, as with a slow disk), over a network that loses, reorders and duplicates messages
  * and partitions peers, while peers crash and restart from what they persisted (unstable
  * entries are lost), clients propose, the membership changes (add voter, add learner, promote,
  * remove) and leadership is transferred. Peers that apply their own removal are destroyed, as
@@ -36,6 +37,7 @@ import { ProposalDroppedError } from "./errors.ts";
 import { seededRandom } from "./logger.ts";
 import { RawNode } from "./rawnode.ts";
 import { MemoryStorage } from "./storage.ts";
+import type { Ready } from "./rawnode.ts";
 import type { ConfChange, ConfState, Entry, Message } from "./types.ts";
 
 /** Knobs of one simulation run. */
@@ -86,6 +88,13 @@ interface SimPeer {
   confState: ConfState;
   destroyed: boolean;
   restarts: number;
+  /**
+   * A Ready taken but not yet persisted/sent/applied: the node keeps stepping and ticking
+   * meanwhile (as with an asynchronous storage write), and a crash loses it.
+   */
+  pending: Ready | undefined;
+  /** This peer's writes often take many steps. */
+  slowDisk: boolean;
 }
 
 /**
@@ -219,6 +228,8 @@ class Simulation {
       confState: cs,
       destroyed: false,
       restarts: 0,
+      pending: undefined,
+      slowDisk: this.rand() < 0.2,
     };
     this.peers.set(id, p);
     this.start(p);
@@ -295,6 +306,7 @@ class Simulation {
       for (const p of this.live()) p.rn!.tick();
       if (i % 10 === 0) this.propose(true);
       for (const p of this.live()) this.handleReady(p);
+      for (const p of this.live()) while (p.pending) this.completePending(p);
       this.check();
     }
   }
@@ -338,8 +350,18 @@ class Simulation {
 
   // --- the application loop ---------------------------------------------------------------
 
-  /** Persists, sends, applies and advances one Ready, as the store's Ready loop does. */
+  /**
+   * Takes a Ready and, usually at once, persists, sends, applies and advances it as the store's
+   * Ready loop does; a pending one is completed first.
+   */
   private handleReady(p: SimPeer): void {
+    if (p.pending) {
+      if (p.slowDisk && this.rand() < 0.95) return; // still being written
+      const rd = p.pending;
+      p.pending = undefined;
+      this.completeReady(p, rd);
+      return;
+    }
     const rn = p.rn!;
     if (!rn.hasReady()) return;
     const rd = rn.ready();
@@ -358,6 +380,22 @@ class Simulation {
           ` msgs=${rd.messages.map((m) => `${m.type}>${m.to}`).join(",")}`,
       );
     }
+    // Sometimes the write is slow: the Ready completes in a later step (much later on a peer
+    // with a slow disk), while the node keeps receiving messages and ticks.
+    if (this.rand() < (p.slowDisk ? 0.5 : 0.25)) p.pending = rd;
+    else this.completeReady(p, rd);
+  }
+
+  /** Completes a pending Ready now (the settling phase has no slow disks). */
+  private completePending(p: SimPeer): void {
+    const rd = p.pending!;
+    p.pending = undefined;
+    this.completeReady(p, rd);
+  }
+
+  /** Persists, sends, applies and advances a Ready taken earlier. */
+  private completeReady(p: SimPeer, rd: Ready): void {
+    const rn = p.rn!;
     if (rd.snapshot) p.storage.applySnapshot(rd.snapshot);
     if (rd.entries.length > 0) {
       p.storage.append(rd.entries);
@@ -555,9 +593,11 @@ class Simulation {
     }
     const p = this.pick(this.live());
     if (!p) return;
-    // Crash: everything not persisted (unstable entries, volatile state) is lost.
+    // Crash: everything not persisted (unstable entries, a Ready being written, volatile
+    // state) is lost.
     this.trace?.(`[${this.step}] crash ${p.id}`);
     p.rn = undefined;
+    p.pending = undefined;
     p.storage.snapshotUnavailable = false;
     this.stats.crashes++;
   }
