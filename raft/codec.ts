@@ -27,19 +27,25 @@ const VERSION = 1;
 
 // --- to wire arrays --------------------------------------------------------------------------
 
+/** Entry as [term, index, typeCode, data]. */
 function entryToWire(e: Entry): unknown[] {
   return [e.term, e.index, ENTRY_TYPES.indexOf(e.type), e.data];
 }
 
+/** ConfState as [voters, learners]. */
 function confStateToWire(cs: ConfState): unknown[] {
   return [cs.voters, cs.learners];
 }
 
+/** Snapshot as [index, term, confState, data]. */
 function snapshotToWire(s: Snapshot): unknown[] {
   return [s.metadata.index, s.metadata.term, confStateToWire(s.metadata.confState), s.data];
 }
 
-/** Encodes a message. */
+/**
+ * Encodes a message as [version, type, to, from, term, logTerm, index, entries, commit,
+ * snapshot|null, reject, rejectHint, context|null].
+ */
 export function encodeMessage(m: Message): Uint8Array {
   return encode([
     VERSION,
@@ -70,10 +76,12 @@ export function encodeConfChange(cc: ConfChange): Uint8Array {
 
 // --- from wire arrays, validated ------------------------------------------------------------
 
+/** Throws the decoders' one error type, naming the field and the problem. */
 function fail(what: string, why: string): never {
   throw new DecodeError(`cannot decode ${what}: ${why}`);
 }
 
+/** Parses CBOR, turning any parse failure into a `DecodeError` (with the cause). */
 function cbor(bytes: Uint8Array, what: string): unknown {
   if (!(bytes instanceof Uint8Array)) fail(what, "input is not a Uint8Array");
   try {
@@ -83,6 +91,7 @@ function cbor(bytes: Uint8Array, what: string): unknown {
   }
 }
 
+/** An array, of exactly `len` elements when given. */
 function arr(v: unknown, what: string, len?: number): unknown[] {
   if (!Array.isArray(v)) fail(what, "expected an array");
   if (len !== undefined && v.length !== len) fail(what, `expected ${len} fields, got ${v.length}`);
@@ -97,6 +106,7 @@ function uint(v: unknown, what: string): number {
   return v;
 }
 
+/** A CBOR byte string (a text string is refused). */
 function bytes(v: unknown, what: string): Uint8Array {
   if (!(v instanceof Uint8Array)) fail(what, "expected bytes");
   return v;
@@ -107,12 +117,14 @@ function bool(v: unknown, what: string): boolean {
   return v;
 }
 
+/** An enum value given by its code (position in `table`). */
 function enumOf<T>(table: readonly T[], v: unknown, what: string): T {
   const i = uint(v, what);
   if (i >= table.length) fail(what, `unknown code ${i}`);
   return table[i]!;
 }
 
+/** Refuses an encoding from a newer (or unknown) format version. */
 function version(v: unknown, what: string): void {
   if (v !== VERSION) fail(what, `unsupported version ${String(v)}`);
 }

@@ -25,6 +25,10 @@ export class RaftLog {
   applied: number;
   readonly logger: Logger;
 
+  /**
+   * Opens the log over `storage`: everything the storage holds is stable, and everything up to
+   * its snapshot is committed and applied (the hard state may later raise `committed`).
+   */
   constructor(storage: Storage, logger: Logger) {
     this.storage = storage;
     this.logger = logger;
@@ -40,10 +44,12 @@ export class RaftLog {
     return `committed=${this.committed}, applied=${this.applied}, unstable.offset=${this.unstable.offset}, unstable.entries=${this.unstable.entries.length}`;
   }
 
+  /** First index still held (after the newest snapshot, pending or stored). */
   firstIndex(): number {
     return this.unstable.maybeFirstIndex() ?? this.storage.firstIndex();
   }
 
+  /** Index of the last entry, unstable or stored (or of the snapshot if no entry follows). */
   lastIndex(): number {
     return this.unstable.maybeLastIndex() ?? this.storage.lastIndex();
   }
@@ -76,6 +82,7 @@ export class RaftLog {
     }
   }
 
+  /** Term of the last entry: with `lastIndex`, what elections compare (§5.4.1). */
   lastTerm(): number {
     return this.term(this.lastIndex());
   }
@@ -187,10 +194,15 @@ export class RaftLog {
     return this.unstable.snapshot ?? this.storage.snapshot();
   }
 
+  /** True when a received snapshot is not persisted yet. */
   hasPendingSnapshot(): boolean {
     return this.unstable.snapshot !== undefined;
   }
 
+  /**
+   * Raises the commit index. Invariant: it never decreases and never passes the last index (a
+   * peer only commits entries it holds).
+   */
   commitTo(toCommit: number): void {
     // Never decrease the commit index.
     if (this.committed < toCommit) {
@@ -202,6 +214,7 @@ export class RaftLog {
     }
   }
 
+  /** The application applied through `i`. Invariant: applied <= committed, never decreasing. */
   appliedTo(i: number): void {
     if (i === 0) return;
     invariant(
@@ -212,10 +225,12 @@ export class RaftLog {
     this.applied = i;
   }
 
+  /** The application persisted entries through (`i`, `t`). */
   stableTo(i: number, t: number): void {
     this.unstable.stableTo(i, t);
   }
 
+  /** The application persisted the snapshot at `i`. */
   stableSnapTo(i: number): void {
     this.unstable.stableSnapTo(i);
   }

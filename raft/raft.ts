@@ -163,6 +163,12 @@ export class Raft {
   pendingConfIndex = 0;
   readOnly = new ReadOnly();
   /**
+   * Leader only: proposals were appended but not yet broadcast. Proposals do not send at once;
+   * the appends go out when messages are collected, so many proposals between two Readys
+   * travel in one MsgApp per follower (batched appends).
+   */
+  appendPending = false;
+  /**
    * ReadIndex requests that arrived before the leader committed an entry of its term: its
    * commit index may still be stale then (§6.4 step 1), so they wait.
    */
@@ -225,14 +231,24 @@ export class Raft {
 
   // --- state ------------------------------------------------------------------------------
 
+  /** Volatile state (leader, role), reported by `Ready.softState` when it changes. */
   softState(): SoftState {
     return { lead: this.lead, raftState: this.state };
   }
 
+  /**
+   * What must be durable before messages that depend on it are sent: the term (a peer never
+   * goes back in terms), the vote (at most one per term, across restarts) and the commit index
+   * (not strictly required, it saves re-learning it).
+   */
   hardState(): HardState {
     return { term: this.term, vote: this.vote, commit: this.raftLog.committed };
   }
 
+  /**
+   * Restores the persisted hard state at startup. The commit index must lie within the log the
+   * storage holds: the application persists entries before the hard state that commits them.
+   */
   private loadState(hs: HardState): void {
     invariant(
       hs.commit >= this.raftLog.committed && hs.commit <= this.raftLog.lastIndex(),
@@ -309,6 +325,8 @@ export class Raft {
   maybeSendAppend(to: number, sendIfEmpty: boolean): boolean {
     const pr = this.trk.progress.get(to);
     if (pr === undefined || pr.isPaused()) return false;
+    // The append is anchored on the entry just before `next`: the follower accepts it only if
+    // it holds that entry with that term (log matching, §5.3).
     const prevIndex = pr.next - 1;
     let prevTerm: number;
     let ents: Entry[];
@@ -379,7 +397,21 @@ export class Raft {
 
   /** Sends appends to every peer that can take them. */
   bcastAppend(): void {
+    this.appendPending = false;
     for (const id of this.trk.progress.keys()) if (id !== this.id) this.sendAppend(id);
+  }
+
+  /**
+   * Sends the appends that proposals made pending (see `appendPending`). Called before the
+   * messages are handed out (`readMessages`, `RawNode.ready`/`hasReady`).
+   */
+  flushAppends(): void {
+    if (!this.appendPending) return;
+    this.appendPending = false;
+    if (this.state !== "Leader") return;
+    for (const id of this.trk.progress.keys()) {
+      if (id !== this.id) this.maybeSendAppend(id, false);
+    }
   }
 
   /** Heartbeats to every peer, carrying the newest pending read's context, if any. */
@@ -417,6 +449,13 @@ export class Raft {
 
   // --- role changes -----------------------------------------------------------------------
 
+  /**
+   * Common to every role change: moves to `term` (forgetting the vote only when the term
+   * changes — a vote binds for the whole term), forgets the leader, restarts the timers with a
+   * fresh randomized timeout, and resets every peer's progress to "unknown, probe from the end
+   * of our log". Leader-only state (transfer, pending conf index, reads, unsent appends) is
+   * dropped: it belonged to a leadership that is over.
+   */
   private reset(term: number): void {
     if (this.term !== term) {
       this.term = term;
@@ -441,13 +480,19 @@ export class Raft {
     this.pendingConfIndex = 0;
     this.readOnly = new ReadOnly();
     this.pendingReadIndexMessages = [];
+    this.appendPending = false;
   }
 
+  /**
+   * Draws the next election timeout from [electionTimeout, 2*electionTimeout). Spreading the
+   * timeouts makes split votes unlikely and short-lived (§5.2).
+   */
   resetRandomizedElectionTimeout(): void {
     this.randomizedElectionTimeout = this.electionTimeout +
       Math.floor(this.rand() * this.electionTimeout);
   }
 
+  /** Follows `lead` (or nobody yet) at `term`; campaigns when its election timer expires. */
   becomeFollower(term: number, lead: number): void {
     this.stepFn = (m) => this.stepFollower(m);
     this.reset(term);
@@ -457,6 +502,10 @@ export class Raft {
     this.logger.info(`${this.id} became follower at term ${this.term}`);
   }
 
+  /**
+   * Candidate (§5.2): moves to the next term and votes for itself. The new term and vote must
+   * be persisted before the vote requests go out (they travel in the same Ready).
+   */
   becomeCandidate(): void {
     invariant(this.state !== "Leader", "invalid transition [leader -> candidate]");
     this.stepFn = (m) => this.stepCandidate(m);
@@ -482,6 +531,10 @@ export class Raft {
     this.logger.info(`${this.id} became pre-candidate at term ${this.term}`);
   }
 
+  /**
+   * Leader of the current term. Only reachable from (pre-)candidate after winning a quorum
+   * of votes, so at most one peer becomes leader per term (election safety).
+   */
   becomeLeader(): void {
     invariant(this.state !== "Follower", "invalid transition [follower -> leader]");
     this.stepFn = (m) => this.stepLeader(m);
@@ -524,6 +577,10 @@ export class Raft {
     this.campaign(t);
   }
 
+  /**
+   * True when committed but unapplied entries include a conf change: the configuration this
+   * peer would campaign with is about to change, so it waits (etcd does the same).
+   */
   private hasUnappliedConfChanges(): boolean {
     if (this.raftLog.applied >= this.raftLog.committed) return false;
     const lo = Math.max(this.raftLog.applied + 1, this.raftLog.firstIndex());
@@ -590,7 +647,8 @@ export class Raft {
    */
   step(m: Message): void {
     if (m.term === 0) {
-      // Local message.
+      // Local message: stepped by the application (or forwarded proposals/reads/transfers,
+      // which keep term 0 so that they are not mistaken for stale traffic).
     } else if (m.term > this.term) {
       if (m.type === "MsgVote" || m.type === "MsgPreVote") {
         const force = bytesEqual(m.context, CAMPAIGN_TRANSFER);
@@ -679,6 +737,11 @@ export class Raft {
     }
   }
 
+  /**
+   * The leader's step function: local triggers (beat, quorum check, proposals, reads) first,
+   * then answers from peers, which all need the sender's progress; a sender without progress
+   * (removed, or never a member) is ignored.
+   */
   private stepLeader(m: Message): void {
     // Messages that do not need a sender's progress.
     switch (m.type) {
@@ -767,9 +830,15 @@ export class Raft {
       }
     }
     this.appendEntry(entries);
-    this.bcastAppend();
+    this.appendPending = true;
   }
 
+  /**
+   * A follower answered a MsgApp (or a snapshot). A rejection moves `next` back (using the
+   * follower's hint) and probes again. An acceptance advances `match`, switches Probe or
+   * Snapshot to Replicate, frees in-flight slots, may advance the commit index (then everyone
+   * hears of it), and may complete a leader transfer.
+   */
   private handleAppendResponse(m: Message, pr: Progress): void {
     pr.recentActive = true;
     if (m.reject) {
@@ -814,6 +883,10 @@ export class Raft {
     }
   }
 
+  /**
+   * A heartbeat was acknowledged: the peer is alive (CheckQuorum), may be probed again, is
+   * sent what it lacks, and its ack counts toward the ReadIndex round named by the context.
+   */
   private handleHeartbeatResponse(m: Message, pr: Progress): void {
     pr.recentActive = true;
     pr.probeSent = false;
@@ -857,15 +930,20 @@ export class Raft {
     if (pr.match === this.raftLog.lastIndex()) {
       this.sendTimeoutNow(transferee);
     } else {
-      // Bring it up to date first; handleAppendResponse sends MsgTimeoutNow when it is.
+      // Bring it up to date first; handleAppendResponse sends MsgTimeoutNow when it is. A
+      // paused probe is resumed at once: the transfer should not wait for the next heartbeat
+      // round, so that it completes within a single exchange of messages.
+      if (pr.state === "Probe") pr.probeSent = false;
       this.sendAppend(transferee);
     }
   }
 
+  /** Tells the transferee to campaign now (its log matches ours). */
   private sendTimeoutNow(to: number): void {
     this.send(newMessage({ type: "MsgTimeoutNow", to }));
   }
 
+  /** Forgets a pending leader transfer; proposals are accepted again. */
   abortLeaderTransfer(): void {
     this.leadTransferee = NONE;
   }
@@ -887,6 +965,11 @@ export class Raft {
     this.startReadIndexRound(m);
   }
 
+  /**
+   * Records the read at the current commit index, counts our own ack, and sends a heartbeat
+   * round carrying the read's context; a quorum of acks proves we were still the leader when
+   * the read arrived, so no newer leader can have committed anything we lack.
+   */
   private startReadIndexRound(m: Message): void {
     const ctx = m.entries[0]!.data;
     this.readOnly.addRequest(this.raftLog.committed, m);
@@ -894,10 +977,15 @@ export class Raft {
     this.bcastHeartbeatWithCtx(ctx);
   }
 
+  /**
+   * True once this leader has committed an entry of its own term (its no-op). Only then is its
+   * commit index known to be at least every earlier leader's (§6.4).
+   */
   private committedEntryInCurrentTerm(): boolean {
     return this.raftLog.zeroTermOnCompacted(this.raftLog.committed) === this.term;
   }
 
+  /** Starts the rounds for reads deferred until the first own-term commit. */
   private releasePendingReadIndexMessages(): void {
     if (this.pendingReadIndexMessages.length === 0 || !this.committedEntryInCurrentTerm()) return;
     const pending = this.pendingReadIndexMessages;
@@ -914,6 +1002,10 @@ export class Raft {
     this.send(newMessage({ type: "MsgReadIndexResp", to: req.from, index, entries: req.entries }));
   }
 
+  /**
+   * The step function of candidates and pre-candidates: count votes, and yield to any leader
+   * of the current term that makes itself known (by append, heartbeat or snapshot).
+   */
   private stepCandidate(m: Message): void {
     // Only responses of our kind count: a pre-candidate ignores stale vote responses.
     const myVoteResp = this.state === "PreCandidate" ? "MsgPreVoteResp" : "MsgVoteResp";
@@ -955,6 +1047,11 @@ export class Raft {
     }
   }
 
+  /**
+   * The follower's step function: accept the leader's appends, heartbeats and snapshots
+   * (each resets the election timer), forward proposals, transfer requests and reads to the
+   * leader, and campaign on MsgTimeoutNow.
+   */
   private stepFollower(m: Message): void {
     switch (m.type) {
       case "MsgProp":
@@ -1010,6 +1107,11 @@ export class Raft {
     }
   }
 
+  /**
+   * The consistency check of §5.3: accept the entries if our log holds the predecessor
+   * (`m.index`, `m.logTerm`), else reject with a hint for fast backtracking. The answer's index
+   * is the last entry known to match, which the leader records as our `match`.
+   */
   private handleAppendEntries(m: Message): void {
     if (m.index < this.raftLog.committed) {
       // Everything up to our commit index already matches; tell the leader where we are.
@@ -1040,11 +1142,16 @@ export class Raft {
     }));
   }
 
+  /**
+   * A heartbeat carries a commit index the leader knows we hold (capped at our match), so it
+   * is safe to adopt; its context (a ReadIndex round) is echoed back.
+   */
   private handleHeartbeat(m: Message): void {
     this.raftLog.commitTo(m.commit);
     this.send(newMessage({ type: "MsgHeartbeatResp", to: m.from, context: m.context }));
   }
 
+  /** Installs a leader's snapshot if it is news, and reports where our log now ends. */
   private handleSnapshot(m: Message): void {
     const s = m.snapshot;
     if (s === undefined) return;
@@ -1151,6 +1258,10 @@ export class Raft {
     return this.trk.confState();
   }
 
+  /**
+   * Adds `id` as a voter or learner, or promotes a learner. Invariant kept: voters and learners
+   * stay disjoint and are exactly the peers with progress.
+   */
   addNode(id: number, isLearner: boolean): void {
     const pr = this.trk.progress.get(id);
     if (pr === undefined) {
@@ -1197,6 +1308,10 @@ export class Raft {
     this.onConfigChanged();
   }
 
+  /**
+   * After a membership change on the leader: the quorum changed, so the commit index may move
+   * (a removal can commit entries at once); otherwise make sure new peers get appends.
+   */
   private onConfigChanged(): void {
     // With no voters left nothing can be committed or transferred.
     if (this.state !== "Leader" || this.trk.voters.size === 0) return;
@@ -1212,6 +1327,7 @@ export class Raft {
 
   // --- monitoring -------------------------------------------------------------------------
 
+  /** A copy of the peer's state for monitoring; progress is only known to a leader. */
   status(): Status {
     const progress: Record<number, ProgressStatus> = {};
     if (this.state === "Leader") {
@@ -1229,8 +1345,9 @@ export class Raft {
     };
   }
 
-  /** Drains the queued messages (tests and the test network). */
+  /** Drains the queued messages, flushing pending appends first (tests, test network). */
   readMessages(): Message[] {
+    this.flushAppends();
     const msgs = this.msgs;
     this.msgs = [];
     return msgs;

@@ -60,6 +60,59 @@ Deno.test("commit rule: an old-term entry on a majority is not committed until a
   }
 });
 
+Deno.test("figure 8: an old-term entry on a majority is not committed, so it may be overwritten safely", () => {
+  // Five peers, one entry per MsgApp so that an old-term entry can reach a majority alone.
+  const nt = new Network([undefined, undefined, undefined, undefined, undefined], {
+    configure: (c) => {
+      c.maxSizePerMsg = 1;
+    },
+  });
+  nt.send(hup(1)); // term 1, no-op at 1 everywhere
+  // (a) 1 writes index 2 (term 1) to 2 only.
+  for (const id of [3, 4, 5]) nt.isolate(id);
+  nt.send(prop(1, "old"));
+  nt.recover();
+  // (b) 5 wins term 2 with 3 and 4 (1 and 2 refuse: their logs are longer, but they learn the
+  // term), and its no-op (index 2, term 2) reaches nobody.
+  nt.ignore("MsgApp");
+  nt.send(hup(5));
+  assert.equal(nt.peer(5).state, "Leader");
+  nt.recover();
+  // (c) 1 wins term 3 with 2, 3, 4 and copies index 2 (term 1) to 3 and 4 — a majority holds
+  // it — but its own no-op (term 3) gets no further than 2: after the first append to each
+  // peer (3 and 4 reject it), appends carrying term-3 entries are lost.
+  nt.isolate(5);
+  const probed = new Set<number>();
+  nt.msgHook = (m) => {
+    if (m.type !== "MsgApp" || !m.entries.some((e) => e.term === 3)) return true;
+    if (probed.has(m.to)) return false;
+    probed.add(m.to);
+    return true;
+  };
+  nt.send(hup(1));
+  const lead = nt.peer(1);
+  assert.equal(lead.state, "Leader");
+  assert.deepEqual(logTerms(nt.peer(3)), [1, 1]);
+  assert.equal(lead.raftLog.committed, 1, "index 2 is of an older term: not committed");
+  // (d) 1 is cut off; 5 (last term 2) wins term 4 and overwrites index 2 everywhere. That is
+  // safe only because index 2 was never committed.
+  nt.msgHook = undefined;
+  nt.recover();
+  nt.isolate(1);
+  const p5 = nt.peer(5);
+  p5.becomeFollower(p5.term, 0); // 5 restarts (it still believed it led term 2)
+  for (let i = 0; i < 3 && p5.state !== "Leader"; i++) nt.send(hup(5));
+  assert.equal(p5.state, "Leader");
+  assert.ok(p5.term > lead.term);
+  for (const id of [2, 3, 4, 5]) {
+    assert.deepEqual(
+      logTerms(nt.peer(id)).slice(0, 2),
+      [1, 2],
+      `peer ${id}: ${logTerms(nt.peer(id))}`,
+    );
+  }
+});
+
 Deno.test("log repair: conflicting or missing follower entries are replaced by the leader's", () => {
   // Leader log (term 4 leader): [1,1,1,4,4,5,5,6,6,6] like figure 7 of the Raft paper.
   const leaderTerms = [1, 1, 1, 4, 4, 5, 5, 6, 6, 6];

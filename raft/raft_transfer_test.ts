@@ -6,8 +6,18 @@
 import assert from "node:assert/strict";
 import { ProposalDroppedError } from "./errors.ts";
 import { CAMPAIGN_TRANSFER } from "./raft.ts";
-import { checkState, electedNetwork, msg, prop, tickN, transferMsg } from "./testing/helpers.ts";
-import { newTestRaft } from "./testing/network.ts";
+import {
+  checkState,
+  electedNetwork,
+  hup,
+  logTerms,
+  msg,
+  peerWithLog,
+  prop,
+  tickN,
+  transferMsg,
+} from "./testing/helpers.ts";
+import { Network, newTestRaft, nextEnts } from "./testing/network.ts";
 import { bytesEqual } from "./types.ts";
 
 Deno.test("proposals are dropped while a transfer is in progress", () => {
@@ -108,4 +118,39 @@ Deno.test("after a transfer completes the new leader serves proposals", () => {
   for (const id of [1, 2, 3]) {
     assert.equal(nt.peer(id).raftLog.committed, nt.peer(3).raftLog.lastIndex());
   }
+});
+
+Deno.test("catch-up in one exchange: a transfer to a peer that needs a snapshot completes with no ticks", () => {
+  const nt = electedNetwork(3);
+  nt.isolate(3);
+  for (let i = 0; i < 5; i++) nt.send(prop(1, `e${i}`));
+  const lead = nt.peer(1);
+  const s = nt.storage.get(1)!;
+  nextEnts(lead, s);
+  s.createSnapshot(lead.raftLog.applied, { voters: [1, 2, 3], learners: [] }, new Uint8Array());
+  s.compact(lead.raftLog.applied);
+  nt.recover();
+  nt.delivered = [];
+  nt.send(transferMsg(1, 3)); // one send: no ticks, no heartbeat
+  checkState(lead, "Follower", 3);
+  checkState(nt.peer(3), "Leader", 3);
+  assert.ok(nt.delivered.some((m) => m.type === "MsgSnap"));
+  assert.ok(nt.delivered.some((m) => m.type === "MsgTimeoutNow"));
+});
+
+Deno.test("catch-up in one exchange: a transfer to a peer with a long divergent log completes with no ticks", () => {
+  // 3 holds a long uncommitted suffix of an old term that the leader must overwrite first.
+  const voters = [1, 2, 3];
+  const lead = peerWithLog(1, voters, [1, 1, 2, ...Array(10).fill(3)]);
+  const p2 = peerWithLog(2, voters, [1, 1, 2, ...Array(10).fill(3)]);
+  const p3 = peerWithLog(3, voters, [1, 1, ...Array(30).fill(2)]);
+  const nt = new Network([lead, p2, p3]);
+  nt.isolate(3);
+  nt.send(hup(1));
+  checkState(lead, "Leader", 1);
+  nt.send(prop(1, "x"));
+  nt.recover();
+  nt.send(transferMsg(1, 3));
+  checkState(nt.peer(3), "Leader", 3);
+  assert.deepEqual(logTerms(p3).slice(0, lead.raftLog.lastIndex()), logTerms(lead));
 });

@@ -141,6 +141,7 @@ export class RawNode {
   /** True when `ready()` would return something to do. */
   hasReady(): boolean {
     const r = this.raft;
+    r.flushAppends();
     const ss = r.softState();
     if (ss.lead !== this.prevSoftState.lead || ss.raftState !== this.prevSoftState.raftState) {
       return true;
@@ -158,6 +159,7 @@ export class RawNode {
    */
   ready(): Ready {
     const r = this.raft;
+    r.flushAppends();
     const ss = r.softState();
     const hs = r.hardState();
     const softChanged = ss.lead !== this.prevSoftState.lead ||

@@ -6,7 +6,8 @@
  *     deno run tools/raft_simulate.ts [firstSeed] [count] [steps]
  *
  * Each run drives `RawNode`s the way an application does (persist entries and hard state, then
- * send, then apply, then advance), over a network that loses, reorders and duplicates messages
+ * send, then apply, then advance — sometimes many steps after taking the Ready, while the node
+ * keeps stepping messages and ticks, as with a slow disk), over a network that loses, reorders and duplicates messages
  * and partitions peers, while peers crash and restart from what they persisted (unstable
  * entries are lost), clients propose, the membership changes (add voter, add learner, promote,
  * remove) and leadership is transferred. Peers that apply their own removal are destroyed, as
@@ -17,9 +18,11 @@
  * - log matching: two logs holding an entry with the same index and term hold the same data
  *   and agree on the term of the preceding entry (checked when entries are persisted; by
  *   induction the logs are then identical up to that index);
- * - committed entries never change: each peer's entry at its commit index matches the term
- *   recorded the first time any peer committed that index; a new leader holds the highest
- *   committed entry (leader completeness);
+ * - committed entries never change: each peer's entry at its persisted commit index matches
+ *   the term recorded the first time any peer committed that index; a new leader holds the
+ *   highest committed entry (leader completeness). (The persisted index, because a leader
+ *   counts its own entries when it appends them: its in-memory commit index may cover entries a
+ *   crash loses before the Ready that persists them, and before anyone could observe them.)
  * - state machine safety: every peer applies consecutive indexes, and its running hash after
  *   each index (or after a snapshot) equals the one global sequence's hash at that index;
  * - ReadIndex: a read state's index is at least the highest commit index known anywhere when
@@ -34,6 +37,7 @@ import { ProposalDroppedError } from "./errors.ts";
 import { seededRandom } from "./logger.ts";
 import { RawNode } from "./rawnode.ts";
 import { MemoryStorage } from "./storage.ts";
+import type { Ready } from "./rawnode.ts";
 import type { ConfChange, ConfState, Entry, Message } from "./types.ts";
 
 /** Knobs of one simulation run. */
@@ -41,6 +45,8 @@ export interface SimulationOptions {
   seed: number;
   /** Number of random steps (default 2000). */
   steps?: number;
+  /** Receives a line per event, for replaying a failing seed by hand. */
+  trace?: (line: string) => void;
 }
 
 /** What a run did, so callers can check it was not vacuous. */
@@ -82,18 +88,33 @@ interface SimPeer {
   confState: ConfState;
   destroyed: boolean;
   restarts: number;
+  /**
+   * A Ready taken but not yet persisted/sent/applied: the node keeps stepping and ticking
+   * meanwhile (as with an asynchronous storage write), and a crash loses it.
+   */
+  pending: Ready | undefined;
+  /** This peer's writes often take many steps. */
+  slowDisk: boolean;
 }
 
-/** FNV-1a over bytes. */
+/**
+ * FNV-1a over bytes: a cheap digest of entry data. The checks compare digests, not bytes; a
+ * collision could only hide a violation, never invent one.
+ */
 function fnv(data: Uint8Array, h = 0x811c9dc5): number {
   for (let i = 0; i < data.length; i++) h = Math.imul(h ^ data[i]!, 0x01000193) >>> 0;
   return h;
 }
 
+/**
+ * One step of the applied-sequence hash chain: the hash after applying `e` on top of state
+ * hash `h`. Equal hashes at an index mean (up to collisions) equal applied prefixes.
+ */
 function mix(h: number, e: Entry): number {
   return fnv(e.data, Math.imul(h ^ (e.type === "ConfChange" ? 0x5bd1e995 : 0), 0x9e3779b1) >>> 0);
 }
 
+/** Big-endian 4-byte encoding: snapshot data (the state hash) and proposal ids. */
 function u32(n: number): Uint8Array {
   return new Uint8Array([n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255]);
 }
@@ -107,9 +128,13 @@ const HEARTBEAT_TICK = 2;
 
 /** Runs one seeded simulation; throws `SimulationViolation` when a property breaks. */
 export function runSimulation(opts: SimulationOptions): SimulationStats {
-  return new Simulation(opts.seed).run(opts.steps ?? 2000);
+  return new Simulation(opts.seed, opts.trace).run(opts.steps ?? 2000);
 }
 
+/**
+ * One run. Holds the simulated peers, the network, and the global truth the checks compare
+ * against. Everything random comes from `rand`, seeded from the seed, so a run replays exactly.
+ */
 class Simulation {
   readonly seed: number;
   readonly rand: () => number;
@@ -146,8 +171,11 @@ class Simulation {
     readStates: 0,
   };
 
-  constructor(seed: number) {
+  readonly trace: ((line: string) => void) | undefined;
+
+  constructor(seed: number, trace?: (line: string) => void) {
     this.seed = seed;
+    this.trace = trace;
     this.rand = seededRandom(seed * 7919 + 17);
     this.preVote = this.rand() < 0.75;
     this.checkQuorum = this.rand() < 0.75;
@@ -169,10 +197,12 @@ class Simulation {
     this.committedTerm.set(1, 1);
   }
 
+  /** A uniform integer in [0, n). */
   private int(n: number): number {
     return Math.floor(this.rand() * n);
   }
 
+  /** A uniformly chosen element, or undefined for an empty list. */
   private pick<T>(xs: readonly T[]): T | undefined {
     return xs.length === 0 ? undefined : xs[this.int(xs.length)];
   }
@@ -181,6 +211,7 @@ class Simulation {
     throw new SimulationViolation(this.seed, this.step, what);
   }
 
+  /** Creates a peer with the given durable state and starts it. */
   private addPeer(
     id: number,
     storage: MemoryStorage,
@@ -197,6 +228,8 @@ class Simulation {
       confState: cs,
       destroyed: false,
       restarts: 0,
+      pending: undefined,
+      slowDisk: this.rand() < 0.2,
     };
     this.peers.set(id, p);
     this.start(p);
@@ -221,12 +254,17 @@ class Simulation {
     });
   }
 
+  /** Peers that are up (not crashed, not destroyed). */
   private live(): SimPeer[] {
     const out: SimPeer[] = [];
     for (const p of this.peers.values()) if (p.rn && !p.destroyed) out.push(p);
     return out;
   }
 
+  /**
+   * The live leader of the highest term, if any (a deposed leader may still believe it leads
+   * in an older term until it hears otherwise).
+   */
   private leader(): SimPeer | undefined {
     let best: SimPeer | undefined;
     for (const p of this.live()) {
@@ -237,6 +275,11 @@ class Simulation {
     return best;
   }
 
+  /**
+   * Runs `steps` random steps: one action, then each live peer runs its Ready loop with
+   * probability 0.8 (so unpersisted state regularly survives a step and can be lost in a crash),
+   * then every check. Finishes with a fault-free settling phase.
+   */
   run(steps: number): SimulationStats {
     for (this.step = 0; this.step < steps; this.step++) {
       this.randomAction();
@@ -263,10 +306,16 @@ class Simulation {
       for (const p of this.live()) p.rn!.tick();
       if (i % 10 === 0) this.propose(true);
       for (const p of this.live()) this.handleReady(p);
+      for (const p of this.live()) while (p.pending) this.completePending(p);
       this.check();
     }
   }
 
+  /**
+   * Picks one action. Weights: message delivery 40% (random messages: reordering), ticks 20%,
+   * proposals 12%, and a few percent each for conf changes, transfers, crash/restart,
+   * repartitioning, compaction, reads, duplication and snapshot (un)availability.
+   */
   private randomAction(): void {
     const r = this.rand();
     if (r < 0.4) {
@@ -301,11 +350,52 @@ class Simulation {
 
   // --- the application loop ---------------------------------------------------------------
 
-  /** Persists, sends, applies and advances one Ready, as the store's Ready loop does. */
+  /**
+   * Takes a Ready and, usually at once, persists, sends, applies and advances it as the store's
+   * Ready loop does; a pending one is completed first.
+   */
   private handleReady(p: SimPeer): void {
+    if (p.pending) {
+      if (p.slowDisk && this.rand() < 0.95) return; // still being written
+      const rd = p.pending;
+      p.pending = undefined;
+      this.completeReady(p, rd);
+      return;
+    }
     const rn = p.rn!;
     if (!rn.hasReady()) return;
     const rd = rn.ready();
+    if (this.trace) {
+      const r = rn.raft;
+      const span = (es: readonly Entry[]) =>
+        es.length === 0
+          ? "-"
+          : `${es[0]!.index}/${es[0]!.term}..${es.at(-1)!.index}/${es.at(-1)!.term}`;
+      this.trace(
+        `[${this.step}] ready ${p.id} ${r.state} t${r.term} ents=${span(rd.entries)} ` +
+          `hs=${rd.hardState ? JSON.stringify(rd.hardState) : "-"} commit=${
+            span(rd.committedEntries)
+          }` +
+          (rd.snapshot ? ` snap=${rd.snapshot.metadata.index}/${rd.snapshot.metadata.term}` : "") +
+          ` msgs=${rd.messages.map((m) => `${m.type}>${m.to}`).join(",")}`,
+      );
+    }
+    // Sometimes the write is slow: the Ready completes in a later step (much later on a peer
+    // with a slow disk), while the node keeps receiving messages and ticks.
+    if (this.rand() < (p.slowDisk ? 0.5 : 0.25)) p.pending = rd;
+    else this.completeReady(p, rd);
+  }
+
+  /** Completes a pending Ready now (the settling phase has no slow disks). */
+  private completePending(p: SimPeer): void {
+    const rd = p.pending!;
+    p.pending = undefined;
+    this.completeReady(p, rd);
+  }
+
+  /** Persists, sends, applies and advances a Ready taken earlier. */
+  private completeReady(p: SimPeer, rd: Ready): void {
+    const rn = p.rn!;
     if (rd.snapshot) p.storage.applySnapshot(rd.snapshot);
     if (rd.entries.length > 0) {
       p.storage.append(rd.entries);
@@ -335,6 +425,11 @@ class Simulation {
     if (p.destroyed) p.rn = undefined;
   }
 
+  /**
+   * Applies one committed entry to the peer's state machine (the hash chain), checking it
+   * against the one global sequence; conf changes update the peer's configuration, create peers
+   * that are added, and destroy a peer that applies its own removal.
+   */
   private apply(p: SimPeer, e: Entry): void {
     if (p.destroyed) return;
     if (e.index !== p.applied + 1) {
@@ -363,6 +458,7 @@ class Simulation {
 
   // --- actions ----------------------------------------------------------------------------
 
+  /** Delivers one message chosen at random among those in flight. */
   private deliverOne(): void {
     if (this.inflight.length === 0) return;
     const i = this.int(this.inflight.length);
@@ -372,12 +468,18 @@ class Simulation {
     this.deliver(m);
   }
 
+  /** Delivers everything in flight (new messages wait for the next step). */
   private deliverAll(): void {
     const msgs = this.inflight;
     this.inflight = [];
     for (const m of msgs) this.deliver(m);
   }
 
+  /**
+   * Delivers a message unless it is lost: target down, partitioned away, or random loss.
+   * Snapshot messages report their fate to the sender, as a transport would; a cut link is
+   * sometimes reported as unreachable.
+   */
   private deliver(m: Message): void {
     const to = this.peers.get(m.to);
     const from = this.peers.get(m.from);
@@ -390,6 +492,13 @@ class Simulation {
       if (cut && from?.rn && !from.destroyed && this.rand() < 0.3) from.rn.reportUnreachable(m.to);
       return;
     }
+    this.trace?.(
+      `[${this.step}] deliver ${m.type} ${m.from}>${m.to} t${m.term} i${m.index} lt${m.logTerm} c${m.commit}` +
+        ` n${m.entries.length}${
+          m.entries.length ? `(${m.entries[0]!.index}/${m.entries[0]!.term}..)` : ""
+        }` +
+        `${m.reject ? ` reject hint${m.rejectHint}` : ""}`,
+    );
     try {
       to.rn!.step(m);
     } catch (e) {
@@ -397,6 +506,10 @@ class Simulation {
     }
   }
 
+  /**
+   * Proposes a uniquely numbered 8-byte entry (sometimes a batch), usually at the leader,
+   * otherwise at a random peer (which forwards it or drops it).
+   */
   private propose(atLeader: boolean): void {
     const p = atLeader ? this.leader() : this.pick(this.live());
     if (!p) return;
@@ -422,6 +535,11 @@ class Simulation {
     }
   }
 
+  /**
+   * Proposes a membership change at the leader, like a scheduler would: add a new peer (as
+   * learner or voter, with a fresh id — ids are never reused), promote a learner, remove a
+   * member (rarely the leader itself), or re-add an existing voter (a no-op).
+   */
   private changeConf(): void {
     const p = this.leader();
     if (!p) return;
@@ -450,6 +568,7 @@ class Simulation {
     }
   }
 
+  /** Asks the leader to transfer leadership to a random voter (possibly itself). */
   private transfer(): void {
     const p = this.leader();
     if (!p) return;
@@ -459,28 +578,41 @@ class Simulation {
     p.rn!.transferLeader(to);
   }
 
+  /**
+   * Restarts a crashed peer from its durable state, or crashes a live one: its RawNode and
+   * everything not yet persisted (unstable entries, unsent messages, volatile state) is lost.
+   */
   private crashOrRestart(): void {
     const down = [...this.peers.values()].filter((p) => !p.rn && !p.destroyed);
     if (down.length > 0 && this.rand() < 0.6) {
       const p = this.pick(down)!;
+      this.trace?.(`[${this.step}] restart ${p.id} applied=${p.applied}`);
       p.restarts++;
       this.start(p);
       return;
     }
     const p = this.pick(this.live());
     if (!p) return;
-    // Crash: everything not persisted (unstable entries, volatile state) is lost.
+    // Crash: everything not persisted (unstable entries, a Ready being written, volatile
+    // state) is lost.
+    this.trace?.(`[${this.step}] crash ${p.id}`);
     p.rn = undefined;
+    p.pending = undefined;
     p.storage.snapshotUnavailable = false;
     this.stats.crashes++;
   }
 
+  /** Heals the network, or splits the peers into two random groups. */
   private repartition(): void {
     this.group.clear();
     if (this.rand() < 0.4) return; // healed
     for (const id of this.peers.keys()) this.group.set(id, this.int(2));
   }
 
+  /**
+   * Snapshots a peer at its applied index (data: the state hash) and compacts its log,
+   * sometimes keeping a few entries, so leaders must send snapshots to lagging peers.
+   */
   private compact(): void {
     const p = this.pick(this.live());
     if (!p) return;
@@ -496,6 +628,10 @@ class Simulation {
     if (p.applied - keep > compacted) p.storage.compact(p.applied - keep);
   }
 
+  /**
+   * Issues a ReadIndex request at a random peer, remembering the highest commit index known
+   * anywhere at that moment: a linearizable read must not be served below it.
+   */
   private readIndex(): void {
     const p = this.pick(this.live());
     if (!p) return;
@@ -508,6 +644,10 @@ class Simulation {
 
   // --- checks -----------------------------------------------------------------------------
 
+  /**
+   * Log matching, checked as entries are persisted: every log that ever holds (index, term)
+   * holds the same data there and the same term just before it.
+   */
   private checkLogMatching(p: SimPeer, ents: readonly Entry[]): void {
     for (const e of ents) {
       let prevTerm: number;
@@ -528,6 +668,7 @@ class Simulation {
     }
   }
 
+  /** A read state must not be older than the commit known when its read was issued. */
   private checkRead(p: SimPeer, index: number, ctx: Uint8Array): void {
     this.stats.readStates++;
     const known = this.reads.get(String(readU32(ctx)));
@@ -536,6 +677,7 @@ class Simulation {
     }
   }
 
+  /** The per-step checks: election safety, stable commits, leader completeness. */
   private check(): void {
     let newLeader: SimPeer | undefined;
     for (const p of this.live()) {
@@ -543,16 +685,28 @@ class Simulation {
       if (r.state === "Leader") {
         const l = this.leaderOfTerm.get(r.term);
         if (l === undefined) {
+          this.trace?.(
+            `[${this.step}] leader ${p.id} term ${r.term} last ${r.raftLog.lastIndex()}`,
+          );
           this.leaderOfTerm.set(r.term, p.id);
           newLeader = p;
         } else if (l !== p.id) this.fail(`two leaders in term ${r.term}: ${l} and ${p.id}`);
       }
-      const c = r.raftLog.committed;
+    }
+    for (const p of this.peers.values()) {
+      // The persisted commit index: a leader counts its own entries as soon as it appends them,
+      // so its in-memory commit index may include entries a crash loses before anyone saw them.
+      const c = p.storage.initialState().hardState.commit;
       if (c > 0) {
-        const t = r.raftLog.zeroTermOnCompacted(c);
+        let t = 0;
+        try {
+          t = p.storage.term(c);
+        } catch { /* compacted past: nothing to compare */ }
         const seen = this.committedTerm.get(c);
-        if (seen === undefined) this.committedTerm.set(c, t);
-        else if (t !== 0 && seen !== t) {
+        if (seen === undefined) {
+          this.trace?.(`[${this.step}] first commit of ${c} (term ${t}) by ${p.id}`);
+          this.committedTerm.set(c, t);
+        } else if (t !== 0 && seen !== t) {
           this.fail(
             `peer ${p.id} committed index ${c} with term ${t}, earlier committed with term ${seen}`,
           );

@@ -121,10 +121,12 @@ export class MemoryStorage implements Storage {
     return this.#ents[i - offset]!.term;
   }
 
+  /** Last index: the dummy entry's index plus the number of real entries. */
   lastIndex(): number {
     return this.#ents[0]!.index + this.#ents.length - 1;
   }
 
+  /** First index: just after the dummy entry (the compaction point). */
   firstIndex(): number {
     return this.#ents[0]!.index + 1;
   }
