@@ -263,7 +263,12 @@ function metricsText(store: Store, kv: KvService): string {
     "Raft entries applied.",
     store.stats.entriesApplied,
   );
-  metric("mrkv_engine_writes_total", "counter", "Ready loop engine writes.", store.stats.engineWrites);
+  metric(
+    "mrkv_engine_writes_total",
+    "counter",
+    "Ready loop engine writes.",
+    store.stats.engineWrites,
+  );
   metric(
     "mrkv_engine_write_seconds_total",
     "counter",

@@ -169,7 +169,6 @@ export class Store {
     return config.checkQuorum ? config : { ...config, leaseMs: 0 };
   }
 
-
   /** Stops ticking and the Ready loop; the engine stays open (the caller owns it). */
   stop(): void {
     this.#stopped = true;
@@ -213,7 +212,9 @@ export class Store {
       // get to propose and step first, so one pass (one engine write, one request per store)
       // carries all of them.
       // (setImmediate runs after the pending I/O callbacks without setTimeout's 4 ms clamp.)
-      this.#loopDone = new Promise((resolve) => setImmediate(() => this.#readyLoop().then(resolve)));
+      this.#loopDone = new Promise((resolve) =>
+        setImmediate(() => this.#readyLoop().then(resolve))
+      );
     }
   }
 
