@@ -172,7 +172,8 @@ export async function startStoreNode(opts: StoreNodeOptions): Promise<StoreNode>
         return await fetch(`http://${address}${url.pathname}${url.search}`, {
           method: req.method,
           headers: req.headers,
-          body: req.body,
+          // The value is already in memory: send it whole, not as a chunked stream.
+          body: req.method === "GET" || req.method === "HEAD" ? undefined : await req.arrayBuffer(),
           signal: AbortSignal.timeout(15_000),
         });
       } catch (e) {

@@ -10,21 +10,25 @@ import { b, str, TestCluster, waitFor } from "./cluster.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
-Deno.test("steady reads are served by the leader lease, and still see every acknowledged write", opts, async () => {
-  const c = await TestCluster.start({ stores: 3 });
-  try {
-    await c.waitReplicas(1, 3);
-    for (let i = 0; i < 50; i++) {
-      await c.put("counter", String(i));
-      assert.equal(await c.get("counter"), String(i));
+Deno.test(
+  "steady reads are served by the leader lease, and still see every acknowledged write",
+  opts,
+  async () => {
+    const c = await TestCluster.start({ stores: 3 });
+    try {
+      await c.waitReplicas(1, 3);
+      for (let i = 0; i < 50; i++) {
+        await c.put("counter", String(i));
+        assert.equal(await c.get("counter"), String(i));
+      }
+      const leader = c.leaderOf(1)!;
+      assert.ok(leader.leaseReads > 0, `reads were served by the lease (${leader.leaseReads})`);
+      assert.ok(leader.hasLease());
+    } finally {
+      await c.close();
     }
-    const leader = c.leaderOf(1)!;
-    assert.ok(leader.leaseReads > 0, `reads were served by the lease (${leader.leaseReads})`);
-    assert.ok(leader.hasLease());
-  } finally {
-    await c.close();
-  }
-});
+  },
+);
 
 Deno.test("a leader isolated from its followers never serves a stale read", opts, async () => {
   const c = await TestCluster.start({ stores: 3 });
@@ -45,7 +49,9 @@ Deno.test("a leader isolated from its followers never serves a stale read", opts
     await assert.rejects(
       Promise.race([
         kv.localGet(b("x")).then((v) => assert.fail(`the cut-off leader read ${str(v)}`)),
-        new Promise((_, reject) => setTimeout(() => reject(new MrkvError("Timeout", "no answer")), 1_500)),
+        new Promise((_, reject) =>
+          setTimeout(() => reject(new MrkvError("Timeout", "no answer")), 1_500)
+        ),
       ]),
       (e) => e instanceof MrkvError,
     );
