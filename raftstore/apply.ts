@@ -28,6 +28,8 @@ export interface EntryResult {
   readonly index: number;
   readonly term: number;
   readonly error?: MrkvError;
+  /** The request ID of a write proposed on a follower. */
+  readonly requestId?: number;
 }
 
 /** A change to the region that the store must act on after the batch is written. */
@@ -72,15 +74,20 @@ export function applyEntries(
   for (const e of entries) {
     if (e.index <= out.appliedIndex) continue;
     let error: MrkvError | undefined;
+    let requestId: number | undefined;
     try {
       if (e.type === "ConfChange") execConfChangeEntry(out, e, wb, phases);
-      else if (e.data.length > 0) execCmd(out, decodeCmd(e.data), wb, phases);
+      else if (e.data.length > 0) {
+        const cmd = decodeCmd(e.data);
+        requestId = cmd.header.requestId;
+        execCmd(out, cmd, wb, phases);
+      }
     } catch (err) {
       if (!(err instanceof MrkvError)) throw err;
       error = err;
     }
     out.appliedIndex = e.index;
-    out.results.push({ index: e.index, term: e.term, error });
+    out.results.push({ index: e.index, term: e.term, error, requestId });
   }
   return out;
 }

@@ -36,6 +36,11 @@ export interface CmdHeader {
   readonly regionId: number;
   readonly peerId: number;
   readonly epoch: RegionEpoch;
+  /**
+   * Set on a write proposed on a follower (Raft forwards it to the leader): the follower knows
+   * it is done when it applies an entry carrying this ID.
+   */
+  readonly requestId?: number;
 }
 
 /** A data write. */
@@ -128,6 +133,7 @@ export function decodeCmd(bytes: Uint8Array): RaftCmd {
     regionId: expectId(field(h, "regionId"), "cmd.header.regionId"),
     peerId: expectUint(field(h, "peerId"), "cmd.header.peerId"),
     epoch: decodeEpoch(field(h, "epoch"), "cmd.header.epoch"),
+    requestId: optional(field(h, "requestId"), "cmd.header.requestId", expectUint, undefined),
   };
   const requests = optional(
     field(o, "requests"),

@@ -43,6 +43,9 @@ interface Proposal {
   readonly reject: (e: Error) => void;
 }
 
+/** How long a write proposed on a follower is waited for before it is given up as lost. */
+const FORWARDED_TTL_MS = 30_000;
+
 interface PendingRead {
   readonly resolve: () => void;
   readonly reject: (e: Error) => void;
@@ -53,6 +56,8 @@ export class Peer {
   readonly raw: RawNode;
   /** Proposals waiting for apply, in index order. */
   #proposals: Proposal[] = [];
+  /** Writes proposed on this follower, by request ID (see {@link proposeViaLeader}). */
+  #forwarded = new Map<number, { resolve: () => void; reject: (e: Error) => void; at: number }>();
   /** Reads not yet sent as a ReadIndex request (batched: one request per Ready pass). */
   #readsToSend: PendingRead[] = [];
   /** Reads waiting for their ReadIndex answer, by request context. */
@@ -174,6 +179,56 @@ export class Peer {
     return this.#track();
   }
 
+  /**
+   * Proposes a write on a follower: Raft forwards it to the leader in the next message batch,
+   * and the promise settles when this peer applies the entry (matched by a request ID), i.e.
+   * once it is committed on a quorum. On the leader this is {@link propose}.
+   */
+  proposeViaLeader(cmd: RaftCmd): Promise<void> {
+    if (this.isLeader()) return this.propose(cmd);
+    if (this.destroyed) {
+      throw new MrkvError("RegionNotFound", `region ${this.regionId} is gone from this store`);
+    }
+    if (this.leaderId() === 0) {
+      throw new MrkvError("NotLeader", `region ${this.regionId} has no known leader`, {
+        region_id: this.regionId,
+      });
+    }
+    checkEpoch(epochCheckKind(cmd), cmd.header.epoch, this.region.epoch, this.regionId);
+    const requestId = Math.floor(Math.random() * 2 ** 52) + 1;
+    try {
+      this.raw.propose(encodeCmd({ ...cmd, header: { ...cmd.header, requestId } }));
+    } catch (e) {
+      if (e instanceof ProposalDroppedError) {
+        throw new MrkvError("NotLeader", `region ${this.regionId}: ${e.message}`, {
+          region_id: this.regionId,
+        });
+      }
+      throw e;
+    }
+    this.#expireForwarded();
+    return new Promise((resolve, reject) =>
+      this.#forwarded.set(requestId, { resolve, reject, at: Date.now() })
+    );
+  }
+
+  /** Writes proposed on this follower and not yet applied. */
+  forwardedInFlight(): number {
+    return this.#forwarded.size;
+  }
+
+  /** Forwarded writes whose entry never showed up (lost with a leader change) are dropped. */
+  #expireForwarded(): void {
+    const cutoff = Date.now() - FORWARDED_TTL_MS;
+    for (const [id, f] of this.#forwarded) {
+      if (f.at >= cutoff) break; // insertion order is time order
+      this.#forwarded.delete(id);
+      f.reject(
+        new MrkvError("Timeout", `write forwarded by peer ${this.meta.id} was never applied`),
+      );
+    }
+  }
+
   /** Proposes a membership change (ChangePeer carried in the conf change's context). */
   proposeConfChange(cmd: RaftCmd & { admin: { type: "ChangePeer" } }): Promise<void> {
     this.checkLeader();
@@ -292,6 +347,14 @@ export class Peer {
   onApplied(results: readonly EntryResult[]): void {
     for (const r of results) {
       if (r.term > this.#appliedTerm) this.#appliedTerm = r.term;
+      if (r.requestId !== undefined && this.#forwarded.size > 0) {
+        const f = this.#forwarded.get(r.requestId);
+        if (f) {
+          this.#forwarded.delete(r.requestId);
+          if (r.error) f.reject(r.error);
+          else f.resolve();
+        }
+      }
       while (this.#proposals.length > 0 && this.#proposals[0]!.index <= r.index) {
         const p = this.#proposals.shift()!;
         if (p.index === r.index && p.term === r.term) {
@@ -323,6 +386,11 @@ export class Peer {
         ),
       );
     }
+    // A forwarded write may be inside the snapshot or lost: either way the client retries it.
+    for (const f of this.#forwarded.values()) {
+      f.reject(new MrkvError("StaleCommand", `region ${this.regionId} was replaced by a snapshot`));
+    }
+    this.#forwarded.clear();
   }
 
   /** Fails every waiting proposal and read, e.g. when leadership is lost or the peer goes. */
@@ -342,11 +410,14 @@ export class Peer {
     if (readsOnly) return;
     for (const p of this.#proposals) p.reject(error);
     this.#proposals = [];
+    for (const f of this.#forwarded.values()) f.reject(error);
+    this.#forwarded.clear();
   }
 
   /** Number of proposals and reads waiting (for metrics and tests). */
   pendingCount(): number {
-    return this.#proposals.length + this.#readsToSend.length + this.#readsInFlight.size +
+    return this.#proposals.length + this.#forwarded.size + this.#readsToSend.length +
+      this.#readsInFlight.size +
       this.#readsWaitingApply.length;
   }
 

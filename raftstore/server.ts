@@ -294,6 +294,12 @@ function metricsText(store: Store, kv: KvService): string {
     "KV requests forwarded to a leader on another store.",
     kv.forwarded,
   );
+  metric(
+    "mrkv_kv_via_raft_total",
+    "counter",
+    "Writes proposed on a local follower and forwarded by Raft.",
+    kv.viaRaft,
+  );
   metric("mrkv_kv_retries_total", "counter", "KV request retries after region errors.", kv.retries);
   return lines.join("\n") + "\n";
 }

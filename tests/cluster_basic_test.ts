@@ -11,6 +11,9 @@ Deno.test(
     try {
       await c.waitReplicas(1, 3);
       for (let i = 0; i < 50; i++) await c.put(`k${String(i).padStart(3, "0")}`, `v${i}`, i % 3);
+      // Writes sent to a follower were proposed there and forwarded by Raft, not over HTTP.
+      const viaRaft = c.running().reduce((n, node) => n + node.kv.viaRaft, 0);
+      assert.ok(viaRaft >= 30, `follower writes went through Raft (${viaRaft} of 50)`);
       for (let i = 0; i < 50; i++) {
         assert.equal(await c.get(`k${String(i).padStart(3, "0")}`, (i + 1) % 3), `v${i}`);
       }
