@@ -35,6 +35,13 @@ const RETRYABLE = new Set([
   "ServerIsBusy",
 ]);
 
+/**
+ * Writes outstanding through a follower before new ones go through Raft instead of HTTP
+ * (see KvService.#viaLocalFollower). Measured on 3 stores: below this, HTTP forwarding has the
+ * lower latency; above it, sharing Raft's batches gives more throughput.
+ */
+const BUSY_FOLLOWER_WRITES = 8;
+
 /** Longest a single attempt may wait before it is retried. */
 const ATTEMPT_MS = 2_000;
 
@@ -148,7 +155,9 @@ export class KvService {
     const region = this.store.meta.regionForKey(key);
     const peer = region ? this.store.peers.get(region.id) : undefined;
     if (!peer || peer.destroyed || peer.isLeader() || peer.leaderId() === 0) return undefined;
-    if (this.#httpForwardsInFlight === 0 && peer.forwardedInFlight() === 0) return undefined;
+    if (this.#httpForwardsInFlight + peer.forwardedInFlight() < BUSY_FOLLOWER_WRITES) {
+      return undefined;
+    }
     const p = peer.proposeViaLeader({
       header: { regionId: peer.regionId, peerId: peer.meta.id, epoch: peer.region.epoch },
       requests: [value === null ? { type: "Delete", key } : { type: "Put", key, value }],
