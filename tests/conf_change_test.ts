@@ -109,6 +109,14 @@ Deno.test(
       // The region goes on with two peers.
       await c.put("later", "2");
       assert.equal(await c.get("later"), "2");
+      // A restart remembers the tombstone: the removed peer does not come back.
+      const victimSlot = c.nodes.indexOf(victimNode);
+      await c.stopStore(victimSlot);
+      const restarted = await c.startStore(victimSlot);
+      assert.ok(restarted.store.tombstones.has(1), "the tombstone survives a restart");
+      assert.ok(!restarted.store.peers.has(1), "the removed peer is not loaded again");
+      await c.put("after-restart", "3");
+      assert.ok(!restarted.store.peers.has(1), "nor recreated by the region's traffic");
     } finally {
       await c.close();
     }
