@@ -228,3 +228,20 @@ export class TestCluster {
     await Deno.remove(this.dir, { recursive: true }).catch(() => {});
   }
 }
+
+/**
+ * Runs `scenario` on a fresh cluster whose region 1 already has its replicas, and always closes
+ * the cluster afterwards.
+ */
+export async function withCluster(
+  opts: ClusterOptions,
+  scenario: (c: TestCluster) => Promise<void>,
+): Promise<void> {
+  const c = await TestCluster.start(opts);
+  try {
+    await c.waitReplicas(1, Math.min(opts.maxReplicas ?? 3, opts.stores ?? 3));
+    await scenario(c);
+  } finally {
+    await c.close();
+  }
+}

@@ -1,15 +1,13 @@
 import assert from "node:assert/strict";
-import { b, str, TestCluster, waitFor } from "./cluster.ts";
+import { b, str, waitFor, withCluster } from "./cluster.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
 Deno.test(
   "a fresh 3-store cluster replicates region 1 on its own and serves put/get/delete/scan from any store",
   opts,
-  async () => {
-    const c = await TestCluster.start({ stores: 3 });
-    try {
-      await c.waitReplicas(1, 3);
+  () =>
+    withCluster({ stores: 3 }, async (c) => {
       for (let i = 0; i < 50; i++) await c.put(`k${String(i).padStart(3, "0")}`, `v${i}`, i % 3);
       for (let i = 0; i < 50; i++) {
         assert.equal(await c.get(`k${String(i).padStart(3, "0")}`, (i + 1) % 3), `v${i}`);
@@ -37,19 +35,14 @@ Deno.test(
         await c.waitLocal(i, "k049", "v49");
         await c.waitLocal(i, "k007", null);
       }
-    } finally {
-      await c.close();
-    }
-  },
+    }),
 );
 
 Deno.test(
   "the leader's store crashes and restarts: a new leader is elected and no acknowledged write is lost",
   opts,
-  async () => {
-    const c = await TestCluster.start({ stores: 3 });
-    try {
-      await c.waitReplicas(1, 3);
+  () =>
+    withCluster({ stores: 3 }, async (c) => {
       for (let i = 0; i < 20; i++) await c.put(`a${i}`, `x${i}`);
       const leader = c.leaderOf(1)!;
       const slot = c.nodes.findIndex((n) => n?.store.storeId === leader.storeId);
@@ -60,8 +53,5 @@ Deno.test(
       await c.startStore(slot);
       for (let i = 0; i < 40; i++) assert.equal(await c.get(`a${i}`, slot), `x${i}`);
       await c.waitLocal(slot, "a39", "x39");
-    } finally {
-      await c.close();
-    }
-  },
+    }),
 );

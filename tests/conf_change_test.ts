@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { MrkvError } from "../proto/errors.ts";
 import type { Peer as PeerMeta } from "../proto/metapb.ts";
 import type { Peer } from "../raftstore/peer.ts";
-import { TestCluster, waitFor } from "./cluster.ts";
+import { type TestCluster, waitFor, withCluster } from "./cluster.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -32,10 +32,8 @@ function removePeer(c: TestCluster, leader: Peer, target: PeerMeta): Promise<voi
 Deno.test(
   "removing the leader is refused; after a leader transfer the old leader can be removed and is destroyed",
   opts,
-  async () => {
-    const c = await TestCluster.start({ stores: 3 });
-    try {
-      await c.waitReplicas(1, 3);
+  () =>
+    withCluster({ stores: 3 }, async (c) => {
       await c.put("k1", "v1");
       await pauseScheduling(c);
       const leader = c.leaderOf(1)!;
@@ -70,19 +68,14 @@ Deno.test(
         "v1",
         "the store still serves the key by forwarding",
       );
-    } finally {
-      await c.close();
-    }
-  },
+    }),
 );
 
 Deno.test(
   "a peer removed while partitioned away destroys itself when it can hear again",
   opts,
-  async () => {
-    const c = await TestCluster.start({ stores: 3 });
-    try {
-      await c.waitReplicas(1, 3);
+  () =>
+    withCluster({ stores: 3 }, async (c) => {
       await pauseScheduling(c);
       await c.put("before", "1");
       const leader = c.leaderOf(1)!;
@@ -117,19 +110,14 @@ Deno.test(
       assert.ok(!restarted.store.peers.has(1), "the removed peer is not loaded again");
       await c.put("after-restart", "3");
       assert.ok(!restarted.store.peers.has(1), "nor recreated by the region's traffic");
-    } finally {
-      await c.close();
-    }
-  },
+    }),
 );
 
 Deno.test(
   "a follower restarted behind the log catches up by log; after log GC, by snapshot",
   opts,
-  async () => {
-    const c = await TestCluster.start({ stores: 3, store: { raftLogGcCountLimit: 20 } });
-    try {
-      await c.waitReplicas(1, 3);
+  () =>
+    withCluster({ stores: 3, store: { raftLogGcCountLimit: 20 } }, async (c) => {
       const leader = c.leaderOf(1)!;
       const slot = c.nodes.findIndex((n) => n && n.store.storeId !== leader.storeId);
       await c.stopStore(slot);
@@ -154,8 +142,5 @@ Deno.test(
         "behind the compacted log: caught up by snapshot",
       );
       assert.equal(await c.localGet(slot, "log3"), "a");
-    } finally {
-      await c.close();
-    }
-  },
+    }),
 );

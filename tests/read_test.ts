@@ -6,17 +6,15 @@
  */
 import assert from "node:assert/strict";
 import { MrkvError } from "../proto/errors.ts";
-import { b, str, TestCluster, waitFor } from "./cluster.ts";
+import { b, str, waitFor, withCluster } from "./cluster.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
 Deno.test(
   "steady reads are served by the leader lease, and still see every acknowledged write",
   opts,
-  async () => {
-    const c = await TestCluster.start({ stores: 3 });
-    try {
-      await c.waitReplicas(1, 3);
+  () =>
+    withCluster({ stores: 3 }, async (c) => {
       for (let i = 0; i < 50; i++) {
         await c.put("counter", String(i));
         assert.equal(await c.get("counter"), String(i));
@@ -24,42 +22,38 @@ Deno.test(
       const leader = c.leaderOf(1)!;
       assert.ok(leader.leaseReads > 0, `reads were served by the lease (${leader.leaseReads})`);
       assert.ok(leader.hasLease());
-    } finally {
-      await c.close();
-    }
-  },
+    }),
 );
 
-Deno.test("a leader isolated from its followers never serves a stale read", opts, async () => {
-  const c = await TestCluster.start({ stores: 3 });
-  try {
-    await c.waitReplicas(1, 3);
-    await c.put("x", "old");
-    assert.equal(await c.get("x"), "old");
-    const old = c.leaderOf(1)!;
-    const oldSlot = c.nodes.findIndex((n) => n?.store.storeId === old.storeId);
-    assert.ok(old.hasLease(), "the leader holds a lease before the partition");
-    c.network.isolate(old.storeId);
-    const other = (oldSlot + 1) % 3;
-    await c.put("x", "new", other); // needs a new leader on the majority side
-    assert.equal(await c.get("x", other), "new");
-    // The old leader may still believe it leads, but its lease has run out: a local read
-    // must fail rather than return "old".
-    const kv = c.node(oldSlot).kv;
-    await assert.rejects(
-      Promise.race([
-        kv.localGet(b("x")).then((v) => assert.fail(`the cut-off leader read ${str(v)}`)),
-        new Promise((_, reject) =>
-          setTimeout(() => reject(new MrkvError("Timeout", "no answer")), 1_500)
-        ),
-      ]),
-      (e) => e instanceof MrkvError,
-    );
-    assert.ok(!old.hasLease(), "the cut-off leader's lease has ended");
-    c.network.clearFilters();
-    await waitFor("the old leader to step down", () => !old.isLeader());
-    assert.equal(await c.get("x", oldSlot), "new");
-  } finally {
-    await c.close();
-  }
-});
+Deno.test(
+  "a leader isolated from its followers never serves a stale read",
+  opts,
+  () =>
+    withCluster({ stores: 3 }, async (c) => {
+      await c.put("x", "old");
+      assert.equal(await c.get("x"), "old");
+      const old = c.leaderOf(1)!;
+      const oldSlot = c.nodes.findIndex((n) => n?.store.storeId === old.storeId);
+      assert.ok(old.hasLease(), "the leader holds a lease before the partition");
+      c.network.isolate(old.storeId);
+      const other = (oldSlot + 1) % 3;
+      await c.put("x", "new", other); // needs a new leader on the majority side
+      assert.equal(await c.get("x", other), "new");
+      // The old leader may still believe it leads, but its lease has run out: a local read
+      // must fail rather than return "old".
+      const kv = c.node(oldSlot).kv;
+      await assert.rejects(
+        Promise.race([
+          kv.localGet(b("x")).then((v) => assert.fail(`the cut-off leader read ${str(v)}`)),
+          new Promise((_, reject) =>
+            setTimeout(() => reject(new MrkvError("Timeout", "no answer")), 1_500)
+          ),
+        ]),
+        (e) => e instanceof MrkvError,
+      );
+      assert.ok(!old.hasLease(), "the cut-off leader's lease has ended");
+      c.network.clearFilters();
+      await waitFor("the old leader to step down", () => !old.isLeader());
+      assert.equal(await c.get("x", oldSlot), "new");
+    }),
+);

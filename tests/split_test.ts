@@ -4,7 +4,7 @@
  * where it is, and reads, writes and scans across the boundary keep working.
  */
 import assert from "node:assert/strict";
-import { b, str, TestCluster, waitFor } from "./cluster.ts";
+import { b, str, type TestCluster, waitFor, withCluster } from "./cluster.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -19,10 +19,8 @@ async function splitRegion(c: TestCluster, body: Record<string, unknown>): Promi
 Deno.test(
   "split-region at a key, then at the size midpoint: every store holds every region and the data reads back",
   opts,
-  async () => {
-    const c = await TestCluster.start({ stores: 3 });
-    try {
-      await c.waitReplicas(1, 3);
+  () =>
+    withCluster({ stores: 3 }, async (c) => {
       const letters = "abcdefghijklmnopqrstuvwxyz";
       for (const ch of letters) await c.put(`${ch}-key`, `value of ${ch}`);
       await splitRegion(c, { region_id: 1, keys: ["m"] });
@@ -61,8 +59,5 @@ Deno.test(
         const body = await (await fetch(`http://${c.scheduler.addr}/pd/api/v1/regions`)).json();
         return body.count === 3;
       });
-    } finally {
-      await c.close();
-    }
-  },
+    }),
 );
