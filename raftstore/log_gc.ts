@@ -1,6 +1,8 @@
 /**
- * Raft log GC: a leader whose log holds more than `raft-log-gc-count-limit` applied entries
- * proposes CompactLog up to just below its applied index. Followers that still needed those
+ * Raft log GC: a leader whose log holds more than `raft-log-gc-count-limit` applied entries, or
+ * more than {@link gcSizeLimit} bytes of them (TiKV's size limit: three quarters of
+ * `region-split-size`; the log is held in memory), proposes CompactLog up to just below its
+ * applied index. Followers that still needed those
  * entries catch up by snapshot. CompactLog goes through the log so every peer compacts at the
  * same point of the applied sequence.
  *
@@ -10,6 +12,11 @@ import type { Store } from "./store.ts";
 
 /** How many Raft ticks between GC checks. */
 const GC_CHECK_TICKS = 10;
+
+/** Bytes of log past which a leader compacts even below the count limit. */
+export function gcSizeLimit(store: Store): number {
+  return Math.floor(store.config.regionSplitSize * 3 / 4);
+}
 
 /** Periodic log GC for one store's leaders. */
 export class LogGcWorker {
@@ -33,7 +40,9 @@ export class LogGcWorker {
       if (!peer.isLeader() || peer.destroyed) continue;
       const applied = peer.appliedIndex;
       const first = peer.storage.firstIndex();
-      if (applied - first + 1 <= limit) continue;
+      if (applied - first + 1 <= limit && peer.storage.logBytes() <= gcSizeLimit(this.store)) {
+        continue;
+      }
       const compactIndex = applied - 1;
       let compactTerm: number;
       try {

@@ -46,6 +46,8 @@ export class PeerStorage implements Storage {
   applyState: ApplyState;
   /** Entries truncatedIndex+1 ..= lastIndex. */
   #entries: Entry[];
+  /** Total data bytes of `#entries` (the memory the log holds). */
+  #entryBytes = 0;
   /** A snapshot generated for Raft to send, and whether one has been asked for. */
   #snapshot: Snapshot | undefined;
   /** The region epoch `#snapshot` was taken at: a membership change or split makes it useless. */
@@ -57,6 +59,12 @@ export class PeerStorage implements Storage {
     this.hardState = hardState;
     this.applyState = applyState;
     this.#entries = entries;
+    this.#entryBytes = entries.reduce((n, e) => n + e.data.length, 0);
+  }
+
+  /** Bytes of entry data held in memory (log GC compacts by size too). */
+  logBytes(): number {
+    return this.#entryBytes;
   }
 
   /** Loads a peer's state from the engine (after a restart). */
@@ -167,10 +175,13 @@ export class PeerStorage implements Storage {
         `region ${this.region.id}: append at ${first} below first index ${this.firstIndex()}`,
       );
     }
-    this.#entries.length = Math.min(this.#entries.length, keep);
+    for (const e of this.#entries.splice(Math.min(this.#entries.length, keep))) {
+      this.#entryBytes -= e.data.length;
+    }
     for (const e of entries) {
       wb.putRaftEntry(this.region.id, e.index, encodeEntry(e));
       this.#entries.push(e);
+      this.#entryBytes += e.data.length;
     }
     const newLast = this.lastIndex();
     if (newLast < prevLast) wb.deleteRaftEntries(this.region.id, newLast + 1, prevLast + 1);
@@ -187,7 +198,7 @@ export class PeerStorage implements Storage {
     const { truncatedIndex } = this.applyState;
     if (index <= truncatedIndex) return;
     const drop = Math.min(index - truncatedIndex, this.#entries.length);
-    this.#entries.splice(0, drop);
+    for (const e of this.#entries.splice(0, drop)) this.#entryBytes -= e.data.length;
     wb.deleteRaftEntries(this.region.id, truncatedIndex + 1, index + 1);
     this.applyState = { ...this.applyState, truncatedIndex: index, truncatedTerm: term };
   }
@@ -195,6 +206,7 @@ export class PeerStorage implements Storage {
   /** Resets the log to start after a snapshot (the caller persists the state records). */
   resetToSnapshot(index: number, term: number, region: Region): void {
     this.#entries = [];
+    this.#entryBytes = 0;
     this.region = region;
     this.applyState = { appliedIndex: index, truncatedIndex: index, truncatedTerm: term };
     this.#snapshot = undefined;
