@@ -8,7 +8,7 @@
  * @module
  */
 import { KvEngine } from "../storage/mod.ts";
-import { MrkvError } from "../proto/errors.ts";
+import { errorResponse, MrkvError } from "../proto/errors.ts";
 import { HeartbeatWorker } from "./heartbeat.ts";
 import { type ForwardFn, KvService } from "./kv_service.ts";
 import { LogGcWorker } from "./log_gc.ts";
@@ -62,9 +62,9 @@ export class StoreNode {
   /** Resolves if the store dies on its own (its Ready loop failed). */
   finished: Promise<void> = new Promise(() => {});
 
-  serve(addr: string): void {
-    const { hostname, port } = splitAddr(addr);
-    this.#server = Deno.serve({ hostname, port, onListen: () => {} }, this.app.fetch);
+  /** The listener bound before the node was built; it serves this node from now on. */
+  attach(server: Listener | undefined): void {
+    this.#server = server?.serve(this.app.fetch);
   }
 
   get port(): number | undefined {
@@ -80,6 +80,37 @@ export class StoreNode {
     await this.#server?.shutdown();
     await this.store.idle();
     if (this.#ownsEngine) this.store.engine.close();
+  }
+}
+
+/**
+ * The store's HTTP listener, bound before the store registers with the scheduler (so a store
+ * that cannot listen never appears in the cluster). Until the node is ready it answers 503.
+ */
+class Listener {
+  #handler: (req: Request) => Response | Promise<Response> = () =>
+    errorResponse(new MrkvError("ServerIsBusy", "the store is starting"));
+  readonly #server: Deno.HttpServer;
+
+  constructor(addr: string) {
+    const { hostname, port } = splitAddr(addr);
+    try {
+      this.#server = Deno.serve(
+        { hostname, port, onListen: () => {} },
+        (req) => this.#handler(req),
+      );
+    } catch (e) {
+      throw new Error(`cannot listen on ${addr}: ${(e as Error).message}`, { cause: e });
+    }
+  }
+
+  serve(handler: (req: Request) => Response | Promise<Response>): Deno.HttpServer {
+    this.#handler = handler;
+    return this.#server;
+  }
+
+  async close(): Promise<void> {
+    await this.#server.shutdown();
   }
 }
 
@@ -116,7 +147,14 @@ export async function startStoreNode(opts: StoreNodeOptions): Promise<StoreNode>
   const { config } = opts;
   const log = opts.log ?? consoleLog;
   const client = new PdClient(config.scheduler, { fetch: opts.schedulerFetch, timeoutMs: 5_000 });
-  const engine = opts.engine ?? await KvEngine.open(config.dataDir);
+  const listener = (opts.serve ?? true) ? new Listener(config.addr) : undefined;
+  let engine: KvEngine;
+  try {
+    engine = opts.engine ?? await KvEngine.open(config.dataDir);
+  } catch (e) {
+    await listener?.close();
+    throw e;
+  }
   try {
     const cluster = await waitForScheduler(client, opts.schedulerWaitMs ?? 60_000, log);
     let ident = await engine.storeIdent();
@@ -201,7 +239,7 @@ export async function startStoreNode(opts: StoreNodeOptions): Promise<StoreNode>
       { heartbeat, split, gc },
       opts.engine === undefined,
     );
-    if (opts.serve ?? true) node.serve(config.addr);
+    node.attach(listener);
 
     if (store.peers.size === 0 && store.tombstones.size === 0) {
       await maybeBootstrap(store, client, storeMeta, log);
@@ -212,6 +250,7 @@ export async function startStoreNode(opts: StoreNodeOptions): Promise<StoreNode>
     node.finished = store.dead;
     return node;
   } catch (e) {
+    await listener?.close();
     if (!opts.engine) engine.close();
     throw e;
   }

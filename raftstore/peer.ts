@@ -158,9 +158,11 @@ export class Peer {
 
   /**
    * Proposes a command; resolves once it is applied, rejects with the apply error, `NotLeader`
-   * or `StaleCommand`. The epoch is checked here and again at apply.
+   * or `StaleCommand`. The epoch is checked here and again at apply. Like every method here
+   * that proposes, it never throws: failures are rejections (callers on timers rely on it), and
+   * the proposal itself happens synchronously, before the first await.
    */
-  propose(cmd: RaftCmd): Promise<void> {
+  async propose(cmd: RaftCmd): Promise<void> {
     this.checkLeader();
     checkEpoch(epochCheckKind(cmd), cmd.header.epoch, this.region.epoch, this.regionId);
     const data = encodeCmd(cmd);
@@ -176,7 +178,7 @@ export class Peer {
       }
       throw e;
     }
-    return this.#track();
+    return await this.#track();
   }
 
   /**
@@ -184,8 +186,8 @@ export class Peer {
    * and the promise settles when this peer applies the entry (matched by a request ID), i.e.
    * once it is committed on a quorum. On the leader this is {@link propose}.
    */
-  proposeViaLeader(cmd: RaftCmd): Promise<void> {
-    if (this.isLeader()) return this.propose(cmd);
+  async proposeViaLeader(cmd: RaftCmd): Promise<void> {
+    if (this.isLeader()) return await this.propose(cmd);
     if (this.destroyed) {
       throw new MrkvError("RegionNotFound", `region ${this.regionId} is gone from this store`);
     }
@@ -207,7 +209,7 @@ export class Peer {
       throw e;
     }
     this.#expireForwarded();
-    return new Promise((resolve, reject) =>
+    return await new Promise((resolve, reject) =>
       this.#forwarded.set(requestId, { resolve, reject, at: Date.now() })
     );
   }
@@ -230,7 +232,7 @@ export class Peer {
   }
 
   /** Proposes a membership change (ChangePeer carried in the conf change's context). */
-  proposeConfChange(cmd: RaftCmd & { admin: { type: "ChangePeer" } }): Promise<void> {
+  async proposeConfChange(cmd: RaftCmd & { admin: { type: "ChangePeer" } }): Promise<void> {
     this.checkLeader();
     checkEpoch("ChangePeer", cmd.header.epoch, this.region.epoch, this.regionId);
     const { changeType, peer } = cmd.admin;
@@ -256,7 +258,7 @@ export class Peer {
     if (this.raw.raft.raftLog.lastIndex() === before) {
       throw new MrkvError("ServerIsBusy", `region ${this.regionId} has a conf change pending`);
     }
-    return this.#track();
+    return await this.#track();
   }
 
   #track(): Promise<void> {
@@ -266,15 +268,15 @@ export class Peer {
   }
 
   /** Resolves once a linearizable local read is safe (ReadIndex confirmed and applied). */
-  read(): Promise<void> {
+  async read(): Promise<void> {
     this.checkLeader();
     if (this.hasLease()) {
       // Renew ahead of expiry so steady read traffic never falls back to ReadIndex.
       if (this.#leaseUntil - performance.now() < this.leaseMs / 2) this.#renewLease = true;
       this.leaseReads++;
-      return Promise.resolve();
+      return;
     }
-    return new Promise((resolve, reject) => this.#readsToSend.push({ resolve, reject }));
+    return await new Promise((resolve, reject) => this.#readsToSend.push({ resolve, reject }));
   }
 
   /**

@@ -3,9 +3,10 @@
  *
  * The Ready loop, in this order, for every peer with work at once:
  * 1. install received snapshots (each its own crash-safe sequence, see snapshot.ts);
- * 2. one batched engine write for all peers, in phases: new log entries, then hard states,
+ * 2. send leaders' appends and heartbeats (they need not wait for the leader's own disk);
+ *    one batched engine write for all peers, in phases: new log entries, then hard states,
  *    then the data of committed entries, then applied indexes and region states;
- * 3. send Raft messages, grouped by destination store (one transport batch per store);
+ * 3. send the other Raft messages (votes, acknowledgements), grouped by destination store;
  * 4. act on the apply results: answer proposals and reads, membership changes, splits, log GC;
  * 5. advance every Raft node.
  * Persisting before sending means a vote or an append acknowledgement is never sent for state
@@ -58,6 +59,11 @@ export interface StoreLogger {
   info(msg: string): void;
   warn(msg: string): void;
   error(msg: string): void;
+}
+
+/** Messages only a leader sends, replicating its log; they may leave before its write. */
+function isLeaderReplication(m: Message): boolean {
+  return m.type === "MsgApp" || m.type === "MsgHeartbeat" || m.type === "MsgSnap";
 }
 
 /** Raft message types that may create a peer for a region this store does not have. */
@@ -266,6 +272,12 @@ export class Store {
       if (rd.snapshot && !isEmptySnapshot(rd.snapshot)) await this.#installSnapshot(p, rd);
     }
 
+    // A leader's appends, heartbeats and snapshots go out before its own write, so followers
+    // persist in parallel with it (Raft thesis §10.2.1). Safe here: the leader's commit index
+    // may count its own entries before they are on its disk, but it only becomes visible —
+    // in messages or in apply — through a later pass, which starts after this write is done.
+    this.#sendMessages(readies, true);
+
     // 2. One write: entries (phase 0), hard states (1), applied data (2), apply state (3).
     const wb = this.engine.batch();
     for (const [p, rd] of readies) {
@@ -297,8 +309,8 @@ export class Store {
       this.stats.engineWriteMs += performance.now() - started;
     }
 
-    // 3. Messages, one batch per destination store.
-    this.#sendMessages(readies);
+    // 3. The other messages, one batch per destination store.
+    this.#sendMessages(readies, false);
 
     // 4. Act on results.
     for (const [p, outcome] of outcomes) this.#afterApply(p, outcome);
@@ -323,13 +335,14 @@ export class Store {
     }
   }
 
-  #sendMessages(readies: readonly [Peer, Ready][]): void {
+  #sendMessages(readies: readonly [Peer, Ready][], early: boolean): void {
     const byStore = new Map<number, RaftEnvelope[]>();
     const snapshotsTo: [Peer, number][] = [];
     for (const [p, rd] of readies) {
       const region = p.region;
       const from = region.peers.find((x) => x.id === p.meta.id) ?? p.meta;
       for (const m of rd.messages) {
+        if (isLeaderReplication(m) !== early) continue;
         const to = region.peers.find((x) => x.id === m.to) ?? p.peerCache.get(m.to);
         if (!to) continue;
         let list = byStore.get(to.storeId);
@@ -541,6 +554,9 @@ export class Store {
     }
     if (peer && peer.meta.id !== env.toPeer.id) {
       if (env.toPeer.id < peer.meta.id) return; // for an older incarnation of our peer
+      // A newer incarnation implies our peer was removed and the region re-added this store,
+      // which bumps conf_ver twice: without a newer epoch the message proves nothing.
+      if (peer.storage.isInitialized() && env.epoch.confVer <= peer.region.epoch.confVer) return;
       // Our peer was removed and the region re-added us under a new ID: replace it.
       await this.destroyPeer(peer);
       peer = undefined;

@@ -87,6 +87,8 @@ export interface KvEngineOptions {
   readonly commitLimits?: Partial<CommitLimits>;
   /** See {@link CommitHook}. */
   readonly afterCommit?: CommitHook;
+  /** Called before each commit; a throw fails the write before it lands (crash tests). */
+  readonly beforeCommit?: CommitHook;
 }
 
 /** The engine failed a write earlier; it must be reopened. */
@@ -107,6 +109,7 @@ export class KvEngine {
   readonly path: string | undefined;
   /** See {@link CommitHook}. */
   afterCommit: CommitHook | undefined;
+  beforeCommit: CommitHook | undefined;
 
   readonly #limits: CommitLimits;
   /** Logical key id → the chunk version its committed head points at. */
@@ -126,6 +129,7 @@ export class KvEngine {
     this.path = path;
     this.#limits = commitLimits(options.commitLimits);
     this.afterCommit = options.afterCommit;
+    this.beforeCommit = options.beforeCommit;
   }
 
   /** Opens (creating if needed) the engine in `dataDir`, then recovers (see module comment). */
@@ -354,6 +358,12 @@ export class KvEngine {
     const commits = planCommits(batch, this.#chunkState, this.#limits);
     for (const [i, c] of commits.entries()) {
       try {
+        await this.beforeCommit?.({
+          operation,
+          commit: i + 1,
+          commits: commits.length,
+          mutations: c.mutations.length,
+        });
         const op = this.rawKv.atomic();
         for (const m of c.mutations) {
           if (m.value === null) op.delete(m.key);

@@ -157,6 +157,21 @@ export class TestCluster {
     ]).finally(() => clearTimeout(timer));
   }
 
+  /**
+   * Makes store `i` crash on its next engine write: the write never lands, as if the process
+   * had been killed just before it (messages sent earlier in that Ready pass are out). Resolves
+   * once the store has died; `startStore(i)` brings it back from its data.
+   */
+  async crashOnNextWrite(i: number): Promise<void> {
+    const node = this.node(i);
+    node.store.engine.beforeCommit = () => {
+      throw new Error("injected crash before a write");
+    };
+    await node.finished.catch(() => {});
+    this.nodes[i] = undefined;
+    await node.stop();
+  }
+
   /** A running store node (the first one if `i` is omitted). */
   node(i?: number): StoreNode {
     const n = i === undefined ? this.nodes.find((x) => x !== undefined) : this.nodes[i];

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { b, str, waitFor, withCluster } from "./cluster.ts";
+import { b, str, TEST_STORE_CONFIG, waitFor, withCluster } from "./cluster.ts";
+import { startStoreNode } from "../raftstore/node.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -53,5 +54,36 @@ Deno.test(
       await c.startStore(slot);
       for (let i = 0; i < 40; i++) assert.equal(await c.get(`a${i}`, slot), `x${i}`);
       await c.waitLocal(slot, "a39", "x39");
+    }),
+);
+
+Deno.test(
+  "a store that cannot listen fails naming its address, and never registers",
+  opts,
+  () =>
+    withCluster({ stores: 1, maxReplicas: 1 }, async (c) => {
+      const taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+      const addr = `127.0.0.1:${taken.addr.port}`;
+      const dir = await Deno.makeTempDir();
+      try {
+        await assert.rejects(
+          startStoreNode({
+            config: {
+              ...TEST_STORE_CONFIG,
+              addr,
+              advertiseAddr: addr,
+              dataDir: dir,
+              scheduler: `http://${c.scheduler.addr}`,
+            },
+            log: { info() {}, warn() {}, error() {} },
+          }),
+          new RegExp(`cannot listen on ${addr}`),
+        );
+        const stores = await (await fetch(`http://${c.scheduler.addr}/pd/api/v1/stores`)).json();
+        assert.equal(stores.count, 1, "only the running store is registered");
+      } finally {
+        taken.close();
+        await Deno.remove(dir, { recursive: true });
+      }
     }),
 );

@@ -37,7 +37,7 @@ Deno.test(
       await c.put("k1", "v1");
       await pauseScheduling(c);
       const leader = c.leaderOf(1)!;
-      assert.throws(
+      await assert.rejects(
         () => removePeer(c, leader, leader.region.peers.find((p) => p.id === leader.meta.id)!),
         (e) =>
           e instanceof MrkvError && e.code === "BadRequest" &&
@@ -142,5 +142,43 @@ Deno.test(
         "behind the compacted log: caught up by snapshot",
       );
       assert.equal(await c.localGet(slot, "log3"), "a");
+    }),
+);
+
+Deno.test(
+  "a message for a newer peer ID without a newer region epoch does not destroy a replica",
+  opts,
+  () =>
+    withCluster({ stores: 3 }, async (c) => {
+      await c.put("k", "v");
+      const node = c.running().find((n) => !n.store.peers.get(1)!.isLeader())!;
+      const peer = node.store.peers.get(1)!;
+      node.store.onRaftBatch({
+        fromStoreId: 999,
+        envelopes: [{
+          regionId: 1,
+          fromPeer: { id: 998, storeId: 999, role: "Voter" },
+          toPeer: { id: peer.meta.id + 1000, storeId: node.store.storeId, role: "Voter" },
+          epoch: peer.region.epoch,
+          startKey: new Uint8Array(),
+          endKey: new Uint8Array(),
+          message: {
+            type: "MsgVote",
+            to: peer.meta.id + 1000,
+            from: 998,
+            term: 1000,
+            logTerm: 1000,
+            index: 1000,
+            entries: [],
+            commit: 0,
+            reject: false,
+            rejectHint: 0,
+          },
+        }],
+      });
+      await node.store.idle();
+      assert.equal(node.store.peers.get(1), peer, "the replica is still there");
+      await c.put("k2", "v2");
+      await c.waitLocal(c.nodes.indexOf(node), "k2", "v2");
     }),
 );

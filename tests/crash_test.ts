@@ -1,0 +1,77 @@
+/**
+ * Crash points inside the Ready loop. A store is made to die on its next engine write — the
+ * write never lands, as if the process were killed just before it — while clients keep writing.
+ * A leader has already sent that pass's appends (they leave before its own write, Raft thesis
+ * §10.2.1), so this is the window where followers hold entries the leader lost. No acknowledged
+ * write may be lost, and every store must end with the same data.
+ */
+import assert from "node:assert/strict";
+import { b, str, waitFor, withCluster } from "./cluster.ts";
+
+const opts = { sanitizeOps: false, sanitizeResources: false };
+
+Deno.test(
+  "leaders and followers crashing just before a Ready-loop write lose no acknowledged write",
+  opts,
+  () =>
+    withCluster({ stores: 3 }, async (c) => {
+      const acked = new Map<string, string>();
+      const failed = new Set<string>();
+      let running = true;
+      const writer = async (id: number) => {
+        for (let n = 0; running; n++) {
+          const key = `w${id}-${String(n).padStart(4, "0")}`;
+          const up = c.nodes.map((x, i) => (x ? i : -1)).filter((i) => i >= 0);
+          try {
+            await c.put(key, `v${n}`, up[n % up.length]);
+            acked.set(key, `v${n}`);
+          } catch {
+            failed.add(key);
+          }
+        }
+      };
+      const writers = Array.from({ length: 6 }, (_, i) => writer(i));
+      for (let round = 0; round < 6; round++) {
+        await waitFor("a leader", () => c.leaderOf(1) !== undefined);
+        await new Promise((r) => setTimeout(r, 300));
+        // Leaders and followers in turn: a follower must never acknowledge what it has not
+        // written.
+        const leader = c.leaderOf(1)!;
+        const slot = c.nodes.findIndex((n) =>
+          n !== undefined && (n.store.storeId === leader.storeId) === (round % 2 === 0)
+        );
+        await c.crashOnNextWrite(slot);
+        await new Promise((r) => setTimeout(r, 300));
+        await c.startStore(slot);
+      }
+      running = false;
+      await Promise.all(writers);
+      assert.ok(acked.size > 50, `clients made progress (${acked.size} acknowledged writes)`);
+      for (const [i] of c.nodes.entries()) {
+        for (const [key, value] of acked) {
+          assert.equal(await c.get(key, i), value, `acknowledged ${key} through store slot ${i}`);
+        }
+      }
+      // Every store's engine converges to the same data (followers catch up by log or snapshot).
+      const leader = c.leaderOf(1)!;
+      await waitFor(
+        "every store to apply everything",
+        () => c.running().every((n) => n.store.peers.get(1)!.appliedIndex >= leader.appliedIndex),
+      );
+      const dumps = await Promise.all(
+        c.running().map(async (n) =>
+          (await n.store.engine.scan(b("w"), b("x"), 100_000)).map((kv) =>
+            `${str(kv.key)}=${str(kv.value)}`
+          ).join(",")
+        ),
+      );
+      assert.equal(new Set(dumps).size, 1, "all stores hold the same data");
+      for (const key of failed) {
+        const got = await c.get(key);
+        assert.ok(
+          got === null || got.startsWith("v"),
+          `a failed write is absent or whole (${key})`,
+        );
+      }
+    }),
+);
