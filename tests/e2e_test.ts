@@ -68,7 +68,7 @@ function keyPath(key: Uint8Array | string): string {
  */
 async function untilAnswered(
   what: string,
-  send: () => Promise<Reply>,
+  send: (attempt: number) => Promise<Reply>,
   stats: { retries: number },
   timeoutMs = 20_000,
 ): Promise<Reply> {
@@ -76,7 +76,7 @@ async function untilAnswered(
   for (let attempt = 0;; attempt++) {
     let failure: string;
     try {
-      const r = await send();
+      const r = await send(attempt);
       if (r.status !== 503) return r;
       failure = `503 ${r.text}`;
     } catch (e) {
@@ -91,6 +91,32 @@ async function untilAnswered(
   }
 }
 
+/** Reads every acknowledged write back through every store (one reader per store). */
+async function mustReadBack(
+  c: ProcessCluster,
+  acked: ReadonlyMap<string, string | null>,
+  stats: { retries: number },
+): Promise<void> {
+  await Promise.all([...Array(c.size).keys()].map(async (i) => {
+    for (const [key, value] of acked) {
+      const r = await untilAnswered(
+        `GET ${key} via slot ${i}`,
+        () => http("GET", `${c.storeUrl(i)}/kv/${keyPath(key)}`),
+        stats,
+      );
+      if (value === null) assertError(r, 404, "KeyNotFound", `deleted ${key} via slot ${i}`);
+      else {
+        assert.equal(r.status, 200, `${key} via slot ${i}: ${r.text}`);
+        assert.equal(r.text, value, `${key} via slot ${i}`);
+      }
+    }
+  }));
+}
+
+/** The stores' `raft-log-gc-count-limit`, and how many writes outrun it. */
+const GC_LIMIT = 100;
+const GC_WRITES = 160;
+
 /** Runs a step; a failed step stops the scenario (later steps depend on it). */
 async function mustStep(
   t: Deno.TestContext,
@@ -103,7 +129,10 @@ async function mustStep(
 Deno.test(
   "e2e: 3 store processes serve the KV API from any store; the leader's store is kill -9'd and restarted without losing an acknowledged write; SIGTERM exits 0",
   async (t) => {
-    const c = await ProcessCluster.start({ stores: 3 });
+    const c = await ProcessCluster.start({
+      stores: 3,
+      storeFlags: ["--raft-log-gc-count-limit", String(GC_LIMIT)],
+    });
     const stores = [0, 1, 2];
     const url = (i: number, path: string) => `${c.storeUrl(i)}${path}`;
     /** Every write the cluster acknowledged: key → value (null: deleted). */
@@ -272,6 +301,23 @@ Deno.test(
           const tooBig = new Uint8Array(mib + 1).fill(7);
           assertError(await http("PUT", `${s(0)}/kv/big`, tooBig), 413, "TooLarge", "1 MiB + 1");
           assertError(await http("PUT", `${s(1)}/kv/big`, tooBig), 413, "TooLarge", "forwarded");
+          // The same without Content-Length (chunked, as `curl -T -` sends it): cut off at the limit.
+          const chunked = await fetch(`${s(2)}/kv/big`, {
+            method: "PUT",
+            body: ReadableStream.from(
+              (function* () {
+                for (let n = 0; n < 17; n++) yield new Uint8Array(64 * 1024).fill(n);
+              })(),
+            ),
+            signal: AbortSignal.timeout(15_000),
+          });
+          const chunkedReply = {
+            status: chunked.status,
+            headers: chunked.headers,
+            text: await chunked.text(),
+            body: new Uint8Array(),
+          };
+          assertError(chunkedReply, 413, "TooLarge", "chunked 1 MiB + 64 KiB");
           for (const i of stores) {
             assertError(await http("GET", `${s(i)}/kv/big`), 404, "KeyNotFound", "no partial data");
           }
@@ -332,16 +378,38 @@ Deno.test(
 
       await mustStep(
         t,
-        "kill -9 of the leader's store: the survivors elect a leader and take writes",
+        "kill -9 of the leader's store under load: a new leader is elected, writes go on",
         async () => {
           const before = await c.waitRegionVoters(1, 3);
           const killedId = before.leader!.store_id;
           const killed = c.slotOf(killedId);
           const survivors = stores.filter((i) => i !== killed);
+          // Writers through every store, the doomed one too. A write that fails (503, refused
+          // connection, reset in flight) is retried through the next store; only a 204 counts.
+          let ackedCount = 0;
+          const writer = async (w: number) => {
+            for (let n = 0; n < 40; n++) {
+              const key = `load/${w}/${String(n).padStart(3, "0")}`;
+              const r = await untilAnswered(
+                `PUT ${key}`,
+                (attempt) => http("PUT", url((w + n + attempt) % 3, `/kv/${key}`), `w${w}n${n}`),
+                stats,
+              );
+              assert.equal(r.status, 204, `PUT ${key}: ${r.text}`);
+              acked.set(key, `w${w}n${n}`);
+              ackedCount++;
+            }
+          };
+          const writers = [0, 1, 2].map(writer);
+          // Kill the leader's store while writes are in flight.
+          await pollUntil("some writes before the crash", () => ackedCount >= 30 || undefined);
           const exit = await c.crashStore(killed);
           assert.equal(exit.signal, "SIGKILL");
-          // Write straight away, through both survivors, while the election is going on.
-          for (let n = 0; n < 30; n++) {
+          const ackedAtKill = ackedCount;
+          await Promise.all(writers);
+          assert.ok(ackedCount > ackedAtKill, "writes were acknowledged after the crash");
+          // Then sequential writes through both survivors.
+          for (let n = 0; n < 10; n++) {
             const key = `after-crash/${String(n).padStart(3, "0")}`;
             const via = survivors[n % 2]!;
             const r = await untilAnswered(
@@ -357,14 +425,10 @@ Deno.test(
             return r?.leader && r.leader.store_id !== killedId ? r : undefined;
           });
           assert.ok(survivors.map((i) => c.storeId(i)).includes(after.leader!.store_id));
-          for (const i of survivors) {
-            const got = await untilAnswered(
-              "GET after-crash/029",
-              () => http("GET", url(i, "/kv/after-crash/029")),
-              stats,
-            );
-            assert.equal(got.text, "a29");
-          }
+          const leaders = await Promise.all(
+            survivors.map(async (i) => JSON.parse((await http("GET", url(i, "/status"))).text)),
+          );
+          assert.equal(leaders.reduce((n, s) => n + s.leaders, 0), 1, "one leader among survivors");
         },
       );
 
@@ -376,9 +440,9 @@ Deno.test(
         await pollUntil(
           "the restarted store to hold the writes made while it was down",
           async () => {
-            const r = await http("GET", url(killed, "/debug/kv/after-crash/029"));
+            const r = await http("GET", url(killed, "/debug/kv/after-crash/009"));
             if (r.status !== 200) return undefined;
-            assert.equal(r.text, "a29");
+            assert.equal(r.text, "a9");
             assert.equal(r.headers.get("x-region-id"), "1");
             return true;
           },
@@ -400,20 +464,7 @@ Deno.test(
       });
 
       await mustStep(t, "every acknowledged write reads back through every store", async () => {
-        for (const [key, value] of acked) {
-          for (const i of stores) {
-            const r = await untilAnswered(
-              `GET ${key} via slot ${i}`,
-              () => http("GET", url(i, `/kv/${keyPath(key)}`)),
-              stats,
-            );
-            if (value === null) assertError(r, 404, "KeyNotFound", `deleted ${key} via slot ${i}`);
-            else {
-              assert.equal(r.status, 200, `${key} via slot ${i}: ${r.text}`);
-              assert.equal(r.text, value, `${key} via slot ${i}`);
-            }
-          }
-        }
+        await mustReadBack(c, acked, stats);
         // And every store's engine converges on the last write.
         await pollUntil("every store to hold after-restart locally", async () => {
           for (const i of stores) {
@@ -422,6 +473,57 @@ Deno.test(
           return true;
         });
       });
+
+      await mustStep(
+        t,
+        "kill -9 of a follower's store; after log GC it catches up by snapshot",
+        async () => {
+          const region = await c.waitRegionVoters(1, 3);
+          const leader = c.slotOf(region.leader!.store_id);
+          const follower = stores.find((i) => i !== leader)!;
+          const alive = stores.filter((i) => i !== follower);
+          const peerOn = async (i: number) => {
+            const dbg = JSON.parse((await http("GET", url(i, "/debug/regions"))).text);
+            return dbg.regions.find((x: { region: { id: number } }) => x.region.id === 1);
+          };
+          const appliedAtKill = (await peerOn(follower)).applied_index as number;
+          assert.equal((await c.crashStore(follower)).signal, "SIGKILL");
+          // More entries than raft-log-gc-count-limit, so the leader compacts past the follower.
+          const writer = async (w: number) => {
+            for (let n = 0; n < GC_WRITES / 4; n++) {
+              const key = `gc/${w}/${String(n).padStart(3, "0")}`;
+              const r = await untilAnswered(
+                `PUT ${key}`,
+                (attempt) => http("PUT", url(alive[(w + n + attempt) % 2]!, `/kv/${key}`), `g${n}`),
+                stats,
+              );
+              assert.equal(r.status, 204, `PUT ${key}: ${r.text}`);
+              acked.set(key, `g${n}`);
+            }
+          };
+          await Promise.all([0, 1, 2, 3].map(writer));
+          const truncated = await pollUntil("the leader to compact past the follower", async () => {
+            const r = await peerOn(leader);
+            return r && r.truncated_index > appliedAtKill ? r.truncated_index as number : undefined;
+          });
+          c.startStore(follower);
+          await c.waitStoreUp(follower);
+          await pollUntil("the restarted follower to hold the last write", async () => {
+            const r = await http(
+              "GET",
+              url(follower, `/debug/kv/gc/3/${String(GC_WRITES / 4 - 1).padStart(3, "0")}`),
+            );
+            return r.status === 200 || undefined;
+          });
+          const metrics = (await http("GET", url(follower, "/metrics"))).text;
+          const applied = Number(/^mrkv_snapshots_applied_total (\d+)$/m.exec(metrics)?.[1]);
+          assert.ok(
+            applied >= 1,
+            `the follower (applied ${appliedAtKill}) installed a snapshot (truncated ${truncated})`,
+          );
+          await mustReadBack(c, acked, stats);
+        },
+      );
 
       await mustStep(t, "SIGTERM stops every process with exit code 0", async () => {
         const exits = await c.shutdown();
