@@ -117,6 +117,15 @@ async function mustReadBack(
 const GC_LIMIT = 100;
 const GC_WRITES = 160;
 
+/** SIGTERMs every process of `c`; each must exit with code 0. */
+async function mustShutDownCleanly(c: ProcessCluster): Promise<void> {
+  const exits = await c.shutdown();
+  assert.equal(exits.size, c.size + 1, `every process was running: ${[...exits.keys()]}`);
+  for (const [name, status] of exits) {
+    assert.deepEqual(status, { code: 0, signal: null }, `${name} exit`);
+  }
+}
+
 /** Runs a step; a failed step stops the scenario (later steps depend on it). */
 async function mustStep(
   t: Deno.TestContext,
@@ -127,7 +136,7 @@ async function mustStep(
 }
 
 Deno.test(
-  "e2e: 3 store processes serve the KV API from any store; the leader's store is kill -9'd and restarted without losing an acknowledged write; SIGTERM exits 0",
+  "e2e: a scheduler and 3 store processes as a user starts them: KV API on every store, kill -9 and restart, SIGTERM exits 0",
   async (t) => {
     const c = await ProcessCluster.start({
       stores: 3,
@@ -525,13 +534,59 @@ Deno.test(
         },
       );
 
+      await mustStep(
+        t,
+        "kill -9 of the scheduler: the stores keep serving; restarted, it keeps its state",
+        async () => {
+          const clusterId = await c.waitSchedulerUp();
+          assert.equal((await c.scheduler.stop("SIGKILL")).signal, "SIGKILL");
+          for (const i of stores) {
+            const key = `no-scheduler/${i}`;
+            const put = await untilAnswered(
+              `PUT ${key}`,
+              () => http("PUT", url(i, `/kv/${key}`), "still up"),
+              stats,
+            );
+            assert.equal(put.status, 204, put.text);
+            acked.set(key, "still up");
+            for (const j of stores) {
+              const got = await untilAnswered(
+                `GET ${key}`,
+                () => http("GET", url(j, `/kv/${key}`)),
+                stats,
+              );
+              assert.equal(got.text, "still up");
+            }
+          }
+          c.startScheduler();
+          assert.equal(await c.waitSchedulerUp(), clusterId, "same cluster ID after restart");
+          const listed = JSON.parse((await http("GET", `${c.schedulerUrl}/pd/api/v1/stores`)).text);
+          assert.deepEqual(
+            new Set(listed.stores.map((s: { store: { id: number } }) => s.store.id)),
+            new Set(stores.map((i) => c.storeId(i))),
+          );
+          await c.waitRegionVoters(1, 3);
+        },
+      );
+
       await mustStep(t, "SIGTERM stops every process with exit code 0", async () => {
-        const exits = await c.shutdown();
-        assert.equal(exits.size, 4);
-        for (const [name, status] of exits) {
-          assert.deepEqual(status, { code: 0, signal: null }, `${name} exit`);
-        }
+        await mustShutDownCleanly(c);
       });
+
+      await mustStep(
+        t,
+        "the whole cluster restarts from its data dirs with every acknowledged write",
+        async () => {
+          c.startScheduler();
+          await c.waitSchedulerUp();
+          const ids = stores.map((i) => c.storeId(i));
+          for (const i of stores) c.startStore(i);
+          for (const i of stores) assert.equal(await c.waitStoreUp(i), ids[i], "same store ID");
+          await c.waitRegionVoters(1, 3);
+          await mustReadBack(c, acked, stats);
+          await mustShutDownCleanly(c);
+        },
+      );
       passed = true;
     } finally {
       if (!passed) console.error(`--- process output ---\n${c.output()}`);

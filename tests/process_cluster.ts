@@ -225,16 +225,61 @@ interface StoreSlot {
 export class ProcessCluster {
   readonly #slots: StoreSlot[];
   readonly #storeFlags: readonly string[];
+  /** Every scheduler process this cluster ran; the last one is the current one. */
+  readonly #schedulers: ChildProc[] = [];
 
   private constructor(
     readonly dir: string,
     readonly schedulerPort: number,
-    readonly scheduler: ChildProc,
     slots: StoreSlot[],
     storeFlags: readonly string[],
   ) {
     this.#slots = slots;
     this.#storeFlags = storeFlags;
+  }
+
+  /** The current scheduler process. */
+  get scheduler(): ChildProc {
+    return this.#schedulers.at(-1)!;
+  }
+
+  /** Starts (or restarts, with the same address and data dir) the scheduler. */
+  startScheduler(): ChildProc {
+    if (this.#schedulers.length > 0 && !this.scheduler.exited) {
+      throw new Error("the scheduler is already running");
+    }
+    const proc = new ChildProc(`scheduler#${this.#schedulers.length + 1}`, Deno.execPath(), [
+      "run",
+      "-A",
+      "--unstable-kv",
+      MAIN,
+      "--role",
+      "scheduler",
+      "--addr",
+      `127.0.0.1:${this.schedulerPort}`,
+      "--data-dir",
+      `${this.dir}/scheduler`,
+      "--schedule-interval-ms",
+      "50ms",
+    ]);
+    this.#schedulers.push(proc);
+    return proc;
+  }
+
+  /** Waits until the scheduler answers `/status`; returns its cluster ID. */
+  async waitSchedulerUp(timeoutMs = 20_000): Promise<number> {
+    return await pollUntil("the scheduler to answer /status", async () => {
+      if (this.scheduler.exited) {
+        throw new Error(`the scheduler exited: ${JSON.stringify(await this.scheduler.status)}`);
+      }
+      const res = await fetch(`${this.schedulerUrl}/status`, {
+        signal: AbortSignal.timeout(2_000),
+      });
+      const body = await res.json();
+      return res.status === 200 && body.role === "scheduler"
+        ? body.cluster_id as number
+        : undefined;
+    }, { timeoutMs, intervalMs: 100 });
   }
 
   /**
@@ -245,20 +290,6 @@ export class ProcessCluster {
     const n = opts.stores ?? 3;
     const dir = await Deno.makeTempDir({ prefix: "mrkv-e2e-" });
     const [schedulerPort, ...storePorts] = freePorts(n + 1);
-    const scheduler = new ChildProc("scheduler", Deno.execPath(), [
-      "run",
-      "-A",
-      "--unstable-kv",
-      MAIN,
-      "--role",
-      "scheduler",
-      "--addr",
-      `127.0.0.1:${schedulerPort}`,
-      "--data-dir",
-      `${dir}/scheduler`,
-      "--schedule-interval-ms",
-      "50ms",
-    ]);
     const slots: StoreSlot[] = storePorts.map((port, i) => ({
       port,
       dataDir: `${dir}/store${i + 1}`,
@@ -269,11 +300,11 @@ export class ProcessCluster {
     const cluster = new ProcessCluster(
       dir,
       schedulerPort!,
-      scheduler,
       slots,
       [...FAST_STORE_FLAGS, ...(opts.storeFlags ?? [])],
     );
     try {
+      cluster.startScheduler();
       for (let i = 0; i < n; i++) cluster.startStore(i);
       for (let i = 0; i < n; i++) await cluster.waitStoreUp(i);
     } catch (e) {
@@ -378,8 +409,8 @@ export class ProcessCluster {
   }
 
   /**
-   * Waits until the scheduler reports region `id` with `count` voters, one on each of the given
-   * stores if `storeIds` is set, and a leader.
+   * Waits until the scheduler reports region `id` with `count` voters, no pending peer and a
+   * leader.
    */
   async waitRegionVoters(id: number, count: number, timeoutMs = 20_000): Promise<SchedulerRegion> {
     return await pollUntil(`region ${id} to have ${count} voters and a leader`, async () => {
@@ -399,22 +430,25 @@ export class ProcessCluster {
     const stores = this.#slots.flatMap((s) => s.proc && !s.proc.exited ? [s.proc] : []);
     const statuses = await Promise.all(stores.map((p) => p.stop("SIGTERM")));
     stores.forEach((p, i) => out.set(p.name, statuses[i]!));
-    out.set("scheduler", await this.scheduler.stop("SIGTERM"));
+    if (!this.scheduler.exited) out.set(this.scheduler.name, await this.scheduler.stop("SIGTERM"));
     return out;
   }
 
   /** The captured output of every process, for a failure report. */
   output(): string {
-    return [this.scheduler, ...this.#slots.flatMap((s) => s.history)].map((p) => p.output())
-      .join("\n");
+    return this.#all().map((p) => p.output()).join("\n");
   }
 
   /** Kills whatever still runs (SIGKILL), waits for it, and removes the data. Never throws. */
   async close(): Promise<void> {
-    const all = [this.scheduler, ...this.#slots.flatMap((s) => s.history)];
+    const all = this.#all();
     for (const p of all) p.kill("SIGKILL");
     await Promise.all(all.map((p) => p.status.catch(() => {})));
     await Deno.remove(this.dir, { recursive: true }).catch(() => {});
+  }
+
+  #all(): ChildProc[] {
+    return [...this.#schedulers, ...this.#slots.flatMap((s) => s.history)];
   }
 
   #slot(i: number): StoreSlot {
