@@ -14,6 +14,8 @@
 /** The repository root (children run there so `deno.json` and its import map apply). */
 export const REPO_ROOT = new URL("..", import.meta.url).pathname;
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
+/** How long to wait for a child's output to end once it has exited. */
+const DRAIN_GRACE_MS = 2_000;
 /** Lines of output kept per process for failure reports. */
 const LOG_LINES = 200;
 const verbose = Deno.env.get("MRKV_DEBUG") === "1";
@@ -97,7 +99,10 @@ export class ChildProc {
   readonly #child: Deno.ChildProcess;
   readonly #lines: string[] = [];
   readonly #drained: Promise<void>;
-  /** Resolves once the process has exited and its output is drained. */
+  /**
+   * Resolves once the process has exited and its output is drained (or, if something it started
+   * still holds its output open, {@link DRAIN_GRACE_MS} later).
+   */
   readonly status: Promise<ExitStatus>;
   #exited: ExitStatus | undefined;
 
@@ -125,7 +130,12 @@ export class ChildProc {
     this.#drained = Promise.all([this.#drain(this.#child.stdout), this.#drain(this.#child.stderr)])
       .then(() => {});
     this.status = this.#child.status.then(async (s) => {
-      await this.#drained;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        this.#drained,
+        new Promise((r) => timer = setTimeout(r, DRAIN_GRACE_MS)),
+      ]);
+      clearTimeout(timer);
       this.#exited = { code: s.code, signal: s.signal };
       return this.#exited;
     });
@@ -170,7 +180,8 @@ export class ChildProc {
     const result = await Promise.race([this.status, timedOut]);
     clearTimeout(timer);
     if (result === "timeout") {
-      this.kill("SIGKILL");
+      if (this.#group) this.killGroup("SIGKILL");
+      else this.kill("SIGKILL");
       await this.status;
       throw new Error(
         `${this.name} (pid ${this.pid}) did not exit within ${timeoutMs} ms of ${signal}`,
