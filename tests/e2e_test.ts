@@ -113,9 +113,19 @@ async function mustReadBack(
   }));
 }
 
-/** The stores' `raft-log-gc-count-limit`, and how many writes outrun it. */
-const GC_LIMIT = 100;
-const GC_WRITES = 160;
+/**
+ * The stores' `raft-log-gc-count-limit`: above the entries written before the first restart (so
+ * that store catches up by log), below the writes of the follower step (which outrun it).
+ */
+const GC_LIMIT = 300;
+const GC_WRITES = 400;
+
+/** A counter from a store's `/metrics`. */
+function metric(text: string, name: string): number {
+  const m = new RegExp(`^${name} (\\d+)$`, "m").exec(text);
+  assert.ok(m, `metric ${name} in ${text}`);
+  return Number(m[1]);
+}
 
 /** SIGTERMs every process of `c`; each must exit with code 0. */
 async function mustShutDownCleanly(c: ProcessCluster): Promise<void> {
@@ -147,6 +157,9 @@ Deno.test(
     /** Every write the cluster acknowledged: key → value (null: deleted). */
     const acked = new Map<string, string | null>();
     const stats = { retries: 0 };
+    /** A request retried while it gets 503 or no connection (elections happen under load). */
+    const call = (method: string, target: string, body?: string | Uint8Array<ArrayBuffer>) =>
+      untilAnswered(`${method} ${target}`, () => http(method, target, body), stats);
     let passed = false;
     try {
       await mustStep(t, "region 1 reaches 3 voters on 3 distinct stores", async () => {
@@ -154,11 +167,11 @@ Deno.test(
         const storeIds = new Set(r.peers.map((p) => p.store_id));
         assert.deepEqual(storeIds, new Set(stores.map((i) => c.storeId(i))));
         for (const i of stores) {
-          const s = JSON.parse((await http("GET", url(i, "/status"))).text);
+          const s = JSON.parse((await call("GET", url(i, "/status"))).text);
           assert.equal(s.role, "store");
           assert.equal(s.healthy, true);
         }
-        const sched = JSON.parse((await http("GET", `${c.schedulerUrl}/status`)).text);
+        const sched = JSON.parse((await call("GET", `${c.schedulerUrl}/status`)).text);
         assert.equal(sched.role, "scheduler");
         assert.equal(sched.bootstrapped, true);
       });
@@ -166,57 +179,57 @@ Deno.test(
       await mustStep(t, "PUT/GET/DELETE through every store", async () => {
         for (const i of stores) {
           const key = `user/put-via-${i}`;
-          const put = await http("PUT", url(i, `/kv/${key}`), `value written through store ${i}`);
+          const put = await call("PUT", url(i, `/kv/${key}`), `value written through store ${i}`);
           assert.equal(put.status, 204, put.text);
           acked.set(key, `value written through store ${i}`);
         }
         for (const i of stores) {
           for (const j of stores) {
-            const got = await http("GET", url(j, `/kv/user/put-via-${i}`));
+            const got = await call("GET", url(j, `/kv/user/put-via-${i}`));
             assert.equal(got.status, 200, got.text);
             assert.equal(got.text, `value written through store ${i}`);
             assert.equal(got.headers.get("content-type"), "application/octet-stream");
           }
         }
         // Overwrite through one store, delete through another, read through the third.
-        assert.equal((await http("PUT", url(1, "/kv/user/put-via-0"), "second")).status, 204);
+        assert.equal((await call("PUT", url(1, "/kv/user/put-via-0"), "second")).status, 204);
         acked.set("user/put-via-0", "second");
-        assert.equal((await http("GET", url(2, "/kv/user/put-via-0"))).text, "second");
-        assert.equal((await http("DELETE", url(2, "/kv/user/put-via-1"))).status, 204);
+        assert.equal((await call("GET", url(2, "/kv/user/put-via-0"))).text, "second");
+        assert.equal((await call("DELETE", url(2, "/kv/user/put-via-1"))).status, 204);
         acked.set("user/put-via-1", null);
         for (const j of stores) {
           assertError(
-            await http("GET", url(j, "/kv/user/put-via-1")),
+            await call("GET", url(j, "/kv/user/put-via-1")),
             404,
             "KeyNotFound",
             "deleted",
           );
-          assertError(await http("GET", url(j, "/kv/never-written")), 404, "KeyNotFound", "absent");
+          assertError(await call("GET", url(j, "/kv/never-written")), 404, "KeyNotFound", "absent");
         }
         // Deleting an absent key is not an error.
-        assert.equal((await http("DELETE", url(0, "/kv/never-written"))).status, 204);
+        assert.equal((await call("DELETE", url(0, "/kv/never-written"))).status, 204);
         // An empty value is a value.
-        assert.equal((await http("PUT", url(0, "/kv/user/empty"), "")).status, 204);
+        assert.equal((await call("PUT", url(0, "/kv/user/empty"), "")).status, 204);
         acked.set("user/empty", "");
-        const empty = await http("GET", url(2, "/kv/user/empty"));
+        const empty = await call("GET", url(2, "/kv/user/empty"));
         assert.equal(empty.status, 200);
         assert.equal(empty.body.length, 0);
         // Keys are percent-decoded bytes: spaces, slashes, UTF-8.
         const odd = "odd key/with ü & ?#";
-        assert.equal((await http("PUT", url(1, `/kv/${keyPath(odd)}`), "odd")).status, 204);
+        assert.equal((await call("PUT", url(1, `/kv/${keyPath(odd)}`), "odd")).status, 204);
         acked.set(odd, "odd");
-        assert.equal((await http("GET", url(0, `/kv/${encodeURIComponent(odd)}`))).text, "odd");
+        assert.equal((await call("GET", url(0, `/kv/${encodeURIComponent(odd)}`))).text, "odd");
       });
 
       await mustStep(t, "scan across stores, with paging and base64 for binary keys", async () => {
         const keys = Array.from({ length: 20 }, (_, i) => `scan/${String(i).padStart(3, "0")}`);
         for (const [n, key] of keys.entries()) {
-          const r = await http("PUT", url(n % 3, `/kv/${key}`), `v${n}`);
+          const r = await call("PUT", url(n % 3, `/kv/${key}`), `v${n}`);
           assert.equal(r.status, 204, r.text);
           acked.set(key, `v${n}`);
         }
         for (const i of stores) {
-          const r = await http("GET", url(i, "/kv?start=scan/&end=scan0&limit=100"));
+          const r = await call("GET", url(i, "/kv?start=scan/&end=scan0&limit=100"));
           assert.equal(r.status, 200, r.text);
           assert.match(r.headers.get("content-type") ?? "", /application\/json/);
           const page = JSON.parse(r.text);
@@ -229,7 +242,7 @@ Deno.test(
         for (let pages = 0; start !== null; pages++) {
           assert.ok(pages < 10, "paging does not end");
           const q = `start=${encodeURIComponent(start)}&end=scan0&limit=6`;
-          const r = await http("GET", url(pages % 3, `/kv?${q}`));
+          const r = await call("GET", url(pages % 3, `/kv?${q}`));
           assert.equal(r.status, 200, r.text);
           const page = JSON.parse(r.text) as { kvs: { key: string }[]; next: string | null };
           assert.ok(page.kvs.length <= 6);
@@ -238,7 +251,7 @@ Deno.test(
         }
         assert.deepEqual(seen, keys);
         // No `end`: scan to the end of the key space.
-        const tail = JSON.parse((await http("GET", url(2, "/kv?start=scan/019&limit=100"))).text);
+        const tail = JSON.parse((await call("GET", url(2, "/kv?start=scan/019&limit=100"))).text);
         assert.equal(tail.kvs[0].key, "scan/019");
         assert.ok(tail.kvs.every((kv: { key: string }) => kv.key >= "scan/019"));
 
@@ -246,15 +259,15 @@ Deno.test(
         const bin = [0, 1, 2].map((n) => Uint8Array.of(0x00, 0xff, 0xfe, n));
         const binValue = (n: number) => Uint8Array.of(0xc3, 0x28, n, 0x00);
         for (const [n, key] of bin.entries()) {
-          const r = await http("PUT", url(n, `/kv/${keyPath(key)}`), binValue(n));
+          const r = await call("PUT", url(n, `/kv/${keyPath(key)}`), binValue(n));
           assert.equal(r.status, 204, r.text);
         }
         for (const i of stores) {
-          const got = await http("GET", url(i, `/kv/${keyPath(bin[1]!)}`));
+          const got = await call("GET", url(i, `/kv/${keyPath(bin[1]!)}`));
           assert.deepEqual(got.body, binValue(1));
           const start = Uint8Array.of(0x00).toBase64();
           const end = Uint8Array.of(0x01).toBase64();
-          const r = await http(
+          const r = await call(
             "GET",
             url(
               i,
@@ -272,7 +285,7 @@ Deno.test(
           assert.equal(page.next, null);
         }
         // Without encoding=base64, bytes that are not UTF-8 come as key_base64/value_base64.
-        const plain = JSON.parse((await http("GET", url(0, "/kv?limit=1"))).text);
+        const plain = JSON.parse((await call("GET", url(0, "/kv?limit=1"))).text);
         assert.deepEqual(plain.kvs[0], {
           key_base64: bin[0]!.toBase64(),
           value_base64: binValue(0).toBase64(),
@@ -285,31 +298,31 @@ Deno.test(
         "bad requests get 400/413 JSON errors and leave nothing behind",
         async () => {
           const s = (i: number) => c.storeUrl(i);
-          assertError(await http("PUT", `${s(0)}/kv/`, "x"), 400, "BadRequest", "empty key");
-          assertError(await http("GET", `${s(1)}/kv/`), 400, "BadRequest", "empty key GET");
+          assertError(await call("PUT", `${s(0)}/kv/`, "x"), 400, "BadRequest", "empty key");
+          assertError(await call("GET", `${s(1)}/kv/`), 400, "BadRequest", "empty key GET");
           const long = "k".repeat(1025);
           assertError(
-            await http("PUT", `${s(1)}/kv/${long}`, "x"),
+            await call("PUT", `${s(1)}/kv/${long}`, "x"),
             400,
             "BadRequest",
             "1025-byte key",
           );
           assertError(
-            await http("GET", `${s(2)}/kv/${long}`),
+            await call("GET", `${s(2)}/kv/${long}`),
             400,
             "BadRequest",
             "1025-byte key GET",
           );
-          assertError(await http("PUT", `${s(2)}/kv/%ZZ`, "x"), 400, "BadRequest", "bad escape");
+          assertError(await call("PUT", `${s(2)}/kv/%ZZ`, "x"), 400, "BadRequest", "bad escape");
           const max = "m".repeat(1024);
-          assert.equal((await http("PUT", `${s(2)}/kv/${max}`, "at the limit")).status, 204);
+          assert.equal((await call("PUT", `${s(2)}/kv/${max}`, "at the limit")).status, 204);
           acked.set(max, "at the limit");
-          assert.equal((await http("GET", `${s(0)}/kv/${max}`)).text, "at the limit");
+          assert.equal((await call("GET", `${s(0)}/kv/${max}`)).text, "at the limit");
 
           const mib = 1024 * 1024;
           const tooBig = new Uint8Array(mib + 1).fill(7);
-          assertError(await http("PUT", `${s(0)}/kv/big`, tooBig), 413, "TooLarge", "1 MiB + 1");
-          assertError(await http("PUT", `${s(1)}/kv/big`, tooBig), 413, "TooLarge", "forwarded");
+          assertError(await call("PUT", `${s(0)}/kv/big`, tooBig), 413, "TooLarge", "1 MiB + 1");
+          assertError(await call("PUT", `${s(1)}/kv/big`, tooBig), 413, "TooLarge", "forwarded");
           // The same without Content-Length (chunked, as `curl -T -` sends it): cut off at the limit.
           const chunked = await fetch(`${s(2)}/kv/big`, {
             method: "PUT",
@@ -328,31 +341,31 @@ Deno.test(
           };
           assertError(chunkedReply, 413, "TooLarge", "chunked 1 MiB + 64 KiB");
           for (const i of stores) {
-            assertError(await http("GET", `${s(i)}/kv/big`), 404, "KeyNotFound", "no partial data");
+            assertError(await call("GET", `${s(i)}/kv/big`), 404, "KeyNotFound", "no partial data");
           }
           // Exactly 1 MiB is allowed and reads back whole through every store.
           const oneMib = new Uint8Array(mib).map((_, n) => n * 31);
-          assert.equal((await http("PUT", `${s(1)}/kv/big`, oneMib)).status, 204);
+          assert.equal((await call("PUT", `${s(1)}/kv/big`, oneMib)).status, 204);
           for (const i of stores) {
-            const got = await http("GET", `${s(i)}/kv/big`);
+            const got = await call("GET", `${s(i)}/kv/big`);
             assert.equal(got.status, 200);
             assert.equal(got.body.length, mib);
             assert.ok(got.body.every((b, n) => b === ((n * 31) & 0xff)), "1 MiB value intact");
           }
-          assert.equal((await http("DELETE", `${s(2)}/kv/big`)).status, 204);
+          assert.equal((await call("DELETE", `${s(2)}/kv/big`)).status, 204);
           acked.set("big", null);
 
           for (const q of ["limit=0", "limit=abc", "limit=10001", "limit=-1", "limit=1.5"]) {
-            assertError(await http("GET", `${s(0)}/kv?${q}`), 400, "BadRequest", q);
+            assertError(await call("GET", `${s(0)}/kv?${q}`), 400, "BadRequest", q);
           }
-          assertError(await http("GET", `${s(1)}/kv?encoding=hex`), 400, "BadRequest", "encoding");
+          assertError(await call("GET", `${s(1)}/kv?encoding=hex`), 400, "BadRequest", "encoding");
           assertError(
-            await http("GET", `${s(2)}/kv?encoding=base64&start=!!!`),
+            await call("GET", `${s(2)}/kv?encoding=base64&start=!!!`),
             400,
             "BadRequest",
             "bad base64",
           );
-          assertError(await http("POST", `${s(0)}/no/such/route`), 404, "NotFound", "no route");
+          assertError(await call("POST", `${s(0)}/no/such/route`), 404, "NotFound", "no route");
         },
       );
 
@@ -361,7 +374,7 @@ Deno.test(
         const leaderSlot = c.slotOf(region.leader!.store_id);
         const follower = stores.find((i) => i !== leaderSlot)!;
         await pollUntil("the follower to hold user/put-via-2 locally", async () => {
-          const r = await http("GET", url(follower, "/debug/kv/user/put-via-2"));
+          const r = await call("GET", url(follower, "/debug/kv/user/put-via-2"));
           if (r.status !== 200) return undefined;
           assert.equal(r.text, "value written through store 2");
           assert.equal(r.headers.get("x-region-id"), "1");
@@ -369,12 +382,12 @@ Deno.test(
         });
         // A delete reaches the follower's engine too.
         await pollUntil("the follower to drop user/put-via-1", async () => {
-          const r = await http("GET", url(follower, "/debug/kv/user/put-via-1"));
+          const r = await call("GET", url(follower, "/debug/kv/user/put-via-1"));
           if (r.status === 200) return undefined;
           assertError(r, 404, "KeyNotFound", "debug kv of a deleted key");
           return true;
         });
-        const dbg = JSON.parse((await http("GET", url(follower, "/debug/regions"))).text);
+        const dbg = JSON.parse((await call("GET", url(follower, "/debug/regions"))).text);
         assert.equal(dbg.store_id, c.storeId(follower));
         const r1 = dbg.regions.find((r: { region: { id: number } }) => r.region.id === 1);
         assert.ok(r1, `region 1 on the follower: ${JSON.stringify(dbg)}`);
@@ -435,7 +448,7 @@ Deno.test(
           });
           assert.ok(survivors.map((i) => c.storeId(i)).includes(after.leader!.store_id));
           const leaders = await Promise.all(
-            survivors.map(async (i) => JSON.parse((await http("GET", url(i, "/status"))).text)),
+            survivors.map(async (i) => JSON.parse((await call("GET", url(i, "/status"))).text)),
           );
           assert.equal(leaders.reduce((n, s) => n + s.leaders, 0), 1, "one leader among survivors");
         },
@@ -449,13 +462,16 @@ Deno.test(
         await pollUntil(
           "the restarted store to hold the writes made while it was down",
           async () => {
-            const r = await http("GET", url(killed, "/debug/kv/after-crash/009"));
+            const r = await call("GET", url(killed, "/debug/kv/after-crash/009"));
             if (r.status !== 200) return undefined;
             assert.equal(r.text, "a9");
             assert.equal(r.headers.get("x-region-id"), "1");
             return true;
           },
         );
+        // The leader's log still held what it missed (fewer entries than the GC limit so far).
+        const metrics = (await call("GET", url(killed, "/metrics"))).text;
+        assert.equal(metric(metrics, "mrkv_snapshots_applied_total"), 0, "caught up by log");
         // It takes writes again, and the others see them.
         const r = await untilAnswered(
           "PUT through the restarted store",
@@ -464,7 +480,7 @@ Deno.test(
         );
         assert.equal(r.status, 204, r.text);
         acked.set("after-restart", "back");
-        const dbg = JSON.parse((await http("GET", url(killed, "/debug/regions"))).text);
+        const dbg = JSON.parse((await call("GET", url(killed, "/debug/regions"))).text);
         assert.equal(dbg.store_id, id);
         assert.equal(
           dbg.regions.find((x: { region: { id: number } }) => x.region.id === 1)?.peer_state,
@@ -477,7 +493,7 @@ Deno.test(
         // And every store's engine converges on the last write.
         await pollUntil("every store to hold after-restart locally", async () => {
           for (const i of stores) {
-            if ((await http("GET", url(i, "/debug/kv/after-restart"))).status !== 200) return false;
+            if ((await call("GET", url(i, "/debug/kv/after-restart"))).status !== 200) return false;
           }
           return true;
         });
@@ -492,7 +508,7 @@ Deno.test(
           const follower = stores.find((i) => i !== leader)!;
           const alive = stores.filter((i) => i !== follower);
           const peerOn = async (i: number) => {
-            const dbg = JSON.parse((await http("GET", url(i, "/debug/regions"))).text);
+            const dbg = JSON.parse((await call("GET", url(i, "/debug/regions"))).text);
             return dbg.regions.find((x: { region: { id: number } }) => x.region.id === 1);
           };
           const appliedAtKill = (await peerOn(follower)).applied_index as number;
@@ -518,14 +534,14 @@ Deno.test(
           c.startStore(follower);
           await c.waitStoreUp(follower);
           await pollUntil("the restarted follower to hold the last write", async () => {
-            const r = await http(
+            const r = await call(
               "GET",
               url(follower, `/debug/kv/gc/3/${String(GC_WRITES / 4 - 1).padStart(3, "0")}`),
             );
             return r.status === 200 || undefined;
           });
-          const metrics = (await http("GET", url(follower, "/metrics"))).text;
-          const applied = Number(/^mrkv_snapshots_applied_total (\d+)$/m.exec(metrics)?.[1]);
+          const metrics = (await call("GET", url(follower, "/metrics"))).text;
+          const applied = metric(metrics, "mrkv_snapshots_applied_total");
           assert.ok(
             applied >= 1,
             `the follower (applied ${appliedAtKill}) installed a snapshot (truncated ${truncated})`,
@@ -560,7 +576,7 @@ Deno.test(
           }
           c.startScheduler();
           assert.equal(await c.waitSchedulerUp(), clusterId, "same cluster ID after restart");
-          const listed = JSON.parse((await http("GET", `${c.schedulerUrl}/pd/api/v1/stores`)).text);
+          const listed = JSON.parse((await call("GET", `${c.schedulerUrl}/pd/api/v1/stores`)).text);
           assert.deepEqual(
             new Set(listed.stores.map((s: { store: { id: number } }) => s.store.id)),
             new Set(stores.map((i) => c.storeId(i))),

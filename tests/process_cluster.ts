@@ -424,12 +424,17 @@ export class ProcessCluster {
    * leader.
    */
   async waitRegionVoters(id: number, count: number, timeoutMs = 20_000): Promise<SchedulerRegion> {
-    return await pollUntil(`region ${id} to have ${count} voters and a leader`, async () => {
-      const r = await this.region(id);
-      if (!r || !r.leader) return undefined;
-      const voters = r.peers.filter((p) => p.role === "Voter");
-      return voters.length === count && r.pending_peers.length === 0 ? r : undefined;
-    }, { timeoutMs, intervalMs: 100 });
+    let last: SchedulerRegion | undefined;
+    try {
+      return await pollUntil(`region ${id} to have ${count} voters and a leader`, async () => {
+        const r = last = await this.region(id);
+        if (!r || !r.leader) return undefined;
+        const voters = r.peers.filter((p) => p.role === "Voter");
+        return voters.length === count && r.pending_peers.length === 0 ? r : undefined;
+      }, { timeoutMs, intervalMs: 100 });
+    } catch (e) {
+      throw new Error(`${(e as Error).message}; last seen: ${JSON.stringify(last)}`, { cause: e });
+    }
   }
 
   /**
