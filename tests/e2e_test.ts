@@ -677,7 +677,7 @@ Deno.test("e2e: `deno task start` brings up a playground a newcomer can curl; SI
       passed = true;
       return;
     }
-    assert.equal(state, "up", `the playground exited: ${JSON.stringify(await task.status)}`);
+    if (state !== "up") assert.fail(`the playground exited: ${JSON.stringify(await task.status)}`);
     const stats = { retries: 0 };
     const put = await untilAnswered(
       "PUT hello on the playground",
