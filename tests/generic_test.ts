@@ -220,7 +220,9 @@ Deno.test(
 );
 
 Deno.test(
-  "log GC: a small log limit compacts logs and a crashed store catches up by snapshot",
+  // (Catching up by snapshot is asserted deterministically in conf_change_test.ts: whether a
+  // randomly crashed store restarts behind the compacted log depends on timing here.)
+  "log GC under crashes: a small log limit keeps compacting and restarted stores catch up",
   opts,
   () =>
     scenario(
@@ -232,8 +234,6 @@ Deno.test(
               p.storage.applyState.truncatedIndex > 5
             )
           ));
-        const snapshots = c.running().reduce((sum, n) => sum + n.store.stats.snapshotsApplied, 0);
-        assert.ok(snapshots > 0, "some store caught up by snapshot");
       },
     ),
 );
