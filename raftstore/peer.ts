@@ -274,7 +274,15 @@ export class Peer {
       // Renew ahead of expiry so steady read traffic never falls back to ReadIndex.
       if (this.#leaseUntil - performance.now() < this.leaseMs / 2) this.#renewLease = true;
       this.leaseReads++;
-      return;
+      // The lease makes this leader's commit index a valid read index, but a write may already
+      // be acknowledged above what it has applied: a follower answers writes it proposed once
+      // it applies them, and followers can hear of a commit before the leader's own apply has
+      // landed (appends leave before the leader's write). So wait for apply to reach it.
+      const index = this.raw.raft.raftLog.committed;
+      if (this.appliedIndex >= index) return;
+      return await new Promise((resolve, reject) =>
+        this.#readsWaitingApply.push({ index, reads: [{ resolve, reject }] })
+      );
     }
     return await new Promise((resolve, reject) => this.#readsToSend.push({ resolve, reject }));
   }

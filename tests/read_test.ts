@@ -57,3 +57,27 @@ Deno.test(
       assert.equal(await c.get("x", oldSlot), "new");
     }),
 );
+
+Deno.test(
+  "a write acknowledged by a busy follower is seen by the next read through the leader",
+  opts,
+  () =>
+    withCluster({ stores: 3 }, async (c) => {
+      const leader = c.leaderOf(1)!;
+      const leaderSlot = c.nodes.findIndex((n) => n?.store.storeId === leader.storeId);
+      const follower = c.nodes.findIndex((n, i) => n !== undefined && i !== leaderSlot);
+      // A slow disk on the leader: its appends leave before its own write (thesis §10.2.1), so
+      // followers can learn of a commit and apply it well before the leader's apply lands.
+      c.node(leaderSlot).store.engine.beforeCommit = () => new Promise((r) => setTimeout(r, 20));
+      // 32 writers through one follower keep it busy, so it proposes the writes itself and
+      // answers once it has applied them; each writer then reads its key through the leader.
+      await Promise.all(Array.from({ length: 32 }, async (_, w) => {
+        for (let n = 0; n < 5; n++) {
+          const key = `lin${w}-${n}`;
+          await c.put(key, `v${n}`, follower);
+          assert.equal(await c.get(key, leaderSlot), `v${n}`, `read after acknowledged ${key}`);
+        }
+      }));
+      assert.ok(c.node(follower).kv.viaRaft > 0, "the follower forwarded writes through Raft");
+    }),
+);
