@@ -30,6 +30,8 @@ export interface EntryResult {
   readonly error?: MrkvError;
   /** The request ID of a write proposed on a follower. */
   readonly requestId?: number;
+  /** A membership change or admin command (answered only once its effects are in place). */
+  readonly admin?: boolean;
 }
 
 /** A change to the region that the store must act on after the batch is written. */
@@ -51,6 +53,8 @@ export interface ApplyOutcome {
   writtenBytes: number;
   readonly results: EntryResult[];
   readonly effects: AdminEffect[];
+  /** How many of `results` the store answered before the write landed. */
+  answered: number;
 }
 
 /** Phases of the Ready loop's apply batch: data before the state that says it is applied. */
@@ -70,16 +74,25 @@ export function applyEntries(
   wb: WriteBatch,
   phases: ApplyPhases,
 ): ApplyOutcome {
-  const out: ApplyOutcome = { region, appliedIndex, writtenBytes: 0, results: [], effects: [] };
+  const out: ApplyOutcome = {
+    region,
+    appliedIndex,
+    writtenBytes: 0,
+    results: [],
+    effects: [],
+    answered: 0,
+  };
   for (const e of entries) {
     if (e.index <= out.appliedIndex) continue;
     let error: MrkvError | undefined;
     let requestId: number | undefined;
+    let admin = e.type === "ConfChange";
     try {
       if (e.type === "ConfChange") execConfChangeEntry(out, e, wb, phases);
       else if (e.data.length > 0) {
         const cmd = decodeCmd(e.data);
         requestId = cmd.header.requestId;
+        admin = cmd.admin !== undefined;
         execCmd(out, cmd, wb, phases);
       }
     } catch (err) {
@@ -87,7 +100,7 @@ export function applyEntries(
       error = err;
     }
     out.appliedIndex = e.index;
-    out.results.push({ index: e.index, term: e.term, error, requestId });
+    out.results.push({ index: e.index, term: e.term, error, requestId, admin });
   }
   return out;
 }

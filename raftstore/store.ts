@@ -22,7 +22,7 @@ import { isEmptySnapshot, type Message, type Ready } from "../raft/mod.ts";
 import type { KvEngine, WriteBatch } from "../storage/mod.ts";
 import { MrkvError } from "../proto/errors.ts";
 import { epochEqual, type Peer as PeerMeta, rangesOverlap, type Region } from "../proto/metapb.ts";
-import { type AdminEffect, applyEntries, type ApplyOutcome } from "./apply.ts";
+import { type AdminEffect, applyEntries, type ApplyOutcome, type EntryResult } from "./apply.ts";
 import { Peer, type PeerConfig } from "./peer.ts";
 import { PeerStorage, RAFT_INIT_LOG_INDEX, RAFT_INIT_LOG_TERM } from "./peer_storage.ts";
 import { StoreMeta } from "./store_meta.ts";
@@ -61,6 +61,17 @@ export interface StoreLogger {
   error(msg: string): void;
 }
 
+/**
+ * How many results, from the start, may be answered before the write that applies them lands:
+ * data commands whose entries are at or below `persisted` (on disk before this pass). Admin
+ * commands wait (their effects are acted on after the write), and answers stay in index order.
+ */
+function earlyResults(results: readonly EntryResult[], persisted: number): number {
+  let n = 0;
+  while (n < results.length && !results[n]!.admin && results[n]!.index <= persisted) n++;
+  return n;
+}
+
 /** Messages only a leader sends, replicating its log; they may leave before its write. */
 function isLeaderReplication(m: Message): boolean {
   return m.type === "MsgApp" || m.type === "MsgHeartbeat" || m.type === "MsgSnap";
@@ -89,8 +100,14 @@ export class Store {
    * range delete could remove data the new peer just installed.
    */
   #destroying = new Map<number, Promise<void>>();
-  /** Serializes inbound message handling (peer creation is async). */
-  #inbound: Promise<void> = Promise.resolve();
+  /**
+   * Opens the inbound queue once {@link start} has loaded every peer: a message handled before
+   * that would find no peer for its region and create a second one over the same Raft state.
+   * (Declared before `#inbound`, whose initializer sets it.)
+   */
+  #started: () => void = () => {};
+  /** Serializes inbound message handling (peer creation is async); held until started. */
+  #inbound: Promise<void> = new Promise((resolve) => (this.#started = resolve));
   /** Counters for /metrics. */
   readonly stats = {
     readyPasses: 0,
@@ -142,6 +159,7 @@ export class Store {
       await this.#loadPeer(region);
     }
     this.#ticker = setInterval(() => this.#tick(), this.config.raftTickMs);
+    this.#started();
     this.log.info(`store ${this.storeId}: started with ${this.peers.size} region peers`);
   }
 
@@ -178,6 +196,7 @@ export class Store {
   /** Stops ticking and the Ready loop; the engine stays open (the caller owns it). */
   stop(): void {
     this.#stopped = true;
+    this.#started(); // queued messages are dropped (the loop checks #stopped), not awaited forever
     clearInterval(this.#ticker);
     this.transport?.close();
     for (const p of this.peers.values()) {
@@ -279,6 +298,12 @@ export class Store {
     this.#sendMessages(readies, true);
 
     // 2. One write: entries (phase 0), hard states (1), applied data (2), apply state (3).
+    // First note how much of each log was on disk before this pass (see earlyResults).
+    const persisted = new Map<Peer, number>();
+    for (const [p, rd] of readies) {
+      const before = p.storage.lastIndex();
+      persisted.set(p, rd.entries.length > 0 ? Math.min(before, rd.entries[0]!.index - 1) : before);
+    }
     const wb = this.engine.batch();
     for (const [p, rd] of readies) {
       p.storage.append(rd.entries, wb.atPhase(PHASE_ENTRIES));
@@ -301,6 +326,16 @@ export class Store {
       });
       outcomes.push([p, outcome]);
       this.stats.entriesApplied += rd.committedEntries.length;
+    }
+    // Data writes whose entries earlier passes persisted are answered now, before this write
+    // lands: each is committed — on this store's disk and on a quorum's — so a crash now only
+    // means replaying it from the log, and readers wait until the applied index (advanced after
+    // the write) covers their read index. An entry persisted by this very write (a single-voter
+    // region commits in the same Ready) waits for the write like everything else.
+    for (const [p, outcome] of outcomes) {
+      const early = earlyResults(outcome.results, persisted.get(p)!);
+      if (early > 0) p.onApplied(outcome.results.slice(0, early));
+      outcome.answered = early;
     }
     if (wb.size > 0) {
       const started = performance.now();
@@ -424,10 +459,10 @@ export class Store {
         this.meta.setRegion(p.region, true);
         this.observer?.regionChanged(p);
       }
-      p.onApplied(outcome.results);
+      p.onApplied(outcome.results.slice(outcome.answered));
       p.releaseReads();
     } else {
-      p.onApplied(outcome.results);
+      p.onApplied(outcome.results.slice(outcome.answered));
     }
   }
 

@@ -129,11 +129,12 @@ Deno.test(
         0,
         "10 entries behind: caught up by log",
       );
+      const followerLast = c.node(slot).store.peers.get(1)!.storage.lastIndex();
       await c.stopStore(slot);
       for (let i = 0; i < 80; i++) await c.put(`gc${i}`, "b");
       await waitFor(
-        "the leader to compact its log",
-        () => (c.leaderOf(1)?.storage.applyState.truncatedIndex ?? 0) > 20,
+        "the leader to compact its log past the stopped follower's",
+        () => (c.leaderOf(1)?.storage.applyState.truncatedIndex ?? 0) > followerLast,
       );
       await c.startStore(slot);
       await c.waitLocal(slot, "gc79", "b");

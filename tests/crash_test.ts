@@ -57,7 +57,21 @@ Deno.test(
       await waitFor(
         "every store to apply everything",
         () => c.running().every((n) => n.store.peers.get(1)!.appliedIndex >= leader.appliedIndex),
-      );
+      ).catch((e) => {
+        const state = c.running().map((n) => {
+          const p = n.store.peers.get(1)!;
+          const st = p.raw.status();
+          return `store ${n.store.storeId} peer ${p.meta.id} region ${
+            JSON.stringify(p.region.peers)
+          }: ` +
+            `${st.softState.raftState} term ${st.hardState.term} ` +
+            `commit ${st.hardState.commit} applied ${p.appliedIndex} last ${p.storage.lastIndex()} ` +
+            `truncated ${p.storage.applyState.truncatedIndex} progress ${
+              JSON.stringify(st.progress)
+            }`;
+        });
+        throw new Error(`${(e as Error).message}\n${state.join("\n")}`);
+      });
       const dumps = await Promise.all(
         c.running().map(async (n) =>
           (await n.store.engine.scan(b("w"), b("x"), 100_000)).map((kv) =>
