@@ -198,3 +198,18 @@ export class MockCluster implements ClusterView {
     return this;
   }
 }
+
+/** Store stats with nothing in them: a heartbeat that only says the store is alive. */
+export function emptyStoreStats(storeId: number) {
+  return {
+    storeId,
+    capacity: 0,
+    available: 0,
+    usedSize: 0,
+    regionCount: 0,
+    leaderCount: 0,
+    sendingSnapCount: 0,
+    receivingSnapCount: 0,
+    isBusy: false,
+  };
+}

@@ -8,20 +8,10 @@ import type { Peer, Region } from "../proto/metapb.ts";
 import type { OperatorStep } from "../proto/pdpb.ts";
 import { heartbeat, openTestCluster, region, voter } from "./_test_cluster.ts";
 import { Coordinator, LiveView } from "./coordinator.ts";
-import { seededRandom } from "./_mock_cluster.ts";
+import { emptyStoreStats, seededRandom } from "./_mock_cluster.ts";
 import type { Cluster } from "./cluster.ts";
 
-const stats = (storeId: number) => ({
-  storeId,
-  capacity: 0,
-  available: 0,
-  usedSize: 0,
-  regionCount: 0,
-  leaderCount: 0,
-  sendingSnapCount: 0,
-  receivingSnapCount: 0,
-  isBusy: false,
-});
+const stats = emptyStoreStats;
 
 /** Applies a step to a region the way a store would. */
 function apply(r: Region, leader: Peer, step: OperatorStep): [Region, Peer] {

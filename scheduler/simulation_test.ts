@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import type { Peer, Region } from "../proto/metapb.ts";
 import type { OperatorStep } from "../proto/pdpb.ts";
-import { seededRandom } from "./_mock_cluster.ts";
+import { emptyStoreStats, seededRandom } from "./_mock_cluster.ts";
 import { heartbeat, openTestCluster, type TestCluster } from "./_test_cluster.ts";
 import { Coordinator } from "./coordinator.ts";
 import { BALANCE_LEADER_NAME, BALANCE_REGION_NAME } from "./schedulers/mod.ts";
@@ -141,17 +141,7 @@ class Sim {
     for (let round = 1; round <= maxRounds; round++) {
       this.t.clock.advance(100);
       for (const id of STORES) {
-        c.handleStoreHeartbeat({
-          storeId: id,
-          capacity: 0,
-          available: 0,
-          usedSize: 0,
-          regionCount: 0,
-          leaderCount: 0,
-          sendingSnapCount: 0,
-          receivingSnapCount: 0,
-          isBusy: false,
-        });
+        c.handleStoreHeartbeat(emptyStoreStats(id));
       }
       const added = await this.coordinator.tick();
       for (const op of c.operators.running()) {

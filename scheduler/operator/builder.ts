@@ -68,6 +68,15 @@ export function createAddPeerOperator(
   return make(desc, kind, r, addPeerSteps(r, storeId, ctx)[0], ctx);
 }
 
+/** The region's peer on `storeId`, or a `BadRequest` saying there is none. */
+function mustPeerOnStore(r: RegionInfo, storeId: number): Peer {
+  const peer = r.meta.peers.find((p) => p.storeId === storeId);
+  if (!peer) {
+    throw new MrkvError("BadRequest", `region ${r.meta.id} has no peer on store ${storeId}`);
+  }
+  return peer;
+}
+
 /** Removes the peer on `storeId`, transferring leadership away first if it leads. */
 export function createRemovePeerOperator(
   desc: string,
@@ -76,10 +85,7 @@ export function createRemovePeerOperator(
   storeId: number,
   ctx: BuildContext,
 ): Operator {
-  const peer = r.meta.peers.find((p) => p.storeId === storeId);
-  if (!peer) {
-    throw new MrkvError("BadRequest", `region ${r.meta.id} has no peer on store ${storeId}`);
-  }
+  const peer = mustPeerOnStore(r, storeId);
   if (r.meta.peers.length === 1) {
     throw new MrkvError("BadRequest", `cannot remove the last peer of region ${r.meta.id}`);
   }
@@ -107,8 +113,7 @@ export function createMovePeerOperator(
   target: number,
   ctx: BuildContext,
 ): Operator {
-  const old = r.meta.peers.find((p) => p.storeId === source);
-  if (!old) throw new MrkvError("BadRequest", `region ${r.meta.id} has no peer on store ${source}`);
+  const old = mustPeerOnStore(r, source);
   const [steps] = addPeerSteps(r, target, ctx);
   const promoted = (steps[1] as { peer: Peer }).peer;
   if (r.leader?.id === old.id) steps.push({ type: "TransferLeader", peer: promoted });
@@ -124,10 +129,7 @@ export function createTransferLeaderOperator(
   storeId: number,
   ctx: BuildContext,
 ): Operator {
-  const peer = r.meta.peers.find((p) => p.storeId === storeId);
-  if (!peer) {
-    throw new MrkvError("BadRequest", `region ${r.meta.id} has no peer on store ${storeId}`);
-  }
+  const peer = mustPeerOnStore(r, storeId);
   if (peer.role !== "Voter") {
     throw new MrkvError(
       "BadRequest",
