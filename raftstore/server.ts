@@ -10,6 +10,7 @@ import type { Context } from "hono";
 import { errorResponse, MrkvError } from "../proto/errors.ts";
 import { percentDecodeBytes } from "../proto/codec.ts";
 import { readBodyLimited } from "../proto/http_body.ts";
+import { keyJson, utf8OrNull } from "../proto/json.ts";
 import type { Region } from "../proto/metapb.ts";
 import { MAX_VALUE_BYTES } from "./cmd.ts";
 import { FORWARDED_HEADER, type KvService } from "./kv_service.ts";
@@ -200,16 +201,6 @@ function keyFromPath(c: Context, prefix = "/kv/"): Uint8Array {
   return key;
 }
 
-const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
-
-function utf8OrNull(b: Uint8Array): string | null {
-  try {
-    return strictUtf8.decode(b);
-  } catch {
-    return null;
-  }
-}
-
 /** A scan pair as JSON; bytes that are not UTF-8 go as `key_base64`/`value_base64`. */
 function pairJson(key: Uint8Array, value: Uint8Array, render: (b: Uint8Array) => string | null) {
   const out: Record<string, string> = {};
@@ -220,11 +211,6 @@ function pairJson(key: Uint8Array, value: Uint8Array, render: (b: Uint8Array) =>
   if (v === null) out.value_base64 = value.toBase64();
   else out.value = v;
   return out;
-}
-
-function keyJson(name: string, key: Uint8Array): Record<string, string> {
-  const s = utf8OrNull(key);
-  return s === null ? { [`${name}_hex`]: key.toHex() } : { [name]: s };
 }
 
 function regionJson(r: Region) {

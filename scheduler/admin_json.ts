@@ -5,23 +5,13 @@
  *
  * @module
  */
+import { keyJson } from "../proto/json.ts";
 import type { Peer } from "../proto/metapb.ts";
 import type { OperatorStep } from "../proto/pdpb.ts";
 import { describeStep, type Operator } from "./operator/operator.ts";
 import type { RegionInfo } from "./region_info.ts";
 import type { StoreRegionStats } from "./regions_info.ts";
 import type { StoreInfo, StoreStateName } from "./store_info.ts";
-
-const utf8 = new TextDecoder("utf-8", { fatal: true });
-
-/** `{name: "text"}` or `{name_hex: "74657874"}` for a key. */
-export function keyJson(name: string, key: Uint8Array): Record<string, string> {
-  try {
-    return { [name]: utf8.decode(key) };
-  } catch {
-    return { [`${name}_hex`]: [...key].map((b) => b.toString(16).padStart(2, "0")).join("") };
-  }
-}
 
 /** Decodes a hex string to bytes, or returns undefined if it is not hex. */
 export function hexToBytes(hex: string): Uint8Array | undefined {
