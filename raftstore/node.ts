@@ -8,6 +8,7 @@
  * @module
  */
 import { KvEngine } from "../storage/mod.ts";
+import { DirLock } from "../proto/dir_lock.ts";
 import { errorResponse, MrkvError } from "../proto/errors.ts";
 import { HeartbeatWorker } from "./heartbeat.ts";
 import { type ForwardFn, KvService } from "./kv_service.ts";
@@ -48,6 +49,7 @@ export interface StoreNodeOptions {
 export class StoreNode {
   #server: Deno.HttpServer | undefined;
   #ownsEngine: boolean;
+  #lock: DirLock | undefined;
 
   constructor(
     readonly store: Store,
@@ -55,8 +57,10 @@ export class StoreNode {
     readonly app: Hono,
     readonly workers: { heartbeat: HeartbeatWorker; split: SplitWorker; gc: LogGcWorker },
     ownsEngine: boolean,
+    lock?: DirLock,
   ) {
     this.#ownsEngine = ownsEngine;
+    this.#lock = lock;
   }
 
   /** Resolves if the store dies on its own (its Ready loop failed). */
@@ -80,6 +84,7 @@ export class StoreNode {
     await this.#server?.shutdown();
     await this.store.idle();
     if (this.#ownsEngine) this.store.engine.close();
+    this.#lock?.release();
   }
 }
 
@@ -147,12 +152,18 @@ export async function startStoreNode(opts: StoreNodeOptions): Promise<StoreNode>
   const { config } = opts;
   const log = opts.log ?? consoleLog;
   const client = new PdClient(config.scheduler, { fetch: opts.schedulerFetch, timeoutMs: 5_000 });
-  const listener = (opts.serve ?? true) ? new Listener(config.addr) : undefined;
+  // The data dir is locked before anything else, so a second process on it changes nothing.
+  const lock = opts.engine
+    ? undefined
+    : await DirLock.acquire(config.dataDir, { role: "store", addr: config.advertiseAddr });
+  let listener: Listener | undefined;
   let engine: KvEngine;
   try {
+    listener = (opts.serve ?? true) ? new Listener(config.addr) : undefined;
     engine = opts.engine ?? await KvEngine.open(config.dataDir);
   } catch (e) {
     await listener?.close();
+    lock?.release();
     throw e;
   }
   try {
@@ -238,6 +249,7 @@ export async function startStoreNode(opts: StoreNodeOptions): Promise<StoreNode>
       storeApp(store, kv),
       { heartbeat, split, gc },
       opts.engine === undefined,
+      lock,
     );
     node.attach(listener);
 
@@ -252,6 +264,7 @@ export async function startStoreNode(opts: StoreNodeOptions): Promise<StoreNode>
   } catch (e) {
     await listener?.close();
     if (!opts.engine) engine.close();
+    lock?.release();
     throw e;
   }
 }

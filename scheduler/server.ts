@@ -6,6 +6,7 @@
  */
 import { Hono } from "hono";
 import type { Config } from "../config/config.ts";
+import { DirLock } from "../proto/dir_lock.ts";
 import { MrkvError } from "../proto/errors.ts";
 import { adminRoutes } from "./admin_routes.ts";
 import { Cluster } from "./cluster.ts";
@@ -80,8 +81,15 @@ export async function startScheduler(
     if (config.logLevel === "warn" && level === "info") return;
     console.error(`${new Date().toISOString()} ${level} scheduler: ${msg}`);
   };
-  await Deno.mkdir(config.dataDir, { recursive: true });
-  const kv = await Deno.openKv(`${config.dataDir}/scheduler.kv`);
+  // One process per data dir: taken before the database is opened (see proto/dir_lock.ts).
+  const lock = await DirLock.acquire(config.dataDir, { role: "scheduler", addr: config.addr });
+  let kv: Deno.Kv;
+  try {
+    kv = await Deno.openKv(`${config.dataDir}/scheduler.kv`);
+  } catch (e) {
+    lock.release();
+    throw e;
+  }
   let cluster: Cluster;
   let schedulers: string[] | null;
   try {
@@ -92,6 +100,7 @@ export async function startScheduler(
     }));
   } catch (e) {
     kv.close();
+    lock.release();
     throw e;
   }
   // Flags given on this start win over run-time changes an earlier run saved for the same keys.
@@ -117,6 +126,7 @@ export async function startScheduler(
   } catch (e) {
     await cluster.close();
     kv.close();
+    lock.release();
     throw new Error(`cannot listen on ${config.addr}: ${(e as Error).message}`, { cause: e });
   }
   const addr = await listening;
@@ -131,6 +141,7 @@ export async function startScheduler(
       await server.finished;
       await cluster.close();
       kv.close();
+      lock.release();
       log("info", "stopped");
     })();
     return stopping;

@@ -704,3 +704,39 @@ Deno.test("e2e: `deno task start` brings up a playground a newcomer can curl; SI
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
 });
+
+Deno.test("e2e: a second server on a data dir in use exits 1 naming the dir and the holder", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "mrkv-lock-e2e-" });
+  const [first, second] = freePorts(2);
+  const holder = new ChildProc("scheduler", Deno.execPath(), [
+    "run",
+    "-A",
+    "--unstable-kv",
+    `${REPO_ROOT}/main.ts`,
+    "--role",
+    "scheduler",
+    "--addr",
+    `127.0.0.1:${first}`,
+    "--data-dir",
+    dir,
+  ]);
+  try {
+    await pollUntil("the first scheduler to answer", async () => {
+      if (holder.exited) assert.fail(`the first scheduler exited:\n${holder.output()}`);
+      return (await http("GET", `http://127.0.0.1:${first}/status`, undefined, 2_000).catch(
+        () => undefined,
+      ))?.status === 200;
+    }, { timeoutMs: 30_000, intervalMs: 100 });
+    for (const role of ["scheduler", "store"]) {
+      const args = ["--role", role, "--addr", `127.0.0.1:${second}`, "--data-dir", dir];
+      if (role === "store") args.push("--scheduler", `http://127.0.0.1:${first}`);
+      const r = await runMain(args);
+      assert.equal(r.code, 1, `${role}: exit code (stderr ${r.stderr})`);
+      assert.ok(r.stderr.includes(dir), `${role}: names the dir: ${r.stderr}`);
+      assert.ok(r.stderr.includes(`127.0.0.1:${first}`), `${role}: names the holder: ${r.stderr}`);
+    }
+  } finally {
+    await holder.stop("SIGTERM", 10_000).catch(() => {});
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+});
