@@ -87,6 +87,16 @@ export function applyEntries(
     let error: MrkvError | undefined;
     let requestId: number | undefined;
     let admin = e.type === "ConfChange";
+    // Apply is total: an entry that cannot be executed — malformed, stale, or forged — is applied
+    // as a no-op that answers its proposer with the error. Whatever it added to the batch or the
+    // outcome is rolled back, so it leaves no trace but the applied index. The result is a pure
+    // function of the entry and the region, so every replica agrees.
+    const savepoint = wb.savepoint();
+    const before = {
+      region: out.region,
+      effects: out.effects.length,
+      writtenBytes: out.writtenBytes,
+    };
     try {
       if (e.type === "ConfChange") execConfChangeEntry(out, e, wb, phases);
       else if (e.data.length > 0) {
@@ -96,8 +106,16 @@ export function applyEntries(
         execCmd(out, cmd, wb, phases);
       }
     } catch (err) {
-      if (!(err instanceof MrkvError)) throw err;
-      error = err;
+      wb.rollbackTo(savepoint);
+      out.region = before.region;
+      out.effects.length = before.effects;
+      out.writtenBytes = before.writtenBytes;
+      error = err instanceof MrkvError ? err : new MrkvError(
+        "BadRequest",
+        `entry ${e.index} of region ${region.id} cannot be applied and was skipped: ${
+          (err as Error)?.message ?? String(err)
+        }`,
+      );
     }
     out.appliedIndex = e.index;
     out.results.push({ index: e.index, term: e.term, error, requestId, admin });
@@ -155,6 +173,15 @@ function execConfChangeEntry(
   const cmd = decodeCmd(cc.context);
   if (cmd.admin?.type !== "ChangePeer") {
     throw new MrkvError("BadRequest", `conf change at ${e.index} does not carry ChangePeer`);
+  }
+  // Raft's view (the conf change) and the region's (the command) must describe one change, or
+  // the two membership lists would drift apart.
+  if (cc.type !== cmd.admin.changeType || cc.nodeId !== cmd.admin.peer.id) {
+    throw new MrkvError(
+      "BadRequest",
+      `conf change at ${e.index} (${cc.type} ${cc.nodeId}) does not match its command ` +
+        `(${cmd.admin.changeType} ${cmd.admin.peer.id})`,
+    );
   }
   checkHeader(out.region, cmd);
   execChangePeer(out, cmd.admin, cc, wb, phases);
@@ -227,6 +254,18 @@ function execSplit(
       "StaleCommand",
       `split of region ${region.id} brought ${req.newPeerIds.length} peer IDs for ${region.peers.length} peers`,
     );
+  }
+  // IDs come from the scheduler and are unique; anything else is a bug or a forgery, and would
+  // give two regions (or two peers of one region) the same identity.
+  const ids = new Set([region.id, ...region.peers.map((p) => p.id)]);
+  for (const id of [req.newRegionId, ...req.newPeerIds]) {
+    if (ids.has(id)) {
+      throw new MrkvError(
+        "BadRequest",
+        `split of region ${region.id} reuses ID ${id} for the new region or its peers`,
+      );
+    }
+    ids.add(id);
   }
   const version = region.epoch.version + 1;
   const left: Region = { ...region, endKey: req.splitKey, epoch: { ...region.epoch, version } };

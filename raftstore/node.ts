@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { KvEngine } from "../storage/mod.ts";
+import { KvEngine, type KvEngineOptions } from "../storage/mod.ts";
 import { DirLock } from "../proto/dir_lock.ts";
 import { errorResponse, MrkvError } from "../proto/errors.ts";
 import { HeartbeatWorker } from "./heartbeat.ts";
@@ -32,6 +32,8 @@ export interface StoreNodeOptions {
   };
   /** An engine to use instead of opening `dataDir` (tests). The node does not close it. */
   readonly engine?: KvEngine;
+  /** Options for the engine opened on `dataDir` (crash tests: small commits, commit hooks). */
+  readonly engineOptions?: KvEngineOptions;
   readonly schedulerFetch?: Fetcher;
   /** Makes the transport (tests: an in-memory network). Default: HTTP. */
   readonly transport?: (storeId: number, receiver: RaftReceiver) => Transport;
@@ -160,7 +162,7 @@ export async function startStoreNode(opts: StoreNodeOptions): Promise<StoreNode>
   let engine: KvEngine;
   try {
     listener = (opts.serve ?? true) ? new Listener(config.addr) : undefined;
-    engine = opts.engine ?? await KvEngine.open(config.dataDir);
+    engine = opts.engine ?? await KvEngine.open(config.dataDir, opts.engineOptions);
   } catch (e) {
     await listener?.close();
     lock?.release();

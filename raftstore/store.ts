@@ -28,6 +28,7 @@ import { PeerStorage, RAFT_INIT_LOG_INDEX, RAFT_INIT_LOG_TERM } from "./peer_sto
 import { StoreMeta } from "./store_meta.ts";
 import type { RaftBatch, RaftEnvelope, Transport } from "./transport.ts";
 import { generateSnapshot, installSnapshot, loadSavedSnapshot, saveSnapshot } from "./snapshot.ts";
+import { decodeCmd, type RaftCmd } from "./cmd.ts";
 import { decodeSnapshotData } from "./snapshot.ts";
 
 /** Phases of the Ready loop's one write (see the module comment). */
@@ -125,6 +126,8 @@ export class Store {
   /** Rejects with the reason if the store dies on its own (its Ready loop failed). */
   readonly dead: Promise<void> = new Promise((_, reject) => (this.#onDead = reject));
   #loopDone: Promise<void> = Promise.resolve();
+  /** Background deletions of compacted log ranges, one after another (see #compactLog). */
+  #logGc: Promise<void> = Promise.resolve();
 
   constructor(
     readonly storeId: number,
@@ -171,6 +174,7 @@ export class Store {
     }
     const storage = await PeerStorage.load(this.engine, region);
     const peer = new Peer(this.storeId, meta, storage, this.#peerConfig());
+    await this.#sweepLog(peer);
     this.peers.set(region.id, peer);
     this.meta.setRegion(region, storage.isInitialized());
     this.schedule(peer);
@@ -208,6 +212,7 @@ export class Store {
   async idle(): Promise<void> {
     await this.#inbound;
     await this.#loopDone;
+    await this.#logGc;
   }
 
   get stopped(): boolean {
@@ -313,13 +318,14 @@ export class Store {
       if (rd.hardState) p.storage.setHardState(rd.hardState, wb.atPhase(PHASE_HARD_STATE));
     }
     const outcomes: [Peer, ApplyOutcome][] = [];
+    const compacted: CompactedRange[] = [];
     for (const [p, rd] of readies) {
       if (rd.committedEntries.length === 0) continue;
       const outcome = applyEntries(p.region, p.appliedIndex, rd.committedEntries, wb, {
         data: PHASE_APPLY_DATA,
         state: PHASE_APPLY_STATE,
       });
-      this.#persistEffects(p, outcome, wb);
+      this.#persistEffects(p, outcome, wb, compacted);
       wb.atPhase(PHASE_APPLY_STATE).putApplyState(p.regionId, {
         ...p.storage.applyState,
         appliedIndex: outcome.appliedIndex,
@@ -343,6 +349,7 @@ export class Store {
       this.stats.engineWrites++;
       this.stats.engineWriteMs += performance.now() - started;
     }
+    for (const range of compacted) this.#compactLog(range);
 
     // 3. The other messages, one batch per destination store.
     this.#sendMessages(readies, false);
@@ -425,8 +432,16 @@ export class Store {
     );
   }
 
-  /** Persists what admin effects need in the same write as the apply state. */
-  #persistEffects(p: Peer, outcome: ApplyOutcome, wb: WriteBatch): void {
+  /**
+   * Persists what admin effects need in the same write as the apply state. Log ranges that a
+   * CompactLog truncated are added to `compacted`, to delete once the write has landed.
+   */
+  #persistEffects(
+    p: Peer,
+    outcome: ApplyOutcome,
+    wb: WriteBatch,
+    compacted: CompactedRange[],
+  ): void {
     for (const effect of outcome.effects) {
       if (effect.type === "Split") {
         if (
@@ -441,9 +456,65 @@ export class Store {
           );
         }
       } else if (effect.type === "CompactLog") {
-        wb.atPhase(PHASE_APPLY_STATE);
-        p.storage.compactTo(effect.index, effect.term, wb);
+        // The truncated index is persisted with this write's apply state; the entries are
+        // deleted only once it has landed (#compactLog), so a crash can leave entries below
+        // the truncated index but never a hole above it.
+        const range = p.storage.compactTo(effect.index, effect.term);
+        if (range) compacted.push({ regionId: p.regionId, ...range });
+        else {
+          this.log.warn(
+            `region ${p.regionId}: ignored CompactLog to ${effect.index} (term ${effect.term}): ` +
+              `not inside this log (first ${p.storage.firstIndex()}, last ${p.storage.lastIndex()})`,
+          );
+        }
       }
+    }
+  }
+
+  /**
+   * Deletes log entries a CompactLog truncated, in the background and one at a time: the
+   * truncated index is already durable, nothing reads below it, and the engine deletes in
+   * bounded pages that interleave with the Ready loop's writes. A crash part way leaves entries
+   * below the truncated index, which {@link start} removes.
+   */
+  #compactLog({ regionId, lo, hi }: CompactedRange): void {
+    this.#logGc = this.#logGc.then(async () => {
+      if (this.#stopped) return;
+      try {
+        await this.engine.deleteRaftLog(regionId, lo, hi);
+      } catch (e) {
+        if (!this.#stopped) {
+          this.log.warn(
+            `region ${regionId}: deleting compacted log [${lo}, ${hi}) failed (a restart ` +
+              `finishes it): ${(e as Error).message}`,
+          );
+        }
+      }
+    });
+  }
+
+  /**
+   * Removes what a crash can leave of a log write or compaction (start-up only, before the peer
+   * runs): entries at or below the truncated index, and entries past the contiguous log that
+   * {@link PeerStorage.load} loaded.
+   */
+  async #sweepLog(p: Peer): Promise<void> {
+    const bounds = await this.engine.raftLogBounds(p.regionId);
+    if (!bounds) return;
+    const first = p.storage.firstIndex();
+    const last = p.storage.lastIndex();
+    if (bounds.first < first) {
+      const n = await this.engine.deleteRaftLog(p.regionId, bounds.first, first);
+      this.log.warn(
+        `region ${p.regionId}: finished an interrupted log compaction (${n} entries below ${first})`,
+      );
+    }
+    if (bounds.last > last) {
+      const n = await this.engine.deleteRaftLog(p.regionId, last + 1);
+      this.log.warn(
+        `region ${p.regionId}: dropped ${n} entries past the log's end ${last} left by an ` +
+          `interrupted write`,
+      );
     }
   }
 
@@ -625,6 +696,15 @@ export class Store {
       }]);
       return;
     }
+    if (env.message.type === "MsgProp") {
+      const refusal = checkForwardedProposal(env);
+      if (refusal) {
+        this.log.warn(
+          `region ${env.regionId}: refused a proposal from peer ${env.fromPeer.id}: ${refusal}`,
+        );
+        return;
+      }
+    }
     if (env.message.type === "MsgSnap" && env.message.snapshot) {
       const snapRegion = decodeSnapshotData(env.message.snapshot.data).region;
       const clash = this.meta.overlapping(snapRegion).find((r) => r.id !== snapRegion.id);
@@ -700,6 +780,37 @@ export class Store {
   isRangeFree(range: Pick<Region, "startKey" | "endKey">, except: number): boolean {
     return !this.meta.sortedRegions().some((r) => r.id !== except && rangesOverlap(r, range));
   }
+}
+
+/**
+ * Why a proposal forwarded by another store's peer must not enter the log, or `undefined`.
+ * Followers forward only data writes for this region (admin commands and membership changes are
+ * proposed by the leader itself), so anything else is a bug or a forgery; what passes here is
+ * still checked again at apply.
+ */
+function checkForwardedProposal(env: RaftEnvelope): string | undefined {
+  for (const e of env.message.entries) {
+    if (e.type !== "Normal") return `a ${e.type} entry`;
+    if (e.data.length === 0) return "an empty entry";
+    let cmd: RaftCmd;
+    try {
+      cmd = decodeCmd(e.data);
+    } catch (err) {
+      return `an undecodable command: ${(err as Error).message}`;
+    }
+    if (cmd.admin) return `an admin command (${cmd.admin.type})`;
+    if (cmd.header.regionId !== env.regionId) {
+      return `a command for region ${cmd.header.regionId}`;
+    }
+  }
+  return undefined;
+}
+
+/** Log entries `[lo, hi)` of a region that a CompactLog truncated, to delete from the engine. */
+interface CompactedRange {
+  readonly regionId: number;
+  readonly lo: number;
+  readonly hi: number;
 }
 
 /** Hard state a bootstrapped or split-created region starts with; keeps a newer term/vote. */

@@ -16,6 +16,7 @@ import { startStoreNode, type StoreNode } from "../raftstore/node.ts";
 import type { StoreConfig, StoreLogger } from "../raftstore/store.ts";
 import type { Peer } from "../raftstore/peer.ts";
 import { MrkvError } from "../proto/errors.ts";
+import type { KvEngineOptions } from "../storage/mod.ts";
 
 export interface ClusterOptions {
   readonly stores?: number;
@@ -116,7 +117,7 @@ export class TestCluster {
   }
 
   /** Starts (or restarts, from its data) the store in slot `i`. */
-  async startStore(i: number): Promise<StoreNode> {
+  async startStore(i: number, engineOptions?: KvEngineOptions): Promise<StoreNode> {
     if (this.nodes[i]) throw new Error(`store slot ${i} is already running`);
     const node = await startStoreNode({
       config: {
@@ -127,6 +128,7 @@ export class TestCluster {
         scheduler: `http://${this.scheduler.addr}`,
       },
       serve: false,
+      engineOptions,
       log: this.#log,
       transport: (storeId, receiver) => this.network.connect(storeId, receiver),
       forward: (storeId, req) => {
