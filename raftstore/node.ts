@@ -10,6 +10,7 @@
 import { KvEngine, type KvEngineOptions } from "../storage/mod.ts";
 import { DirLock } from "../proto/dir_lock.ts";
 import { errorResponse, MrkvError } from "../proto/errors.ts";
+import { AddressBook } from "./address_book.ts";
 import { HeartbeatWorker } from "./heartbeat.ts";
 import { type ForwardFn, KvService } from "./kv_service.ts";
 import { LogGcWorker } from "./log_gc.ts";
@@ -39,6 +40,8 @@ export interface StoreNodeOptions {
   readonly transport?: (storeId: number, receiver: RaftReceiver) => Transport;
   /** Reaches another store's HTTP API (tests: in-process). Default: fetch to its address. */
   readonly forward?: ForwardFn;
+  /** Sends this store's requests to other stores (default: `fetch`; tests inject faults). */
+  readonly fetch?: typeof fetch;
   /** Listen on `addr` (default true). */
   readonly serve?: boolean;
   readonly log?: StoreLogger;
@@ -67,6 +70,8 @@ export class StoreNode {
 
   /** Resolves if the store dies on its own (its Ready loop failed). */
   finished: Promise<void> = new Promise(() => {});
+  /** Where the other stores are (see address_book.ts). */
+  book: AddressBook | undefined;
 
   /** The listener bound before the node was built; it serves this node from now on. */
   attach(server: Listener | undefined): void {
@@ -79,6 +84,7 @@ export class StoreNode {
   }
 
   async stop(): Promise<void> {
+    await this.book?.stop();
     this.workers.heartbeat.stop();
     this.workers.split.stop();
     this.workers.gc.stop();
@@ -169,58 +175,60 @@ export async function startStoreNode(opts: StoreNodeOptions): Promise<StoreNode>
     throw e;
   }
   try {
-    const cluster = await waitForScheduler(client, opts.schedulerWaitMs ?? 60_000, log);
+    const waitMs = opts.schedulerWaitMs ?? 60_000;
     let ident = await engine.storeIdent();
-    if (ident && ident.clusterId !== cluster.clusterId) {
-      throw new Error(
-        `data dir ${config.dataDir} belongs to cluster ${ident.clusterId}, but the scheduler runs cluster ${cluster.clusterId}`,
-      );
-    }
+    let registered = false;
     if (!ident) {
+      // A new store needs the scheduler for its ID.
+      const cluster = await waitForScheduler(client, waitMs, log);
       ident = { clusterId: cluster.clusterId, storeId: await client.allocId() };
       const wb = engine.batch();
       wb.putStoreIdent(ident);
       await engine.write(wb);
       log.info(`store ${ident.storeId}: new store in cluster ${ident.clusterId}`);
+      registered = await client.putStore({ id: ident.storeId, address: config.advertiseAddr })
+        .then(() => true, () => false);
+    } else {
+      // A known store starts without waiting for the scheduler: its regions must elect leaders
+      // and serve even while the scheduler is down or cut off. If the scheduler answers now, a
+      // data dir of another cluster is refused before anything runs; otherwise the check runs
+      // with the registration in the background.
+      registered = await register(client, ident, config, log, { quick: true });
     }
     const storeId = ident.storeId;
     const storeMeta = { id: storeId, address: config.advertiseAddr };
-    await client.putStore(storeMeta);
 
     const store = new Store(storeId, engine, config, log, opts.peerConfig);
-    const receiver: RaftReceiver = (batch) => store.onRaftBatch(batch);
-    const addresses = new Map<number, string>();
-    const resolve = async (id: number) => {
-      const cached = addresses.get(id);
-      if (cached) return cached;
-      const { store: s } = await client.getStore(id);
-      addresses.set(id, s.address);
-      return s.address;
+    const book = await AddressBook.load(storeId, engine, client, log);
+    store.onRegionPeers = (region) => book.want(region.peers.map((p) => p.storeId));
+    const receiver: RaftReceiver = (batch) => {
+      if (batch.fromAddress !== undefined) {
+        book.learn(
+          batch.fromStoreId,
+          batch.fromAddress,
+          `a Raft batch from store ${batch.fromStoreId}`,
+        );
+      }
+      store.onRaftBatch(batch);
     };
     store.transport = opts.transport?.(storeId, receiver) ?? new HttpTransport({
       fromStoreId: storeId,
-      resolve: async (id) => {
-        try {
-          return await resolve(id);
-        } catch (e) {
-          addresses.delete(id);
-          throw e;
-        }
-      },
-      onUnreachable: (id) => {
-        addresses.delete(id);
-        store.onStoreUnreachable(id);
-      },
+      fromAddress: config.advertiseAddr,
+      fetch: opts.fetch,
+      resolve: (id) => book.resolve(id),
+      onUnreachable: (id) => store.onStoreUnreachable(id),
     });
     await store.start();
 
+    book.start();
+
     const forward: ForwardFn = opts.forward ?? (async (id, req) => {
-      const address = await resolve(id).catch((e) => {
+      const address = await book.resolve(id).catch((e) => {
         throw new MrkvError("ServerIsBusy", `cannot find store ${id}: ${(e as Error).message}`);
       });
       const url = new URL(req.url);
       try {
-        return await fetch(`http://${address}${url.pathname}${url.search}`, {
+        return await (opts.fetch ?? fetch)(`http://${address}${url.pathname}${url.search}`, {
           method: req.method,
           headers: req.headers,
           // The value is already in memory: send it whole, not as a chunked stream.
@@ -228,7 +236,6 @@ export async function startStoreNode(opts: StoreNodeOptions): Promise<StoreNode>
           signal: AbortSignal.timeout(15_000),
         });
       } catch (e) {
-        addresses.delete(id);
         throw new MrkvError(
           "NotLeader",
           `store ${id} at ${address} is unreachable: ${(e as Error).message}`,
@@ -256,12 +263,19 @@ export async function startStoreNode(opts: StoreNodeOptions): Promise<StoreNode>
     node.attach(listener);
 
     if (store.peers.size === 0 && store.tombstones.size === 0) {
+      if (!registered) {
+        await waitForScheduler(client, waitMs, log);
+        registered = await register(client, ident, config, log, { quick: false });
+      }
       await maybeBootstrap(store, client, storeMeta, log);
     }
     heartbeat.start();
     split.start();
     gc.start();
-    node.finished = store.dead;
+    node.book = book;
+    node.finished = registered
+      ? store.dead
+      : Promise.race([store.dead, registerInBackground(client, ident, config, log, store)]);
     return node;
   } catch (e) {
     await listener?.close();
@@ -269,6 +283,80 @@ export async function startStoreNode(opts: StoreNodeOptions): Promise<StoreNode>
     lock?.release();
     throw e;
   }
+}
+
+/**
+ * Checks that the scheduler runs this data dir's cluster and registers the store's address.
+ * Returns false if the scheduler could not be reached; throws if it runs another cluster.
+ * `quick` gives up after one short attempt (a restarting store does not wait for the scheduler).
+ */
+async function register(
+  client: PdClient,
+  ident: { clusterId: number; storeId: number },
+  config: StoreNodeOptions["config"],
+  log: StoreLogger,
+  { quick }: { quick: boolean },
+): Promise<boolean> {
+  const pd = quick ? client.withTimeout(QUICK_SCHEDULER_MS) : client;
+  let clusterId: number;
+  try {
+    clusterId = (await pd.isBootstrapped()).clusterId;
+  } catch (e) {
+    if (!(e instanceof MrkvError) || e.code !== "Timeout") throw e;
+    if (quick) {
+      log.warn(
+        `store ${ident.storeId}: the scheduler at ${config.scheduler} does not answer ` +
+          `(${e.message}); starting from local state, registering in the background`,
+      );
+    }
+    return false;
+  }
+  if (clusterId !== ident.clusterId) {
+    throw new Error(
+      `data dir ${config.dataDir} belongs to cluster ${ident.clusterId}, but the scheduler at ` +
+        `${config.scheduler} runs cluster ${clusterId}`,
+    );
+  }
+  try {
+    await pd.putStore({ id: ident.storeId, address: config.advertiseAddr });
+    return true;
+  } catch (e) {
+    if (e instanceof MrkvError && e.code === "Timeout") return false;
+    throw e;
+  }
+}
+
+/** How long a restarting store waits for the scheduler before it starts without it. */
+const QUICK_SCHEDULER_MS = 2_000;
+
+/**
+ * Keeps trying {@link register} until it succeeds. Never resolves; rejects (ending the store)
+ * if the scheduler turns out to run another cluster.
+ */
+async function registerInBackground(
+  client: PdClient,
+  ident: { clusterId: number; storeId: number },
+  config: StoreNodeOptions["config"],
+  log: StoreLogger,
+  store: Store,
+): Promise<void> {
+  let delay = 500;
+  while (!store.stopped) {
+    await new Promise((r) => setTimeout(r, delay));
+    if (store.stopped) break;
+    try {
+      if (await register(client, ident, config, log, { quick: false })) {
+        log.info(`store ${ident.storeId}: registered with the scheduler at ${config.scheduler}`);
+        break;
+      }
+    } catch (e) {
+      log.error(`store ${ident.storeId}: ${(e as Error).message}; stopping`);
+      store.stop();
+      throw e;
+    }
+    delay = Math.min(delay * 2, 5_000);
+  }
+  return await new Promise<void>(() => {});
 }
 
 /**

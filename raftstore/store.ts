@@ -92,6 +92,11 @@ export class Store {
   readonly tombstones = new Map<number, { region: Region; peerId: number }>();
   transport!: Transport;
   observer?: RegionObserver;
+  /**
+   * Called with every region whose members this store learns (load, snapshot, membership
+   * change, split), so their stores' addresses are looked up before Raft needs them.
+   */
+  onRegionPeers?: (region: Region) => void;
   #dirty = new Set<Peer>();
   #looping = false;
   #ticker: ReturnType<typeof setInterval> | undefined;
@@ -176,7 +181,7 @@ export class Store {
     const peer = new Peer(this.storeId, meta, storage, this.#peerConfig());
     await this.#sweepLog(peer);
     this.peers.set(region.id, peer);
-    this.meta.setRegion(region, storage.isInitialized());
+    this.#setRegion(region, storage.isInitialized());
     this.schedule(peer);
     return peer;
   }
@@ -231,6 +236,12 @@ export class Store {
   }
 
   // ---- scheduling ----
+
+  /** Records a region in the store meta and tells {@link onRegionPeers} who its peers are. */
+  #setRegion(region: Region, initialized: boolean): void {
+    this.meta.setRegion(region, initialized);
+    if (region.peers.length > 0) this.onRegionPeers?.(region);
+  }
 
   /** Marks a peer as having work; the Ready loop picks it up soon. */
   schedule(peer: Peer): void {
@@ -425,7 +436,7 @@ export class Store {
     p.storage.resetToSnapshot(snap.metadata.index, snap.metadata.term, region);
     p.onSnapshotInstalled(snap.metadata.index);
     for (const peer of region.peers) p.peerCache.set(peer.id, peer);
-    this.meta.setRegion(region, true);
+    this.#setRegion(region, true);
     this.stats.snapshotsApplied++;
     this.log.info(
       `region ${region.id}: installed snapshot at index ${snap.metadata.index} (${snap.data.length} bytes)`,
@@ -527,7 +538,7 @@ export class Store {
     for (const effect of outcome.effects) this.#onAdminEffect(p, effect);
     if (!p.destroyed) {
       if (!epochEqual(before.epoch, p.region.epoch)) {
-        this.meta.setRegion(p.region, true);
+        this.#setRegion(p.region, true);
         this.observer?.regionChanged(p);
       }
       p.onApplied(outcome.results.slice(outcome.answered));
@@ -556,7 +567,7 @@ export class Store {
   }
 
   #createSplitPeer(parent: Peer, left: Region, right: Region): void {
-    this.meta.setRegion(left, true);
+    this.#setRegion(left, true);
     if (this.tombstones.has(right.id)) return;
     const existing = this.peers.get(right.id);
     if (existing?.storage.isInitialized()) return;
@@ -579,7 +590,7 @@ export class Store {
     );
     const peer = new Peer(this.storeId, meta, storage, this.#peerConfig());
     this.peers.set(right.id, peer);
-    this.meta.setRegion(right, true);
+    this.#setRegion(right, true);
     const half = Math.floor(parent.approximateSize / 2);
     parent.approximateSize = half;
     peer.approximateSize = half;

@@ -23,6 +23,7 @@ import {
   decodePutStoreRequest,
   decodeRegionHeartbeatRequest,
   decodeStoreHeartbeatRequest,
+  type GetAllStoresResponse,
   type GetRegionResponse,
   type GetStoreResponse,
   type IsBootstrappedResponse,
@@ -75,6 +76,9 @@ export function rpcRoutes(cluster: Cluster): Hono {
     const s = cluster.getStore(decodeGetStoreRequest(body).storeId);
     return { store: s.meta, stateName: cluster.stateName(s) };
   });
+  rpc("get_all_stores", (): GetAllStoresResponse => ({
+    stores: cluster.stores().map((s) => ({ store: s.meta, stateName: cluster.stateName(s) })),
+  }));
   const regionResponse = (r: RegionInfo): GetRegionResponse => ({
     region: r.meta,
     leader: r.leader,

@@ -8,6 +8,7 @@
  * ["r", regionId, "apply"]            apply state: applied index, truncated index/term
  * ["r", regionId, "region"]           region local state: region meta + peer state
  * ["store"]                           store identity
+ * ["addrs"]                           other stores' addresses, as last learned
  * ["x", ...logicalKey, version, i]    piece i of a value over 64 KiB stored at logicalKey
  * ```
  *
@@ -75,6 +76,10 @@ export const Keys = {
   /** `["store"]`: the store identity. */
   store(): StorageKey {
     return brand(["store"]);
+  },
+  /** `["addrs"]`: the addresses of other stores this store last learned. */
+  storeAddresses(): StorageKey {
+    return brand(["addrs"]);
   },
   /** `["r", regionId, "snap", i]`: piece `i` of a received snapshot saved while it is applied. */
   snapshotPiece(regionId: number, i: number): StorageKey {
