@@ -53,6 +53,15 @@ export class MrkvError extends Error {
   }
 }
 
+/**
+ * A write whose outcome is unknown: it may have been applied, may still be, or may never be.
+ * On the wire this is `503 Timeout`; every other error code of a write means it was not applied
+ * (see docs/api.md, "Write outcomes").
+ */
+export function unknownOutcome(message: string, details: ErrorDetails = {}): MrkvError {
+  return new MrkvError("Timeout", message, { ...details, outcome: "unknown" });
+}
+
 /** True if `code` is one of the spec's error codes. */
 export function isErrorCode(code: unknown): code is ErrorCode {
   return typeof code === "string" && Object.hasOwn(ERROR_STATUS, code);

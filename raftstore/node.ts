@@ -9,7 +9,7 @@
  */
 import { KvEngine, type KvEngineOptions } from "../storage/mod.ts";
 import { DirLock } from "../proto/dir_lock.ts";
-import { errorResponse, MrkvError } from "../proto/errors.ts";
+import { errorResponse, MrkvError, unknownOutcome } from "../proto/errors.ts";
 import { AddressBook } from "./address_book.ts";
 import { HeartbeatWorker } from "./heartbeat.ts";
 import { type ForwardFn, KvService } from "./kv_service.ts";
@@ -233,13 +233,12 @@ export async function startStoreNode(opts: StoreNodeOptions): Promise<StoreNode>
           headers: req.headers,
           // The value is already in memory: send it whole, not as a chunked stream.
           body: req.method === "GET" || req.method === "HEAD" ? undefined : await req.arrayBuffer(),
-          signal: AbortSignal.timeout(15_000),
+          signal: AbortSignal.any([req.signal, AbortSignal.timeout(15_000)]),
         });
       } catch (e) {
-        throw new MrkvError(
-          "NotLeader",
-          `store ${id} at ${address} is unreachable: ${(e as Error).message}`,
-        );
+        // The request may have reached the store (and fetch may even have sent it twice): for a
+        // write the outcome is unknown; a retry with the same tag is safe.
+        throw unknownOutcome(`store ${id} at ${address} did not answer: ${(e as Error).message}`);
       }
     });
     const kv = new KvService(store, client, forward);

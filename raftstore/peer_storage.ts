@@ -26,6 +26,7 @@ import {
 } from "../raft/mod.ts";
 import { type ApplyState, Keys, type KvEngine, type WriteBatch } from "../storage/mod.ts";
 import { epochEqual, type Region, type RegionEpoch } from "../proto/metapb.ts";
+import { AppliedRequests } from "./applied_requests.ts";
 
 /** Index and term every region starts at when created by bootstrap or split (TiKV's value). */
 export const RAFT_INIT_LOG_INDEX = 5;
@@ -54,12 +55,22 @@ export class PeerStorage implements Storage {
   #snapshotEpoch: RegionEpoch | undefined;
   snapshotRequested = false;
 
-  constructor(region: Region, hardState: HardState, applyState: ApplyState, entries: Entry[]) {
+  /** The client writes this region applied recently (exactly-once; see applied_requests.ts). */
+  requests: AppliedRequests;
+
+  constructor(
+    region: Region,
+    hardState: HardState,
+    applyState: ApplyState,
+    entries: Entry[],
+    requests = new AppliedRequests(),
+  ) {
     this.region = region;
     this.hardState = hardState;
     this.applyState = applyState;
     this.#entries = entries;
     this.#entryBytes = entries.reduce((n, e) => n + e.data.length, 0);
+    this.requests = requests;
   }
 
   /** Bytes of entry data held in memory (log GC compacts by size too). */
@@ -84,7 +95,11 @@ export class PeerStorage implements Storage {
       if (e.index !== apply.truncatedIndex + 1 + entries.length) break;
       entries.push(e);
     }
-    return new PeerStorage(region, hs, apply, entries);
+    const requests = AppliedRequests.load(
+      await engine.appliedRequests(region.id),
+      `applied requests of region ${region.id}`,
+    );
+    return new PeerStorage(region, hs, apply, entries, requests);
   }
 
   /** A peer that knows its range and members (created by bootstrap, split or a snapshot). */
@@ -219,10 +234,11 @@ export class PeerStorage implements Storage {
   }
 
   /** Resets the log to start after a snapshot (the caller persists the state records). */
-  resetToSnapshot(index: number, term: number, region: Region): void {
+  resetToSnapshot(index: number, term: number, region: Region, requests: AppliedRequests): void {
     this.#entries = [];
     this.#entryBytes = 0;
     this.region = region;
+    this.requests = requests;
     this.applyState = { appliedIndex: index, truncatedIndex: index, truncatedTerm: term };
     this.#snapshot = undefined;
   }

@@ -13,7 +13,13 @@ import { readBodyLimited } from "../proto/http_body.ts";
 import { keyJson, utf8OrNull } from "../proto/json.ts";
 import type { Region } from "../proto/metapb.ts";
 import { MAX_VALUE_BYTES } from "./cmd.ts";
-import { FORWARDED_HEADER, type KvService } from "./kv_service.ts";
+import {
+  decodeTagHeader,
+  FORWARDED_HEADER,
+  type KvService,
+  REQUEST_TAG_HEADER,
+} from "./kv_service.ts";
+import { newRequestTag, type RequestTag } from "./applied_requests.ts";
 import type { Store } from "./store.ts";
 import { decodeRaftBatch } from "./transport.ts";
 import { RAFT_BATCH_PATH } from "./transport_http.ts";
@@ -87,14 +93,14 @@ export function storeApp(store: Store, kv: KvService): Hono {
   app.put("/kv/*", async (c) => {
     const key = keyFromPath(c);
     const value = await readBodyLimited(c.req.raw, MAX_VALUE_BYTES, "value");
-    if (isForwarded(c)) await kv.localWrite(key, value);
+    if (isForwarded(c)) await kv.localWrite(key, value, forwardedTag(c));
     else await kv.put(key, value);
     return c.body(null, 204);
   });
 
   app.delete("/kv/*", async (c) => {
     const key = keyFromPath(c);
-    if (isForwarded(c)) await kv.localWrite(key, null);
+    if (isForwarded(c)) await kv.localWrite(key, null, forwardedTag(c));
     else await kv.delete(key);
     return c.body(null, 204);
   });
@@ -188,6 +194,12 @@ export function storeApp(store: Store, kv: KvService): Hono {
 
 function isForwarded(c: Context): boolean {
   return c.req.header(FORWARDED_HEADER) !== undefined;
+}
+
+/** The tag of a forwarded write (a fresh one if the sender gave none). */
+function forwardedTag(c: Context): RequestTag {
+  const header = c.req.header(REQUEST_TAG_HEADER);
+  return header === undefined ? newRequestTag() : decodeTagHeader(header);
 }
 
 /** The key from the request path (percent-decoded bytes of everything after `prefix`). */
@@ -287,5 +299,17 @@ function metricsText(store: Store, kv: KvService): string {
     kv.viaRaft,
   );
   metric("mrkv_kv_retries_total", "counter", "KV request retries after region errors.", kv.retries);
+  metric(
+    "mrkv_apply_duplicate_writes_total",
+    "counter",
+    "Client writes skipped at apply: copies of a write already applied (retries, redeliveries).",
+    store.stats.duplicateWrites,
+  );
+  metric(
+    "mrkv_apply_expired_writes_total",
+    "counter",
+    "Client writes refused at apply: issued more than the dedup window before the newest.",
+    store.stats.expiredWrites,
+  );
   return lines.join("\n") + "\n";
 }

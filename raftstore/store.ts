@@ -29,6 +29,7 @@ import { StoreMeta } from "./store_meta.ts";
 import type { RaftBatch, RaftEnvelope, Transport } from "./transport.ts";
 import { generateSnapshot, installSnapshot, loadSavedSnapshot, saveSnapshot } from "./snapshot.ts";
 import { decodeCmd, type RaftCmd } from "./cmd.ts";
+import { type AppliedRequests, MAX_TAG_CLOCK_AHEAD_MS } from "./applied_requests.ts";
 import { decodeSnapshotData } from "./snapshot.ts";
 
 /** Phases of the Ready loop's one write (see the module comment). */
@@ -124,6 +125,9 @@ export class Store {
     snapshotsApplied: 0,
     engineWrites: 0,
     engineWriteMs: 0,
+    /** Client writes apply skipped as copies of one already applied, or refused as expired. */
+    duplicateWrites: 0,
+    expiredWrites: 0,
   };
   /** Set if the Ready loop failed: the store must not serve anything more. */
   fatal: Error | undefined;
@@ -131,6 +135,8 @@ export class Store {
   /** Rejects with the reason if the store dies on its own (its Ready loop failed). */
   readonly dead: Promise<void> = new Promise((_, reject) => (this.#onDead = reject));
   #loopDone: Promise<void> = Promise.resolve();
+  /** Tables of applied requests for regions a split creates, from persist to peer creation. */
+  readonly #splitRequests = new Map<number, AppliedRequests>();
   /** Background deletions of compacted log ranges, one after another (see #compactLog). */
   #logGc: Promise<void> = Promise.resolve();
 
@@ -151,6 +157,8 @@ export class Store {
       const peerMeta = region.peers.find((p) => p.storeId === this.storeId);
       if (state.peerState === "Tombstone") {
         this.tombstones.set(regionId, { region, peerId: peerMeta?.id ?? 0 });
+        // Left by a destruction a crash cut short (see #destroy).
+        await this.engine.deleteAppliedRequests(regionId);
         continue;
       }
       if (state.peerState === "Applying") {
@@ -332,10 +340,14 @@ export class Store {
     const compacted: CompactedRange[] = [];
     for (const [p, rd] of readies) {
       if (rd.committedEntries.length === 0) continue;
+      const requests = p.storage.requests;
+      const [duplicates, expired] = [requests.duplicates, requests.expired];
       const outcome = applyEntries(p.region, p.appliedIndex, rd.committedEntries, wb, {
         data: PHASE_APPLY_DATA,
         state: PHASE_APPLY_STATE,
-      });
+      }, requests);
+      this.stats.duplicateWrites += requests.duplicates - duplicates;
+      this.stats.expiredWrites += requests.expired - expired;
       this.#persistEffects(p, outcome, wb, compacted);
       wb.atPhase(PHASE_APPLY_STATE).putApplyState(p.regionId, {
         ...p.storage.applyState,
@@ -432,8 +444,8 @@ export class Store {
     const wb = this.engine.batch();
     saveSnapshot(wb, snap, region);
     await this.engine.write(wb);
-    await installSnapshot(this.engine, snap, oldRange);
-    p.storage.resetToSnapshot(snap.metadata.index, snap.metadata.term, region);
+    const { requests } = await installSnapshot(this.engine, snap, oldRange);
+    p.storage.resetToSnapshot(snap.metadata.index, snap.metadata.term, region, requests);
     p.onSnapshotInstalled(snap.metadata.index);
     for (const peer of region.peers) p.peerCache.set(peer.id, peer);
     this.#setRegion(region, true);
@@ -460,6 +472,12 @@ export class Store {
           !this.peers.get(effect.right.id)?.storage.isInitialized()
         ) {
           const existing = this.peers.get(effect.right.id);
+          // The new region inherits the client writes its parent applied: a retry of one of
+          // them may now be routed to it. Written before its region state, so a crash cannot
+          // leave the region without them.
+          const requests = p.storage.requests.clone();
+          requests.writeAll(wb.atPhase(PHASE_APPLY_STATE), effect.right.id, RAFT_INIT_LOG_INDEX);
+          this.#splitRequests.set(effect.right.id, requests);
           writeInitialState(
             wb.atPhase(PHASE_APPLY_STATE),
             effect.right,
@@ -568,6 +586,8 @@ export class Store {
 
   #createSplitPeer(parent: Peer, left: Region, right: Region): void {
     this.#setRegion(left, true);
+    const requests = this.#splitRequests.get(right.id) ?? parent.storage.requests.clone();
+    this.#splitRequests.delete(right.id);
     if (this.tombstones.has(right.id)) return;
     const existing = this.peers.get(right.id);
     if (existing?.storage.isInitialized()) return;
@@ -587,6 +607,7 @@ export class Store {
         truncatedTerm: RAFT_INIT_LOG_TERM,
       },
       [],
+      requests,
     );
     const peer = new Peer(this.storeId, meta, storage, this.#peerConfig());
     this.peers.set(right.id, peer);
@@ -630,6 +651,7 @@ export class Store {
     wb.deleteRaftState(p.regionId);
     await this.engine.write(wb);
     await this.engine.deleteRaftLog(p.regionId, 1);
+    await this.engine.deleteAppliedRequests(p.regionId);
     if (p.storage.isInitialized() && this.meta.overlapping(p.region).length === 0) {
       const r = p.region;
       await this.engine.deleteRange(r.startKey, r.endKey.length === 0 ? undefined : r.endKey);
@@ -813,6 +835,10 @@ function checkForwardedProposal(env: RaftEnvelope): string | undefined {
     if (cmd.header.regionId !== env.regionId) {
       return `a command for region ${cmd.header.regionId}`;
     }
+    // A tag from the future would move the region's request clock ahead and make fresh writes
+    // of other stores look expired (see applied_requests.ts).
+    const ahead = (cmd.header.request?.issuedAt ?? 0) - Date.now();
+    if (ahead > MAX_TAG_CLOCK_AHEAD_MS) return `a write issued ${ahead} ms in the future`;
   }
   return undefined;
 }

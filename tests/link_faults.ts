@@ -42,6 +42,8 @@ export class LinkFaults {
   readonly #endpoints = new Map<string, Endpoint>();
   /** Requests delivered after being parked, for assertions that a fault really happened. */
   releasedCount = 0;
+  /** Deliveries of released requests still in progress. */
+  readonly #delivering = new Set<Promise<unknown>>();
 
   /** Names the endpoint listening on `hostPort`. */
   register(hostPort: string, endpoint: Endpoint): void {
@@ -83,6 +85,11 @@ export class LinkFaults {
     for (const p of [...this.#parked]) this.release(p);
   }
 
+  /** Resolves once every released request has been answered (or has failed). */
+  async settled(): Promise<void> {
+    while (this.#delivering.size > 0) await Promise.allSettled([...this.#delivering]);
+  }
+
   /** A `fetch` for requests sent by `from`. */
   fetchFrom(from: Endpoint): typeof fetch {
     return (input: RequestInfo | URL, init?: RequestInit) => this.#fetch(from, input, init);
@@ -108,7 +115,7 @@ export class LinkFaults {
         deliver: () => {
           // Delivered whether or not the sender still waits; the sender gets the answer only
           // if it does.
-          fetch(req.url, { method: req.method, headers: req.headers, body }).then(
+          const delivery = fetch(req.url, { method: req.method, headers: req.headers, body }).then(
             async (res) => {
               if (parked.abandoned) await res.body?.cancel();
               else resolve(res);
@@ -117,6 +124,8 @@ export class LinkFaults {
               if (!parked.abandoned) reject(e);
             },
           );
+          this.#delivering.add(delivery);
+          delivery.finally(() => this.#delivering.delete(delivery));
         },
       };
       signal?.addEventListener("abort", () => {
