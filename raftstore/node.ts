@@ -20,15 +20,22 @@ import { Store, type StoreConfig, type StoreLogger } from "./store.ts";
 import type { RaftReceiver, Transport } from "./transport.ts";
 import { HttpTransport } from "./transport_http.ts";
 import type { Hono } from "hono";
+import { isLoopbackAddr } from "../config/config.ts";
+import type { ServerEnv } from "../proto/http_guard.ts";
+import { type HttpServer, serveHttp } from "../proto/http_server.ts";
+import { type FetchFn, type Identity, Security, type SecurityConfig } from "../proto/security.ts";
 
 /** What a store node needs. */
 export interface StoreNodeOptions {
-  readonly config: StoreConfig & {
+  readonly config: StoreConfig & SecurityConfig & {
     readonly addr: string;
     readonly advertiseAddr: string;
     readonly dataDir: string;
     readonly scheduler: string;
+    readonly kvAuth?: "auto" | "required" | "open";
   };
+  /** Credentials to use instead of reading the files the config names (tests). */
+  readonly security?: Security;
   /** An engine to use instead of opening `dataDir` (tests). The node does not close it. */
   readonly engine?: KvEngine;
   readonly schedulerFetch?: Fetcher;
@@ -46,7 +53,7 @@ export interface StoreNodeOptions {
 
 /** A running store. */
 export class StoreNode {
-  #server: Deno.HttpServer | undefined;
+  #server: HttpServer | undefined;
   #ownsEngine: boolean;
 
   constructor(
@@ -55,6 +62,7 @@ export class StoreNode {
     readonly app: Hono,
     readonly workers: { heartbeat: HeartbeatWorker; split: SplitWorker; gc: LogGcWorker },
     ownsEngine: boolean,
+    readonly security: Security = Security.insecure(),
   ) {
     this.#ownsEngine = ownsEngine;
   }
@@ -64,12 +72,11 @@ export class StoreNode {
 
   /** The listener bound before the node was built; it serves this node from now on. */
   attach(server: Listener | undefined): void {
-    this.#server = server?.serve(this.app.fetch);
+    this.#server = server?.serve((req, env) => this.app.fetch(req, env));
   }
 
   get port(): number | undefined {
-    const a = this.#server?.addr;
-    return a && "port" in a ? a.port : undefined;
+    return this.#server?.port;
   }
 
   async stop(): Promise<void> {
@@ -80,6 +87,7 @@ export class StoreNode {
     await this.#server?.shutdown();
     await this.store.idle();
     if (this.#ownsEngine) this.store.engine.close();
+    this.security.close();
   }
 }
 
@@ -88,29 +96,35 @@ export class StoreNode {
  * that cannot listen never appears in the cluster). Until the node is ready it answers 503.
  */
 class Listener {
-  #handler: (req: Request) => Response | Promise<Response> = () =>
+  #handler: (req: Request, env: ServerEnv) => Response | Promise<Response> = () =>
     errorResponse(new MrkvError("ServerIsBusy", "the store is starting"));
-  readonly #server: Deno.HttpServer;
 
-  constructor(addr: string) {
+  private constructor(readonly server: HttpServer) {}
+
+  static async bind(addr: string, security: Security, log: StoreLogger): Promise<Listener> {
     const { hostname, port } = splitAddr(addr);
+    let listener: Listener | undefined;
     try {
-      this.#server = Deno.serve(
-        { hostname, port, onListen: () => {} },
-        (req) => this.#handler(req),
-      );
+      const server = await serveHttp((req, env) => listener!.#handler(req, env), {
+        hostname,
+        port,
+        tls: security.tls,
+        onError: (m) => log.warn(m),
+      });
+      listener = new Listener(server);
+      return listener;
     } catch (e) {
       throw new Error(`cannot listen on ${addr}: ${(e as Error).message}`, { cause: e });
     }
   }
 
-  serve(handler: (req: Request) => Response | Promise<Response>): Deno.HttpServer {
+  serve(handler: (req: Request, env: ServerEnv) => Response | Promise<Response>): HttpServer {
     this.#handler = handler;
-    return this.#server;
+    return this.server;
   }
 
   async close(): Promise<void> {
-    await this.#server.shutdown();
+    await this.server.shutdown();
   }
 }
 
@@ -146,8 +160,17 @@ async function waitForScheduler(client: PdClient, waitMs: number, log: StoreLogg
 export async function startStoreNode(opts: StoreNodeOptions): Promise<StoreNode> {
   const { config } = opts;
   const log = opts.log ?? consoleLog;
-  const client = new PdClient(config.scheduler, { fetch: opts.schedulerFetch, timeoutMs: 5_000 });
-  const listener = (opts.serve ?? true) ? new Listener(config.addr) : undefined;
+  const security = opts.security ?? await Security.fromConfig(config);
+  // Filled in as the store learns its cluster and its ID; every internal request carries it.
+  const identity: Identity = { clusterId: 0, storeId: 0 };
+  const internalFetch: FetchFn = security.fetcher(
+    identity,
+    opts.schedulerFetch && (async (url, init) => await opts.schedulerFetch!(url, init)),
+  );
+  const client = new PdClient(config.scheduler, { fetch: internalFetch, timeoutMs: 5_000 });
+  const listener = (opts.serve ?? true)
+    ? await Listener.bind(config.addr, security, log)
+    : undefined;
   let engine: KvEngine;
   try {
     engine = opts.engine ?? await KvEngine.open(config.dataDir);
@@ -157,6 +180,7 @@ export async function startStoreNode(opts: StoreNodeOptions): Promise<StoreNode>
   }
   try {
     const cluster = await waitForScheduler(client, opts.schedulerWaitMs ?? 60_000, log);
+    identity.clusterId = cluster.clusterId;
     let ident = await engine.storeIdent();
     if (ident && ident.clusterId !== cluster.clusterId) {
       throw new Error(
@@ -165,14 +189,21 @@ export async function startStoreNode(opts: StoreNodeOptions): Promise<StoreNode>
     }
     if (!ident) {
       ident = { clusterId: cluster.clusterId, storeId: await client.allocId() };
+      identity.storeId = ident.storeId;
       const wb = engine.batch();
       wb.putStoreIdent(ident);
       await engine.write(wb);
       log.info(`store ${ident.storeId}: new store in cluster ${ident.clusterId}`);
     }
     const storeId = ident.storeId;
+    identity.storeId = storeId;
     const storeMeta = { id: storeId, address: config.advertiseAddr };
     await client.putStore(storeMeta);
+    const mode = `security: ${security.mode}`;
+    if (security.secured) log.info(`store ${storeId}: ${mode}`);
+    else {log.warn(
+        `store ${storeId}: ${mode}; anyone who can reach ${config.addr} owns the cluster`,
+      );}
 
     const store = new Store(storeId, engine, config, log, opts.peerConfig);
     const receiver: RaftReceiver = (batch) => store.onRaftBatch(batch);
@@ -186,6 +217,8 @@ export async function startStoreNode(opts: StoreNodeOptions): Promise<StoreNode>
     };
     store.transport = opts.transport?.(storeId, receiver) ?? new HttpTransport({
       fromStoreId: storeId,
+      fetch: security.fetcher(identity),
+      scheme: security.scheme,
       resolve: async (id) => {
         try {
           return await resolve(id);
@@ -201,13 +234,14 @@ export async function startStoreNode(opts: StoreNodeOptions): Promise<StoreNode>
     });
     await store.start();
 
+    const storeFetch = security.fetcher(identity);
     const forward: ForwardFn = opts.forward ?? (async (id, req) => {
       const address = await resolve(id).catch((e) => {
         throw new MrkvError("ServerIsBusy", `cannot find store ${id}: ${(e as Error).message}`);
       });
       const url = new URL(req.url);
       try {
-        return await fetch(`http://${address}${url.pathname}${url.search}`, {
+        return await storeFetch(`${security.scheme}://${address}${url.pathname}${url.search}`, {
           method: req.method,
           headers: req.headers,
           // The value is already in memory: send it whole, not as a chunked stream.
@@ -235,9 +269,16 @@ export async function startStoreNode(opts: StoreNodeOptions): Promise<StoreNode>
     const node = new StoreNode(
       store,
       kv,
-      storeApp(store, kv),
+      storeApp(store, kv, {
+        security,
+        clusterId: ident.clusterId,
+        clientRoutesOpen: config.kvAuth === "open" ||
+          ((config.kvAuth ?? "auto") === "auto" && isLoopbackAddr(config.addr)),
+        log: (m) => log.warn(m),
+      }),
       { heartbeat, split, gc },
       opts.engine === undefined,
+      security,
     );
     node.attach(listener);
 

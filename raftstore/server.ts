@@ -8,6 +8,10 @@
 import { Hono } from "hono";
 import type { Context } from "hono";
 import { errorResponse, MrkvError } from "../proto/errors.ts";
+import { callerOf, guard } from "../proto/http_guard.ts";
+import { BodyReadError } from "../proto/http_body.ts";
+import { Security } from "../proto/security.ts";
+import { checkRaftBatch, storeRouteClass } from "./intake_guard.ts";
 import { percentDecodeBytes } from "../proto/codec.ts";
 import { readBodyLimited } from "../proto/http_body.ts";
 import { keyJson, utf8OrNull } from "../proto/json.ts";
@@ -30,10 +34,30 @@ const MAX_RAFT_BATCH_BYTES = 64 * 1024 * 1024;
 const VERSION = "0.1.0";
 const startedAt = Date.now();
 
+/** How a store's app authenticates requests (docs/security.md); default: an open cluster. */
+export interface StoreAppOptions {
+  readonly security?: Security;
+  /** The cluster this store belongs to. */
+  readonly clusterId?: number;
+  /** KV routes need no credential. */
+  readonly clientRoutesOpen?: boolean;
+  readonly log?: (message: string) => void;
+}
+
 /** Builds the Hono app of one store. */
-export function storeApp(store: Store, kv: KvService): Hono {
+export function storeApp(store: Store, kv: KvService, opts: StoreAppOptions = {}): Hono {
   const app = new Hono();
-  app.onError((err) => errorResponse(err));
+  app.onError((err) => {
+    if (err instanceof BodyReadError) opts.log?.(`store ${store.storeId}: ${err.message}`);
+    return errorResponse(err);
+  });
+  app.use(guard({
+    security: opts.security ?? Security.insecure(),
+    classify: storeRouteClass,
+    clusterId: () => opts.clusterId ?? 0,
+    clientRoutesOpen: opts.clientRoutesOpen ?? true,
+    log: opts.log,
+  }));
   app.notFound((c) =>
     errorResponse(new MrkvError("NotFound", `no route ${c.req.method} ${c.req.path}`))
   );
@@ -110,7 +134,9 @@ export function storeApp(store: Store, kv: KvService): Hono {
 
   app.post(RAFT_BATCH_PATH, async (c) => {
     const bytes = await readBodyLimited(c.req.raw, MAX_RAFT_BATCH_BYTES, "raft batch");
-    store.onRaftBatch(decodeRaftBatch(bytes));
+    const batch = decodeRaftBatch(bytes);
+    checkRaftBatch(batch, callerOf(c), store.storeId);
+    store.onRaftBatch(batch);
     return c.body(null, 204);
   });
 
@@ -127,8 +153,13 @@ export function storeApp(store: Store, kv: KvService): Hono {
       q.get("last") === "1" ? MAX_RAFT_BATCH_BYTES : SNAPSHOT_CHUNK_BYTES,
       "snapshot chunk",
     );
-    if (q.get("last") === "1") store.onRaftBatch(snapshots.finish(id, decodeRaftBatch(bytes)));
-    else snapshots.addChunk(id, seq, bytes);
+    // Streams are kept per sender: one store cannot add to or finish another's.
+    const stream = `${callerOf(c).storeId}/${id}`;
+    if (q.get("last") === "1") {
+      const batch = decodeRaftBatch(bytes);
+      checkRaftBatch(batch, callerOf(c), store.storeId);
+      store.onRaftBatch(snapshots.finish(stream, batch));
+    } else snapshots.addChunk(stream, seq, bytes);
     return c.body(null, 204);
   });
 
