@@ -139,16 +139,19 @@ async function respond(
   onError: ((message: string) => void) | undefined,
 ): Promise<void> {
   let response: Response;
+  let discard: (() => void) | undefined;
   try {
     const headers = new Headers();
     const raw = req.rawHeaders;
     for (let i = 0; i + 1 < raw.length; i += 2) headers.append(raw[i]!, raw[i + 1]!);
     const method = req.method ?? "GET";
     const hasBody = method !== "GET" && method !== "HEAD";
+    const body = hasBody ? bodyStream(req) : undefined;
+    discard = body?.discard;
     const request = new Request(`${scheme}://${headers.get("host") ?? "mrkv"}${req.url ?? "/"}`, {
       method,
       headers,
-      body: hasBody ? bodyStream(req) : undefined,
+      body: body?.stream,
       // Required by the fetch spec for a streamed request body.
       duplex: "half",
     } as RequestInit);
@@ -161,6 +164,9 @@ async function respond(
       { status: 400, headers: { "content-type": "application/json" } },
     );
   }
+  // A request answered before its body was read (refused, too large): drop the rest unread,
+  // so the connection finishes the request instead of stalling with the body paused.
+  if (!req.complete) discard?.();
   try {
     const body = response.body ? new Uint8Array(await response.arrayBuffer()) : undefined;
     if (res.destroyed) return;
@@ -175,10 +181,19 @@ async function respond(
   }
 }
 
-/** The request body as a web stream, paused while the reader is behind (backpressure). */
-function bodyStream(req: http.IncomingMessage): ReadableStream<Uint8Array> {
+/**
+ * The request body as a web stream, paused while the reader is behind (backpressure), and a
+ * way to throw away whatever the reader did not take.
+ */
+function bodyStream(
+  req: http.IncomingMessage,
+): { stream: ReadableStream<Uint8Array>; discard: () => void } {
   let done = false;
-  return new ReadableStream<Uint8Array>({
+  const discard = () => {
+    done = true;
+    req.resume();
+  };
+  const stream = new ReadableStream<Uint8Array>({
     start(ctrl) {
       req.on("data", (chunk: Uint8Array) => {
         if (done) return;
@@ -204,11 +219,9 @@ function bodyStream(req: http.IncomingMessage): ReadableStream<Uint8Array> {
     pull() {
       req.resume();
     },
-    cancel() {
-      done = true;
-      req.resume(); // discard the rest so the connection can be reused or closed
-    },
+    cancel: discard,
   }, { highWaterMark: 4 });
+  return { stream, discard };
 }
 
 function peerInfo(socket: Socket): PeerInfo | undefined {

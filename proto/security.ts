@@ -222,14 +222,23 @@ export class Security {
   fetcher(identity: Identity, base?: FetchFn): FetchFn {
     return (url, init) => {
       const headers = new Headers(init.headers);
-      headers.set(CLUSTER_ID_HEADER, String(identity.clusterId));
-      headers.set(STORE_ID_HEADER, String(identity.storeId));
-      if (this.#secret) headers.set("authorization", `Bearer ${this.#nodeToken(identity.storeId)}`);
+      const own = this.fetcherHeaders(identity.storeId, identity.clusterId);
+      for (const [k, v] of Object.entries(own)) headers.set(k, v);
       const withAuth: RequestInit = { ...init, headers };
       if (base) return base(url, withAuth);
       const client = this.#httpClient();
       return fetch(url, client ? { ...withAuth, client } as RequestInit : withAuth);
     };
+  }
+
+  /** The headers {@link fetcher} adds for store `storeId` of cluster `clusterId`. */
+  fetcherHeaders(storeId: number, clusterId: number): Record<string, string> {
+    const out: Record<string, string> = {
+      [CLUSTER_ID_HEADER]: String(clusterId),
+      [STORE_ID_HEADER]: String(storeId),
+    };
+    if (this.#secret) out.authorization = `Bearer ${this.#nodeToken(storeId)}`;
+    return out;
   }
 
   /** Headers a tool or test sends to use the admin or client API. */
@@ -267,7 +276,7 @@ function equalTokens(a: string, b: string): boolean {
 export function idHeader(headers: Headers, name: string): number {
   const raw = headers.get(name);
   if (raw === null || raw === "") return 0;
-  if (!/^\d{1,15}$/.test(raw)) {
+  if (!/^\d{1,16}$/.test(raw) || !Number.isSafeInteger(Number(raw))) {
     throw new MrkvError("BadRequest", `${name} must be a whole number, got "${raw.slice(0, 20)}"`);
   }
   return Number(raw);

@@ -17,7 +17,7 @@ import { readBodyLimited } from "../proto/http_body.ts";
 import { keyJson, utf8OrNull } from "../proto/json.ts";
 import type { Region } from "../proto/metapb.ts";
 import { MAX_VALUE_BYTES } from "./cmd.ts";
-import { FORWARDED_HEADER, type KvService } from "./kv_service.ts";
+import { FORWARDED_HEADER, type KvService, MAX_SCAN_PAGE_BYTES } from "./kv_service.ts";
 import type { Store } from "./store.ts";
 import { decodeRaftBatch } from "./transport.ts";
 import { RAFT_BATCH_PATH } from "./transport_http.ts";
@@ -95,7 +95,11 @@ export function storeApp(store: Store, kv: KvService, opts: StoreAppOptions = {}
     }
     const render = (b: Uint8Array) => (encoding === "base64" ? b.toBase64() : utf8OrNull(b));
     if (isForwarded(c)) {
-      const { kvs, region } = await kv.localScanRegion(start, end, limit);
+      const budget = q.get("max_bytes");
+      const maxBytes = budget !== null && /^\d{1,12}$/.test(budget)
+        ? Math.min(Number(budget), MAX_SCAN_PAGE_BYTES)
+        : MAX_SCAN_PAGE_BYTES;
+      const { kvs, region } = await kv.localScanRegion(start, end, limit, maxBytes);
       return c.json({
         kvs: kvs.map((p) => ({ key: p.key.toBase64(), value: p.value.toBase64() })),
         region_end: region.endKey.toBase64(),
