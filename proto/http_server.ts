@@ -68,18 +68,22 @@ const SHUTDOWN_GRACE_MS = 5_000;
 export function serveHttp(handler: FetchHandler, opts: ServeOptions): Promise<HttpServer> {
   const t = { ...DEFAULT_TIMEOUTS, ...opts.timeouts };
   const scheme = opts.tls ? "https" : "http";
+  // How often header and request timeouts are enforced (a trickle of bytes keeps a connection
+  // from being idle, so only these catch a slow sender).
+  const checkEveryMs = Math.max(50, Math.min(1_000, t.headersMs / 4));
   const listener = (req: http.IncomingMessage, res: http.ServerResponse) => {
     void respond(handler, scheme, req, res, opts.onError);
   };
   const server: http.Server = opts.tls
     ? https.createServer({
+      connectionsCheckingInterval: checkEveryMs,
       key: opts.tls.key,
       cert: opts.tls.cert,
       ca: opts.tls.ca,
       requestCert: true,
       rejectUnauthorized: true,
     }, listener)
-    : http.createServer(listener);
+    : http.createServer({ connectionsCheckingInterval: checkEveryMs }, listener);
   server.headersTimeout = t.headersMs;
   server.requestTimeout = t.requestMs;
   server.keepAliveTimeout = t.keepAliveMs;
