@@ -445,12 +445,6 @@ export function usage(): string {
   ];
   for (const [key, spec] of Object.entries(CONFIG_KEYS) as [ConfigKey, KeySpec][]) {
     const dflt = spec.default === undefined ? "" : ` [${spec.default}]`;
-    if (spec.kind === "bool") {
-      lines.push(
-        `  --${key.padEnd(28)} ${spec.help}${spec.roles.length === 2 ? "" : ` (${spec.roles[0]})`}`,
-      );
-      continue;
-    }
     const roles = spec.roles.length === 2 ? "" : ` (${spec.roles[0]})`;
     lines.push(`  --${key.padEnd(28)} ${spec.help}${roles}${dflt}`);
   }
