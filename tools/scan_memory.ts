@@ -65,6 +65,7 @@ try {
     pids.forEach((pid, i) => peak[i] = Math.max(peak[i]!, rssBytes(pid)));
   }, 50);
   let pages = 0;
+  let retries = 0;
   let pairs = 0;
   const t1 = Date.now();
   for (let round = 0; round < rounds; round++) {
@@ -73,6 +74,13 @@ try {
       for (;;) {
         const q = new URLSearchParams({ start, limit: "10000" });
         const res = await fetch(`${c.storeUrl(0)}/kv?${q}`);
+        if (res.status === 503) {
+          // A retryable answer (the page took longer than one attempt under this load).
+          await res.arrayBuffer();
+          retries++;
+          await new Promise((r) => setTimeout(r, 200));
+          continue;
+        }
         if (res.status !== 200) throw new Error(`scan answered ${res.status}: ${await res.text()}`);
         const page = await res.json() as { kvs: unknown[]; next: string | null };
         pages++;
@@ -86,7 +94,7 @@ try {
   const mib = (n: number) => `${(n / 1024 / 1024).toFixed(0)} MiB`;
   console.log(
     `${rounds} rounds of ${scans} concurrent full scans: ${pages} pages, ${pairs} pairs in ` +
-      `${((Date.now() - t1) / 1000).toFixed(1)} s`,
+      `${((Date.now() - t1) / 1000).toFixed(1)} s, ${retries} pages retried after a 503`,
   );
   pids.forEach((_, i) =>
     console.log(`store slot ${i}: RSS before ${mib(base[i]!)}, peak during scans ${mib(peak[i]!)}`)
