@@ -9,6 +9,8 @@
 /** Every wire error code, grouped by HTTP status (interface.md). */
 export const ERROR_STATUS = {
   BadRequest: 400,
+  Unauthenticated: 401,
+  PermissionDenied: 403,
   KeyNotFound: 404,
   RegionNotFound: 404,
   StoreNotFound: 404,

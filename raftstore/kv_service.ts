@@ -58,6 +58,13 @@ const BUSY_FOLLOWER_WRITES = 8;
 /** Longest a single attempt may wait before it is retried. */
 const ATTEMPT_MS = 2_000;
 
+/**
+ * Most key and value bytes in one scan page (besides the pair limit): 20 concurrent scans of
+ * 1 MiB values then hold about 20 × 4 MiB of data, not 20 × 10 GiB. A page ends early at this
+ * point and `next` says where to continue; one pair larger than the budget still makes a page.
+ */
+export const MAX_SCAN_PAGE_BYTES = 4 * 1024 * 1024;
+
 /** Header marking a request forwarded by another store (it must be served locally). */
 export const FORWARDED_HEADER = "x-mrkv-forwarded";
 /** Header carrying a forwarded write's tag: `<id hex>.<issuedAt>`. */
@@ -179,11 +186,15 @@ export class KvService {
     return await this.store.engine.get(key);
   }
 
-  /** Scans `[start, end)` within the local region holding `start`; returns the region too. */
+  /**
+   * Scans `[start, end)` within the local region holding `start`, at most `limit` pairs and
+   * (past the first pair) `maxBytes` of keys and values; returns the region too.
+   */
   async localScanRegion(
     start: Uint8Array,
     end: Uint8Array | undefined,
     limit: number,
+    maxBytes = MAX_SCAN_PAGE_BYTES,
   ): Promise<{ kvs: KvPair[]; region: Region }> {
     const peer = this.localLeaderFor(start);
     const ready = peer.read();
@@ -198,7 +209,13 @@ export class KvService {
       : end === undefined || compareBytes(region.endKey, end) < 0
       ? region.endKey
       : end;
-    const kvs = await this.store.engine.scan(start, stop, limit);
+    const kvs: KvPair[] = [];
+    let bytes = 0;
+    for await (const pair of this.store.engine.iterate(start, stop, limit)) {
+      kvs.push(pair);
+      bytes += pair.key.length + pair.value.length;
+      if (bytes >= maxBytes) break;
+    }
     return { kvs, region };
   }
 
@@ -287,21 +304,28 @@ export class KvService {
     );
   }
 
-  /** Scans `[start, end)` across regions, in key order, at most `limit` pairs. */
+  /**
+   * Scans `[start, end)` across regions, in key order, at most `limit` pairs and about
+   * {@link MAX_SCAN_PAGE_BYTES} of data.
+   */
   async scan(start: Uint8Array, end: Uint8Array | undefined, limit: number): Promise<ScanPage> {
     const kvs: KvPair[] = [];
+    let bytes = 0;
     let cursor = start;
     while (kvs.length < limit) {
       if (end !== undefined && compareBytes(cursor, end) >= 0) return { kvs, next: null };
+      const budget = MAX_SCAN_PAGE_BYTES - bytes;
       const part = await this.#routed(
         cursor,
         "read",
-        () => this.localScanRegion(cursor, end, limit - kvs.length),
-        (leader, signal) => this.#forwardScan(leader, cursor, end, limit - kvs.length, signal),
+        () => this.localScanRegion(cursor, end, limit - kvs.length, budget),
+        (leader, signal) =>
+          this.#forwardScan(leader, cursor, end, limit - kvs.length, budget, signal),
       );
       kvs.push(...part.kvs);
+      for (const p of part.kvs) bytes += p.key.length + p.value.length;
       const regionEnd = part.region.endKey;
-      if (kvs.length >= limit) break;
+      if (kvs.length >= limit || bytes >= MAX_SCAN_PAGE_BYTES) break;
       if (regionEnd.length === 0 || (end !== undefined && compareEndKeys(regionEnd, end) >= 0)) {
         return { kvs, next: null };
       }
@@ -457,6 +481,7 @@ export class KvService {
     start: Uint8Array,
     end: Uint8Array | undefined,
     limit: number,
+    maxBytes: number,
     signal: AbortSignal,
   ): Promise<{ kvs: KvPair[]; region: Region }> {
     const q = new URLSearchParams({
@@ -464,6 +489,7 @@ export class KvService {
       limit: String(limit),
       encoding: "base64",
       region: "1",
+      max_bytes: String(maxBytes),
     });
     if (end !== undefined) q.set("end", end.toBase64());
     const res = await this.forward(

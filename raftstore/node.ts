@@ -22,15 +22,22 @@ import { Store, type StoreConfig, type StoreLogger } from "./store.ts";
 import type { RaftReceiver, Transport } from "./transport.ts";
 import { HttpTransport } from "./transport_http.ts";
 import type { Hono } from "hono";
+import { isLoopbackAddr } from "../config/config.ts";
+import type { ServerEnv } from "../proto/http_guard.ts";
+import { type HttpServer, serveHttp } from "../proto/http_server.ts";
+import { type FetchFn, type Identity, Security, type SecurityConfig } from "../proto/security.ts";
 
 /** What a store node needs. */
 export interface StoreNodeOptions {
-  readonly config: StoreConfig & {
+  readonly config: StoreConfig & SecurityConfig & {
     readonly addr: string;
     readonly advertiseAddr: string;
     readonly dataDir: string;
     readonly scheduler: string;
+    readonly kvAuth?: "auto" | "required" | "open";
   };
+  /** Credentials to use instead of reading the files the config names (tests). */
+  readonly security?: Security;
   /** An engine to use instead of opening `dataDir` (tests). The node does not close it. */
   readonly engine?: KvEngine;
   /** Options for the engine opened on `dataDir` (crash tests: small commits, commit hooks). */
@@ -41,7 +48,7 @@ export interface StoreNodeOptions {
   /** Reaches another store's HTTP API (tests: in-process). Default: fetch to its address. */
   readonly forward?: ForwardFn;
   /** Sends this store's requests to other stores (default: `fetch`; tests inject faults). */
-  readonly fetch?: typeof fetch;
+  readonly fetch?: FetchFn;
   /** Listen on `addr` (default true). */
   readonly serve?: boolean;
   readonly log?: StoreLogger;
@@ -52,7 +59,7 @@ export interface StoreNodeOptions {
 
 /** A running store. */
 export class StoreNode {
-  #server: Deno.HttpServer | undefined;
+  #server: HttpServer | undefined;
   #ownsEngine: boolean;
   #lock: DirLock | undefined;
 
@@ -62,6 +69,7 @@ export class StoreNode {
     readonly app: Hono,
     readonly workers: { heartbeat: HeartbeatWorker; split: SplitWorker; gc: LogGcWorker },
     ownsEngine: boolean,
+    readonly security: Security = Security.insecure(),
     lock?: DirLock,
   ) {
     this.#ownsEngine = ownsEngine;
@@ -75,12 +83,11 @@ export class StoreNode {
 
   /** The listener bound before the node was built; it serves this node from now on. */
   attach(server: Listener | undefined): void {
-    this.#server = server?.serve(this.app.fetch);
+    this.#server = server?.serve((req, env) => this.app.fetch(req, env));
   }
 
   get port(): number | undefined {
-    const a = this.#server?.addr;
-    return a && "port" in a ? a.port : undefined;
+    return this.#server?.port;
   }
 
   async stop(): Promise<void> {
@@ -92,6 +99,7 @@ export class StoreNode {
     await this.#server?.shutdown();
     await this.store.idle();
     if (this.#ownsEngine) this.store.engine.close();
+    this.security.close();
     this.#lock?.release();
   }
 }
@@ -101,29 +109,35 @@ export class StoreNode {
  * that cannot listen never appears in the cluster). Until the node is ready it answers 503.
  */
 class Listener {
-  #handler: (req: Request) => Response | Promise<Response> = () =>
+  #handler: (req: Request, env: ServerEnv) => Response | Promise<Response> = () =>
     errorResponse(new MrkvError("ServerIsBusy", "the store is starting"));
-  readonly #server: Deno.HttpServer;
 
-  constructor(addr: string) {
+  private constructor(readonly server: HttpServer) {}
+
+  static async bind(addr: string, security: Security, log: StoreLogger): Promise<Listener> {
     const { hostname, port } = splitAddr(addr);
+    let listener: Listener | undefined;
     try {
-      this.#server = Deno.serve(
-        { hostname, port, onListen: () => {} },
-        (req) => this.#handler(req),
-      );
+      const server = await serveHttp((req, env) => listener!.#handler(req, env), {
+        hostname,
+        port,
+        tls: security.tls,
+        onError: (m) => log.warn(m),
+      });
+      listener = new Listener(server);
+      return listener;
     } catch (e) {
       throw new Error(`cannot listen on ${addr}: ${(e as Error).message}`, { cause: e });
     }
   }
 
-  serve(handler: (req: Request) => Response | Promise<Response>): Deno.HttpServer {
+  serve(handler: (req: Request, env: ServerEnv) => Response | Promise<Response>): HttpServer {
     this.#handler = handler;
-    return this.#server;
+    return this.server;
   }
 
   async close(): Promise<void> {
-    await this.#server.shutdown();
+    await this.server.shutdown();
   }
 }
 
@@ -159,7 +173,14 @@ async function waitForScheduler(client: PdClient, waitMs: number, log: StoreLogg
 export async function startStoreNode(opts: StoreNodeOptions): Promise<StoreNode> {
   const { config } = opts;
   const log = opts.log ?? consoleLog;
-  const client = new PdClient(config.scheduler, { fetch: opts.schedulerFetch, timeoutMs: 5_000 });
+  const security = opts.security ?? await Security.fromConfig(config);
+  // Filled in as the store learns its cluster and its ID; every internal request carries it.
+  const identity: Identity = { clusterId: 0, storeId: 0 };
+  const internalFetch: FetchFn = security.fetcher(
+    identity,
+    opts.schedulerFetch && (async (url, init) => await opts.schedulerFetch!(url, init)),
+  );
+  const client = new PdClient(config.scheduler, { fetch: internalFetch, timeoutMs: 5_000 });
   // The data dir is locked before anything else, so a second process on it changes nothing.
   const lock = opts.engine
     ? undefined
@@ -167,7 +188,7 @@ export async function startStoreNode(opts: StoreNodeOptions): Promise<StoreNode>
   let listener: Listener | undefined;
   let engine: KvEngine;
   try {
-    listener = (opts.serve ?? true) ? new Listener(config.addr) : undefined;
+    listener = (opts.serve ?? true) ? await Listener.bind(config.addr, security, log) : undefined;
     engine = opts.engine ?? await KvEngine.open(config.dataDir, opts.engineOptions);
   } catch (e) {
     await listener?.close();
@@ -181,7 +202,9 @@ export async function startStoreNode(opts: StoreNodeOptions): Promise<StoreNode>
     if (!ident) {
       // A new store needs the scheduler for its ID.
       const cluster = await waitForScheduler(client, waitMs, log);
+      identity.clusterId = cluster.clusterId;
       ident = { clusterId: cluster.clusterId, storeId: await client.allocId() };
+      identity.storeId = ident.storeId;
       const wb = engine.batch();
       wb.putStoreIdent(ident);
       await engine.write(wb);
@@ -193,10 +216,18 @@ export async function startStoreNode(opts: StoreNodeOptions): Promise<StoreNode>
       // and serve even while the scheduler is down or cut off. If the scheduler answers now, a
       // data dir of another cluster is refused before anything runs; otherwise the check runs
       // with the registration in the background.
+      identity.clusterId = ident.clusterId;
+      identity.storeId = ident.storeId;
       registered = await register(client, ident, config, log, { quick: true });
     }
     const storeId = ident.storeId;
+    identity.storeId = storeId;
     const storeMeta = { id: storeId, address: config.advertiseAddr };
+    const mode = `security: ${security.mode}`;
+    if (security.secured) log.info(`store ${storeId}: ${mode}`);
+    else {
+      log.warn(`store ${storeId}: ${mode}; anyone who can reach ${config.addr} owns the cluster`);
+    }
 
     const store = new Store(storeId, engine, config, log, opts.peerConfig);
     const book = await AddressBook.load(storeId, engine, client, log);
@@ -214,7 +245,8 @@ export async function startStoreNode(opts: StoreNodeOptions): Promise<StoreNode>
     store.transport = opts.transport?.(storeId, receiver) ?? new HttpTransport({
       fromStoreId: storeId,
       fromAddress: config.advertiseAddr,
-      fetch: opts.fetch,
+      fetch: security.fetcher(identity, opts.fetch),
+      scheme: security.scheme,
       resolve: (id) => book.resolve(id),
       onUnreachable: (id) => store.onStoreUnreachable(id),
     });
@@ -222,13 +254,14 @@ export async function startStoreNode(opts: StoreNodeOptions): Promise<StoreNode>
 
     book.start();
 
+    const storeFetch = security.fetcher(identity, opts.fetch);
     const forward: ForwardFn = opts.forward ?? (async (id, req) => {
       const address = await book.resolve(id).catch((e) => {
         throw new MrkvError("ServerIsBusy", `cannot find store ${id}: ${(e as Error).message}`);
       });
       const url = new URL(req.url);
       try {
-        return await (opts.fetch ?? fetch)(`http://${address}${url.pathname}${url.search}`, {
+        return await storeFetch(`${security.scheme}://${address}${url.pathname}${url.search}`, {
           method: req.method,
           headers: req.headers,
           // The value is already in memory: send it whole, not as a chunked stream.
@@ -254,9 +287,16 @@ export async function startStoreNode(opts: StoreNodeOptions): Promise<StoreNode>
     const node = new StoreNode(
       store,
       kv,
-      storeApp(store, kv),
+      storeApp(store, kv, {
+        security,
+        clusterId: ident.clusterId,
+        clientRoutesOpen: config.kvAuth === "open" ||
+          ((config.kvAuth ?? "auto") === "auto" && isLoopbackAddr(config.addr)),
+        log: (m) => log.warn(m),
+      }),
       { heartbeat, split, gc },
       opts.engine === undefined,
+      security,
       lock,
     );
     node.attach(listener);

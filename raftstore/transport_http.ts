@@ -9,6 +9,7 @@
  * @module
  */
 import { CBOR_CONTENT_TYPE } from "../proto/codec.ts";
+import type { FetchFn } from "../proto/security.ts";
 import { encodeRaftBatch, type RaftEnvelope, type Transport } from "./transport.ts";
 import { RAFT_SNAPSHOT_PATH, splitSnapshotEnvelope } from "./snapshot_stream.ts";
 
@@ -27,10 +28,12 @@ export interface HttpTransportOptions {
   readonly fromAddress?: string;
   /** HOST:PORT of a store (see address_book.ts). Throws if unknown. */
   readonly resolve: (storeId: number) => Promise<string>;
-  /** Sends a request (default: `fetch`; tests inject network faults). */
-  readonly fetch?: typeof fetch;
   /** Called when a store could not be reached (the Raft peers report it unreachable). */
   readonly onUnreachable?: (storeId: number) => void;
+  /** Sends requests with this process's credentials (`Security.fetcher`); default: `fetch`. */
+  readonly fetch?: FetchFn;
+  /** `http` (default) or `https`. */
+  readonly scheme?: string;
 }
 
 interface Lane {
@@ -68,7 +71,8 @@ export class HttpTransport implements Transport {
   }
 
   async #post(address: string, path: string, body: Uint8Array<ArrayBuffer>): Promise<void> {
-    const res = await (this.options.fetch ?? fetch)(`http://${address}${path}`, {
+    const send = this.options.fetch ?? fetch;
+    const res = await send(`${this.options.scheme ?? "http"}://${address}${path}`, {
       method: "POST",
       headers: { "content-type": CBOR_CONTENT_TYPE },
       body,

@@ -36,8 +36,9 @@ async function http(
   url: string,
   body?: BodyInit,
   timeoutMs = 15_000,
+  headers?: Record<string, string>,
 ): Promise<Reply> {
-  const res = await fetch(url, { method, body, signal: AbortSignal.timeout(timeoutMs) });
+  const res = await fetch(url, { method, body, headers, signal: AbortSignal.timeout(timeoutMs) });
   const bytes = new Uint8Array(await res.arrayBuffer());
   const text = dec.decode(bytes);
   assert.ok(
@@ -158,8 +159,13 @@ Deno.test(
     const acked = new Map<string, string | null>();
     const stats = { retries: 0 };
     /** A request retried while it gets 503 or no connection (elections happen under load). */
+    // With the admin credential: the debug and admin routes need it (the KV routes accept it).
     const call = (method: string, target: string, body?: string | Uint8Array<ArrayBuffer>) =>
-      untilAnswered(`${method} ${target}`, () => http(method, target, body), stats);
+      untilAnswered(
+        `${method} ${target}`,
+        () => http(method, target, body, undefined, c.adminHeaders()),
+        stats,
+      );
     let passed = false;
     try {
       await mustStep(t, "region 1 reaches 3 voters on 3 distinct stores", async () => {
@@ -692,7 +698,18 @@ Deno.test("e2e: `deno task start` brings up a playground a newcomer can curl; SI
     );
     assert.equal(got.status, 200, got.text);
     assert.equal(got.text, "world");
-    const regions = JSON.parse((await http("GET", "http://127.0.0.1:2379/pd/api/v1/regions")).text);
+    // The playground wrote the admin credential as a curl header file.
+    const header = (await Deno.readTextFile(`${dir}/data/admin.header`)).trim();
+    const [name, value] = [
+      header.slice(0, header.indexOf(":")),
+      header.slice(header.indexOf(":") + 1),
+    ];
+    const admin = { [name!.trim()]: value!.trim() };
+    const unauthenticated = await http("GET", "http://127.0.0.1:2379/pd/api/v1/regions");
+    assert.equal(unauthenticated.status, 401, "the admin API needs the admin credential");
+    const regions = JSON.parse(
+      (await http("GET", "http://127.0.0.1:2379/pd/api/v1/regions", undefined, 5_000, admin)).text,
+    );
     assert.ok(regions.count >= 1);
     assert.deepEqual(await task.stop("SIGTERM"), { code: 0, signal: null });
     passed = true;

@@ -153,9 +153,11 @@ Deno.test(
       await c.put("m1", "second");
       // Split at "m": the key now belongs to the new region.
       await node.workers.split.splitRegion(leader, b("m"));
-      const right = () => c.node(slot).store.meta.regionForKey(b("m1"))!;
+      const rightId = c.node(slot).store.meta.regionForKey(b("m1"))!.id;
+      assert.notEqual(rightId, 1);
+      const right = () => ({ id: rightId });
       await waitFor("the split to reach every store", () =>
-        c.running().every((n) => n.store.meta.regionForKey(b("m1"))?.id === right().id));
+        c.running().every((n) => n.store.meta.regionForKey(b("m1"))?.id === rightId));
       await waitFor("a leader for the new region", () =>
         c.leaderOf(right().id) !== undefined);
       const rightLeader = c.leaderOf(right().id)!;
