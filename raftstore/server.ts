@@ -189,6 +189,7 @@ export function storeApp(store: Store, kv: KvService, opts: StoreAppOptions = {}
         last_index: p.storage.lastIndex(),
         peer_state: p.storage.isInitialized() ? "Normal" : "Uninitialized",
         approximate_size: p.approximateSize,
+        asleep: p.sleep.asleep,
       };
     });
     const tombstones = [...store.tombstones.entries()].map(([id, t]) => ({
@@ -283,6 +284,21 @@ function metricsText(store: Store, kv: KvService): string {
     "gauge",
     "Regions this store leads.",
     peers.filter((p) => p.isLeader()).length,
+  );
+  const h = store.hibernation;
+  metric("mrkv_regions_asleep", "gauge", "Region peers asleep (hibernating).", h.asleep);
+  metric("mrkv_region_wakes_total", "counter", "Sleeping region peers woken.", h.stats.wakes);
+  metric(
+    "mrkv_region_sleeps_total",
+    "counter",
+    "Regions this store's leaders let sleep.",
+    h.stats.leaderSleeps,
+  );
+  metric(
+    "mrkv_liveness_pings_total",
+    "counter",
+    "Store liveness pings sent (empty Raft batches).",
+    h.liveness.pings,
   );
   metric("mrkv_ready_passes_total", "counter", "Ready loop passes.", store.stats.readyPasses);
   metric(

@@ -1,0 +1,352 @@
+/**
+ * Hibernating regions: a region nobody uses stops ticking and sending, so an idle store costs
+ * next to nothing however many regions it holds (TiKV's hibernate regions, CockroachDB's
+ * quiescence; the Raft side is `raft/quiesce.ts`).
+ *
+ * **Going to sleep.** A leader whose region has seen no proposal, read or new entry for
+ * {@link Hibernation.sleepAfterMs}, with nothing pending, everything applied and every follower
+ * caught up and heard from lately, quiesces: it sends each follower a quiesce heartbeat and stops
+ * ticking. A follower whose log matches stops ticking too, silently. Followers on a store known
+ * down (see liveness.ts) are left out, as long as the rest make a quorum: one dead store must not
+ * keep every region awake.
+ *
+ * **Waking.** Anything that needs the region wakes its local peer: a proposal, a read, an
+ * operator step, log GC, any Raft message (except a quiesce heartbeat), a change in the liveness
+ * of a store holding one of its peers (down, back up, restarted). A woken leader heartbeats at
+ * once and restarts its quorum check; its lease was dropped when it went to sleep, so its first
+ * read confirms leadership with a quorum. A woken follower tells its leader (a message wakes
+ * it) and restarts its election timer from the real time it has gone without news of its
+ * leader — where news of the leader's store counts, as long as that store has not restarted since
+ * the follower went to sleep ({@link StoreLiveness}). So a follower of a live leader keeps
+ * refusing votes, and one whose leader's store is dead or restarted campaigns within its election
+ * timeout. An awake follower that has not heard from its leader for half an election timeout
+ * tells it again (the leader may have gone to sleep, or missed the first word).
+ *
+ * docs/raftstore.md ("Hibernating regions") has the whole argument.
+ *
+ * @module
+ */
+import { type Message, newMessage, NONE } from "../raft/mod.ts";
+import type { Peer } from "./peer.ts";
+import type { RaftEnvelope } from "./transport.ts";
+import { type LivenessChange, StoreLiveness } from "./liveness.ts";
+import type { Region } from "../proto/metapb.ts";
+
+/** A peer's sleep state, kept on the peer. */
+export interface SleepState {
+  asleep: boolean;
+  /** Last proposal, read or new log entry (performance.now()). */
+  activeAt: number;
+  /** The last index seen by the idle check. */
+  lastIndex: number;
+  /** When a message from the current leader last arrived (performance.now()). */
+  leaderHeardAt: number;
+  /** The incarnation of the leader's store when this follower went to sleep. */
+  incarnation: number | undefined;
+  /** When this follower last told its leader to wake (performance.now()). */
+  pokedAt: number;
+}
+
+export function newSleepState(now = performance.now()): SleepState {
+  return {
+    asleep: false,
+    activeAt: now,
+    lastIndex: 0,
+    leaderHeardAt: now,
+    incarnation: undefined,
+    pokedAt: -Infinity,
+  };
+}
+
+/** What the hibernation needs of its store. */
+export interface HibernatingStore {
+  readonly storeId: number;
+  readonly peers: ReadonlyMap<number, Peer>;
+  readonly config: { readonly raftTickMs: number; readonly electionTicks: number };
+  /** Marks a peer for the Ready loop without waking it. */
+  markDirty(peer: Peer): void;
+  /** Sends envelopes to a store (its transport). */
+  send(storeId: number, envelopes: RaftEnvelope[]): void;
+}
+
+/** Counters for metrics and tests. */
+export interface HibernationStats {
+  /** Leaders that quiesced their region. */
+  leaderSleeps: number;
+  /** Followers that went to sleep on a quiesce heartbeat. */
+  followerSleeps: number;
+  wakes: number;
+  /** Messages telling a sleeping leader to wake. */
+  pokes: number;
+}
+
+/** The sleeping and waking of one store's region peers. */
+export class Hibernation {
+  readonly liveness: StoreLiveness;
+  /** Peers that tick. */
+  readonly #awake = new Set<Peer>();
+  /** Other stores → regions with a peer there (and one here). */
+  readonly #byStore = new Map<number, Set<number>>();
+  /** Region → the other stores it has peers on. */
+  readonly #storesOf = new Map<number, readonly number[]>();
+  readonly stats: HibernationStats = { leaderSleeps: 0, followerSleeps: 0, wakes: 0, pokes: 0 };
+  /** Quiet time after which a leader tries to let its region sleep. */
+  readonly sleepAfterMs: number;
+
+  constructor(
+    readonly store: HibernatingStore,
+    /** False: regions never sleep (they still wake; nothing puts them to sleep). */
+    readonly enabled: boolean,
+    incarnation: number,
+  ) {
+    const { raftTickMs, electionTicks } = store.config;
+    this.sleepAfterMs = 2 * electionTicks * raftTickMs;
+    // A ping every two ticks (as often as leaders heartbeat by default) keeps a live store's
+    // news well inside an election timeout; a store silent for a whole one is down.
+    this.liveness = new StoreLiveness(
+      incarnation,
+      2 * raftTickMs,
+      electionTicks * raftTickMs,
+      (id) => store.send(id, []),
+    );
+    this.liveness.onChange = (id, change) => this.#onLivenessChange(id, change);
+  }
+
+  /** Number of local peers asleep. */
+  get asleep(): number {
+    return this.store.peers.size - this.#awake.size;
+  }
+
+  /** Whether `peer` ticks. */
+  isAwake(peer: Peer): boolean {
+    return this.#awake.has(peer);
+  }
+
+  /** The peers that tick. */
+  awakePeers(): Iterable<Peer> {
+    return this.#awake;
+  }
+
+  /** Regions with a peer on a store known down. */
+  *regionsOnDownStores(): Iterable<number> {
+    for (const [storeId, regions] of this.#byStore) {
+      if (this.liveness.isDown(storeId)) yield* regions;
+    }
+  }
+
+  /** A peer is created or loaded: it starts awake. */
+  added(peer: Peer): void {
+    peer.sleep.asleep = false;
+    peer.sleep.activeAt = performance.now();
+    this.#awake.add(peer);
+  }
+
+  /** A peer is gone. */
+  removed(peer: Peer): void {
+    this.#awake.delete(peer);
+    this.#index(peer.regionId, []);
+  }
+
+  /** A region's members changed (or were learned): keeps the store → regions index. */
+  regionChanged(region: Region): void {
+    const others = [...new Set(region.peers.map((p) => p.storeId))].filter(
+      (id) => id !== this.store.storeId,
+    );
+    this.#index(region.id, others);
+  }
+
+  #index(regionId: number, stores: readonly number[]): void {
+    for (const s of this.#storesOf.get(regionId) ?? []) {
+      const set = this.#byStore.get(s);
+      set?.delete(regionId);
+      if (set?.size === 0) this.#byStore.delete(s);
+    }
+    if (stores.length === 0) {
+      this.#storesOf.delete(regionId);
+      return;
+    }
+    this.#storesOf.set(regionId, stores);
+    for (const s of stores) {
+      let set = this.#byStore.get(s);
+      if (!set) this.#byStore.set(s, set = new Set());
+      set.add(regionId);
+    }
+  }
+
+  /** Regions with a peer on `storeId` (and one here). */
+  regionsOn(storeId: number): ReadonlySet<number> {
+    return this.#byStore.get(storeId) ?? new Set();
+  }
+
+  /** A batch arrived from another store. */
+  heard(storeId: number, incarnation: number | undefined): void {
+    this.liveness.heard(storeId, incarnation);
+  }
+
+  /**
+   * One tick: liveness pings and checks; every awake peer ticks; idle leaders try to sleep;
+   * followers without news of their leader tell it to wake.
+   */
+  tick(): void {
+    this.liveness.tick(this.#byStore.keys());
+    const now = performance.now();
+    const halfElection = Math.ceil(this.store.config.electionTicks / 2);
+    for (const peer of [...this.#awake]) {
+      if (peer.destroyed) {
+        this.#awake.delete(peer);
+        continue;
+      }
+      peer.raw.tick();
+      this.store.markDirty(peer);
+      const raft = peer.raw.raft;
+      if (raft.state === "Leader") {
+        const last = raft.raftLog.lastIndex();
+        if (last !== peer.sleep.lastIndex) {
+          peer.sleep.lastIndex = last;
+          peer.sleep.activeAt = now;
+        } else if (this.enabled && now - peer.sleep.activeAt >= this.sleepAfterMs) {
+          this.#trySleep(peer);
+        }
+      } else if (
+        raft.state === "Follower" && raft.lead !== NONE && raft.electionElapsed >= halfElection &&
+        now - peer.sleep.pokedAt >= halfElection * this.store.config.raftTickMs
+      ) {
+        this.#poke(peer);
+      }
+    }
+  }
+
+  /** Something needs the region: wake its peer and note the activity. */
+  touch(peer: Peer): void {
+    peer.sleep.activeAt = performance.now();
+    if (peer.sleep.asleep) this.wake(peer, true);
+  }
+
+  /**
+   * A Raft message for `peer` arrived. Returns true if it was a quiesce heartbeat, fully handled
+   * here; otherwise the caller steps it (after this woke the peer).
+   */
+  onMessage(peer: Peer, env: RaftEnvelope, isQuiesce: boolean): boolean {
+    if (!isQuiesce) {
+      if (peer.sleep.asleep) this.wake(peer, env.fromPeer.id !== peer.raw.raft.lead);
+      return false;
+    }
+    if (peer.stepQuiesce(env.message, env.fromPeer) && this.enabled) {
+      if (!peer.sleep.asleep) this.stats.followerSleeps++;
+      peer.sleep.asleep = true;
+      peer.sleep.incarnation = this.liveness.incarnationOf(env.fromPeer.storeId);
+      this.#awake.delete(peer);
+    } else if (peer.sleep.asleep) {
+      // Answered as a heartbeat: the leader is awake again.
+      this.wake(peer, false);
+    }
+    this.store.markDirty(peer);
+    return true;
+  }
+
+  /**
+   * Wakes a sleeping peer (see the module comment). `tellLeader`: a follower tells its leader,
+   * unless the leader's own message woke it.
+   */
+  wake(peer: Peer, tellLeader: boolean): void {
+    if (!peer.sleep.asleep || peer.destroyed) return;
+    peer.sleep.asleep = false;
+    this.#awake.add(peer);
+    this.stats.wakes++;
+    const raft = peer.raw.raft;
+    if (raft.state === "Leader") {
+      peer.raw.wake(0);
+      this.refreshHeard(peer);
+    } else {
+      const idleMs = performance.now() - this.#newsOfLeader(peer);
+      peer.raw.wake(Math.floor(idleMs / this.store.config.raftTickMs));
+      if (tellLeader) this.#poke(peer);
+    }
+    this.store.markDirty(peer);
+  }
+
+  /**
+   * For down-peer reports: a sleeping region hears nothing from its followers, so a follower on
+   * a store heard from lately counts as heard from then.
+   */
+  refreshHeard(peer: Peer): void {
+    const now = performance.now();
+    const wall = Date.now();
+    for (const p of peer.region.peers) {
+      if (p.storeId === this.store.storeId) continue;
+      const at = this.liveness.heardAt(p.storeId);
+      if (at === undefined || this.liveness.isDown(p.storeId)) continue;
+      const heard = wall - (now - at);
+      if (heard > (peer.lastHeard.get(p.id) ?? 0)) peer.lastHeard.set(p.id, heard);
+    }
+  }
+
+  /**
+   * The latest news of this follower's leader: its own messages, or, while the leader's store
+   * has not restarted since this follower went to sleep, anything from that store. A restarted
+   * store leads nothing it led before, so its leader then counts as never heard from.
+   */
+  #newsOfLeader(peer: Peer): number {
+    const s = peer.sleep;
+    const leader = peer.leader();
+    if (!leader || leader.storeId === this.store.storeId) return s.leaderHeardAt;
+    const now = this.liveness.incarnationOf(leader.storeId);
+    if (s.incarnation !== undefined && now !== undefined && now !== s.incarnation) {
+      return -Infinity;
+    }
+    const storeHeard = this.liveness.heardAt(leader.storeId);
+    return s.incarnation !== undefined && storeHeard !== undefined
+      ? Math.max(s.leaderHeardAt, storeHeard)
+      : s.leaderHeardAt;
+  }
+
+  #trySleep(peer: Peer): void {
+    if (peer.destroyed || !peer.storage.isInitialized() || peer.pendingCount() > 0) return;
+    if (peer.storage.snapshotRequested || peer.appliedIndex !== peer.raw.raft.raftLog.committed) {
+      return;
+    }
+    const down = (id: number) => {
+      const meta = peer.peerCache.get(id) ?? peer.region.peers.find((p) => p.id === id);
+      return meta !== undefined && this.liveness.isDown(meta.storeId);
+    };
+    if (!peer.raw.quiesce(down)) return;
+    // A lease must not outlive the quorum checks a sleeping leader stops making.
+    peer.invalidateLease();
+    peer.sleep.asleep = true;
+    this.#awake.delete(peer);
+    this.stats.leaderSleeps++;
+    this.store.markDirty(peer); // the quiesce heartbeats go out with the next pass
+  }
+
+  /** Tells this follower's leader to wake: an empty heartbeat answer (it wakes on any message). */
+  #poke(peer: Peer): void {
+    const raft = peer.raw.raft;
+    const leader = peer.leader();
+    if (!leader || leader.storeId === this.store.storeId) return;
+    peer.sleep.pokedAt = performance.now();
+    this.stats.pokes++;
+    const region = peer.region;
+    const message: Message = {
+      ...newMessage({ type: "MsgHeartbeatResp", to: leader.id }),
+      from: peer.meta.id,
+      term: raft.term,
+    };
+    this.store.send(leader.storeId, [{
+      regionId: region.id,
+      fromPeer: region.peers.find((p) => p.id === peer.meta.id) ?? peer.meta,
+      toPeer: leader,
+      epoch: region.epoch,
+      startKey: region.startKey,
+      endKey: region.endKey,
+      message,
+    }]);
+  }
+
+  /** Wakes every local peer of a region shared with a store whose liveness changed. */
+  #onLivenessChange(storeId: number, _change: LivenessChange): void {
+    for (const regionId of this.regionsOn(storeId)) {
+      const peer = this.store.peers.get(regionId);
+      if (peer?.sleep.asleep) this.wake(peer, true);
+    }
+  }
+}
