@@ -178,6 +178,7 @@ export async function startScheduler(
   const stop = () => {
     stopping ??= (async () => {
       await coordinator.stop();
+      cluster.outbox.close(); // stores' long polls end now, not at the shutdown grace period
       await server.shutdown();
       security.close();
       await cluster.close();

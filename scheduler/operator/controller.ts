@@ -29,6 +29,8 @@ export class OperatorController {
   };
   /** Operators ever added, by kind. */
   readonly added: Record<OperatorKind, number> = { admin: 0, replica: 0, region: 0, leader: 0 };
+  /** Called with every operator added (the cluster pushes its first step, step_push.ts). */
+  onAdded: (op: Operator) => void = () => {};
 
   /** The running operator of a region. */
   get(regionId: number): Operator | undefined {
@@ -72,6 +74,7 @@ export class OperatorController {
     }
     this.#running.set(op.regionId, op);
     this.added[op.kind]++;
+    this.onAdded(op);
     return true;
   }
 
