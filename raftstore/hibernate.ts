@@ -12,7 +12,8 @@
  *
  * **Waking.** Anything that needs the region wakes its local peer: a proposal, a read, an
  * operator step, log GC, any Raft message (except a quiesce heartbeat), a change in the liveness
- * of a store holding one of its peers (down, back up, restarted). A woken leader heartbeats at
+ * of a store holding one of its peers that concerns it (its leader's store went down or
+ * restarted; a store whose followers it left out came back). A woken leader heartbeats at
  * once and restarts its quorum check; its lease was dropped when it went to sleep, so its first
  * read confirms leadership with a quorum. A woken follower tells its leader (a message wakes
  * it) and restarts its election timer from the real time it has gone without news of its
@@ -45,6 +46,8 @@ export interface SleepState {
   incarnation: number | undefined;
   /** When this follower last told its leader to wake (performance.now()). */
   pokedAt: number;
+  /** A leader that went to sleep leaving out followers on stores known down. */
+  skipped: boolean;
 }
 
 export function newSleepState(now = performance.now()): SleepState {
@@ -55,6 +58,7 @@ export function newSleepState(now = performance.now()): SleepState {
     leaderHeardAt: now,
     incarnation: undefined,
     pokedAt: -Infinity,
+    skipped: false,
   };
 }
 
@@ -102,11 +106,13 @@ export class Hibernation {
     const { raftTickMs, electionTicks } = store.config;
     this.sleepAfterMs = 2 * electionTicks * raftTickMs;
     // A ping every two ticks (as often as leaders heartbeat by default) keeps a live store's
-    // news well inside an election timeout; a store silent for a whole one is down.
+    // news well inside an election timeout. A store is called down only after three: a process
+    // starved of CPU for a moment must not wake every region it shares (a follower's lease
+    // check uses the time it last heard, not this verdict).
     this.liveness = new StoreLiveness(
       incarnation,
       2 * raftTickMs,
-      electionTicks * raftTickMs,
+      3 * electionTicks * raftTickMs,
       (id) => store.send(id, []),
     );
     this.liveness.onChange = (id, change) => this.#onLivenessChange(id, change);
@@ -313,6 +319,7 @@ export class Hibernation {
     // A lease must not outlive the quorum checks a sleeping leader stops making.
     peer.invalidateLease();
     peer.sleep.asleep = true;
+    peer.sleep.skipped = peer.region.peers.some((p) => this.liveness.isDown(p.storeId));
     this.#awake.delete(peer);
     this.stats.leaderSleeps++;
     this.store.markDirty(peer); // the quiesce heartbeats go out with the next pass
@@ -342,11 +349,32 @@ export class Hibernation {
     }]);
   }
 
-  /** Wakes every local peer of a region shared with a store whose liveness changed. */
-  #onLivenessChange(storeId: number, _change: LivenessChange): void {
+  /**
+   * Wakes the sleeping peers a change of `storeId`'s liveness concerns: when it goes down,
+   * followers whose leader is there (they campaign) and leaders left without a live quorum (they
+   * check their quorum and step down); when it comes back, leaders that went to sleep without
+   * their followers there (they catch them up); when it restarted, every peer of a region it
+   * holds (its peers forgot who leads).
+   */
+  #onLivenessChange(storeId: number, change: LivenessChange): void {
     for (const regionId of this.regionsOn(storeId)) {
       const peer = this.store.peers.get(regionId);
-      if (peer?.sleep.asleep) this.wake(peer, true);
+      if (!peer?.sleep.asleep) continue;
+      const leads = peer.raw.raft.state === "Leader";
+      const wake = change === "restarted" ||
+        (change === "down" &&
+          (leads ? !this.#liveQuorum(peer) : peer.leader()?.storeId === storeId)) ||
+        (change === "up" && leads && peer.sleep.skipped);
+      if (wake) this.wake(peer, true);
     }
+  }
+
+  /** Whether the region's voters on stores not known down make a quorum. */
+  #liveQuorum(peer: Peer): boolean {
+    const voters = peer.region.peers.filter((p) => p.role === "Voter");
+    const live = voters.filter((p) =>
+      p.storeId === this.store.storeId || !this.liveness.isDown(p.storeId)
+    );
+    return live.length > voters.length / 2;
   }
 }

@@ -11,9 +11,9 @@
  *
  * A store is *down* once nothing has come from it for {@link StoreLiveness.downMs}, or a send to it
  * failed, and *up* again when a batch arrives. Every change — down, up, restarted — is reported
- * to {@link StoreLiveness.onChange}, once, so the regions it shares with that store wake up: a
- * follower whose leader's store went down campaigns, a leader with a follower there stops waiting
- * for it, and one whose follower came back catches it up.
+ * to {@link StoreLiveness.onChange}, once, so the regions it concerns wake up: a follower whose
+ * leader's store went down campaigns, a leader whose followers there were left behind catches
+ * them up when it comes back, and every region of a restarted store learns who leads.
  *
  * Times are `performance.now()`: a wall-clock jump must not make a follower believe its leader
  * silent (that could let it vote against a leader that still holds a lease).

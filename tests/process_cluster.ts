@@ -219,8 +219,15 @@ export class ChildProc {
 /** Options for {@link ProcessCluster.start}. */
 export interface ProcessClusterOptions {
   readonly stores?: number;
-  /** Extra flags for every store (after {@link FAST_STORE_FLAGS}). */
+  /** Extra flags for every store (after {@link FAST_STORE_FLAGS}, unless `fast` is false). */
   readonly storeFlags?: readonly string[];
+  /** Use {@link FAST_STORE_FLAGS} (default true); false: the stores' default timings. */
+  readonly fast?: boolean;
+  /**
+   * Run in this directory and keep it (default: a fresh temp dir, removed by `close`). A
+   * directory a cluster ran in before is reused: same secret, data dirs and store IDs.
+   */
+  readonly dir?: string;
 }
 
 /** A store slot: its address and data dir stay the same across restarts. */
@@ -249,6 +256,8 @@ export class ProcessCluster {
     readonly schedulerPort: number,
     slots: StoreSlot[],
     storeFlags: readonly string[],
+    /** Whether `close` removes the directory. */
+    readonly temporary = true,
   ) {
     this.#slots = slots;
     this.#storeFlags = storeFlags;
@@ -306,9 +315,12 @@ export class ProcessCluster {
    */
   static async start(opts: ProcessClusterOptions = {}): Promise<ProcessCluster> {
     const n = opts.stores ?? 3;
-    const dir = await Deno.makeTempDir({ prefix: "mrkv-e2e-" });
+    const dir = opts.dir ?? await Deno.makeTempDir({ prefix: "mrkv-e2e-" });
     const secretFile = `${dir}/cluster.secret`;
-    await Deno.writeTextFile(secretFile, generateSecret(), { mode: 0o600 });
+    await Deno.mkdir(dir, { recursive: true });
+    const reused = opts.dir !== undefined &&
+      await Deno.stat(secretFile).then(() => true, () => false);
+    if (!reused) await Deno.writeTextFile(secretFile, generateSecret(), { mode: 0o600 });
     const security = new Security({ secret: await readSecretFile(secretFile) });
     const [schedulerPort, ...storePorts] = freePorts(n + 1);
     const slots: StoreSlot[] = storePorts.map((port, i) => ({
@@ -324,7 +336,8 @@ export class ProcessCluster {
       security,
       schedulerPort!,
       slots,
-      [...FAST_STORE_FLAGS, ...(opts.storeFlags ?? [])],
+      [...(opts.fast ?? true ? FAST_STORE_FLAGS : []), ...(opts.storeFlags ?? [])],
+      opts.dir === undefined,
     );
     try {
       cluster.startScheduler();
@@ -480,12 +493,12 @@ export class ProcessCluster {
     return this.#all().map((p) => p.output()).join("\n");
   }
 
-  /** Kills whatever still runs (SIGKILL), waits for it, and removes the data. Never throws. */
+  /** Kills whatever still runs (SIGKILL), waits for it, and removes a temporary dir. Never throws. */
   async close(): Promise<void> {
     const all = this.#all();
     for (const p of all) p.kill("SIGKILL");
     await Promise.all(all.map((p) => p.status.catch(() => {})));
-    await Deno.remove(this.dir, { recursive: true }).catch(() => {});
+    if (this.temporary) await Deno.remove(this.dir, { recursive: true }).catch(() => {});
   }
 
   #all(): ChildProc[] {
