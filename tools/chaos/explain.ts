@@ -89,8 +89,9 @@ export function explainKey(key: string, ops: readonly Op[], stuck?: Stuck): Expl
     return best;
   };
   const seen = new Set<string>();
-  const add = (kind: AnomalyKind, text: string, cited: Op[]) => {
-    const id = `${kind}:${cited.map((o) => o.id).join(",")}`;
+  /** Records an explanation unless one with the same `sig` (default: same ops) exists. */
+  const add = (kind: AnomalyKind, text: string, cited: Op[], sig?: string) => {
+    const id = sig ?? `${kind}:${cited.map((o) => o.id).join(",")}`;
     if (seen.has(id) || out.length >= MAX_EXPLANATIONS) return;
     seen.add(id);
     out.push({ key, kind, text, opIds: cited.map((o) => o.id), confirmed: rejected(cited) });
@@ -138,11 +139,13 @@ export function explainKey(key: string, ops: readonly Op[], stuck?: Stuck): Expl
       ...(vWrite ? [vWrite] : []),
       ...(vEffect.op ? [vEffect.op] : []),
     ]);
+    // Later reads of the same old value prove nothing new.
+    const sig = `old:${v}:${stale.u}`;
     const newer = stale.effect === stale.write
       ? describe(stale.write)
       : `${describe(stale.effect)} (${describe(stale.write)})`;
     if (v === null) {
-      add("lost-write", `${key}: ${newer}, then ${describe(r)}: the write was lost`, cited);
+      add("lost-write", `${key}: ${newer}, then ${describe(r)}: the write was lost`, cited, sig);
     } else if (vEffect.op === vWrite && stale.order === stale.write) {
       // The common shape: v's write was acknowledged before u's began; u was acknowledged (or
       // read) before r began; r still returned v.
@@ -152,6 +155,7 @@ export function explainKey(key: string, ops: readonly Op[], stuck?: Stuck): Expl
           quote(stale.u)
         }'s write began`,
         cited,
+        sig,
       );
     } else {
       const vProof = vEffect.op === vWrite ? describe(vWrite!) : describe(vEffect.op!);
@@ -166,6 +170,7 @@ export function explainKey(key: string, ops: readonly Op[], stuck?: Stuck): Expl
           quote(stale.u)
         } came after it (${order}) and was in effect before the read began (${newer})`,
         cited,
+        sig,
       );
     }
   }
