@@ -31,6 +31,11 @@ export interface ChaosOptions {
   /** Share of reads, 0..1. */
   readonly readFraction: number;
   readonly faults: readonly FaultKind[];
+  /**
+   * Stop after this many rounds (every fault kind once per round, shuffled) instead of at the
+   * end of `durationMs`, which then only caps the run.
+   */
+  readonly rounds?: number;
   /** A fault holds for a time drawn from this range. */
   readonly holdMs: readonly [number, number];
   /** Clean workload after each fault. */
@@ -84,6 +89,8 @@ recorded history for linearizability and prints a report.
   --faults LIST          comma-separated kinds or groups (default all):
 ${kinds}
       groups: all, none, ${groups}
+  --rounds N             stop after N rounds of every fault kind (once each, shuffled) instead
+                         of at --duration, which then only caps the run
   --hold MIN..MAX        how long a fault holds (default ${CHAOS_DEFAULTS.hold})
   --quiet D              clean workload after each heal (default ${CHAOS_DEFAULTS.quiet})
   --lead-in D            clean workload before the first fault (default ${CHAOS_DEFAULTS.leadIn})
@@ -141,6 +148,7 @@ export function parseChaosArgs(
         keys: { type: "string", default: String(CHAOS_DEFAULTS.keys) },
         "read-pct": { type: "string", default: String(CHAOS_DEFAULTS.readPct) },
         faults: { type: "string", default: "all" },
+        rounds: { type: "string" },
         hold: { type: "string", default: CHAOS_DEFAULTS.hold },
         quiet: { type: "string", default: CHAOS_DEFAULTS.quiet },
         "lead-in": { type: "string", default: CHAOS_DEFAULTS.leadIn },
@@ -207,6 +215,7 @@ export function parseChaosArgs(
     keys: positiveInt("keys", values.keys, 1000),
     readFraction: readPct / 100,
     faults,
+    ...(values.rounds !== undefined ? { rounds: positiveInt("rounds", values.rounds, 1000) } : {}),
     holdMs,
     quietMs: duration("quiet", values.quiet),
     leadInMs: duration("lead-in", values["lead-in"]),

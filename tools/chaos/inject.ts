@@ -73,6 +73,8 @@ export interface ScheduleOptions {
   readonly quietMs: number;
   /** No fault starts unless it can end (hold and quiet) by then. */
   readonly untilMs: number;
+  /** Stop after this many faults (when set). */
+  readonly count?: number;
 }
 
 const sleep = (ms: number, signal?: AbortSignal) =>
@@ -98,7 +100,7 @@ export class FaultInjector {
     await sleep(opts.leadInMs, signal);
     if (opts.kinds.length === 0) return this.events;
     const seq = new KindSequence(opts.kinds, this.ctx.rand);
-    while (!signal.aborted) {
+    while (!signal.aborted && (opts.count === undefined || this.events.length < opts.count)) {
       const [lo, hi] = opts.holdMs;
       const hold = lo + Math.floor(this.ctx.rand() * (hi - lo + 1));
       if (now() + hold + opts.quietMs > opts.untilMs) break;

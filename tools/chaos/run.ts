@@ -144,9 +144,10 @@ export async function runChaos(opts: ChaosOptions, hooks: RunHooks): Promise<Run
         holdMs: opts.holdMs,
         quietMs: opts.quietMs,
         untilMs: opts.durationMs,
+        ...(opts.rounds !== undefined ? { count: opts.rounds * faults.length } : {}),
       }, stop.signal);
       const left = opts.durationMs - now();
-      if (left > 0 && !events.some((e) => e.fatal)) {
+      if (left > 0 && opts.rounds === undefined && !events.some((e) => e.fatal)) {
         await new Promise<void>((r) => {
           const t = setTimeout(r, left);
           stop.signal.addEventListener("abort", () => (clearTimeout(t), r()), { once: true });
@@ -222,6 +223,7 @@ export async function runChaos(opts: ChaosOptions, hooks: RunHooks): Promise<Run
       readFraction: opts.readFraction,
       durationMs: opts.durationMs,
       faults,
+      rounds: opts.rounds ?? null,
       holdMs: opts.holdMs,
       quietMs: opts.quietMs,
       net: net.summary,
