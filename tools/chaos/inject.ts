@@ -41,6 +41,8 @@ export interface FaultEvent {
   live?: readonly string[];
   /** Ms after `start` until every region with a quorum in `live` had a leader there. */
   leaderReadyMs?: number | null;
+  /** How many regions had a voter quorum in `live` (when last seen); 0: none to elect. */
+  quorumRegions?: number;
   /** The fault could not be carried out as planned. */
   error?: string;
   /** The cluster could not be brought back (e.g. a killed store did not restart). */
@@ -172,17 +174,20 @@ export class FaultInjector {
     }
   }
 
-  /** A random serving store; half the time the leader of a random region (if known). */
-  async #pickStore(): Promise<{ name: string; why: string }> {
+  /**
+   * A random serving store; with probability `leaderOdds` the leader of a random region (if
+   * the scheduler knows one), returned with that region.
+   */
+  async #pickStore(leaderOdds = 0.5): Promise<{ name: string; why: string; region?: RegionView }> {
     const { cluster, rand } = this.ctx;
     const serving = cluster.stores.filter((s) => cluster.isServing(s));
     if (serving.length === 0) throw new Error("no store is serving");
-    if (rand() < 0.5) {
+    if (rand() < leaderOdds) {
       const led = (await this.#regions()).filter((r) => r.leader);
       const r = led[Math.floor(rand() * led.length)];
       const name = r && cluster.nameOf(r.leader!.store_id);
       if (r && name && serving.includes(name)) {
-        return { name, why: `${name} (leader of region ${r.id})` };
+        return { name, why: `${name} (leader of region ${r.id})`, region: r };
       }
     }
     return { name: serving[Math.floor(rand() * serving.length)]!, why: "" };
@@ -198,18 +203,24 @@ export class FaultInjector {
         return isolateShape("sched", cluster.names);
       case "split-sched-majority":
       case "split-sched-minority": {
-        // The scheduler-minority case puts a leader with it: the old leader and the scheduler
-        // cut off together is what a majority must survive without help.
-        const first = kind === "split-sched-minority"
-          ? await this.#leaderOrRandom()
-          : (await this.#pickStore()).name;
-        const others = shuffle(stores.filter((s) => s !== first), rand);
-        const minority = [first, ...others.slice(0, minoritySize(stores.length) - 1)];
-        return splitShape(
+        // The scheduler-minority case always puts a leader with it: the old leader and the
+        // scheduler cut off together is what a majority must survive without help.
+        const first = await this.#pickStore(kind === "split-sched-minority" ? 1 : 0.5);
+        // Fill the minority with stores holding no voter of that region where possible, so the
+        // majority side keeps a quorum of it and must elect a new leader (5 stores).
+        const voters = new Set(
+          first.region?.peers.filter((p) => p.role === "Voter").map((p) => p.store_id) ?? [],
+        );
+        const isVoter = (s: string) => voters.has(cluster.storeId(s));
+        const others = shuffle(stores.filter((s) => s !== first.name), rand)
+          .sort((a, b) => Number(isVoter(a)) - Number(isVoter(b)));
+        const minority = [first.name, ...others.slice(0, minoritySize(stores.length) - 1)];
+        const shape = splitShape(
           stores,
           minority,
           kind === "split-sched-minority" ? "minority" : "majority",
         );
+        return first.why ? { ...shape, description: `${shape.description} (${first.why})` } : shape;
       }
       case "bridge": {
         const [bridge, ...rest] = shuffle(stores, rand);
@@ -219,14 +230,6 @@ export class FaultInjector {
       default:
         throw new Error(`${kind} is not a partition`);
     }
-  }
-
-  async #leaderOrRandom(): Promise<string> {
-    const { cluster, rand } = this.ctx;
-    const led = (await this.#regions()).filter((r) => r.leader);
-    const r = led[Math.floor(rand() * led.length)];
-    const name = r && cluster.nameOf(r.leader!.store_id);
-    return name && cluster.isServing(name) ? name : (await this.#pickStore()).name;
   }
 
   // ---- faults ----
@@ -360,21 +363,28 @@ export class FaultInjector {
     ev.leaderReadyMs = null;
     while (!signal.aborted && this.ctx.now() < until) {
       const tick = sleep(100, signal);
-      if (ev.leaderReadyMs === null && await this.#leadersReady(ev.live)) {
-        ev.leaderReadyMs = Math.round(this.ctx.now() - ev.start);
+      if (ev.leaderReadyMs === null) {
+        const seen = await this.#leaders(ev.live);
+        if (seen) ev.quorumRegions = seen.regions;
+        if (seen?.ready) ev.leaderReadyMs = Math.round(this.ctx.now() - ev.start);
       }
       await tick;
     }
   }
 
-  /** True when every region with a voter quorum among `live` has a leader among them. */
-  async #leadersReady(live: readonly string[]): Promise<boolean> {
+  /**
+   * Whether every region with a voter quorum among `live` has a leader among them, and how many
+   * such regions there are; undefined when some store did not answer.
+   */
+  async #leaders(
+    live: readonly string[],
+  ): Promise<{ ready: boolean; regions: number } | undefined> {
     const { cluster, http } = this.ctx;
     const liveIds = new Set(live.map((s) => cluster.storeId(s)));
     const views = await Promise.all(
       live.map((s) => storePeers(http, cluster.url(s)).catch(() => undefined)),
     );
-    if (views.some((v) => v === undefined)) return false;
+    if (views.some((v) => v === undefined)) return undefined;
     const regions = new Map<number, { voters: number[]; led: boolean }>();
     for (const view of views) {
       for (const p of view!) {
@@ -384,12 +394,15 @@ export class FaultInjector {
         regions.set(p.region.id, r);
       }
     }
-    if (regions.size === 0) return false;
+    let quorums = 0;
+    let ready = true;
     for (const r of regions.values()) {
       const inside = r.voters.filter((id) => liveIds.has(id)).length;
-      if (inside * 2 > r.voters.length && !r.led) return false;
+      if (inside * 2 <= r.voters.length) continue;
+      quorums++;
+      if (!r.led) ready = false;
     }
-    return true;
+    return { ready: ready && quorums > 0, regions: quorums };
   }
 }
 

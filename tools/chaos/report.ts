@@ -191,7 +191,13 @@ export function formatReport(r: RunReport): string {
       `  healed ${s(f.heal)}; writes back ${s(f.writesBackMs)}, after heal ${
         s(f.afterHealMs)
       }, longest write gap ${s(f.longestWriteGapMs)}${
-        f.leaderReadyMs !== undefined ? `, leader ${s(f.leaderReadyMs)}` : ""
+        f.leaderReadyMs === undefined
+          ? ""
+          : f.quorumRegions === 0
+          ? ", leader n/a (no region has a voter quorum on the serving side)"
+          : `, leader ${s(f.leaderReadyMs)}${
+            f.quorumRegions !== undefined ? ` (${f.quorumRegions} region(s))` : ""
+          }`
       }${f.live ? ` (serving side: ${f.live.join(",")})` : ""}`,
     ];
     if (f.error) parts.push(`  error: ${f.error.split("\n")[0]}`);
