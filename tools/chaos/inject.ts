@@ -43,6 +43,11 @@ export interface FaultEvent {
   leaderReadyMs?: number | null;
   /** How many regions had a voter quorum in `live` (when last seen); 0: none to elect. */
   quorumRegions?: number;
+  /**
+   * Regions as the scheduler saw them just before: `r1[s1*,s2,s3]` (`*` the leader, `~` a
+   * learner); empty if the scheduler did not answer.
+   */
+  regions?: string;
   /** The fault could not be carried out as planned. */
   error?: string;
   /** The cluster could not be brought back (e.g. a killed store did not restart). */
@@ -94,6 +99,8 @@ const sleep = (ms: number, signal?: AbortSignal) =>
 /** Runs faults one at a time until the schedule's end; returns what it did. */
 export class FaultInjector {
   readonly events: FaultEvent[] = [];
+  /** The regions as the scheduler saw them when the current fault began. */
+  #layout: RegionView[] = [];
 
   constructor(readonly ctx: InjectContext) {}
 
@@ -118,6 +125,8 @@ export class FaultInjector {
   async inject(kind: FaultKind, holdMs: number, signal: AbortSignal): Promise<FaultEvent> {
     const ev: FaultEvent = { kind, description: "", start: this.ctx.now() };
     this.events.push(ev);
+    this.#layout = await this.#regions();
+    ev.regions = this.#layout.map((r) => this.#describeRegion(r)).join(" ");
     try {
       switch (kind) {
         case "isolate-store":
@@ -166,6 +175,15 @@ export class FaultInjector {
 
   // ---- targets ----
 
+  #describeRegion(r: RegionView): string {
+    const peers = r.peers.map((p) =>
+      `${this.ctx.cluster.nameOf(p.store_id) ?? `store${p.store_id}`}${
+        p.store_id === r.leader?.store_id ? "*" : p.role === "Voter" ? "" : "~"
+      }`
+    );
+    return `r${r.id}[${peers.join(",")}]`;
+  }
+
   async #regions(): Promise<RegionView[]> {
     try {
       return await this.ctx.admin.regions();
@@ -206,10 +224,14 @@ export class FaultInjector {
         // The scheduler-minority case always puts a leader with it: the old leader and the
         // scheduler cut off together is what a majority must survive without help.
         const first = await this.#pickStore(kind === "split-sched-minority" ? 1 : 0.5);
-        // Fill the minority with stores holding no voter of that region where possible, so the
-        // majority side keeps a quorum of it and must elect a new leader (5 stores).
+        // Fill the minority with stores holding no voter of a region the first store holds
+        // (the one it leads, if it does), so the majority side keeps a quorum of that region
+        // and must elect or keep a leader for it (5 stores).
+        const id = cluster.storeId(first.name);
+        const held = this.#layout.filter((r) => r.peers.some((p) => p.store_id === id));
+        const region = first.region ?? held[Math.floor(rand() * held.length)];
         const voters = new Set(
-          first.region?.peers.filter((p) => p.role === "Voter").map((p) => p.store_id) ?? [],
+          region?.peers.filter((p) => p.role === "Voter").map((p) => p.store_id) ?? [],
         );
         const isVoter = (s: string) => voters.has(cluster.storeId(s));
         const others = shuffle(stores.filter((s) => s !== first.name), rand)

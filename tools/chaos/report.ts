@@ -200,6 +200,7 @@ export function formatReport(r: RunReport): string {
           }`
       }${f.live ? ` (serving side: ${f.live.join(",")})` : ""}`,
     ];
+    if (f.regions) parts.push(`  regions before: ${f.regions}`);
     if (f.error) parts.push(`  error: ${f.error.split("\n")[0]}`);
     lines.push(...parts.map((p) => `  ${p}`));
   }
