@@ -128,12 +128,12 @@ export function isolateShape(target: string, servers: readonly string[]): Partit
 
 /**
  * Stores split into a minority (holding `minority`) and a majority, the scheduler on the side
- * `schedSide` says.
+ * `schedSide` says (none: a system without a scheduler).
  */
 export function splitShape(
   stores: readonly string[],
   minority: readonly string[],
-  schedSide: "majority" | "minority",
+  schedSide: "majority" | "minority" | "none",
 ): PartitionShape {
   const majority = stores.filter((s) => !minority.includes(s));
   if (minority.length * 2 >= stores.length) throw new Error("the minority side is not a minority");
@@ -147,15 +147,16 @@ export function splitShape(
 }
 
 /**
- * A bridge: `bridge` sees both halves, the halves cannot see each other; the scheduler sits in
- * one half.
+ * A bridge: `bridge` sees both halves, the halves cannot see each other; the scheduler (if
+ * there is one) sits in the first half.
  */
 export function bridgeShape(
   bridge: string,
   halfA: readonly string[],
   halfB: readonly string[],
+  withScheduler = true,
 ): PartitionShape {
-  const a = ["sched", ...halfA];
+  const a = withScheduler ? ["sched", ...halfA] : [...halfA];
   return {
     cuts: cutBetween(a, halfB),
     description: `{${a.join(",")}} | {${halfB.join(",")}}, ${bridge} sees both`,

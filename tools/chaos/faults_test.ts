@@ -48,6 +48,11 @@ Deno.test("a majority/minority split puts the scheduler on the side asked for", 
   assert.equal(majority.description, "{s4,s5} | {sched,s1,s2,s3}");
   assert.equal(majority.cuts.length, 2 * 4);
   assert.throws(() => splitShape(["s1", "s2"], ["s1"], "majority"), /not a minority/);
+  // A system without a scheduler (etcd).
+  assert.deepEqual(splitShape(["s1", "s2", "s3"], ["s3"], "none").cuts, [["s3", "s1"], [
+    "s3",
+    "s2",
+  ]]);
   assert.equal(minoritySize(3), 1);
   assert.equal(minoritySize(5), 2);
 });
@@ -57,4 +62,5 @@ Deno.test("a bridge store is cut from nobody", () => {
   assert.deepEqual(shape.cuts, [["sched", "s2"], ["s1", "s2"]]);
   assert.ok(shape.cuts.every(([a, b]) => a !== "s3" && b !== "s3"));
   assert.match(shape.description, /s3 sees both/);
+  assert.deepEqual(bridgeShape("s3", ["s1"], ["s2"], false).cuts, [["s1", "s2"]]);
 });

@@ -237,17 +237,23 @@ export class FaultInjector {
         const others = shuffle(stores.filter((s) => s !== first.name), rand)
           .sort((a, b) => Number(isVoter(a)) - Number(isVoter(b)));
         const minority = [first.name, ...others.slice(0, minoritySize(stores.length) - 1)];
+        const hasScheduler = cluster.names.includes("sched");
         const shape = splitShape(
           stores,
           minority,
-          kind === "split-sched-minority" ? "minority" : "majority",
+          !hasScheduler ? "none" : kind === "split-sched-minority" ? "minority" : "majority",
         );
         return first.why ? { ...shape, description: `${shape.description} (${first.why})` } : shape;
       }
       case "bridge": {
         const [bridge, ...rest] = shuffle(stores, rand);
         const half = Math.floor(rest.length / 2);
-        return bridgeShape(bridge!, rest.slice(0, half), rest.slice(half));
+        return bridgeShape(
+          bridge!,
+          rest.slice(0, half),
+          rest.slice(half),
+          cluster.names.includes("sched"),
+        );
       }
       default:
         throw new Error(`${kind} is not a partition`);

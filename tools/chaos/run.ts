@@ -62,7 +62,7 @@ export async function runChaos(opts: ChaosOptions, hooks: RunHooks): Promise<Run
     );
   }
 
-  const names = ChaosCluster.serverNames(opts.target === "etcd" ? 3 : opts.stores);
+  const names = opts.target === "etcd" ? ["s1", "s2", "s3"] : ChaosCluster.serverNames(opts.stores);
   const why = await netnsUnavailable();
   let net: Net;
   if (why) {
