@@ -143,13 +143,13 @@ export class FaultInjector {
           await this.#kill(ev, holdMs, signal);
           break;
         case "transfer-leader":
-          await this.#transferLeader(ev, holdMs);
+          await this.#transferLeader(ev, holdMs, signal);
           break;
         case "split-region":
-          await this.#splitRegion(ev, holdMs);
+          await this.#splitRegion(ev, holdMs, signal);
           break;
         case "membership":
-          await this.#membership(ev, holdMs);
+          await this.#membership(ev, holdMs, signal);
           break;
       }
     } catch (e) {
@@ -298,6 +298,10 @@ export class FaultInjector {
     await this.ctx.cluster.kill(name);
     ev.start = this.ctx.now();
     await this.#hold(ev, holdMs, signal);
+    if (signal.aborted) {
+      ev.description += ", not restarted (the run was stopped)";
+      return;
+    }
     const restartAt = this.ctx.now();
     try {
       await this.ctx.cluster.restart(name);
@@ -309,7 +313,7 @@ export class FaultInjector {
     ev.description += `, restarted in ${Math.round(ev.heal - restartAt)} ms`;
   }
 
-  async #transferLeader(ev: FaultEvent, holdMs: number): Promise<void> {
+  async #transferLeader(ev: FaultEvent, holdMs: number, signal: AbortSignal): Promise<void> {
     const { cluster, admin, rand } = this.ctx;
     const led = (await admin.regions()).filter((r) => r.leader);
     const r = led[Math.floor(rand() * led.length)];
@@ -319,22 +323,28 @@ export class FaultInjector {
     if (!to) throw new Error(`region ${r.id} has no other voter`);
     const from = cluster.nameOf(r.leader!.store_id) ?? `store ${r.leader!.store_id}`;
     ev.description = `region ${r.id} leader ${from} -> ${cluster.nameOf(to.store_id)}`;
-    await this.#operator(ev, r.id, { name: "transfer-leader", to_store_id: to.store_id }, holdMs);
+    await this.#operator(
+      ev,
+      r.id,
+      { name: "transfer-leader", to_store_id: to.store_id },
+      holdMs,
+      signal,
+    );
   }
 
-  async #splitRegion(ev: FaultEvent, holdMs: number): Promise<void> {
+  async #splitRegion(ev: FaultEvent, holdMs: number, signal: AbortSignal): Promise<void> {
     const { admin, rand, keys } = this.ctx;
     for (const key of shuffle(keys, rand)) {
       const r = await admin.regionByKey(key);
       if (r.start_key === key) continue; // already a boundary
       ev.description = `region ${r.id} at "${key}"`;
-      await this.#operator(ev, r.id, { name: "split-region", keys: [key] }, holdMs);
+      await this.#operator(ev, r.id, { name: "split-region", keys: [key] }, holdMs, signal);
       return;
     }
     throw new Error("every workload key is already a region boundary");
   }
 
-  async #membership(ev: FaultEvent, holdMs: number): Promise<void> {
+  async #membership(ev: FaultEvent, holdMs: number, signal: AbortSignal): Promise<void> {
     const { cluster, admin, rand } = this.ctx;
     const regions = (await admin.regions()).filter((r) => r.leader);
     const r = regions[Math.floor(rand() * regions.length)];
@@ -353,18 +363,24 @@ export class FaultInjector {
       const to = free[Math.floor(rand() * free.length)]!;
       const target = holders.map((id) => (id === out.store_id ? to : id));
       ev.description = `transfer-region ${r.id}: ${name(out.store_id)} -> ${name(to)}`;
-      await this.#operator(ev, r.id, { name: "transfer-region", to_store_ids: target }, holdMs);
+      await this.#operator(
+        ev,
+        r.id,
+        { name: "transfer-region", to_store_ids: target },
+        holdMs,
+        signal,
+      );
       return;
     }
     ev.description = `region ${r.id}: remove-peer on ${name(out.store_id)}, then add-peer back`;
-    await this.#operator(ev, r.id, { name: "remove-peer", store_id: out.store_id }, holdMs);
+    await this.#operator(ev, r.id, { name: "remove-peer", store_id: out.store_id }, holdMs, signal);
     // The scheduler's replica checker may already be adding a peer back; then wait for it.
     const now = (await admin.regions()).find((x) => x.id === r.id);
     if (now && !now.peers.some((p) => p.store_id === out.store_id)) {
-      await this.#operator(ev, r.id, { name: "add-peer", store_id: out.store_id }, holdMs)
+      await this.#operator(ev, r.id, { name: "add-peer", store_id: out.store_id }, holdMs, signal)
         .catch(async (e) => {
           ev.description += ` (add-peer: ${(e as Error).message.slice(0, 80)})`;
-          await admin.waitOperator(r.id, holdMs * 3);
+          await admin.waitOperator(r.id, holdMs * 3, signal);
         });
     }
   }
@@ -375,11 +391,16 @@ export class FaultInjector {
     regionId: number,
     body: Record<string, unknown>,
     holdMs: number,
+    signal: AbortSignal,
   ): Promise<void> {
     const started = this.ctx.now();
     await this.ctx.admin.addOperator({ ...body, region_id: regionId });
     if (ev.heal === undefined) ev.start = started; // the first operator starts the fault
-    const status = await this.ctx.admin.waitOperator(regionId, Math.max(holdMs * 3, 5_000));
+    const status = await this.ctx.admin.waitOperator(
+      regionId,
+      Math.max(holdMs * 3, 5_000),
+      signal,
+    );
     ev.description += `; ${body.name} ${status} in ${Math.round(this.ctx.now() - started)} ms`;
     ev.heal = this.ctx.now();
   }

@@ -147,7 +147,10 @@ export async function runChaos(opts: ChaosOptions, hooks: RunHooks): Promise<Run
         ...(opts.rounds !== undefined ? { count: opts.rounds * faults.length } : {}),
       }, stop.signal);
       const left = opts.durationMs - now();
-      if (left > 0 && opts.rounds === undefined && !events.some((e) => e.fatal)) {
+      if (
+        left > 0 && opts.rounds === undefined && !stop.signal.aborted &&
+        !events.some((e) => e.fatal)
+      ) {
         await new Promise<void>((r) => {
           const t = setTimeout(r, left);
           stop.signal.addEventListener("abort", () => (clearTimeout(t), r()), { once: true });
