@@ -39,6 +39,8 @@ export interface FaultStats extends FaultEvent {
   readonly afterHealMs: number | null;
   /** The longest time without an ok write completing, from the start to the end. */
   readonly longestWriteGapMs: number;
+  /** The same for any ok operation. */
+  readonly longestGapMs: number;
 }
 
 /** A time span without success. */
@@ -105,6 +107,7 @@ export function faultStats(events: readonly FaultEvent[], ops: readonly Op[]): F
     return best;
   };
   const writeTimes = okTimes(ops, "write");
+  const allTimes = okTimes(ops);
   return events.map((ev) => {
     const live = ev.live ? new Set(ev.live.map((s) => Number(s.slice(1)))) : undefined;
     const heal = ev.heal ?? ev.start;
@@ -113,6 +116,7 @@ export function faultStats(events: readonly FaultEvent[], ops: readonly Op[]): F
       writesBackMs: firstAfter(ev.start, live),
       afterHealMs: firstAfter(heal),
       longestWriteGapMs: longestGap(writeTimes, ev.start, ev.end ?? heal).ms,
+      longestGapMs: longestGap(allTimes, ev.start, ev.end ?? heal).ms,
     };
   });
 }
@@ -190,7 +194,7 @@ export function formatReport(r: RunReport): string {
       `${s(f.start)} ${f.kind}: ${f.description}`,
       `  healed ${s(f.heal)}; writes back ${s(f.writesBackMs)}, after heal ${
         s(f.afterHealMs)
-      }, longest write gap ${s(f.longestWriteGapMs)}${
+      }, longest gap ${s(f.longestGapMs)} (writes ${s(f.longestWriteGapMs)})${
         f.leaderReadyMs === undefined
           ? ""
           : f.quorumRegions === 0
@@ -203,6 +207,18 @@ export function formatReport(r: RunReport): string {
     if (f.regions) parts.push(`  regions before: ${f.regions}`);
     if (f.error) parts.push(`  error: ${f.error.split("\n")[0]}`);
     lines.push(...parts.map((p) => `  ${p}`));
+  }
+  const minority = r.faults.filter((f) => f.kind === "split-sched-minority");
+  if (minority.length > 0) {
+    lines.push(
+      `majority without the scheduler (split-sched-minority): ${
+        minority.map((f) =>
+          `leader ${f.quorumRegions === 0 ? "n/a" : s(f.leaderReadyMs)}, writes ${
+            s(f.writesBackMs)
+          } (fault held ${s((f.heal ?? f.start) - f.start)})`
+        ).join("; ")
+      }`,
+    );
   }
   const bad = r.checker.keys.filter((k) => k.result !== "ok");
   const total = r.checker.keys.reduce((n, k) => n + k.ops, 0);

@@ -55,6 +55,7 @@ Deno.test("per fault: when writes came back on the serving side and after the he
   assert.equal(f!.writesBackMs, 400);
   assert.equal(f!.afterHealMs, 250);
   assert.equal(f!.longestWriteGapMs, 850); // 1,400 .. 2,250
+  assert.equal(f!.longestGapMs, 850); // the read at 1,300 falls in the earlier gap
   assert.deepEqual(countOps(ops), {
     reads: { ok: 1, fail: 0, unknown: 0 },
     writes: { ok: 3, fail: 0, unknown: 1 },
@@ -102,6 +103,7 @@ Deno.test("the text report shows the verdict, each fault and each anomaly", () =
       writesBackMs: null,
       afterHealMs: 300,
       longestWriteGapMs: 2_300,
+      longestGapMs: 2_000,
     }],
     checker: {
       result: "anomaly",
@@ -122,7 +124,11 @@ Deno.test("the text report shows the verdict, each fault and each anomaly", () =
   assert.match(text, /split-sched-minority: \{sched,s1\} \| \{s2,s3\}/);
   assert.match(
     text,
-    /writes back never, after heal 0\.30s, longest write gap 2\.30s, leader never/,
+    /writes back never, after heal 0\.30s, longest gap 2\.00s \(writes 2\.30s\), leader never/,
+  );
+  assert.match(
+    text,
+    /majority without the scheduler \(split-sched-minority\): leader never, writes never \(fault held 2\.00s\)/,
   );
   assert.match(text, /ANOMALY stale-read: k01: proof/);
   assert.match(text, /verdict: FAIL — not linearizable: k01/);
