@@ -48,6 +48,8 @@ export interface ChaosOptions {
   readonly dir?: string;
   /** Fail instead of falling back to 127.0.0.1 when namespaces are unavailable. */
   readonly requireNetns: boolean;
+  /** Run on 127.0.0.1 without partitions even where namespaces are available. */
+  readonly noNetns?: boolean;
   /** Extra flags for every store. */
   readonly storeFlags: readonly string[];
   /** Print the report as JSON instead of text. */
@@ -98,6 +100,7 @@ ${kinds}
   --dir DIR              where to put history, report, logs and data (default: a temp dir)
   --keep                 keep data and logs when the run passes (a failing run keeps them)
   --require-netns        fail instead of falling back to 127.0.0.1 (also MRKV_CHAOS_REQUIRE_NETNS=1)
+  --no-netns             run on 127.0.0.1 without partitions even as root
   --store-flag FLAG=V    extra flag for every store, repeatable (default ${
     CHAOS_DEFAULTS.storeFlags.join(" ")
   })
@@ -156,6 +159,7 @@ export function parseChaosArgs(
         dir: { type: "string" },
         keep: { type: "boolean", default: false },
         "require-netns": { type: "boolean", default: false },
+        "no-netns": { type: "boolean", default: false },
         "store-flag": { type: "string", multiple: true },
         json: { type: "boolean", default: false },
         help: { type: "boolean", default: false },
@@ -222,6 +226,7 @@ export function parseChaosArgs(
     keep: values.keep,
     ...(values.dir !== undefined ? { dir: values.dir } : {}),
     requireNetns: values["require-netns"] || env("MRKV_CHAOS_REQUIRE_NETNS") === "1",
+    ...(values["no-netns"] ? { noNetns: true } : {}),
     storeFlags: storeFlags.length > 0 ? storeFlags : [...CHAOS_DEFAULTS.storeFlags],
     json: values.json,
   };

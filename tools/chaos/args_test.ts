@@ -43,6 +43,7 @@ Deno.test("flags are read as documented", () => {
     "raft-tick-ms=100ms",
     "--keep",
     "--json",
+    "--no-netns",
   ]);
   assert.equal(o.durationMs, 90_000, "a bare number is seconds");
   assert.equal(o.stores, 5);
@@ -52,7 +53,7 @@ Deno.test("flags are read as documented", () => {
   assert.equal(o.quietMs, 500);
   assert.equal(o.readFraction, 0.2);
   assert.deepEqual(o.storeFlags, ["--raft-tick-ms", "100ms"]);
-  assert.ok(o.keep && o.json);
+  assert.ok(o.keep && o.json && o.noNetns);
   assert.equal(
     parse([], (n) => n === "MRKV_CHAOS_REQUIRE_NETNS" ? "1" : undefined).requireNetns,
     true,

@@ -63,7 +63,7 @@ export async function runChaos(opts: ChaosOptions, hooks: RunHooks): Promise<Run
   }
 
   const names = opts.target === "etcd" ? ["s1", "s2", "s3"] : ChaosCluster.serverNames(opts.stores);
-  const why = await netnsUnavailable();
+  const why = opts.noNetns ? "--no-netns was given" : await netnsUnavailable();
   let net: Net;
   if (why) {
     if (opts.requireNetns) {
