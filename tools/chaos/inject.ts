@@ -382,6 +382,8 @@ export class FaultInjector {
           ev.description += ` (add-peer: ${(e as Error).message.slice(0, 80)})`;
           await admin.waitOperator(r.id, holdMs * 3, signal);
         });
+    } else {
+      ev.description += `; the scheduler had already put a peer back on ${name(out.store_id)}`;
     }
   }
 
