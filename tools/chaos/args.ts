@@ -74,7 +74,7 @@ export const CHAOS_DEFAULTS = {
 export function chaosUsage(): string {
   const kinds = FAULT_KINDS.map((k) => `      ${k.padEnd(22)}${FAULT_HELP[k]}`).join("\n");
   const groups = Object.entries(FAULT_GROUPS).filter(([g]) => g !== "all" && g !== "none")
-    .map(([g, ks]) => `${g} (${ks.join(", ")})`).join("; ");
+    .map(([g, ks]) => `      group ${g}: ${ks.join(", ")}`).join("\n");
   return `Usage: deno task chaos [flags]
 
 Starts a scheduler and --stores stores as real processes (each in its own network namespace
@@ -90,7 +90,8 @@ recorded history for linearizability and prints a report.
   --read-pct N           percentage of reads, 0..100 (default ${CHAOS_DEFAULTS.readPct})
   --faults LIST          comma-separated kinds or groups (default all):
 ${kinds}
-      groups: all, none, ${groups}
+${groups}
+      group all: every kind; none: no faults
   --rounds N             stop after N rounds of every fault kind (once each, shuffled) instead
                          of at --duration, which then only caps the run
   --hold MIN..MAX        how long a fault holds (default ${CHAOS_DEFAULTS.hold})

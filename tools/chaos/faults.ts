@@ -35,8 +35,7 @@ export const FAULT_HELP: Readonly<Record<FaultKind, string>> = {
   "kill": "kill -9 a store (often a leader), restart it with the same data dir",
   "transfer-leader": "admin operator: move a region's leader to another voter",
   "split-region": "admin operator: split a region at a workload key",
-  "membership": "admin operators: remove a peer and add it back (3 stores) or move a region " +
-    "to another store set (transfer-region, 5 stores)",
+  "membership": "admin: remove a follower, add it back (3 stores); transfer-region (5)",
 };
 
 /** Kinds that need network namespaces. */
