@@ -6,12 +6,27 @@
  *
  * @module
  */
+import { generateSecret, readSecretFile, tokenFromSecret } from "../../proto/security.ts";
 import { FAST_STORE_FLAGS, pollUntil } from "../../tests/process_cluster.ts";
 import type { Http } from "./http.ts";
 import type { Net } from "./netns.ts";
 import { ServerSet } from "./procs.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
+
+/**
+ * Writes a fresh cluster secret to `dir/cluster.secret` (every server reads it) and returns the
+ * file and the headers the tool's own requests carry: the admin credential, which the KV API,
+ * the admin API and `/debug/*` all accept.
+ */
+export async function makeClusterSecret(
+  dir: string,
+): Promise<{ file: string; headers: Record<string, string> }> {
+  const file = `${dir}/cluster.secret`;
+  await Deno.writeTextFile(file, generateSecret(), { mode: 0o600 });
+  const token = tokenFromSecret(await readSecretFile(file), "admin");
+  return { file, headers: { authorization: `Bearer ${token}` } };
+}
 
 /** What {@link ChaosCluster.start} needs. */
 export interface ClusterOptions {
@@ -22,6 +37,8 @@ export interface ClusterOptions {
   readonly dir: string;
   /** Flags for every store after the fast timing flags. */
   readonly storeFlags?: readonly string[];
+  /** The cluster secret file every server reads ({@link makeClusterSecret}). */
+  readonly secretFile: string;
   /** Milliseconds since the run started (for log markers and exit times). */
   readonly now: () => number;
 }
@@ -122,6 +139,8 @@ export class ChaosCluster extends ServerSet {
       net.addr(name),
       "--data-dir",
       `${dir}/data/${name}`,
+      "--cluster-secret-file",
+      this.opts.secretFile,
       ...(role === "scheduler" ? ["--schedule-interval-ms", "50ms"] : [
         "--scheduler",
         this.url("sched"),

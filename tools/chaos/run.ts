@@ -10,7 +10,7 @@ import { seededRandom } from "../../raft/mod.ts";
 import { pollUntil } from "../../tests/process_cluster.ts";
 import { Admin } from "./admin.ts";
 import type { ChaosOptions } from "./args.ts";
-import { ChaosCluster } from "./cluster.ts";
+import { ChaosCluster, makeClusterSecret } from "./cluster.ts";
 import { startEtcd } from "./etcd.ts";
 import { PARTITION_KINDS } from "./faults.ts";
 import { HistoryRecorder, historyToJson } from "./history.ts";
@@ -51,7 +51,10 @@ export async function runChaos(opts: ChaosOptions, hooks: RunHooks): Promise<Run
   const { log } = hooks;
   const dir = opts.dir ?? await Deno.makeTempDir({ prefix: `mrkv-chaos-${opts.seed}-` });
   await Deno.mkdir(dir, { recursive: true });
-  const http = new Http(hooks.headers ?? {});
+  // mrkv's servers authenticate every request: one secret for the run, the admin credential on
+  // every request the tool sends (etcd runs without authentication).
+  const secret = opts.target === "mrkv" ? await makeClusterSecret(dir) : undefined;
+  const http = new Http({ ...secret?.headers, ...hooks.headers });
   const warnings: string[] = [];
   const problems: string[] = [];
   let faults = [...opts.faults];
@@ -105,6 +108,7 @@ export async function runChaos(opts: ChaosOptions, hooks: RunHooks): Promise<Run
         stores: opts.stores,
         dir,
         storeFlags: opts.storeFlags,
+        secretFile: secret!.file,
         now,
       });
       await waitReplicated(new Admin(http, cluster.url("sched")), Math.min(opts.stores, 3));
