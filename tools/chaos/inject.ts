@@ -58,7 +58,8 @@ export interface FaultEvent {
 export interface InjectContext {
   readonly cluster: Servers;
   readonly net: Net;
-  readonly admin: Admin;
+  /** The scheduler's admin API; absent for a system without one (etcd). */
+  readonly admin?: Admin;
   readonly http: Http;
   readonly rand: () => number;
   readonly now: () => number;
@@ -186,7 +187,7 @@ export class FaultInjector {
 
   async #regions(): Promise<RegionView[]> {
     try {
-      return await this.ctx.admin.regions();
+      return await this.ctx.admin?.regions() ?? [];
     } catch {
       return [];
     }
@@ -314,7 +315,8 @@ export class FaultInjector {
   }
 
   async #transferLeader(ev: FaultEvent, holdMs: number, signal: AbortSignal): Promise<void> {
-    const { cluster, admin, rand } = this.ctx;
+    const { cluster, rand } = this.ctx;
+    const admin = this.#admin();
     const led = (await admin.regions()).filter((r) => r.leader);
     const r = led[Math.floor(rand() * led.length)];
     if (!r) throw new Error("no region has a leader");
@@ -333,7 +335,8 @@ export class FaultInjector {
   }
 
   async #splitRegion(ev: FaultEvent, holdMs: number, signal: AbortSignal): Promise<void> {
-    const { admin, rand, keys } = this.ctx;
+    const { rand, keys } = this.ctx;
+    const admin = this.#admin();
     for (const key of shuffle(keys, rand)) {
       const r = await admin.regionByKey(key);
       if (r.start_key === key) continue; // already a boundary
@@ -345,7 +348,8 @@ export class FaultInjector {
   }
 
   async #membership(ev: FaultEvent, holdMs: number, signal: AbortSignal): Promise<void> {
-    const { cluster, admin, rand } = this.ctx;
+    const { cluster, rand } = this.ctx;
+    const admin = this.#admin();
     const regions = (await admin.regions()).filter((r) => r.leader);
     const r = regions[Math.floor(rand() * regions.length)];
     if (!r) throw new Error("no region has a leader");
@@ -387,6 +391,11 @@ export class FaultInjector {
     }
   }
 
+  #admin(): Admin {
+    if (!this.ctx.admin) throw new Error("this system has no scheduler admin API");
+    return this.ctx.admin;
+  }
+
   /** Adds an admin operator on `regionId` and waits for it to end (at most 3 holds). */
   async #operator(
     ev: FaultEvent,
@@ -396,9 +405,9 @@ export class FaultInjector {
     signal: AbortSignal,
   ): Promise<void> {
     const started = this.ctx.now();
-    await this.ctx.admin.addOperator({ ...body, region_id: regionId });
+    await this.#admin().addOperator({ ...body, region_id: regionId });
     if (ev.heal === undefined) ev.start = started; // the first operator starts the fault
-    const status = await this.ctx.admin.waitOperator(
+    const status = await this.#admin().waitOperator(
       regionId,
       Math.max(holdMs * 3, 5_000),
       signal,

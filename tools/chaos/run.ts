@@ -133,7 +133,7 @@ export async function runChaos(opts: ChaosOptions, hooks: RunHooks): Promise<Run
     const injector = new FaultInjector({
       cluster: target,
       net,
-      admin: new Admin(http, cluster ? cluster.url("sched") : "http://127.0.0.1:9"),
+      ...(cluster ? { admin: new Admin(http, cluster.url("sched")) } : {}),
       http,
       rand: seededRandom(opts.seed),
       now,
