@@ -83,6 +83,10 @@ export class HeartbeatWorker implements RegionObserver {
   regionChanged(peer: Peer): void {
     if (!peer.isLeader()) return;
     this.#changed.add(peer.regionId);
+    this.#armFlush();
+  }
+
+  #armFlush(): void {
     this.#flushTimer ??= setTimeout(() => {
       this.#flushTimer = undefined;
       const ids = [...this.#changed];
@@ -169,6 +173,8 @@ export class HeartbeatWorker implements RegionObserver {
       );
     } finally {
       this.#inFlight = false;
+      // Changes noted while this request was out go now (a quiet region may not report again).
+      if (this.#changed.size > 0) this.#armFlush();
     }
   }
 

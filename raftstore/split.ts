@@ -54,6 +54,8 @@ export class SplitWorker {
   #running = false;
   /** Splits proposed, for metrics and tests. */
   splitsProposed = 0;
+  /** Leaders measured since they led: an empty region is not scanned again until written. */
+  readonly #measured = new WeakSet<Peer>();
 
   constructor(readonly store: Store, readonly client: PdClient) {}
 
@@ -73,9 +75,11 @@ export class SplitWorker {
       const { regionMaxSize, regionSplitSize } = this.store.config;
       for (const peer of [...this.store.peers.values()]) {
         if (!peer.isLeader() || peer.destroyed || !peer.storage.isInitialized()) continue;
-        if (peer.approximateSize > 0 && peer.sizeDiffHint < regionSplitSize / 8) continue;
+        const known = peer.approximateSize > 0 || this.#measured.has(peer);
+        if (known && peer.sizeDiffHint < regionSplitSize / 8) continue;
         peer.sizeDiffHint = 0;
         const scan = await scanRegionSize(this.store, peer, regionSplitSize);
+        this.#measured.add(peer);
         peer.approximateSize = scan.size;
         peer.approximateKeys = scan.keys;
         if (scan.size > regionMaxSize && scan.keyAt) {
