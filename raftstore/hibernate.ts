@@ -33,6 +33,9 @@ import type { RaftEnvelope } from "./transport.ts";
 import { type LivenessChange, StoreLiveness } from "./liveness.ts";
 import type { Region } from "../proto/metapb.ts";
 
+/** The context of the message a follower sends to wake its leader. */
+export const WAKE: Uint8Array = new TextEncoder().encode("Wake");
+
 /** A peer's sleep state, kept on the peer. */
 export interface SleepState {
   asleep: boolean;
@@ -80,6 +83,8 @@ export interface HibernationStats {
   /** Followers that went to sleep on a quiesce heartbeat. */
   followerSleeps: number;
   wakes: number;
+  /** Wakes by cause: `request`, `liveness`, `message:<type>` (what woke a sleeping peer). */
+  readonly wokenBy: Record<string, number>;
   /** Messages telling a sleeping leader to wake. */
   pokes: number;
 }
@@ -93,7 +98,13 @@ export class Hibernation {
   readonly #byStore = new Map<number, Set<number>>();
   /** Region → the other stores it has peers on. */
   readonly #storesOf = new Map<number, readonly number[]>();
-  readonly stats: HibernationStats = { leaderSleeps: 0, followerSleeps: 0, wakes: 0, pokes: 0 };
+  readonly stats: HibernationStats = {
+    leaderSleeps: 0,
+    followerSleeps: 0,
+    wakes: 0,
+    wokenBy: {},
+    pokes: 0,
+  };
   /** Quiet time after which a leader tries to let its region sleep. */
   readonly sleepAfterMs: number;
 
@@ -225,7 +236,7 @@ export class Hibernation {
   /** Something needs the region: wake its peer and note the activity. */
   touch(peer: Peer): void {
     peer.sleep.activeAt = performance.now();
-    if (peer.sleep.asleep) this.wake(peer, true);
+    if (peer.sleep.asleep) this.wake(peer, true, "request");
   }
 
   /**
@@ -234,7 +245,13 @@ export class Hibernation {
    */
   onMessage(peer: Peer, env: RaftEnvelope, isQuiesce: boolean): boolean {
     if (!isQuiesce) {
-      if (peer.sleep.asleep) this.wake(peer, env.fromPeer.id !== peer.raw.raft.lead);
+      if (peer.sleep.asleep && !isNoNews(peer, env.message)) {
+        this.wake(
+          peer,
+          env.fromPeer.id !== peer.raw.raft.lead,
+          `message:${env.message.type}`,
+        );
+      }
       return false;
     }
     if (peer.stepQuiesce(env.message, env.fromPeer) && this.enabled) {
@@ -244,7 +261,7 @@ export class Hibernation {
       this.#awake.delete(peer);
     } else if (peer.sleep.asleep) {
       // Answered as a heartbeat: the leader is awake again.
-      this.wake(peer, false);
+      this.wake(peer, false, "message:unmatched quiesce");
     }
     this.store.markDirty(peer);
     return true;
@@ -254,11 +271,12 @@ export class Hibernation {
    * Wakes a sleeping peer (see the module comment). `tellLeader`: a follower tells its leader,
    * unless the leader's own message woke it.
    */
-  wake(peer: Peer, tellLeader: boolean): void {
+  wake(peer: Peer, tellLeader: boolean, cause: string): void {
     if (!peer.sleep.asleep || peer.destroyed) return;
     peer.sleep.asleep = false;
     this.#awake.add(peer);
     this.stats.wakes++;
+    this.stats.wokenBy[cause] = (this.stats.wokenBy[cause] ?? 0) + 1;
     const raft = peer.raw.raft;
     if (raft.state === "Leader") {
       peer.raw.wake(0);
@@ -334,7 +352,7 @@ export class Hibernation {
     this.stats.pokes++;
     const region = peer.region;
     const message: Message = {
-      ...newMessage({ type: "MsgHeartbeatResp", to: leader.id }),
+      ...newMessage({ type: "MsgHeartbeatResp", to: leader.id, context: WAKE }),
       from: peer.meta.id,
       term: raft.term,
     };
@@ -365,7 +383,7 @@ export class Hibernation {
         (change === "down" &&
           (leads ? !this.#liveQuorum(peer) : peer.leader()?.storeId === storeId)) ||
         (change === "up" && leads && peer.sleep.skipped);
-      if (wake) this.wake(peer, true);
+      if (wake) this.wake(peer, true, `liveness:${change}`);
     }
   }
 
@@ -377,4 +395,24 @@ export class Hibernation {
     );
     return live.length > voters.length / 2;
   }
+}
+
+/**
+ * Whether a message for a sleeping peer only confirms what it knows, so that it is stepped
+ * without waking the peer: a heartbeat from a follower's own leader (the leader may be awake;
+ * the follower answers it and need not tick), and on a leader a plain acknowledgement from a
+ * follower that is caught up — the answers to the last heartbeats and appends before the leader
+ * went to sleep, still on their way. Anything else wakes it: a follower's word to wake carries
+ * {@link WAKE}, and an answer from a follower that is behind needs the leader awake.
+ */
+export function isNoNews(peer: Peer, m: Message): boolean {
+  const raft = peer.raw.raft;
+  if (m.term !== raft.term) return false;
+  if (raft.state === "Follower") return m.type === "MsgHeartbeat" && m.from === raft.lead;
+  if (raft.state !== "Leader") return false;
+  const pr = raft.trk.progress.get(m.from);
+  const last = raft.raftLog.lastIndex();
+  if (!pr || pr.match !== last) return false;
+  if (m.type === "MsgHeartbeatResp") return (m.context?.length ?? 0) === 0;
+  return m.type === "MsgAppResp" && !m.reject && m.index <= pr.match;
 }

@@ -201,6 +201,17 @@ export function storeApp(store: Store, kv: KvService, opts: StoreAppOptions = {}
     return c.json({ store_id: store.storeId, count: regions.length, regions, tombstones });
   });
 
+  app.get("/debug/hibernation", (c) => {
+    const h = store.hibernation;
+    return c.json({
+      store_id: store.storeId,
+      regions: store.peers.size,
+      asleep: h.asleep,
+      stats: h.stats,
+      liveness: { pings: h.liveness.pings, changes: h.liveness.changes },
+    });
+  });
+
   app.get("/debug/kv/*", async (c) => {
     const key = keyFromPath(c, "/debug/kv/");
     const value = await store.engine.get(key);

@@ -6,6 +6,8 @@
 import assert from "node:assert/strict";
 import { b, type TestCluster, waitFor, withCluster } from "./cluster.ts";
 import type { Peer } from "../raftstore/peer.ts";
+import { type Message, newMessage } from "../raft/mod.ts";
+import { WAKE } from "../raftstore/hibernate.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -56,6 +58,48 @@ Deno.test(
       // And it goes back to sleep.
       await waitAsleep(c);
       assert.equal(await c.get("a"), "2");
+    }),
+);
+
+Deno.test(
+  "answers still on their way when a region fell asleep do not wake it; a follower's word to wake does",
+  opts,
+  () =>
+    withCluster({ stores: 3 }, async (c) => {
+      await c.put("w", "1");
+      await waitAsleep(c);
+      const leader = c.leaderOf(1)!;
+      const follower = peersOf(c, 1).find((p) => p !== leader)!;
+      const store = (p: Peer) => c.running().find((n) => n.store.storeId === p.storeId)!.store;
+      const meta = (p: Peer) => p.region.peers.find((x) => x.id === p.meta.id)!;
+      const deliver = async (from: Peer, to: Peer, m: Partial<Message>) => {
+        const r = to.region;
+        store(to).onRaftBatch({
+          fromStoreId: from.storeId,
+          envelopes: [{
+            regionId: 1,
+            fromPeer: meta(from),
+            toPeer: meta(to),
+            epoch: r.epoch,
+            startKey: r.startKey,
+            endKey: r.endKey,
+            message: {
+              ...newMessage({ type: "MsgHeartbeatResp", to: to.meta.id, ...m }),
+              from: from.meta.id,
+              term: leader.raw.raft.term,
+            },
+          }],
+        });
+        await store(to).idle();
+      };
+      const last = leader.raw.raft.raftLog.lastIndex();
+      await deliver(follower, leader, { type: "MsgHeartbeatResp" });
+      await deliver(follower, leader, { type: "MsgAppResp", index: last });
+      assert.ok(leader.sleep.asleep, "late acknowledgements leave the leader asleep");
+      await deliver(leader, follower, { type: "MsgHeartbeat", commit: last });
+      assert.ok(follower.sleep.asleep, "a heartbeat from its leader leaves a follower asleep");
+      await deliver(follower, leader, { type: "MsgHeartbeatResp", context: WAKE });
+      assert.ok(!leader.sleep.asleep, "a follower's word to wake wakes the leader");
     }),
 );
 

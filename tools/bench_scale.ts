@@ -84,6 +84,9 @@ interface RegionJson {
   peers: { id: number; store_id: number; role: string }[];
 }
 
+/** Most split operators running at once. */
+const MAX_SPLITS_IN_FLIGHT = 256;
+
 const log = (line: string) => console.log(`[${new Date().toISOString().slice(11, 19)}] ${line}`);
 const fmt = (x: number, digits = 1) => Number.isFinite(x) ? x.toFixed(digits) : "-";
 
@@ -147,25 +150,31 @@ async function run(): Promise<void> {
   if (TRANSFERS > 0) await transfers();
 }
 
-/** Splits until the scheduler knows `N` regions with leaders; returns time and rate. */
+/**
+ * Splits until the scheduler knows `N` regions: every region with boundaries still inside gets a
+ * split operator as soon as it has a leader and no admin operator running, up to
+ * {@link MAX_SPLITS_IN_FLIGHT} at once. Returns the time taken and the rate.
+ */
 async function createRegions() {
   const t0 = performance.now();
-  let before = (await regions()).length;
-  const start = before;
-  for (let round = 1; before < N; round++) {
-    const all = await regions();
+  const start = (await regions()).length;
+  let known = start;
+  let lastLog = 0;
+  let posted = 0;
+  while (known < N) {
+    const [all, [, ops]] = await Promise.all([
+      regions(),
+      api<{ operators: { kind: string; region_id: number }[] }>("GET", "/operators"),
+    ]);
+    known = all.length;
+    const busy = new Set(ops.operators.filter((o) => o.kind === "admin").map((o) => o.region_id));
     const todo = all.flatMap((r) => {
+      if (!r.leader || busy.has(r.id)) return [];
       const keys = splitKeys(r.start_key ?? "", r.end_key ?? "", N);
-      return keys.length > 0 && r.leader ? [{ id: r.id, keys }] : [];
-    });
-    if (todo.length === 0) {
-      if (all.length >= N) break;
-      await new Promise((r) => setTimeout(r, 500)); // splits still reporting
-      continue;
-    }
+      return keys.length > 0 ? [{ id: r.id, keys }] : [];
+    }).slice(0, Math.max(0, MAX_SPLITS_IN_FLIGHT - busy.size));
     let next = 0;
-    let posted = 0;
-    await Promise.all(Array.from({ length: 32 }, async () => {
+    await Promise.all(Array.from({ length: 16 }, async () => {
       while (next < todo.length) {
         const t = todo[next++]!;
         const [status] = await api("POST", "/operators", {
@@ -176,30 +185,31 @@ async function createRegions() {
         if (status === 201) posted++;
       }
     }));
-    // Only the splits: leader balancing runs alongside and need not be waited for.
-    await pollUntil("the round's splits to finish", async () => {
-      const [, ops] = await api<{ operators: { kind: string }[] }>("GET", "/operators");
-      return !ops.operators.some((op) => op.kind === "admin") || undefined;
-    }, { timeoutMs: SETTLE_MS, intervalMs: 100 });
-    const now = (await regions()).length;
     const s = (performance.now() - t0) / 1000;
-    log(
-      `round ${round}: ${posted} splits posted, ${now} regions (${
-        fmt((now - start) / s)
-      }/s overall, load ${loadAverage()})`,
-    );
-    before = now;
+    if (s - lastLog >= 10 || known >= N) {
+      lastLog = s;
+      log(
+        `${known} regions after ${fmt(s)} s (${fmt((known - start) / s)}/s; ${posted} splits ` +
+          `posted, ${busy.size} running; load ${loadAverage()})`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, 200));
   }
   const seconds = (performance.now() - t0) / 1000;
-  const made = before - start;
+  const made = known - start;
   log(`created ${made} regions in ${fmt(seconds)} s (${fmt(made / seconds)}/s)`);
-  return { seconds, made, perSecond: made / seconds };
+  return { seconds, made, perSecond: made / seconds, splitOperators: posted };
 }
 
-/** Per-store figures from `/metrics`. */
+/** Per-store figures from `/metrics` and `/debug/hibernation`. */
 async function storeMetrics(i: number) {
   const page = await storeGet(i, "/metrics");
+  const h = JSON.parse(await storeGet(i, "/debug/hibernation")) as {
+    stats: { wokenBy: Record<string, number>; pokes: number };
+  };
   return {
+    wokenBy: h.stats.wokenBy,
+    pokes: h.stats.pokes,
     regions: metricValue(page, "mrkv_store_regions"),
     leaders: metricValue(page, "mrkv_store_leaders"),
     asleep: metricValue(page, "mrkv_regions_asleep"),
@@ -217,7 +227,8 @@ async function settle(): Promise<void> {
     const [, ops] = await api<{ count: number }>("GET", "/operators");
     const ms = await Promise.all(Array.from({ length: STORES }, (_, i) => storeMetrics(i)));
     const line = `operators ${ops.count}; asleep ${ms.map((m) => `${m.asleep}/${m.regions}`)}; ` +
-      `leaders ${ms.map((m) => m.leaders)}`;
+      `leaders ${ms.map((m) => m.leaders)}; woken by ${JSON.stringify(ms[0]!.wokenBy)}, ` +
+      `pokes ${ms.map((m) => m.pokes)}`;
     if (line !== last) log(`settling: ${line}`);
     last = line;
     const asleep = ms.every((m) => m.asleep >= 0.99 * m.regions);
