@@ -23,7 +23,7 @@ import { ReportPlan } from "./heartbeat_report.ts";
 import { StepPoller } from "./step_poll.ts";
 
 /** How soon a changed region is reported. */
-const CHANGE_FLUSH_MS = 20;
+const CHANGE_FLUSH_MS = 5;
 /** Every led region is reported at least once per this many rounds (TiKV: 60 s at 1 s). */
 export const REFRESH_ROUNDS = 60;
 /** A peer not heard from this long is reported down. */

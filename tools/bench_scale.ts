@@ -85,7 +85,7 @@ interface RegionJson {
 }
 
 /** Most split operators running at once. */
-const MAX_SPLITS_IN_FLIGHT = 256;
+const MAX_SPLITS_IN_FLIGHT = 64;
 
 const log = (line: string) => console.log(`[${new Date().toISOString().slice(11, 19)}] ${line}`);
 const fmt = (x: number, digits = 1) => Number.isFinite(x) ? x.toFixed(digits) : "-";
