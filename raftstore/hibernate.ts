@@ -36,6 +36,14 @@ import type { Region } from "../proto/metapb.ts";
 /** The context of the message a follower sends to wake its leader. */
 export const WAKE: Uint8Array = new TextEncoder().encode("Wake");
 
+/**
+ * Most peers a change of store liveness wakes per tick. A store that merely stalls (CPU
+ * starvation, a long pause) looks down like a dead one; waking every region it shares at once
+ * would turn one slow store into an election storm. Regions that something needs wake at once
+ * anyway, and the rest follow at this rate (1,000 a second at 100 ms ticks).
+ */
+export const LIVENESS_WAKES_PER_TICK = 100;
+
 /** A peer's sleep state, kept on the peer. */
 export interface SleepState {
   asleep: boolean;
@@ -107,6 +115,9 @@ export class Hibernation {
   };
   /** Quiet time after which a leader tries to let its region sleep. */
   readonly sleepAfterMs: number;
+  /** Wakes a liveness change asked for, done a bounded number per tick (see below). */
+  #livenessWakes: { regionId: number; storeId: number; change: LivenessChange }[] = [];
+  #livenessWakesDone = 0;
 
   constructor(
     readonly store: HibernatingStore,
@@ -206,8 +217,10 @@ export class Hibernation {
    */
   tick(): void {
     this.liveness.tick(this.#byStore.keys());
+    this.#drainLivenessWakes();
     const now = performance.now();
-    const halfElection = Math.ceil(this.store.config.electionTicks / 2);
+    const { electionTicks, raftTickMs } = this.store.config;
+    const halfElection = Math.ceil(electionTicks / 2);
     for (const peer of [...this.#awake]) {
       if (peer.destroyed) {
         this.#awake.delete(peer);
@@ -226,7 +239,7 @@ export class Hibernation {
         }
       } else if (
         raft.state === "Follower" && raft.lead !== NONE && raft.electionElapsed >= halfElection &&
-        now - peer.sleep.pokedAt >= halfElection * this.store.config.raftTickMs
+        now - peer.sleep.pokedAt >= electionTicks * raftTickMs
       ) {
         this.#poke(peer);
       }
@@ -349,6 +362,7 @@ export class Hibernation {
     const leader = peer.leader();
     if (!leader || leader.storeId === this.store.storeId) return;
     peer.sleep.pokedAt = performance.now();
+    if (this.liveness.isDown(leader.storeId)) return; // nothing would get there
     this.stats.pokes++;
     const region = peer.region;
     const message: Message = {
@@ -376,14 +390,36 @@ export class Hibernation {
    */
   #onLivenessChange(storeId: number, change: LivenessChange): void {
     for (const regionId of this.regionsOn(storeId)) {
+      this.#livenessWakes.push({ regionId, storeId, change });
+    }
+    this.#drainLivenessWakes();
+  }
+
+  /**
+   * Does up to {@link LIVENESS_WAKES_PER_TICK} of the wakes liveness changes asked for, each
+   * only if its reason still holds (a store called down that spoke again wakes no more
+   * followers).
+   */
+  #drainLivenessWakes(): void {
+    let budget = LIVENESS_WAKES_PER_TICK;
+    const queue = this.#livenessWakes;
+    while (budget > 0 && this.#livenessWakesDone < queue.length) {
+      const { regionId, storeId, change } = queue[this.#livenessWakesDone++]!;
       const peer = this.store.peers.get(regionId);
       if (!peer?.sleep.asleep) continue;
+      const down = this.liveness.isDown(storeId);
       const leads = peer.raw.raft.state === "Leader";
       const wake = change === "restarted" ||
-        (change === "down" &&
+        (change === "down" && down &&
           (leads ? !this.#liveQuorum(peer) : peer.leader()?.storeId === storeId)) ||
-        (change === "up" && leads && peer.sleep.skipped);
-      if (wake) this.wake(peer, true, `liveness:${change}`);
+        (change === "up" && !down && leads && peer.sleep.skipped);
+      if (!wake) continue;
+      this.wake(peer, true, `liveness:${change}`);
+      budget--;
+    }
+    if (this.#livenessWakesDone >= queue.length || this.#livenessWakesDone > 4096) {
+      this.#livenessWakes = queue.slice(this.#livenessWakesDone);
+      this.#livenessWakesDone = 0;
     }
   }
 
