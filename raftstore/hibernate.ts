@@ -115,6 +115,13 @@ export class Hibernation {
   };
   /** Quiet time after which a leader tries to let its region sleep. */
   readonly sleepAfterMs: number;
+  /**
+   * How long a store must have been silent before the followers of its leaders wake and
+   * campaign on their own: ten election timeouts.
+   */
+  readonly failoverMs: number;
+  /** Stores called down, waiting for {@link failoverMs} of silence. */
+  readonly #failovers = new Map<number, number>();
   /** Wakes a liveness change asked for, done a bounded number per tick (see below). */
   #livenessWakes: { regionId: number; storeId: number; change: LivenessChange }[] = [];
   #livenessWakesDone = 0;
@@ -124,9 +131,12 @@ export class Hibernation {
     /** False: regions never sleep (they still wake; nothing puts them to sleep). */
     readonly enabled: boolean,
     incarnation: number,
+    /** The liveness clock (tests move it). */
+    readonly now: () => number = () => performance.now(),
   ) {
     const { raftTickMs, electionTicks } = store.config;
     this.sleepAfterMs = 2 * electionTicks * raftTickMs;
+    this.failoverMs = 10 * electionTicks * raftTickMs;
     // A ping every two ticks (as often as leaders heartbeat by default) keeps a live store's
     // news well inside an election timeout. A store is called down only after three: a process
     // starved of CPU for a moment must not wake every region it shares (a follower's lease
@@ -136,6 +146,7 @@ export class Hibernation {
       2 * raftTickMs,
       3 * electionTicks * raftTickMs,
       (id) => store.send(id, []),
+      now,
     );
     this.liveness.onChange = (id, change) => this.#onLivenessChange(id, change);
   }
@@ -217,6 +228,7 @@ export class Hibernation {
    */
   tick(): void {
     this.liveness.tick(this.#byStore.keys());
+    this.#checkFailovers();
     this.#drainLivenessWakes();
     const now = performance.now();
     const { electionTicks, raftTickMs } = this.store.config;
@@ -382,17 +394,43 @@ export class Hibernation {
   }
 
   /**
-   * Wakes the sleeping peers a change of `storeId`'s liveness concerns: when it goes down,
-   * followers whose leader is there (they campaign) and leaders left without a live quorum (they
-   * check their quorum and step down); when it comes back, leaders that went to sleep without
-   * their followers there (they catch them up); when it restarted, every peer of a region it
-   * holds (its peers forgot who leads).
+   * Wakes the sleeping peers a change of `storeId`'s liveness concerns: once it has been down
+   * and silent for {@link failoverMs}, followers whose leader is there (they campaign) and leaders
+   * left without a live quorum (they check their quorum and step down); when it comes back,
+   * leaders that went to sleep without their followers there (they catch them up); when it
+   * restarted, every peer of a region it holds (its peers forgot who leads).
    */
   #onLivenessChange(storeId: number, change: LivenessChange): void {
+    if (change === "down") {
+      // Regions nobody uses need no leader in a hurry; one that is needed wakes at once anyway.
+      // So a store called down is given time to speak again before its followers campaign: a
+      // stall must not start an election storm, which would only make the stall worse.
+      this.#failovers.set(storeId, this.now());
+      return;
+    }
+    this.#failovers.delete(storeId);
+    this.#queueWakes(storeId, change);
+    this.#drainLivenessWakes();
+  }
+
+  #queueWakes(storeId: number, change: LivenessChange): void {
     for (const regionId of this.regionsOn(storeId)) {
       this.#livenessWakes.push({ regionId, storeId, change });
     }
-    this.#drainLivenessWakes();
+  }
+
+  /** Stores called down whose regions wake once they have been silent for {@link failoverMs}. */
+  #checkFailovers(): void {
+    for (const [storeId] of this.#failovers) {
+      if (!this.liveness.isDown(storeId)) {
+        this.#failovers.delete(storeId);
+        continue;
+      }
+      const heard = this.liveness.heardAt(storeId) ?? -Infinity;
+      if (this.now() - heard < this.failoverMs) continue;
+      this.#failovers.delete(storeId);
+      this.#queueWakes(storeId, "down");
+    }
   }
 
   /**

@@ -244,8 +244,9 @@ Deno.test(
       await c.put("i", "2", others[0]);
       const ms = performance.now() - t0;
       assert.ok(ms < 3_000, `the write on the majority side took ${ms.toFixed(0)} ms`);
-      // The old leader hears from nobody: it wakes, its quorum check fails, it steps down.
-      await waitFor("the cut-off leader to step down", () => !leader.isLeader(), 5_000);
+      // The old leader hears from nobody: once the others have been silent for ten election
+      // timeouts (5 s here) it wakes, its quorum check fails, it steps down.
+      await waitFor("the cut-off leader to step down", () => !leader.isLeader(), 10_000);
       c.links.heal();
       await c.waitLocal(lSlot, "i", "2");
     }),
