@@ -167,6 +167,32 @@ Deno.test(
 );
 
 Deno.test(
+  "the store of a sleeping leader dies and nobody needs the region: it gets a leader after the failover delay, not before",
+  opts,
+  () =>
+    withCluster({ stores: 3 }, async (c) => {
+      await c.put("u", "1");
+      await waitAsleep(c);
+      const leader = c.leaderOf(1)!;
+      const term = leader.raw.raft.term;
+      const lSlot = slotOf(c, leader);
+      const failoverMs = c.node((lSlot + 1) % 3).store.hibernation.failoverMs;
+      await c.stopStore(lSlot);
+      const t0 = performance.now();
+      // Nothing asks for the region: its followers give the silent store the failover delay
+      // (ten election timeouts, 5 s here) to speak again, then wake and elect a leader within
+      // about one more election timeout.
+      await waitFor("a new leader of region 1", () =>
+        c.leaderOf(1) !== undefined, failoverMs + 5_000);
+      const ms = performance.now() - t0;
+      assert.ok(ms > failoverMs / 2, `a follower campaigned after only ${ms.toFixed(0)} ms`);
+      assert.ok(c.leaderOf(1)!.raw.raft.term > term);
+      await c.put("u", "2", (lSlot + 1) % 3);
+      assert.equal(await c.get("u", (lSlot + 2) % 3), "2");
+    }),
+);
+
+Deno.test(
   "the store of a sleeping leader restarts at once: its incarnation tells followers the leader is gone",
   opts,
   () =>

@@ -118,12 +118,12 @@ export class ChildProc {
     readonly name: string,
     cmd: string,
     args: readonly string[],
-    { group = false }: { group?: boolean } = {},
+    { group = false, cwd = REPO_ROOT }: { group?: boolean; cwd?: string } = {},
   ) {
     this.#group = group;
     this.#child = new Deno.Command(cmd, {
       args: [...args],
-      cwd: REPO_ROOT,
+      cwd,
       stdout: "piped",
       stderr: "piped",
       stdin: "null",
@@ -228,6 +228,11 @@ export interface ProcessClusterOptions {
    * directory a cluster ran in before is reused: same secret, data dirs and store IDs.
    */
   readonly dir?: string;
+  /**
+   * Run the processes from this checkout (its `main.ts`, in its directory) instead of this one:
+   * benchmarks compare an older commit with this one this way.
+   */
+  readonly code?: string;
 }
 
 /** A store slot: its address and data dir stay the same across restarts. */
@@ -258,6 +263,8 @@ export class ProcessCluster {
     storeFlags: readonly string[],
     /** Whether `close` removes the directory. */
     readonly temporary = true,
+    /** The checkout the processes run from. */
+    readonly code = REPO_ROOT,
   ) {
     this.#slots = slots;
     this.#storeFlags = storeFlags;
@@ -277,7 +284,7 @@ export class ProcessCluster {
       "run",
       "-A",
       "--unstable-kv",
-      MAIN,
+      `${this.code}main.ts`,
       "--role",
       "scheduler",
       "--addr",
@@ -288,7 +295,7 @@ export class ProcessCluster {
       "50ms",
       "--cluster-secret-file",
       this.secretFile,
-    ]);
+    ], { cwd: this.code });
     this.#schedulers.push(proc);
     return proc;
   }
@@ -338,6 +345,9 @@ export class ProcessCluster {
       slots,
       [...(opts.fast ?? true ? FAST_STORE_FLAGS : []), ...(opts.storeFlags ?? [])],
       opts.dir === undefined,
+      opts.code === undefined
+        ? REPO_ROOT
+        : new URL(`${opts.code}/`, `file://${Deno.cwd()}/`).pathname,
     );
     try {
       cluster.startScheduler();
@@ -402,7 +412,7 @@ export class ProcessCluster {
       "run",
       "-A",
       "--unstable-kv",
-      MAIN,
+      `${this.code}main.ts`,
       "--role",
       "store",
       "--addr",
@@ -414,7 +424,7 @@ export class ProcessCluster {
       "--cluster-secret-file",
       this.secretFile,
       ...this.#storeFlags,
-    ]);
+    ], { cwd: this.code });
     slot.proc = proc;
     slot.history.push(proc);
     return proc;

@@ -6,14 +6,17 @@
  * deno task bench:scale --regions 10000                # temp dir, removed at the end
  * deno task bench:scale --regions 10000 --dir /tmp/s   # kept; a second run resumes from it
  * deno task bench:scale --regions 1000 --no-hibernate  # regions never sleep, for comparison
+ * deno task bench:scale --regions 1000 --code /tmp/old # the processes of another checkout
  * ```
  *
  * Reports: time to create the regions; once the cluster has settled (no operator running, the
  * regions asleep), for `--idle` seconds, each store's CPU (share of one core) and resident
  * memory, and the cluster's Raft message, liveness ping and region heartbeat rates; then the
- * latency of `--cold-writes` writes, each to a different sleeping region (through its leader's
- * store, and through another store, which forwards), and of `--transfers` admin transfer-leaders
- * (posted until the scheduler reports them finished). The load average is printed beside every
+ * latency of `--cold-writes` writes and as many reads, each to a different sleeping region
+ * (through its leader's store, and through another store, which forwards), and of `--transfers`
+ * admin transfer-leaders (posted until the scheduler reports them finished). With `--code`, the
+ * processes run from another checkout (an older commit, to compare); a build without hibernating
+ * regions is measured the same way, its regions counted idle rather than asleep. The load average is printed beside every
  * figure: the machine may be shared. `--json FILE` saves everything.
  *
  * @module
@@ -25,7 +28,7 @@ import { boundaryKey, quantile, splitKeys } from "./scale/plan.ts";
 import { cpuSeconds, loadAverage, metricValue, rssBytes } from "./scale/probe.ts";
 
 const USAGE = `usage: deno task bench:scale [--regions N] [--stores N] [--dir DIR] [--idle 30s]
-       [--cold-writes N] [--transfers N] [--no-hibernate] [--json FILE]`;
+       [--cold-writes N] [--transfers N] [--no-hibernate] [--code DIR] [--json FILE]`;
 
 function fail(message: string): never {
   console.error(`bench_scale: ${message}\n${USAGE}`);
@@ -45,6 +48,7 @@ try {
       "cold-writes": { type: "string", default: "30" },
       transfers: { type: "string", default: "30" },
       "no-hibernate": { type: "boolean", default: false },
+      code: { type: "string" },
       json: { type: "string" },
       help: { type: "boolean", default: false },
     },
@@ -74,7 +78,8 @@ const IDLE_MS = duration("idle");
 const SETTLE_MS = duration("settle-timeout");
 const COLD_WRITES = whole("cold-writes", 0);
 const TRANSFERS = whole("transfers", 0);
-const HIBERNATE = !values["no-hibernate"];
+/** Whether regions may sleep: false with `--no-hibernate`, or once a store reports no hibernation. */
+let HIBERNATE = !values["no-hibernate"];
 
 interface RegionJson {
   id: number;
@@ -94,9 +99,15 @@ const c = await ProcessCluster.start({
   stores: STORES,
   fast: false,
   dir: values.dir,
+  code: values.code,
   storeFlags: HIBERNATE ? [] : ["--hibernate-regions=false"],
 });
-const report: Record<string, unknown> = { regions: N, stores: STORES, hibernate: HIBERNATE };
+const report: Record<string, unknown> = {
+  regions: N,
+  stores: STORES,
+  hibernate: HIBERNATE,
+  code: values.code ?? ".",
+};
 try {
   await run();
 } catch (e) {
@@ -129,12 +140,15 @@ async function regions(): Promise<RegionJson[]> {
   return body.regions;
 }
 
-async function storeGet(i: number, path: string): Promise<string> {
+async function storeGet(i: number, path: string): Promise<string>;
+async function storeGet(i: number, path: string, absent: "may 404"): Promise<string | undefined>;
+async function storeGet(i: number, path: string, absent?: string): Promise<string | undefined> {
   const res = await fetch(`${c.storeUrl(i)}${path}`, {
     headers: c.adminHeaders(),
     signal: AbortSignal.timeout(30_000),
   });
   const text = await res.text();
+  if (res.status === 404 && absent) return undefined;
   if (res.status !== 200) throw new Error(`store slot ${i} ${path} answered ${res.status}`);
   return text;
 }
@@ -204,7 +218,13 @@ async function createRegions() {
 /** Per-store figures from `/metrics` and `/debug/hibernation`. */
 async function storeMetrics(i: number) {
   const page = await storeGet(i, "/metrics");
-  const h = JSON.parse(await storeGet(i, "/debug/hibernation")) as {
+  const text = await storeGet(i, "/debug/hibernation", "may 404");
+  if (text === undefined && HIBERNATE) {
+    log("the stores report no hibernation (an older build): regions are measured awake");
+    HIBERNATE = false;
+    report.hibernate = false;
+  }
+  const h = (text === undefined ? { stats: { wokenBy: {}, pokes: 0 } } : JSON.parse(text)) as {
     stats: { wokenBy: Record<string, number>; pokes: number };
   };
   return {
@@ -305,18 +325,21 @@ async function measureIdle(): Promise<void> {
   );
 }
 
-/** Regions asleep on every store, with the slot of the store that leads each. */
-async function sleepingRegions(): Promise<{ id: number; start: string; leaderSlot: number }[]> {
+/**
+ * Regions asleep on every store (any region, if regions do not sleep), with the slot of the store
+ * that leads each.
+ */
+async function idleRegions(): Promise<{ id: number; start: string; leaderSlot: number }[]> {
   const views = await Promise.all(Array.from({ length: STORES }, async (_, i) => {
     const body = JSON.parse(await storeGet(i, "/debug/regions")) as {
-      regions: { region: { id: number; start_key?: string }; role: string; asleep: boolean }[];
+      regions: { region: { id: number; start_key?: string }; role: string; asleep?: boolean }[];
     };
     return body.regions;
   }));
   const out = new Map<number, { id: number; start: string; leaderSlot: number; n: number }>();
   views.forEach((rs, slot) => {
     for (const r of rs) {
-      if (!r.asleep) continue;
+      if (HIBERNATE && !r.asleep) continue;
       const e = out.get(r.region.id) ??
         { id: r.region.id, start: r.region.start_key ?? "", leaderSlot: -1, n: 0 };
       e.n++;
@@ -335,27 +358,34 @@ function shuffle<T>(xs: T[]): T[] {
   return xs;
 }
 
+/**
+ * One write, then one read, to each of `--cold-writes` idle regions in turn (a fresh region for
+ * every request), alternately through the leader's store and through another store.
+ */
 async function coldWrites(): Promise<void> {
-  const asleep = shuffle(await sleepingRegions());
-  const viaLeader: number[] = [];
-  const viaOther: number[] = [];
+  const idle = shuffle(await idleRegions());
+  const writes = { leader: [] as number[], other: [] as number[] };
+  const reads = { leader: [] as number[], other: [] as number[] };
   const load0 = loadAverage();
-  for (let k = 0; k < Math.min(COLD_WRITES, asleep.length); k++) {
-    const r = asleep[k]!;
+  const n = Math.min(COLD_WRITES, Math.floor(idle.length / 2));
+  for (let k = 0; k < 2 * n; k++) {
+    const r = idle[k]!;
+    const write = k < n;
     const other = k % 2 === 1 && STORES > 1;
     const slot = other ? (r.leaderSlot + 1) % STORES : r.leaderSlot;
     const key = r.start === "" ? boundaryKey(0, N) : `${r.start}/cold`;
     const t0 = performance.now();
     const res = await fetch(`${c.storeUrl(slot)}/kv/${encodeURIComponent(key)}`, {
-      method: "PUT",
-      body: "cold",
+      method: write ? "PUT" : "GET",
+      body: write ? "cold" : undefined,
       headers: c.clientHeaders(),
       signal: AbortSignal.timeout(15_000),
     });
     await res.body?.cancel();
     const ms = performance.now() - t0;
-    if (res.status !== 204) throw new Error(`cold write to region ${r.id}: ${res.status}`);
-    (other ? viaOther : viaLeader).push(ms);
+    const ok = write ? res.status === 204 : res.status === 200 || res.status === 404;
+    if (!ok) throw new Error(`cold ${write ? "write" : "read"} of region ${r.id}: ${res.status}`);
+    (write ? writes : reads)[other ? "other" : "leader"].push(ms);
     await new Promise((r) => setTimeout(r, 200));
   }
   const summary = (xs: number[]) => ({
@@ -366,17 +396,24 @@ async function coldWrites(): Promise<void> {
   });
   report.coldWrites = {
     load: [load0, loadAverage()],
-    sleepingRegions: asleep.length,
-    viaLeader: summary(viaLeader),
-    viaOtherStore: summary(viaOther),
+    idleRegions: idle.length,
+    viaLeader: summary(writes.leader),
+    viaOtherStore: summary(writes.other),
   };
+  report.coldReads = { viaLeader: summary(reads.leader), viaOtherStore: summary(reads.other) };
   const line = (what: string, xs: number[]) =>
-    `  ${what}: ${xs.length} writes, p50 ${fmt(quantile(xs, 0.5))} ms, p99 ${
+    `  ${what}: ${xs.length}, p50 ${fmt(quantile(xs, 0.5))} ms, p99 ${
       fmt(quantile(xs, 0.99))
     } ms, max ${fmt(quantile(xs, 1))} ms`;
-  log(`cold writes to sleeping regions (${asleep.length} asleep; load ${loadAverage()}):`);
-  console.log(line("via the leader's store", viaLeader));
-  console.log(line("via another store", viaOther));
+  log(
+    `cold requests to ${
+      HIBERNATE ? "sleeping" : "idle"
+    } regions (${idle.length} of them; load ${loadAverage()}):`,
+  );
+  console.log(line("writes via the leader's store", writes.leader));
+  console.log(line("writes via another store", writes.other));
+  console.log(line("reads via the leader's store", reads.leader));
+  console.log(line("reads via another store", reads.other));
 }
 
 async function transfers(): Promise<void> {
