@@ -9,15 +9,16 @@
  * deno task bench:scale --regions 1000 --code /tmp/old # the processes of another checkout
  * ```
  *
- * Reports: time to create the regions; once the cluster has settled (no operator running, the
- * regions asleep), for `--idle` seconds, each store's CPU (share of one core) and resident
- * memory, and the cluster's Raft message, liveness ping and region heartbeat rates; then the
- * latency of `--cold-writes` writes and as many reads, each to a different sleeping region
- * (through its leader's store, and through another store, which forwards), and of `--transfers`
- * admin transfer-leaders (posted until the scheduler reports them finished). With `--code`, the
- * processes run from another checkout (an older commit, to compare); a build without hibernating
- * regions is measured the same way, its regions counted idle rather than asleep. The load average is printed beside every
- * figure: the machine may be shared. `--json FILE` saves everything.
+ * Reports: time to create the regions (`--create-for` stops early and measures what was made);
+ * once the cluster has settled (no operator running, the regions asleep), for `--idle` seconds,
+ * each store's CPU (share of one core) and resident memory, and the cluster's Raft message,
+ * liveness ping and region heartbeat rates; then the latency of `--cold-writes` writes and as many
+ * reads, each to a different sleeping region (through its leader's store, and through another
+ * store, which forwards), and of `--transfers` admin transfer-leaders (posted until the scheduler
+ * reports them finished). With `--code`, the processes run from another checkout (an older
+ * commit, to compare); a build without hibernating regions is measured the same way, its regions
+ * counted idle rather than asleep. The load average is printed beside every figure: the machine
+ * may be shared. `--json FILE` saves everything.
  *
  * @module
  */
@@ -28,7 +29,8 @@ import { boundaryKey, quantile, splitKeys } from "./scale/plan.ts";
 import { cpuSeconds, loadAverage, metricValue, rssBytes } from "./scale/probe.ts";
 
 const USAGE = `usage: deno task bench:scale [--regions N] [--stores N] [--dir DIR] [--idle 30s]
-       [--cold-writes N] [--transfers N] [--no-hibernate] [--code DIR] [--json FILE]`;
+       [--cold-writes N] [--transfers N] [--no-hibernate] [--code DIR] [--create-for 10m]
+       [--json FILE]`;
 
 function fail(message: string): never {
   console.error(`bench_scale: ${message}\n${USAGE}`);
@@ -45,6 +47,7 @@ try {
       dir: { type: "string" },
       idle: { type: "string", default: "30s" },
       "settle-timeout": { type: "string", default: "10m" },
+      "create-for": { type: "string" },
       "cold-writes": { type: "string", default: "30" },
       transfers: { type: "string", default: "30" },
       "no-hibernate": { type: "boolean", default: false },
@@ -76,6 +79,8 @@ const N = whole("regions", 1);
 const STORES = whole("stores", 1);
 const IDLE_MS = duration("idle");
 const SETTLE_MS = duration("settle-timeout");
+/** Stop splitting after this long and measure the regions made so far. */
+const CREATE_MS = values["create-for"] === undefined ? Infinity : duration("create-for");
 const COLD_WRITES = whole("cold-writes", 0);
 const TRANSFERS = whole("transfers", 0);
 /** Whether regions may sleep: false with `--no-hibernate`, or once a store reports no hibernation. */
@@ -175,7 +180,7 @@ async function createRegions() {
   let known = start;
   let lastLog = 0;
   let posted = 0;
-  while (known < N) {
+  while (known < N && performance.now() - t0 < CREATE_MS) {
     const [all, [, ops]] = await Promise.all([
       regions(),
       api<{ operators: { kind: string; region_id: number }[] }>("GET", "/operators"),
@@ -211,8 +216,9 @@ async function createRegions() {
   }
   const seconds = (performance.now() - t0) / 1000;
   const made = known - start;
-  log(`created ${made} regions in ${fmt(seconds)} s (${fmt(made / seconds)}/s)`);
-  return { seconds, made, perSecond: made / seconds, splitOperators: posted };
+  const short = known < N ? ` (stopped by --create-for: ${known} of ${N})` : "";
+  log(`created ${made} regions in ${fmt(seconds)} s (${fmt(made / seconds)}/s)${short}`);
+  return { seconds, made, reached: known, perSecond: made / seconds, splitOperators: posted };
 }
 
 /** Per-store figures from `/metrics` and `/debug/hibernation`. */
