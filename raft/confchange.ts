@@ -117,8 +117,8 @@ export function confStateProblem(cs: ConfState): string | undefined {
     if (!votersOutgoing.has(id)) return `${id} is in learnersNext but not an outgoing voter`;
     if (voters.has(id)) return `${id} is in learnersNext and an incoming voter`;
   }
+  // learnersNext ⊆ votersOutgoing already keeps it empty outside a joint configuration.
   if (votersOutgoing.size === 0) {
-    if (learnersNext.size > 0) return "learnersNext is set outside a joint configuration";
     if (cs.autoLeave) return "autoLeave is set outside a joint configuration";
   } else if (voters.size === 0) {
     return "a joint configuration has no incoming voters";

@@ -1403,7 +1403,12 @@ export class Raft {
     for (const id of trackedIds(cfg)) {
       let pr = this.trk.progress.get(id);
       if (pr === undefined || fresh.has(id)) {
-        pr = new Progress({ next: last + 1, maxInflight: this.maxInflight });
+        // A new peer is probed at our last entry, so that an append (or a snapshot, when its
+        // log is empty) goes out at once instead of at the next heartbeat.
+        pr = new Progress({
+          next: id === this.id ? last + 1 : Math.max(last, 1),
+          maxInflight: this.maxInflight,
+        });
         pr.recentActive = true;
         if (id === this.id) pr.match = last;
         this.trk.progress.set(id, pr);
