@@ -41,6 +41,7 @@ import {
   type ConfState,
   type Entry,
   type HardState,
+  inConfState,
   isConfChangeEntry,
   isConfChangeV2,
   isEmptyHardState,
@@ -1228,17 +1229,22 @@ export class Raft {
       return false;
     }
     const cs = meta.confState;
-    // A peer in learnersNext is an outgoing voter too, so these three lists cover everyone.
-    if (
-      !cs.voters.includes(this.id) && !cs.learners.includes(this.id) &&
-      !(cs.votersOutgoing ?? []).includes(this.id)
-    ) {
+    if (!inConfState(cs, this.id)) {
       this.logger.warn(`${this.id} attempted to restore snapshot but it is not in the ConfState`);
       return false;
     }
     if (this.raftLog.matchTerm(meta.index, meta.term)) {
       // Our log already has the snapshot's last entry: fast-forward the commit index only.
       this.raftLog.commitTo(meta.index);
+      return false;
+    }
+    if (this.raftLog.applying > this.raftLog.applied) {
+      // The application is still applying committed entries it took in a Ready. Switching
+      // configuration under it now would make it apply their conf changes to the snapshot's
+      // configuration. Refuse for now; the leader sends the snapshot again later.
+      this.logger.info(
+        `${this.id} defers snapshot ${meta.index}: entries up to ${this.raftLog.applying} are being applied`,
+      );
       return false;
     }
     this.raftLog.restore(s);

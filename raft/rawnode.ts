@@ -191,6 +191,8 @@ export class RawNode {
           (hs.term !== this.prevHardState.term || hs.vote !== this.prevHardState.vote)),
     };
     if (softChanged) this.prevSoftState = ss;
+    const lastCommitted = rd.committedEntries.at(-1);
+    if (lastCommitted) r.raftLog.applying = Math.max(r.raftLog.applying, lastCommitted.index);
     r.msgs = [];
     r.readStates = [];
     return rd;

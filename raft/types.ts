@@ -105,6 +105,15 @@ export interface ConfState {
   readonly autoLeave?: boolean;
 }
 
+/**
+ * True when `id` has a place in `cs`: a voter of either half, or a learner (a peer in
+ * `learnersNext` is an outgoing voter, so it is covered).
+ */
+export function inConfState(cs: ConfState, id: number): boolean {
+  return cs.voters.includes(id) || cs.learners.includes(id) ||
+    (cs.votersOutgoing ?? []).includes(id);
+}
+
 /** True when `cs` is a joint configuration (it has outgoing voters). */
 export function isJointConfState(cs: ConfState): boolean {
   return (cs.votersOutgoing?.length ?? 0) > 0;

@@ -22,6 +22,7 @@ import {
   type ConfChangeV2,
   type ConfState,
   type Entry,
+  inConfState,
   isConfChangeEntry,
   type Message,
   type ReadState,
@@ -56,12 +57,6 @@ export interface ClusterNode {
 
 const text = new TextEncoder();
 const untext = new TextDecoder();
-
-/** True when `id` has a place (voter, outgoing voter or learner) in `cs`. */
-export function inConfState(cs: ConfState, id: number): boolean {
-  return cs.voters.includes(id) || cs.learners.includes(id) ||
-    (cs.votersOutgoing ?? []).includes(id);
-}
 
 /** See the module comment. */
 export class RawNodeCluster {

@@ -12,7 +12,7 @@ export {
   nextEnts,
   nodes,
 } from "./network.ts";
-export { type ClusterNode, type ClusterOptions, inConfState, RawNodeCluster } from "./cluster.ts";
+export { type ClusterNode, type ClusterOptions, RawNodeCluster } from "./cluster.ts";
 export {
   checkState,
   electedNetwork,
