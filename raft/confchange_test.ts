@@ -13,28 +13,15 @@ import {
   simpleChange,
 } from "./confchange.ts";
 import { ConfChangeError } from "./errors.ts";
-import type { ConfChangeSingle, ConfChangeTransition, ConfChangeV2, ConfState } from "./types.ts";
-
-const add = (nodeId: number): ConfChangeSingle => ({ type: "AddNode", nodeId });
-const learner = (nodeId: number): ConfChangeSingle => ({ type: "AddLearnerNode", nodeId });
-const remove = (nodeId: number): ConfChangeSingle => ({ type: "RemoveNode", nodeId });
-const v2 = (transition: ConfChangeTransition, ...changes: ConfChangeSingle[]): ConfChangeV2 => ({
-  transition,
-  changes,
-});
-const LEAVE = v2("Auto");
-const cs = (
-  voters: number[],
-  learners: number[] = [],
-  joint?: { out: number[]; next?: number[]; auto?: boolean },
-): ConfState =>
-  joint === undefined ? { voters, learners } : {
-    voters,
-    learners,
-    votersOutgoing: joint.out,
-    learnersNext: joint.next ?? [],
-    autoLeave: joint.auto ?? false,
-  };
+import {
+  ccAdd as add,
+  ccLearner as learner,
+  ccRemove as remove,
+  ccV2 as v2,
+  confState as cs,
+  LEAVE_JOINT as LEAVE,
+} from "./testing/conf.ts";
+import type { ConfChangeV2, ConfState } from "./types.ts";
 
 interface Case {
   name: string;

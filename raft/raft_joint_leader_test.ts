@@ -6,16 +6,14 @@
  */
 import assert from "node:assert/strict";
 import { RawNodeCluster } from "./testing/cluster.ts";
-import type { ConfChangeSingle, ConfChangeTransition, ConfChangeV2, Entry } from "./types.ts";
-
-const add = (nodeId: number): ConfChangeSingle => ({ type: "AddNode", nodeId });
-const learner = (nodeId: number): ConfChangeSingle => ({ type: "AddLearnerNode", nodeId });
-const remove = (nodeId: number): ConfChangeSingle => ({ type: "RemoveNode", nodeId });
-const v2 = (transition: ConfChangeTransition, ...changes: ConfChangeSingle[]): ConfChangeV2 => ({
-  transition,
-  changes,
-});
-const LEAVE = v2("Auto");
+import {
+  ccAdd as add,
+  ccLearner as learner,
+  ccRemove as remove,
+  ccV2 as v2,
+  LEAVE_JOINT as LEAVE,
+} from "./testing/conf.ts";
+import type { Entry } from "./types.ts";
 
 function elected(opts: { checkQuorum?: boolean; preVote?: boolean } = {}) {
   const c = new RawNodeCluster([1, 2, 3], opts);

@@ -11,38 +11,15 @@ import { MemoryStorage } from "./storage.ts";
 import { RawNodeCluster } from "./testing/cluster.ts";
 import { msg } from "./testing/helpers.ts";
 import { newTestRaft } from "./testing/network.ts";
-import type {
-  ConfChange,
-  ConfChangeSingle,
-  ConfChangeTransition,
-  ConfChangeV2,
-  ConfState,
-} from "./types.ts";
-
-const add = (nodeId: number): ConfChangeSingle => ({ type: "AddNode", nodeId });
-const learner = (nodeId: number): ConfChangeSingle => ({ type: "AddLearnerNode", nodeId });
-const remove = (nodeId: number): ConfChangeSingle => ({ type: "RemoveNode", nodeId });
-const v2 = (transition: ConfChangeTransition, ...changes: ConfChangeSingle[]): ConfChangeV2 => ({
-  transition,
-  changes,
-});
-const LEAVE = v2("Auto");
-
-/** A ConfState; `out` makes it joint. */
-function cs(
-  voters: number[],
-  learners: number[] = [],
-  joint?: { out: number[]; next?: number[]; auto?: boolean },
-): ConfState {
-  if (joint === undefined) return { voters, learners };
-  return {
-    voters,
-    learners,
-    votersOutgoing: joint.out,
-    learnersNext: joint.next ?? [],
-    autoLeave: joint.auto ?? false,
-  };
-}
+import {
+  ccAdd as add,
+  ccLearner as learner,
+  ccRemove as remove,
+  ccV2 as v2,
+  confState as cs,
+  LEAVE_JOINT as LEAVE,
+} from "./testing/conf.ts";
+import type { ConfChange, ConfChangeSingle, ConfChangeV2, ConfState } from "./types.ts";
 
 /** A cluster of `voters` where 1 leads and has committed "a" everywhere. */
 function elected(voters = [1, 2, 3], opts: { checkQuorum?: boolean; preVote?: boolean } = {}) {

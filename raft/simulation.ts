@@ -685,7 +685,7 @@ class Simulation {
   private repartition(): void {
     this.group.clear();
     if (this.rand() < 0.4) return; // healed
-    const cs = this.leader()?.rn!.raft.trk.confState();
+    const cs = this.leader()?.rn?.raft.trk.confState();
     if (cs !== undefined && isJointConfState(cs) && this.rand() < 0.5) {
       this.group = jointSeam(cs, this.peers.keys(), () => this.int(2));
       return;

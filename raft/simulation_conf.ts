@@ -16,6 +16,12 @@ import type {
   ConfState,
 } from "./types.ts";
 import { isJointConfState } from "./types.ts";
+import {
+  ccAdd as add,
+  ccLearner as learner,
+  ccRemove as remove,
+  LEAVE_JOINT,
+} from "./testing/conf.ts";
 
 /** The simulation's seeded randomness and id allocator. */
 export interface SimRandom {
@@ -25,9 +31,6 @@ export interface SimRandom {
   /** A peer id never used before. */
   newId(): number;
 }
-
-/** The leave of a joint configuration: an empty `ConfChangeV2`. */
-export const LEAVE_JOINT: ConfChangeV2 = { transition: "Auto", changes: [] };
 
 const TRANSITIONS: readonly ConfChangeTransition[] = [
   "Auto",
@@ -77,10 +80,6 @@ function randomSingleStep(cs: ConfState, leader: number, r: SimRandom): ConfChan
   }
   return undefined;
 }
-
-const add = (nodeId: number): ConfChangeSingle => ({ type: "AddNode", nodeId });
-const learner = (nodeId: number): ConfChangeSingle => ({ type: "AddLearnerNode", nodeId });
-const remove = (nodeId: number): ConfChangeSingle => ({ type: "RemoveNode", nodeId });
 
 /**
  * A `ConfChangeV2` with a random transition: replace a voter by a new one (removing or
