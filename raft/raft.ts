@@ -302,10 +302,10 @@ export class Raft {
   /**
    * True when this peer may become leader: it is a voter in its own configuration (in either
    * half of a joint one). A removed peer, an unknown peer and a learner never campaign (and
-   * ignore MsgTimeoutNow). Unlike
-   * etcd, a peer whose received snapshot is not persisted yet may campaign: `restore` already
-   * switched its log and configuration to the snapshot's, and the snapshot is persisted in the
-   * same Ready as the vote. This lets a transfer that needed a snapshot finish in one exchange.
+   * ignore MsgTimeoutNow). Unlike etcd, a peer whose received snapshot is not persisted yet may
+   * campaign: `restore` already switched its log and configuration to the snapshot's, and the
+   * snapshot is persisted in the same Ready as the vote. This lets a transfer that needed a
+   * snapshot finish in one exchange.
    */
   promotable(): boolean {
     const pr = this.trk.progress.get(this.id);
@@ -1373,8 +1373,9 @@ export class Raft {
   }
 
   /**
-   * Single-step: removes a peer. Its progress is dropped, so the commit index is recomputed at once with
-   * the smaller quorum; a transfer to it is aborted; a leader that removed itself steps down.
+   * Single-step: removes a peer. Its progress is dropped, so the commit index is recomputed at
+   * once with the smaller quorum; a transfer to it is aborted; a leader that removed itself
+   * steps down.
    */
   removeNode(id: number): void {
     invariant(!this.trk.isJoint(), `${this.id} removeNode(${id}) in a joint configuration`);
