@@ -182,3 +182,25 @@ Deno.test("PreVote in a joint configuration: no pre-candidate wins without both 
   const l = c.electLeader();
   assert.ok(c.propose(l, "healed"));
 });
+
+Deno.test("an automatic leave refused during a leader transfer is proposed once the transfer ends", () => {
+  const c = elected();
+  c.isolate(2);
+  c.isolate(3);
+  assert.ok(c.proposeConfChange(1, v2("JointImplicit", add(4), remove(3))));
+  c.transferLeader(1, 2); // 2 is cut off: the transfer stays pending, proposals are refused
+  c.heal(3);
+  c.tick(2); // 3 gets the entry: it commits, 1 applies it, but cannot propose the leave
+  const joint = {
+    voters: [1, 2, 4],
+    learners: [],
+    votersOutgoing: [1, 2, 3],
+    learnersNext: [],
+    autoLeave: true,
+  };
+  assert.deepEqual(c.node(1).confState, joint);
+  assert.equal(c.raft(1).leadTransferee, 2);
+  c.tick(12); // the transfer times out; the next heartbeat tick proposes the leave
+  assert.equal(c.raft(1).state, "Leader");
+  assert.deepEqual(c.node(1).confState, { voters: [1, 2, 4], learners: [] });
+});

@@ -319,3 +319,20 @@ Deno.test("a snapshot taken in a joint configuration carries it to a lagging pee
   assertConfig(c, cs([1, 2, 4], [3]), "3 is a learner after the leave");
   assert.equal(c.raft(3).isLearner, true);
 });
+
+Deno.test("single-step and joint changes mix: a ConfChange is accepted again once the joint state is left", () => {
+  const c = elected();
+  assert.ok(c.proposeConfChange(1, v2("JointExplicit", add(4), remove(3))));
+  assert.ok(c.proposeConfChange(1, { type: "AddLearnerNode", nodeId: 5 }));
+  assert.equal(lastEntry(c, 1).type, "Normal", "refused while joint");
+  assert.ok(c.proposeConfChange(1, LEAVE));
+  assert.ok(c.proposeConfChange(1, { type: "AddLearnerNode", nodeId: 5 }));
+  assert.ok(c.proposeConfChange(1, { type: "AddNode", nodeId: 5 }));
+  assertConfig(c, cs([1, 2, 4, 5]), "after two single steps");
+  assert.deepEqual(c.node(1).confHistory.map((h) => h.voters), [
+    [1, 2, 4],
+    [1, 2, 4],
+    [1, 2, 4],
+    [1, 2, 4, 5],
+  ]);
+});

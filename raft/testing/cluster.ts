@@ -214,9 +214,10 @@ export class RawNodeCluster {
     this.isolated.add(id);
   }
 
-  /** Reconnects everyone. */
-  heal(): void {
-    this.isolated.clear();
+  /** Reconnects `id`, or everyone. */
+  heal(id?: number): void {
+    if (id === undefined) this.isolated.clear();
+    else this.isolated.delete(id);
   }
 
   /** Snapshots `id` at its applied index and compacts its log up to there. */
