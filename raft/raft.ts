@@ -841,7 +841,7 @@ export class Raft {
     for (let i = 0; i < m.entries.length; i++) {
       const e = m.entries[i]!;
       if (!isConfChangeEntry(e)) continue;
-      const refusal = this.confChangeRefusal(e);
+      const refusal = this.confChangeEntryRefusal(e);
       if (refusal !== undefined) {
         this.logger.info(`${this.id} ignores conf change at ${i}: ${refusal}`);
         if (entries === m.entries) entries = [...m.entries];
@@ -855,26 +855,49 @@ export class Raft {
   }
 
   /**
-   * Why the leader refuses to append a conf change entry now, or undefined to accept it.
+   * Why this leader would refuse the conf change `cc` now, or undefined if it would accept it.
    * Refused: any conf change while another is unapplied (`pendingConfIndex`); a single-step
-   * `ConfChange` in a joint configuration; a `ConfChangeV2` that does not decode or that breaks
-   * a rule of `confchange.ts`. Checking a `ConfChangeV2` against the configuration in force is
-   * exact: with nothing pending, every conf change in the log is applied, so the change will
-   * apply to this very configuration.
+   * `ConfChange` in a joint configuration; a `ConfChangeV2` that breaks a rule of
+   * `confchange.ts`. Checking against the configuration in force is exact: with nothing
+   * pending, every conf change in the log is applied, so `cc` would apply to this very
+   * configuration. Only a leader's answer is meaningful (a follower forwards proposals).
    */
-  private confChangeRefusal(e: Entry): string | undefined {
-    if (this.pendingConfIndex > this.raftLog.applied) {
-      return `pending conf change at ${this.pendingConfIndex} not applied (applied ${this.raftLog.applied})`;
-    }
-    if (e.type === "ConfChange") {
-      return this.trk.isJoint()
-        ? "a single-step ConfChange cannot be made in a joint configuration; leave it first"
-        : undefined;
-    }
+  confChangeRefusal(cc: ConfChange | ConfChangeV2): string | undefined {
+    if (!isConfChangeV2(cc)) return this.pendingRefusal() ?? this.singleStepRefusal();
+    return this.pendingRefusal() ?? this.changeRefusal(cc);
+  }
+
+  /**
+   * `confChangeRefusal` for a proposed entry. A single-step entry is not decoded (its content
+   * never makes it invalid); a `ConfChangeV2` that does not decode is refused.
+   */
+  private confChangeEntryRefusal(e: Entry): string | undefined {
+    const pending = this.pendingRefusal();
+    if (pending !== undefined) return pending;
+    if (e.type === "ConfChange") return this.singleStepRefusal();
     try {
-      changeConfig(this.trk.config(), decodeConfChangeV2(e.data));
+      return this.changeRefusal(decodeConfChangeV2(e.data));
     } catch (err) {
-      if (err instanceof DecodeError || err instanceof ConfChangeError) return err.message;
+      if (err instanceof DecodeError) return err.message;
+      throw err;
+    }
+  }
+
+  private pendingRefusal(): string | undefined {
+    if (this.pendingConfIndex <= this.raftLog.applied) return undefined;
+    return `pending conf change at ${this.pendingConfIndex} not applied (applied ${this.raftLog.applied})`;
+  }
+
+  private singleStepRefusal(): string | undefined {
+    if (!this.trk.isJoint()) return undefined;
+    return "a single-step ConfChange cannot be made in a joint configuration; leave it first";
+  }
+
+  private changeRefusal(cc: ConfChangeV2): string | undefined {
+    try {
+      changeConfig(this.trk.config(), cc);
+    } catch (err) {
+      if (err instanceof ConfChangeError) return err.message;
       throw err;
     }
     return undefined;

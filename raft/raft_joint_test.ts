@@ -336,3 +336,21 @@ Deno.test("single-step and joint changes mix: a ConfChange is accepted again onc
     [1, 2, 4, 5],
   ]);
 });
+
+Deno.test("checkConfChange tells the application beforehand what the leader would refuse", () => {
+  const c = elected();
+  const rn = c.node(1).rn!;
+  assert.equal(rn.checkConfChange(v2("Auto", add(4), remove(3))), undefined);
+  assert.equal(rn.checkConfChange({ type: "AddNode", nodeId: 4 }), undefined);
+  assert.match(rn.checkConfChange(LEAVE) ?? "", /not joint/);
+  assert.match(
+    rn.checkConfChange(v2("Auto", remove(1), remove(2), remove(3))) ?? "",
+    /every voter/,
+  );
+  rn.proposeConfChange(v2("JointExplicit", add(4)));
+  assert.match(rn.checkConfChange(LEAVE) ?? "", /pending conf change/);
+  c.process();
+  assert.equal(rn.checkConfChange(LEAVE), undefined);
+  assert.match(rn.checkConfChange({ type: "AddNode", nodeId: 5 }) ?? "", /joint configuration/);
+  assert.match(rn.checkConfChange(v2("Auto", add(5))) ?? "", /joint configuration/);
+});

@@ -115,6 +115,15 @@ export class RawNode {
   }
 
   /**
+   * Why the leader would refuse `cc` if it were proposed now (it would become an empty entry),
+   * or undefined; see `Raft.confChangeRefusal`. Meaningful on the leader only: check there,
+   * then propose, so that a refused change can be reported instead of tracked.
+   */
+  checkConfChange(cc: ConfChange | ConfChangeV2): string | undefined {
+    return this.raft.confChangeRefusal(cc);
+  }
+
+  /**
    * Applies a committed conf change of either kind; returns the configuration now in force
    * (persist it with the applied index). Throws `ConfChangeError`, changing nothing, for a
    * `ConfChangeV2` that is invalid for the configuration in force (see `Raft.applyConfChange`).
