@@ -34,14 +34,18 @@ export function isQuiesceMessage(m: Message): boolean {
 
 /**
  * Why this peer cannot quiesce its group now, or `undefined` if it can. Only a leader can: with
- * no leadership transfer under way, every entry persisted, committed and applied, no read
- * waiting, and every follower — except those `skip` names (peers the application knows are
- * down) — caught up to its last index, replicating and heard from in the current quorum-check
- * period. The followers not skipped, with the leader, must make a quorum.
+ * no leadership transfer under way, not in a joint configuration, every entry persisted,
+ * committed and applied, no read waiting, and every follower — except those `skip` names (peers
+ * the application knows are down) — caught up to its last index, replicating and heard from in
+ * the current quorum-check period. The followers not skipped, with the leader, must make a
+ * quorum (of both halves of a joint configuration).
  */
 export function quiesceBlocker(r: Raft, skip?: (id: number) => boolean): string | undefined {
   if (r.state !== "Leader") return "not the leader";
   if (r.leadTransferee !== 0) return "a leadership transfer is under way";
+  // The leader leaves a joint configuration on its own (autoLeave, retried on ticks); an
+  // explicit leave is a proposal, which wakes it anyway. Staying awake until then is simplest.
+  if (r.trk.isJoint()) return "a joint configuration is in force";
   const log = r.raftLog;
   const last = log.lastIndex();
   if (log.unstable.entries.length > 0 || log.hasPendingSnapshot()) return "entries not persisted";

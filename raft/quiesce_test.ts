@@ -7,6 +7,8 @@ import type { Raft } from "./raft.ts";
 import { isQuiesceMessage, quiesce, quiesceBlocker, stepQuiesce, wake } from "./quiesce.ts";
 import { hup, msg, prop } from "./testing/helpers.ts";
 import { Network, nextEnts } from "./testing/network.ts";
+import { RawNodeCluster } from "./testing/cluster.ts";
+import { ccLearner, ccV2, LEAVE_JOINT } from "./testing/conf.ts";
 import type { Message } from "./types.ts";
 
 /**
@@ -173,4 +175,17 @@ Deno.test("a woken follower keeps refusing votes until an election timeout of re
   f3.electionElapsed = 6;
   wake(f3, 2);
   assert.equal(f3.electionElapsed, 6);
+});
+
+Deno.test("a leader in a joint configuration stays awake until it has left it", () => {
+  const c = new RawNodeCluster([1, 2, 3], { checkQuorum: true, preVote: true });
+  c.campaign(1);
+  assert.ok(c.propose(1, "a"));
+  assert.ok(c.proposeConfChange(1, ccV2("JointExplicit", ccLearner(3))));
+  assert.ok(c.raft(1).trk.isJoint());
+  assert.equal(quiesceBlocker(c.raft(1)), "a joint configuration is in force");
+  assert.ok(!quiesce(c.raft(1)));
+  assert.ok(c.proposeConfChange(1, LEAVE_JOINT));
+  assert.ok(!c.raft(1).trk.isJoint());
+  assert.notEqual(quiesceBlocker(c.raft(1)), "a joint configuration is in force");
 });
