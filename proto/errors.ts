@@ -13,6 +13,7 @@ export const ERROR_STATUS = {
   RegionNotFound: 404,
   StoreNotFound: 404,
   NotFound: 404,
+  MethodNotAllowed: 405,
   TooLarge: 413,
   EpochNotMatch: 409,
   KeyNotInRegion: 409,

@@ -101,7 +101,7 @@ export class KvService {
       requests: [value === null ? { type: "Delete", key } : { type: "Put", key, value }],
     });
     this.store.schedule(peer);
-    await p;
+    await this.store.metrics.time(this.store.metrics.proposeApply, p);
   }
 
   async localGet(key: Uint8Array): Promise<Uint8Array | null> {

@@ -20,6 +20,8 @@ import { Store, type StoreConfig, type StoreLogger } from "./store.ts";
 import type { RaftReceiver, Transport } from "./transport.ts";
 import { HttpTransport } from "./transport_http.ts";
 import type { Hono } from "hono";
+import { diskStats, Logger, type LogLevel } from "../telemetry/mod.ts";
+import { registerStoreMetrics } from "./metrics.ts";
 
 /** What a store node needs. */
 export interface StoreNodeOptions {
@@ -28,6 +30,8 @@ export interface StoreNodeOptions {
     readonly advertiseAddr: string;
     readonly dataDir: string;
     readonly scheduler: string;
+    /** Used when no `log` is given: lines below it are dropped. */
+    readonly logLevel?: LogLevel;
   };
   /** An engine to use instead of opening `dataDir` (tests). The node does not close it. */
   readonly engine?: KvEngine;
@@ -119,12 +123,6 @@ function splitAddr(addr: string): { hostname: string; port: number } {
   return { hostname: addr.slice(0, i).replace(/^\[|\]$/g, ""), port: Number(addr.slice(i + 1)) };
 }
 
-const consoleLog: StoreLogger = {
-  info: (m) => console.log(m),
-  warn: (m) => console.warn(m),
-  error: (m) => console.error(m),
-};
-
 async function waitForScheduler(client: PdClient, waitMs: number, log: StoreLogger) {
   const deadline = Date.now() + waitMs;
   let delay = 100;
@@ -133,7 +131,12 @@ async function waitForScheduler(client: PdClient, waitMs: number, log: StoreLogg
       return await client.isBootstrapped();
     } catch (e) {
       if (Date.now() + delay > deadline) {
-        throw new Error(`cannot reach the scheduler: ${(e as Error).message}`, { cause: e });
+        throw new Error(
+          `gave up waiting for the scheduler after ${waitMs / 1000} s: ${
+            (e as Error).message
+          } (is it running, and is --scheduler ${client.baseUrl} right?)`,
+          { cause: e },
+        );
       }
       log.warn(`waiting for the scheduler: ${(e as Error).message}`);
       await new Promise((r) => setTimeout(r, delay));
@@ -145,7 +148,8 @@ async function waitForScheduler(client: PdClient, waitMs: number, log: StoreLogg
 /** Starts a store as {@link StoreNodeOptions} say. */
 export async function startStoreNode(opts: StoreNodeOptions): Promise<StoreNode> {
   const { config } = opts;
-  const log = opts.log ?? consoleLog;
+  const baseLog = new Logger({ level: config.logLevel ?? "info", fields: { role: "store" } });
+  let log: StoreLogger = opts.log ?? baseLog;
   const client = new PdClient(config.scheduler, { fetch: opts.schedulerFetch, timeoutMs: 5_000 });
   const listener = (opts.serve ?? true) ? new Listener(config.addr) : undefined;
   let engine: KvEngine;
@@ -171,6 +175,7 @@ export async function startStoreNode(opts: StoreNodeOptions): Promise<StoreNode>
       log.info(`store ${ident.storeId}: new store in cluster ${ident.clusterId}`);
     }
     const storeId = ident.storeId;
+    if (!opts.log) log = baseLog.child({ store: storeId });
     const storeMeta = { id: storeId, address: config.advertiseAddr };
     await client.putStore(storeMeta);
 
@@ -198,6 +203,8 @@ export async function startStoreNode(opts: StoreNodeOptions): Promise<StoreNode>
         addresses.delete(id);
         store.onStoreUnreachable(id);
       },
+      onSent: (seconds, ok) =>
+        store.metrics.raftSend.observe(seconds, { result: ok ? "ok" : "error" }),
     });
     await store.start();
 
@@ -225,12 +232,15 @@ export async function startStoreNode(opts: StoreNodeOptions): Promise<StoreNode>
     const kv = new KvService(store, client, forward);
     const split = new SplitWorker(store, client);
     const usedSize = () => [...store.peers.values()].reduce((n, p) => n + p.approximateSize, 0);
-    const heartbeat = new HeartbeatWorker(
+    // The filesystem's figures, as PD's stores report them: the whole disk, and what is free.
+    const capacity = () => ({ ...diskStats(config.dataDir), usedSize: usedSize() });
+    const heartbeat = new HeartbeatWorker(store, client, capacity, split);
+    registerStoreMetrics(store.metrics, {
       store,
-      client,
-      () => ({ capacity: 0, available: 0, usedSize: usedSize() }),
-      split,
-    );
+      kv,
+      capacity,
+      heartbeatsSent: () => heartbeat.sent,
+    });
     const gc = new LogGcWorker(store);
     const node = new StoreNode(
       store,

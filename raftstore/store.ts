@@ -26,6 +26,7 @@ import { type AdminEffect, applyEntries, type ApplyOutcome, type EntryResult } f
 import { Peer, type PeerConfig } from "./peer.ts";
 import { PeerStorage, RAFT_INIT_LOG_INDEX, RAFT_INIT_LOG_TERM } from "./peer_storage.ts";
 import { StoreMeta } from "./store_meta.ts";
+import { StoreMetrics } from "./metrics.ts";
 import type { RaftBatch, RaftEnvelope, Transport } from "./transport.ts";
 import { generateSnapshot, installSnapshot, loadSavedSnapshot, saveSnapshot } from "./snapshot.ts";
 import { decodeSnapshotData } from "./snapshot.ts";
@@ -119,6 +120,8 @@ export class Store {
     engineWrites: 0,
     engineWriteMs: 0,
   };
+  /** Latency histograms and the registry `/metrics` renders. */
+  readonly metrics = new StoreMetrics();
   /** Set if the Ready loop failed: the store must not serve anything more. */
   fatal: Error | undefined;
   #onDead!: (e: Error) => void;
@@ -342,6 +345,7 @@ export class Store {
       await this.engine.write(wb);
       this.stats.engineWrites++;
       this.stats.engineWriteMs += performance.now() - started;
+      this.metrics.engineWrite.observe((performance.now() - started) / 1000);
     }
 
     // 3. The other messages, one batch per destination store.

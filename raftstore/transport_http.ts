@@ -26,6 +26,8 @@ export interface HttpTransportOptions {
   readonly resolve: (storeId: number) => Promise<string>;
   /** Called when a store could not be reached (the Raft peers report it unreachable). */
   readonly onUnreachable?: (storeId: number) => void;
+  /** Told how long each send to a store took, in seconds, and whether it succeeded. */
+  readonly onSent?: (seconds: number, ok: boolean) => void;
 }
 
 interface Lane {
@@ -95,6 +97,7 @@ export class HttpTransport implements Transport {
         lane.queue = [];
         const envelopes = queued.filter((e) => e.message.type !== "MsgSnap");
         const snapshots = queued.filter((e) => e.message.type === "MsgSnap");
+        const started = performance.now();
         try {
           lane.address ??= await this.options.resolve(storeId);
           if (envelopes.length > 0) {
@@ -106,9 +109,11 @@ export class HttpTransport implements Transport {
           }
           for (const env of snapshots) await this.#sendSnapshot(lane.address, env);
           this.sentBatches++;
+          this.options.onSent?.((performance.now() - started) / 1000, true);
           lane.backoffMs = 0;
         } catch {
           this.failedBatches++;
+          this.options.onSent?.((performance.now() - started) / 1000, false);
           lane.address = undefined;
           lane.backoffMs = Math.min(MAX_BACKOFF_MS, Math.max(MIN_BACKOFF_MS, lane.backoffMs * 2));
           if (!this.#abort.signal.aborted) this.options.onUnreachable?.(storeId);
