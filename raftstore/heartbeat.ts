@@ -93,10 +93,17 @@ export class HeartbeatWorker implements RegionObserver {
     const peers = (regionIds ?? [...this.store.peers.keys()])
       .map((id) => this.store.peers.get(id))
       .filter((p): p is Peer => p !== undefined && p.isLeader() && p.storage.isInitialized());
+    // A full round ends the flow interval; a report of changes between rounds carries none.
+    const flow = regionIds ? undefined : this.store.flow.take(peers.map((p) => p.regionId));
     if (peers.length === 0) return;
     this.#inFlight = true;
     try {
-      const res = await this.client.regionHeartbeat(peers.map(regionHeartbeatOf));
+      const res = await this.client.regionHeartbeat(
+        peers.map((p) => {
+          const f = flow?.get(p.regionId);
+          return f ? { ...regionHeartbeatOf(p), flow: f } : regionHeartbeatOf(p);
+        }),
+      );
       this.sent += peers.length;
       for (const result of res.results) await this.#onResult(result);
     } catch (e) {

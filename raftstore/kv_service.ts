@@ -114,7 +114,9 @@ export class KvService {
     if (peer.region.epoch.version !== epoch.version && !keyInRegion(key, peer.region)) {
       throw new MrkvError("EpochNotMatch", `region ${peer.regionId} split during the read`);
     }
-    return await this.store.engine.get(key);
+    const value = await this.store.engine.get(key);
+    if (value) this.store.flow.read(peer.regionId, key.length + value.length);
+    return value;
   }
 
   /** Scans `[start, end)` within the local region holding `start`; returns the region too. */
@@ -137,6 +139,7 @@ export class KvService {
       ? region.endKey
       : end;
     const kvs = await this.store.engine.scan(start, stop, limit);
+    this.store.flow.read(region.id, kvs.reduce((n, p) => n + p.key.length + p.value.length, 0));
     return { kvs, region };
   }
 

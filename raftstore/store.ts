@@ -27,6 +27,7 @@ import { Peer, type PeerConfig } from "./peer.ts";
 import { PeerStorage, RAFT_INIT_LOG_INDEX, RAFT_INIT_LOG_TERM } from "./peer_storage.ts";
 import { StoreMeta } from "./store_meta.ts";
 import { StoreMetrics } from "./metrics.ts";
+import { FlowCounter } from "./flow.ts";
 import type { RaftBatch, RaftEnvelope, Transport } from "./transport.ts";
 import { generateSnapshot, installSnapshot, loadSavedSnapshot, saveSnapshot } from "./snapshot.ts";
 import { decodeSnapshotData } from "./snapshot.ts";
@@ -122,6 +123,8 @@ export class Store {
   };
   /** Latency histograms and the registry `/metrics` renders. */
   readonly metrics = new StoreMetrics();
+  /** Bytes read and written per region, reported in heartbeats for hot-region statistics. */
+  readonly flow = new FlowCounter();
   /** Set if the Ready loop failed: the store must not serve anything more. */
   fatal: Error | undefined;
   #onDead!: (e: Error) => void;
@@ -457,6 +460,7 @@ export class Store {
     p.storage.region = outcome.region;
     p.sizeDiffHint += outcome.writtenBytes;
     p.approximateSize += outcome.writtenBytes;
+    this.flow.write(p.regionId, outcome.writtenBytes);
     for (const effect of outcome.effects) this.#onAdminEffect(p, effect);
     if (!p.destroyed) {
       if (!epochEqual(before.epoch, p.region.epoch)) {

@@ -1,32 +1,42 @@
 /**
  * Starts the scheduler: opens its Deno KV under `--data-dir`, loads the cluster, builds the
- * Hono app (internal CBOR API, admin API, `/status`, `/metrics`) and serves it on `--addr`.
+ * Hono app (internal CBOR API, admin API, PD-shaped read-only API, the dashboard, `/status`,
+ * `/metrics`) and serves it on `--addr`.
  *
  * @module
  */
 import { Hono } from "hono";
 import type { Config } from "../config/config.ts";
-import { MrkvError } from "../proto/errors.ts";
+import { notFoundHandler } from "../proto/routes.ts";
+import { Logger, VERSION } from "../telemetry/mod.ts";
 import { adminRoutes } from "./admin_routes.ts";
 import { Cluster } from "./cluster.ts";
 import { DEFAULT_SCHEDULE_CONFIG, type ScheduleConfig } from "./config.ts";
 import { Coordinator } from "./coordinator.ts";
+import { dashboardRoutes } from "./dashboard/mod.ts";
+import { drainReport } from "./diagnose.ts";
 import { onError } from "./http.ts";
-import { renderMetrics } from "./metrics.ts";
+import { schedulerMetrics } from "./metrics.ts";
+import { pdRoutes } from "./pd_routes.ts";
 import { rpcRoutes } from "./rpc_routes.ts";
 
-/** The version reported by `/status`. */
-export const VERSION = "0.1.0";
+/** Options of {@link schedulerApp}. */
+export interface SchedulerAppOptions {
+  readonly startedAt?: number;
+  /** `http://HOST:PORT` others use to reach this scheduler (PD's member URLs). */
+  readonly url?: () => string;
+}
 
 /** Builds the whole HTTP app over a cluster and coordinator (tests call it directly). */
 export function schedulerApp(
   cluster: Cluster,
   coordinator: Coordinator,
-  startedAt = Date.now(),
+  opts: SchedulerAppOptions = {},
 ): Hono {
+  const startedAt = opts.startedAt ?? Date.now();
+  const metrics = schedulerMetrics(cluster);
   const app = new Hono();
   app.onError((err) => onError(err));
-  app.notFound((c) => onError(new MrkvError("NotFound", `no route ${c.req.method} ${c.req.path}`)));
   app.get("/status", (c) =>
     c.json({
       role: "scheduler",
@@ -39,11 +49,50 @@ export function schedulerApp(
     }));
   app.get(
     "/metrics",
-    (c) => c.body(renderMetrics(cluster), 200, { "content-type": "text/plain; version=0.0.4" }),
+    (c) => c.body(metrics.render(), 200, { "content-type": "text/plain; version=0.0.4" }),
   );
   app.route("/", rpcRoutes(cluster));
   app.route("/", adminRoutes(cluster, coordinator));
+  app.route(
+    "/",
+    pdRoutes(cluster, coordinator, {
+      startedAt,
+      url: opts.url ?? (() => "http://127.0.0.1:2379"),
+    }),
+  );
+  app.route("/", dashboardRoutes());
+  app.notFound(notFoundHandler(app));
   return app;
+}
+
+/** How often Offline stores are checked for a drain that cannot finish. */
+const DRAIN_CHECK_MS = 5_000;
+
+/**
+ * Logs, once per change, why an Offline store cannot be drained (and when it can again), so a
+ * stuck drain is visible in the log as well as in the admin API.
+ */
+function watchDrains(cluster: Cluster, log: Logger): () => void {
+  const last = new Map<number, string | null>();
+  const timer = setInterval(() => {
+    for (const s of cluster.stores()) {
+      if (s.state !== "Offline") {
+        last.delete(s.meta.id);
+        continue;
+      }
+      const d = drainReport(cluster, s.meta.id);
+      if (last.get(s.meta.id) === d.blocked) continue;
+      if (d.blocked) {
+        log.warn(
+          `store ${s.meta.id} is offline and cannot be drained (${d.regionsLeft} regions left): ${d.blocked}`,
+        );
+      } else if (last.get(s.meta.id)) {
+        log.info(`store ${s.meta.id}: drain is moving again (${d.regionsLeft} regions left)`);
+      }
+      last.set(s.meta.id, d.blocked);
+    }
+  }, DRAIN_CHECK_MS);
+  return () => clearInterval(timer);
 }
 
 /** A running scheduler. */
@@ -75,11 +124,8 @@ export async function startScheduler(
   config: Config,
   opts: StartOptions = {},
 ): Promise<SchedulerServer> {
-  const log = (level: string, msg: string) => {
-    if (config.logLevel === "error" && level !== "error") return;
-    if (config.logLevel === "warn" && level === "info") return;
-    console.error(`${new Date().toISOString()} ${level} scheduler: ${msg}`);
-  };
+  const logger = new Logger({ level: config.logLevel, fields: { role: "scheduler" } });
+  const log = (level: "info" | "warn" | "error", msg: string) => logger.log(level, msg);
   await Deno.mkdir(config.dataDir, { recursive: true });
   const kv = await Deno.openKv(`${config.dataDir}/scheduler.kv`);
   let cluster: Cluster;
@@ -103,6 +149,8 @@ export async function startScheduler(
     (e) => log("error", `schedule run failed: ${(e as Error).message}`),
   );
   const [hostname, portText] = splitAddr(config.addr);
+  // Known once listening (the port may be 0); until then, what the flags say.
+  let advertised = config.advertiseAddr;
   const abort = new AbortController();
   let resolveListen!: (addr: Deno.NetAddr) => void;
   const listening = new Promise<Deno.NetAddr>((r) => resolveListen = r);
@@ -113,19 +161,25 @@ export async function startScheduler(
       port: Number(portText),
       signal: abort.signal,
       onListen: (addr) => resolveListen(addr),
-    }, schedulerApp(cluster, coordinator).fetch);
+    }, schedulerApp(cluster, coordinator, { url: () => `http://${advertised}` }).fetch);
   } catch (e) {
     await cluster.close();
     kv.close();
     throw new Error(`cannot listen on ${config.addr}: ${(e as Error).message}`, { cause: e });
   }
   const addr = await listening;
+  if (config.advertiseAddr === config.addr) advertised = `${addr.hostname}:${addr.port}`;
   if (opts.runCoordinator !== false) coordinator.start();
-  log("info", `cluster ${cluster.clusterId} listening on ${addr.hostname}:${addr.port}`);
+  const stopWatching = watchDrains(cluster, logger);
+  log(
+    "info",
+    `cluster ${cluster.clusterId} listening on http://${addr.hostname}:${addr.port} (dashboard at http://${advertised}/)`,
+  );
 
   let stopping: Promise<void> | null = null;
   const stop = () => {
     stopping ??= (async () => {
+      stopWatching();
       await coordinator.stop();
       abort.abort();
       await server.finished;

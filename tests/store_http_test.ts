@@ -4,7 +4,7 @@
  * path under the wrong method.
  */
 import assert from "node:assert/strict";
-import { withCluster } from "./cluster.ts";
+import { waitFor, withCluster } from "./cluster.ts";
 import { VERSION } from "../telemetry/mod.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
@@ -15,6 +15,27 @@ function sample(text: string, line: string): number {
   const m = new RegExp(`^${esc} (\\S+)$`, "m").exec(text);
   assert.ok(m, `no sample ${line} in:\n${text}`);
   return Number(m[1]);
+}
+
+/**
+ * Writes through `app` and polls a hot-region route until a store reports flow as leader;
+ * returns that store's entry. (Rates cover one heartbeat interval, so writes keep coming.)
+ */
+async function pollHot(
+  app: { request(path: string, init: RequestInit): Response | Promise<Response> },
+  url: string,
+): Promise<{ regions_count: number; total_flow_bytes: number }> {
+  let last = "";
+  await waitFor("a hot region with write flow at the scheduler", async () => {
+    await app.request("/kv/hot", { method: "PUT", body: "x".repeat(1000) });
+    const body = await (await fetch(url)).json();
+    last = JSON.stringify(body);
+    return Object.keys(body.as_leader).length > 0;
+  });
+  return Object.values(JSON.parse(last).as_leader)[0] as {
+    regions_count: number;
+    total_flow_bytes: number;
+  };
 }
 
 Deno.test(
@@ -63,6 +84,10 @@ Deno.test(
       const leaderText = await (await leaderApp.app.request("/metrics")).text();
       assert.ok(sample(leaderText, "mrkv_propose_apply_duration_seconds_count") >= 5);
       assert.doesNotMatch(text, /_mib\b|_ms\b/, "base units only");
+
+      // Leaders report read and write bytes; the scheduler ranks hot regions by them.
+      const hot = await pollHot(app, `http://${c.scheduler.addr}/pd/api/v1/hotspot/regions/write`);
+      assert.ok(hot.regions_count >= 1 && hot.total_flow_bytes > 0, JSON.stringify(hot));
 
       const status = await (await app.request("/status")).json();
       assert.equal(status.role, "store");
