@@ -11,6 +11,7 @@
  *
  * @module
  */
+import { percentEncodeBytes } from "../proto/codec.ts";
 import { errorFromResponse, MrkvError } from "../proto/errors.ts";
 import {
   compareBytes,
@@ -297,7 +298,7 @@ export class KvService {
     key: Uint8Array,
     body?: Uint8Array,
   ): Promise<Uint8Array | null> {
-    const path = `/kv/${encodeKeySegment(key)}`;
+    const path = `/kv/${percentEncodeBytes(key)}`;
     const res = await this.forward(
       leaderStore,
       new Request(`http://store${path}`, {
@@ -364,16 +365,6 @@ function withDeadline<T>(p: Promise<T>, deadline: number): Promise<T> {
     );
   });
   return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
-}
-
-/** Percent-encodes every byte of a key for a URL path segment. */
-export function encodeKeySegment(key: Uint8Array): string {
-  let out = "";
-  for (const b of key) {
-    const c = String.fromCharCode(b);
-    out += /[A-Za-z0-9_.~-]/.test(c) ? c : `%${b.toString(16).padStart(2, "0").toUpperCase()}`;
-  }
-  return out;
 }
 
 /** Turns another store's error response back into a region error (a bug there is "busy" here). */
