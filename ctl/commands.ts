@@ -622,7 +622,7 @@ const kvScan: Command = {
     // Text as text; binary, or text with control characters, as hex.
     const show = (b: Uint8Array) => {
       const t = utf8OrNull(b);
-      return t === null || /[\x00-\x1f\x7f]/.test(t) ? `0x${b.toHex()}` : t;
+      return t === null || [...t].some((ch) => ch < " " || ch === "\x7f") ? `0x${b.toHex()}` : t;
     };
     if (ctx.opts.json) {
       return printJson(ctx, {
