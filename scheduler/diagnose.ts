@@ -156,8 +156,10 @@ function balanceRegionReport(cluster: Cluster, view: LiveView): CheckReport {
     largest = Math.max(largest, cluster.regions.getRegion(id)?.approximateSize ?? 0);
   }
   const diff = big.regionSize - small.regionSize;
-  const sizes = `store ${big.id} holds ${big.regionSize} MiB in ${big.regionCount} regions, ` +
-    `store ${small.id} ${small.regionSize} MiB in ${small.regionCount}`;
+  const sizes = diff === 0
+    ? `each of the ${stores.length} stores holds ${big.regionSize} MiB`
+    : `store ${big.id} holds ${big.regionSize} MiB in ${big.regionCount} regions, ` +
+      `store ${small.id} ${small.regionSize} MiB in ${small.regionCount}`;
   if (diff <= 2 * Math.max(1, largest)) {
     return {
       name,
@@ -192,12 +194,13 @@ function balanceLeaderReport(cluster: Cluster, view: LiveView): CheckReport {
   const most = stores.reduce((a, b) => (b.leaderCount > a.leaderCount ? b : a));
   const least = stores.reduce((a, b) => (b.leaderCount < a.leaderCount ? b : a));
   if (most.leaderCount - least.leaderCount < 2) {
+    const counts = most.leaderCount === least.leaderCount
+      ? `each of the ${stores.length} stores leads ${most.leaderCount}`
+      : `store ${most.id} leads ${most.leaderCount}, store ${least.id} leads ${least.leaderCount}`;
     return {
       name,
       state: "idle",
-      reasons: [
-        `balanced: store ${most.id} leads ${most.leaderCount}, store ${least.id} leads ${least.leaderCount} (a transfer needs a difference of 2)`,
-      ],
+      reasons: [`balanced: ${counts} (a transfer needs a difference of 2)`],
     };
   }
   return {
