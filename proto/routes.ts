@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { Context, Hono } from "hono";
+import type { Context, Hono, MiddlewareHandler } from "hono";
 import { errorResponse, MrkvError } from "./errors.ts";
 
 /** A regular expression for a Hono path pattern (`/store/:id`, `/kv/*`). */
@@ -49,3 +49,22 @@ export function notFoundHandler(app: Hono): (c: Context) => Response {
     return res;
   };
 }
+
+const NEWLINE = new Uint8Array([0x0a]);
+
+/**
+ * Middleware ending every JSON response with a newline, so `curl` output does not run into the
+ * shell prompt. The body is streamed through, never buffered (a scan page can be large).
+ */
+export const jsonNewline: MiddlewareHandler = async (c, next) => {
+  await next();
+  const res = c.res;
+  if (!res.body || !(res.headers.get("content-type") ?? "").startsWith("application/json")) return;
+  const headers = new Headers(res.headers);
+  const length = headers.get("content-length");
+  if (length !== null) headers.set("content-length", String(Number(length) + 1));
+  const body = res.body.pipeThrough(
+    new TransformStream<Uint8Array, Uint8Array>({ flush: (ctl) => ctl.enqueue(NEWLINE) }),
+  );
+  c.res = new Response(body, { status: res.status, statusText: res.statusText, headers });
+};

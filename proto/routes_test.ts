@@ -1,7 +1,7 @@
 /** A known path under the wrong method is 405 with Allow; an unknown path is 404. */
 import assert from "node:assert/strict";
 import { Hono } from "hono";
-import { notFoundHandler } from "./routes.ts";
+import { jsonNewline, notFoundHandler } from "./routes.ts";
 
 Deno.test("405 names the allowed methods; 404 otherwise", async () => {
   const app = new Hono();
@@ -26,4 +26,17 @@ Deno.test("405 names the allowed methods; 404 otherwise", async () => {
   assert.equal(none.status, 404);
   assert.equal((await none.json()).error.code, "NotFound");
   assert.equal((await app.request("/metrics")).status, 404, "middleware is not a route");
+});
+
+Deno.test("JSON responses end with a newline; other bodies are left alone", async () => {
+  const app = new Hono();
+  app.use("*", jsonNewline);
+  app.get("/j", (c) => c.json({ a: 1 }));
+  app.get("/t", (c) => c.text("raw"));
+  app.notFound(notFoundHandler(app));
+  const j = await app.request("/j");
+  assert.equal(await j.text(), '{"a":1}\n');
+  assert.equal(await (await app.request("/t")).text(), "raw");
+  const nf = await app.request("/nothing");
+  assert.match(await nf.text(), /\}\n$/);
 });

@@ -8,7 +8,7 @@
 import { Hono } from "hono";
 import type { Context } from "hono";
 import { errorResponse, MrkvError } from "../proto/errors.ts";
-import { notFoundHandler } from "../proto/routes.ts";
+import { jsonNewline, notFoundHandler } from "../proto/routes.ts";
 import { VERSION } from "../telemetry/mod.ts";
 import { percentDecodeBytes } from "../proto/codec.ts";
 import { readBodyLimited } from "../proto/http_body.ts";
@@ -41,6 +41,7 @@ function kvOp(method: string, path: string): string | undefined {
 export function storeApp(store: Store, kv: KvService): Hono {
   const app = new Hono();
   app.onError((err) => errorResponse(err));
+  app.use("*", jsonNewline);
 
   // Every KV request is timed, errors included (onError has set the response by then).
   app.use("/kv/*", async (c, next) => {

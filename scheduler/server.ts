@@ -7,7 +7,7 @@
  */
 import { Hono } from "hono";
 import type { Config } from "../config/config.ts";
-import { notFoundHandler } from "../proto/routes.ts";
+import { jsonNewline, notFoundHandler } from "../proto/routes.ts";
 import { Logger, VERSION } from "../telemetry/mod.ts";
 import { adminRoutes } from "./admin_routes.ts";
 import { Cluster } from "./cluster.ts";
@@ -37,6 +37,7 @@ export function schedulerApp(
   const metrics = schedulerMetrics(cluster);
   const app = new Hono();
   app.onError((err) => onError(err));
+  app.use("*", jsonNewline);
   app.get("/status", (c) =>
     c.json({
       role: "scheduler",
@@ -44,6 +45,7 @@ export function schedulerApp(
       cluster_id: cluster.clusterId,
       version: VERSION,
       uptime: (Date.now() - startedAt) / 1000,
+      uptime_seconds: Math.floor((Date.now() - startedAt) / 1000),
       healthy: true,
       bootstrapped: cluster.bootstrapped,
     }));
