@@ -133,6 +133,13 @@ function keyOf(r: RegionJson, field: "start_key" | "end_key"): string {
   return JSON.stringify(k);
 }
 
+/** A region's start key as bytes. */
+function startKeyOf(r: RegionJson): Uint8Array {
+  return r.start_key_hex !== undefined
+    ? Uint8Array.fromHex(r.start_key_hex)
+    : new TextEncoder().encode(r.start_key ?? "");
+}
+
 function peersText(r: RegionJson): string {
   return r.peers.map((p) => `${p.store_id}${p.role === "Learner" ? "(learner)" : ""}`).join(",");
 }
@@ -395,6 +402,70 @@ const regionKey: Command = {
   },
 };
 
+/** How long `region split` waits for each split to show at the scheduler. */
+const SPLIT_WAIT_MS = 15_000;
+
+/**
+ * The region holding `key`, retrying while the scheduler has a gap there (a split whose new half
+ * has not reported yet) until `deadline`.
+ */
+async function regionByKey(ctx: Context, key: Uint8Array, deadline: number): Promise<RegionJson> {
+  for (;;) {
+    try {
+      return await ctx.client.admin<RegionJson>("GET", `/region/key/${percentEncodeBytes(key)}`);
+    } catch (e) {
+      if (!(e instanceof CtlError) || e.code !== "RegionNotFound" || Date.now() > deadline) throw e;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+const regionSplit: Command = {
+  words: ["region", "split"],
+  usage: "region split KEY...",
+  help: "split the region holding each KEY at that KEY, one after another",
+  async run(ctx) {
+    if (ctx.args.length === 0) throw usageError("missing KEY...");
+    const done: RegionJson[] = [];
+    for (const text of ctx.args) {
+      const key = keyBytes(ctx, text);
+      const deadline = Date.now() + SPLIT_WAIT_MS;
+      const region = await regionByKey(ctx, key, deadline);
+      if (startKeyOf(region).toHex() === key.toHex()) {
+        done.push(region);
+        continue; // already a boundary
+      }
+      const keys = utf8OrNull(key) === null ? { keys_hex: [key.toHex()] } : { keys: [text] };
+      await ctx.client.admin("POST", "/operators", {
+        name: "split-region",
+        region_id: region.id,
+        ...keys,
+      });
+      // One admin operator per region: wait until the scheduler sees a region starting at the
+      // key before splitting at the next one.
+      for (;;) {
+        const now = await regionByKey(ctx, key, deadline);
+        if (startKeyOf(now).toHex() === key.toHex()) {
+          done.push(now);
+          break;
+        }
+        if (Date.now() > deadline) {
+          throw new CtlError(
+            "Timeout",
+            `region ${region.id} has not split at ${JSON.stringify(text)} after ${
+              SPLIT_WAIT_MS / 1000
+            } s`,
+            `see: mrkv ctl operator show ${region.id}`,
+          );
+        }
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+    if (ctx.opts.json) return printJson(ctx, { regions: done });
+    ctx.io.out(done.map((r) => `region ${r.id} now starts at ${keyOf(r, "start_key")}`).join("\n"));
+  },
+};
+
 const OPERATOR_HEADERS = ["region", "operator", "kind", "status", "step", "created", "reason"];
 
 const operatorList: Command = {
@@ -647,6 +718,7 @@ export const COMMANDS: readonly Command[] = [
   regionList,
   regionShow,
   regionKey,
+  regionSplit,
   operatorList,
   operatorShow,
   operatorAdd,

@@ -134,6 +134,10 @@ Deno.test(
       assert.equal(right.start_key, "m");
       const list = await ok(c, "region", "list");
       assert.match(list, /^\s*1\s+-inf\s+"m"\s/m);
+      // `region split` finds each key's region and waits for every split in turn.
+      const split = await ok(c, "region", "split", "d", "h", "m");
+      assert.match(split, /now starts at "d"\n.*now starts at "h"\n.*now starts at "m"$/m);
+      assert.equal((await json<{ count: number }>(c, "region", "list")).count, 4);
 
       // Transfer region 1's leadership to a store holding a follower.
       const r1 = await json<{ leader: { store_id: number }; peers: { store_id: number }[] }>(

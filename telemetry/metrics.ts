@@ -191,7 +191,18 @@ abstract class ValueFamily implements Family {
   render(out: string[]): void {
     let samples: readonly (readonly [Labels, number])[];
     if (this.#collect) {
-      const v = this.#collect();
+      // A failing figure costs its own samples, not the whole scrape.
+      let v: Collected | undefined;
+      try {
+        v = this.#collect();
+      } catch (e) {
+        out.push(`# ${this.name}: collecting failed: ${escapeHelp((e as Error).message)}`);
+        return;
+      }
+      if (typeof v !== "number" && !Array.isArray(v)) {
+        out.push(`# ${this.name}: collected ${typeof v}, not a number`);
+        return;
+      }
       samples = typeof v === "number" ? [[{}, v]] : v;
     } else if (this.values.size === 0 && this.labelNames.length === 0) {
       samples = [[{}, 0]];

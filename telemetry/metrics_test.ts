@@ -88,3 +88,18 @@ Deno.test("names must follow Prometheus conventions: base units, _total on count
     /strictly ascending/,
   );
 });
+
+Deno.test("a collect callback that throws costs its own samples, not the scrape", () => {
+  const r = new Registry();
+  r.gauge({
+    name: "x_broken",
+    help: "Broken.",
+    collect: () => {
+      throw new Error("no disk");
+    },
+  });
+  r.gauge({ name: "x_fine", help: "Fine.", collect: () => 1 });
+  const text = r.render();
+  assert.match(text, /^# x_broken: collecting failed: no disk$/m);
+  assert.match(text, /^x_fine 1$/m);
+});
