@@ -1,5 +1,5 @@
 /**
- * A store's HTTP routes: the KV API of interface.md, the Raft batch intake, store-local
+ * A store's HTTP routes: the KV API of docs/api.md, the Raft batch intake, store-local
  * inspection (`/debug/*`), `/status` and `/metrics`. Handlers decode, call the KV service or the
  * store, and encode; every error goes through `errorResponse` in `app.onError`.
  *
@@ -21,7 +21,7 @@ import { decodeRaftBatch } from "./transport.ts";
 import { RAFT_BATCH_PATH } from "./transport_http.ts";
 import { RAFT_SNAPSHOT_PATH, SNAPSHOT_CHUNK_BYTES, SnapshotAssembler } from "./snapshot_stream.ts";
 
-/** Keys are 1..1024 bytes (interface.md). */
+/** Keys are 1..1024 bytes (docs/api.md). */
 export const MAX_KEY_BYTES = 1024;
 /** Scan page size: default and maximum. */
 const SCAN_DEFAULT_LIMIT = 100;

@@ -38,7 +38,7 @@ const PHASE_HARD_STATE = 1;
 const PHASE_APPLY_DATA = 2;
 const PHASE_APPLY_STATE = 3;
 
-/** Store-level settings (the store keys of interface.md, already parsed). */
+/** Store-level settings (the store keys of docs/configuration.md, already parsed). */
 export interface StoreConfig {
   readonly raftTickMs: number;
   readonly heartbeatTicks: number;

@@ -1,5 +1,5 @@
 /**
- * The admin API (interface.md, shaped after PD's `/pd/api/v1`): JSON in and out, snake_case.
+ * The admin API (docs/api.md, shaped after PD's `/pd/api/v1`): JSON in and out, snake_case.
  * Beyond the listed routes, PD's conventions add `DELETE /store/{id}` (take a store Offline),
  * `POST /store/{id}/state?state=Up|Offline` and `GET /operators/records` (ended operators).
  *

@@ -1,5 +1,5 @@
 /**
- * End-to-end tests with real processes, started as a user starts them (interface.md): one
+ * End-to-end tests with real processes, started as a user starts them (docs/operations.md): one
  * `--role scheduler`, three `--role store`, every request sent over HTTP with `fetch` exactly as
  * curl would. Set `MRKV_DEBUG=1` to see the processes' output live; on failure the last lines of
  * every process are printed.
