@@ -74,7 +74,7 @@ const DRAIN_CHECK_MS = 5_000;
  * Logs, once per change, why an Offline store cannot be drained (and when it can again), so a
  * stuck drain is visible in the log as well as in the admin API.
  */
-function watchDrains(cluster: Cluster, log: Logger): () => void {
+function watchDrains(cluster: Cluster, log: Logger, intervalMs: number): () => void {
   const last = new Map<number, string | null>();
   const timer = setInterval(() => {
     for (const s of cluster.stores()) {
@@ -93,7 +93,7 @@ function watchDrains(cluster: Cluster, log: Logger): () => void {
       }
       last.set(s.meta.id, d.blocked);
     }
-  }, DRAIN_CHECK_MS);
+  }, intervalMs);
   return () => clearInterval(timer);
 }
 
@@ -119,6 +119,10 @@ function scheduleConfigFrom(config: Config): Partial<ScheduleConfig> {
 export interface StartOptions {
   readonly now?: () => number;
   readonly runCoordinator?: boolean;
+  /** Where log lines go (default: stderr, at `--log-level`). */
+  readonly log?: Logger;
+  /** How often Offline stores are checked for a stuck drain (default 5 s). */
+  readonly drainCheckMs?: number;
 }
 
 /** Starts `--role scheduler`. */
@@ -126,7 +130,7 @@ export async function startScheduler(
   config: Config,
   opts: StartOptions = {},
 ): Promise<SchedulerServer> {
-  const logger = new Logger({ level: config.logLevel, fields: { role: "scheduler" } });
+  const logger = opts.log ?? new Logger({ level: config.logLevel, fields: { role: "scheduler" } });
   const log = (level: "info" | "warn" | "error", msg: string) => logger.log(level, msg);
   await Deno.mkdir(config.dataDir, { recursive: true });
   const kv = await Deno.openKv(`${config.dataDir}/scheduler.kv`);
@@ -172,7 +176,7 @@ export async function startScheduler(
   const addr = await listening;
   if (config.advertiseAddr === config.addr) advertised = `${addr.hostname}:${addr.port}`;
   if (opts.runCoordinator !== false) coordinator.start();
-  const stopWatching = watchDrains(cluster, logger);
+  const stopWatching = watchDrains(cluster, logger, opts.drainCheckMs ?? DRAIN_CHECK_MS);
   log(
     "info",
     `cluster ${cluster.clusterId} listening on http://${addr.hostname}:${addr.port} (dashboard at http://${advertised}/)`,
