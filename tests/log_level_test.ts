@@ -18,47 +18,33 @@ function start(name: string, args: string[]): ChildProc {
 Deno.test("both roles write one-line structured logs at the --log-level asked for", async () => {
   const dir = await Deno.makeTempDir({ prefix: "mrkv-log-level-" });
   const [quietPort, loudPort, nobody] = freePorts(3);
+  const scheduler = (name: string, port: number, extra: string[]) =>
+    start(name, [
+      "--role",
+      "scheduler",
+      "--addr",
+      `127.0.0.1:${port}`,
+      "--data-dir",
+      `${dir}/${name}`,
+      ...extra,
+    ]);
+  const store = (name: string, extra: string[]) =>
+    start(name, [
+      "--role",
+      "store",
+      "--addr",
+      "127.0.0.1:0",
+      "--scheduler",
+      `http://127.0.0.1:${nobody}`,
+      "--data-dir",
+      `${dir}/${name}`,
+      ...extra,
+    ]);
   const procs = [
-    start("sched-warn", [
-      "--role",
-      "scheduler",
-      "--addr",
-      `127.0.0.1:${quietPort}`,
-      "--data-dir",
-      `${dir}/s1`,
-      "--log-level",
-      "warn",
-    ]),
-    start("sched-info", [
-      "--role",
-      "scheduler",
-      "--addr",
-      `127.0.0.1:${loudPort}`,
-      "--data-dir",
-      `${dir}/s2`,
-    ]),
-    start("store-info", [
-      "--role",
-      "store",
-      "--addr",
-      "127.0.0.1:0",
-      "--scheduler",
-      `http://127.0.0.1:${nobody}`,
-      "--data-dir",
-      `${dir}/a`,
-    ]),
-    start("store-error", [
-      "--role",
-      "store",
-      "--addr",
-      "127.0.0.1:0",
-      "--scheduler",
-      `http://127.0.0.1:${nobody}`,
-      "--data-dir",
-      `${dir}/b`,
-      "--log-level",
-      "error",
-    ]),
+    scheduler("sched-warn", quietPort!, ["--log-level", "warn"]),
+    scheduler("sched-info", loudPort!, []),
+    store("store-info", []),
+    store("store-error", ["--log-level", "error"]),
   ];
   const [schedWarn, schedInfo, storeInfo, storeError] = procs as [
     ChildProc,

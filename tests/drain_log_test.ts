@@ -5,16 +5,9 @@
 import assert from "node:assert/strict";
 import { parseCommandLine } from "../config/config.ts";
 import { Logger } from "../telemetry/mod.ts";
-import { heartbeat, region, voter } from "./_test_cluster.ts";
-import { startScheduler } from "./server.ts";
-
-async function waitFor(what: string, cond: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+import { heartbeat, region, voter } from "../scheduler/_test_cluster.ts";
+import { startScheduler } from "../scheduler/server.ts";
+import { waitFor } from "./cluster.ts";
 
 Deno.test("a stuck drain is logged once with its reason, and again when it can move", async () => {
   const dir = await Deno.makeTempDir({ prefix: "mrkv-drain-log-" });
