@@ -78,11 +78,13 @@ export class StoreNode {
 
   async stop(): Promise<void> {
     this.workers.heartbeat.stop();
-    this.workers.split.stop();
+    const splitting = this.workers.split.stop();
     this.workers.gc.stop();
     this.store.stop();
     await this.#server?.shutdown();
     await this.store.idle();
+    // A size check still scanning must finish before the engine it reads is closed.
+    await splitting;
     if (this.#ownsEngine) this.store.engine.close();
   }
 }
