@@ -7,7 +7,8 @@
  * Every line carries the time, level and the logger's bound fields (role, store ID); a call may
  * add fields of its own. Callers that only pass a message (the store's `StoreLogger` calls, the
  * scheduler's) keep working: a message that starts with `region N: ` or `store N: ` has that
- * prefix turned into a field, so region IDs are searchable without rewriting every call.
+ * prefix turned into a field, and a peer the message opens with (`peer 5 was removed`, `created
+ * peer 5 …`) is added as `peer`, so IDs are searchable without rewriting every call.
  * Values that are not plain words are quoted, and newlines escaped, so one event is one line.
  *
  * @module
@@ -97,6 +98,9 @@ export class Logger {
       all[m[1]!] = Number(m[2]);
       msg = msg.slice(m[0].length);
     }
+    // "peer 5 was removed", "created peer 5 on demand": the peer the line is about.
+    const peer = /^(?:[a-z]+ )?peer (\d{1,16})\b/.exec(msg);
+    if (peer && all.peer === undefined) all.peer = Number(peer[1]);
     Object.assign(all, fields);
     this.#sink(formatLine(new Date(this.#now()), level, msg, all), level);
   }

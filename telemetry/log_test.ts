@@ -31,10 +31,14 @@ Deno.test("a `region N: ` or `store N: ` prefix becomes a field; a child adds fi
   store.info("region 7: installed snapshot at index 12");
   store.info("store 4: started with 3 region peers");
   store.info("store 5: is someone else", { peer: 9 });
+  store.info("region 7: peer 3 was removed; destroying it");
+  store.info("region 7: created peer 5 on demand (from peer 3)");
   assert.deepEqual(lines, [
     'time=2025-05-01T10:00:00.000Z level=INFO role=store store=4 region=7 msg="installed snapshot at index 12"',
     'time=2025-05-01T10:00:00.000Z level=INFO role=store store=4 msg="started with 3 region peers"',
     'time=2025-05-01T10:00:00.000Z level=INFO role=store store=4 peer=9 msg="store 5: is someone else"',
+    'time=2025-05-01T10:00:00.000Z level=INFO role=store store=4 region=7 peer=3 msg="peer 3 was removed; destroying it"',
+    'time=2025-05-01T10:00:00.000Z level=INFO role=store store=4 region=7 peer=5 msg="created peer 5 on demand (from peer 3)"',
   ]);
 });
 
