@@ -3,6 +3,7 @@ import {
   ConfigError,
   formatDuration,
   formatSize,
+  isLoopbackAddr,
   parseCommandLine,
   parseDuration,
   parseSize,
@@ -159,4 +160,37 @@ Deno.test("--version and -V ask for the version; --help shows sizes and duration
   assert.equal(formatSize(1000), "1000");
   assert.equal(formatDuration(1_000), "1s");
   assert.equal(formatDuration(1_500), "1500ms");
+});
+
+Deno.test("a non-loopback address needs a secret, TLS or --insecure; TLS needs all three files", () => {
+  const store = ["--role", "store", "--scheduler", "http://10.0.0.1:2379"];
+  assert.throws(
+    () => parseCommandLine([...store, "--addr", "10.0.0.2:20160"]),
+    (e: unknown) => e instanceof ConfigError && e.flag === "--insecure",
+  );
+  for (
+    const extra of [["--insecure"], ["--cluster-secret-file", "s"], [
+      "--cacert",
+      "a",
+      "--cert",
+      "b",
+      "--key",
+      "c",
+    ]]
+  ) {
+    const parsed = parseCommandLine([...store, "--addr", "10.0.0.2:20160", ...extra]);
+    assert.equal(parsed.help, false);
+  }
+  const open = parseCommandLine([...store, "--addr", "0.0.0.0:1", "--insecure"]);
+  assert.ok(!open.help && open.config.insecure === true && open.config.kvAuth === "auto");
+  assert.throws(
+    () => parseCommandLine([...store, "--cacert", "a", "--cert", "b"]),
+    (e: unknown) => e instanceof ConfigError && e.flag === "--cacert",
+  );
+  assert.throws(
+    () => parseCommandLine([...store, "--kv-auth", "maybe"]),
+    (e: unknown) => e instanceof ConfigError && e.flag === "--kv-auth",
+  );
+  assert.ok(isLoopbackAddr("127.0.0.1:1") && isLoopbackAddr("[::1]:1"));
+  assert.ok(!isLoopbackAddr("0.0.0.0:1") && !isLoopbackAddr("10.0.0.1:1"));
 });

@@ -19,10 +19,12 @@ import {
   decodeAskSplitResponse,
   decodeBootstrapResponse,
   decodeClusterIdResponse,
+  decodeGetAllStoresResponse,
   decodeGetRegionResponse,
   decodeGetStoreResponse,
   decodeIsBootstrappedResponse,
   decodeRegionHeartbeatResponse,
+  type GetAllStoresResponse,
   type GetRegionResponse,
   type GetStoreResponse,
   type IsBootstrappedResponse,
@@ -52,6 +54,11 @@ export class PdClient {
   constructor(readonly baseUrl: string, opts: PdClientOptions = {}) {
     this.#fetch = opts.fetch ?? ((url, init) => fetch(url, init));
     this.#timeoutMs = opts.timeoutMs ?? 10_000;
+  }
+
+  /** The same client with another per-request timeout. */
+  withTimeout(timeoutMs: number): PdClient {
+    return new PdClient(this.baseUrl, { fetch: this.#fetch, timeoutMs });
   }
 
   async #call<T>(method: string, body: unknown, decode: (v: unknown) => T): Promise<T> {
@@ -112,6 +119,10 @@ export class PdClient {
   /** A store's address and state. */
   getStore(storeId: number): Promise<GetStoreResponse> {
     return this.#call("get_store", { storeId }, decodeGetStoreResponse);
+  }
+  /** Every store the scheduler knows, with its address and state. */
+  getAllStores(): Promise<GetAllStoresResponse> {
+    return this.#call("get_all_stores", {}, decodeGetAllStoresResponse);
   }
   /** The region holding `key`, with its leader. */
   getRegion(key: Uint8Array): Promise<GetRegionResponse> {

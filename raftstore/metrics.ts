@@ -118,6 +118,16 @@ export function registerStoreMetrics(m: StoreMetrics, src: StoreMetricSources): 
     () => kv.viaRaft,
   );
   counter("mrkv_kv_retries_total", "KV request retries after region errors.", () => kv.retries);
+  counter(
+    "mrkv_apply_duplicate_writes_total",
+    "Client writes skipped at apply: copies of a write already applied (retries, redeliveries).",
+    () => s.duplicateWrites,
+  );
+  counter(
+    "mrkv_apply_expired_writes_total",
+    "Client writes refused at apply: issued more than the dedup window before the newest.",
+    () => s.expiredWrites,
+  );
   if (src.heartbeatsSent) {
     counter(
       "mrkv_region_heartbeats_sent_total",

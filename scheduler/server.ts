@@ -7,24 +7,48 @@
  */
 import { Hono } from "hono";
 import type { Config } from "../config/config.ts";
+import { DirLock } from "../proto/dir_lock.ts";
+import { RPC_PREFIX } from "../proto/pdpb.ts";
 import { jsonNewline, notFoundHandler } from "../proto/routes.ts";
 import { Logger, VERSION } from "../telemetry/mod.ts";
 import { adminRoutes } from "./admin_routes.ts";
 import { Cluster } from "./cluster.ts";
 import { DEFAULT_SCHEDULE_CONFIG, type ScheduleConfig } from "./config.ts";
 import { Coordinator } from "./coordinator.ts";
-import { dashboardRoutes } from "./dashboard/mod.ts";
+import { DASHBOARD_FILES, dashboardRoutes } from "./dashboard/mod.ts";
 import { drainReport } from "./diagnose.ts";
 import { onError } from "./http.ts";
 import { schedulerMetrics } from "./metrics.ts";
 import { pdRoutes } from "./pd_routes.ts";
 import { rpcRoutes } from "./rpc_routes.ts";
+import { guard, type RouteClass } from "../proto/http_guard.ts";
+import { type HttpServer, serveHttp } from "../proto/http_server.ts";
+import { Security } from "../proto/security.ts";
+import { BodyReadError } from "../proto/http_body.ts";
+
+/**
+ * The route class of a scheduler request (docs/security.md). Anything not listed needs an
+ * admin credential, so a new route is never open by accident. The dashboard's files are
+ * public: they hold no data, and the page asks for the admin credential before it reads any.
+ */
+export function schedulerRouteClass(method: string, path: string): RouteClass {
+  if (path === "/status" || path === "/metrics") return "public";
+  if (method === "GET" && Object.hasOwn(DASHBOARD_FILES, path)) return "public";
+  // A new store asks this before it knows the cluster ID.
+  if (path === `${RPC_PREFIX}/is_bootstrapped`) return "join";
+  if (path.startsWith(`${RPC_PREFIX}/`)) return "internal";
+  return "admin";
+}
 
 /** Options of {@link schedulerApp}. */
 export interface SchedulerAppOptions {
   readonly startedAt?: number;
   /** `http://HOST:PORT` others use to reach this scheduler (PD's member URLs). */
   readonly url?: () => string;
+  /** How callers authenticate (default: an open cluster). */
+  readonly security?: Security;
+  /** Where refused requests and unreadable bodies are reported. */
+  readonly log?: (message: string) => void;
 }
 
 /** Builds the whole HTTP app over a cluster and coordinator (tests call it directly). */
@@ -36,8 +60,17 @@ export function schedulerApp(
   const startedAt = opts.startedAt ?? Date.now();
   const metrics = schedulerMetrics(cluster);
   const app = new Hono();
-  app.onError((err) => onError(err));
+  app.onError((err) => {
+    if (err instanceof BodyReadError) opts.log?.(err.message);
+    return onError(err);
+  });
   app.use("*", jsonNewline);
+  app.use(guard({
+    security: opts.security ?? Security.insecure(),
+    classify: schedulerRouteClass,
+    clusterId: () => cluster.clusterId,
+    log: opts.log,
+  }));
   app.get("/status", (c) =>
     c.json({
       role: "scheduler",
@@ -115,10 +148,12 @@ function scheduleConfigFrom(config: Config): Partial<ScheduleConfig> {
   };
 }
 
-/** Options for tests: a clock and whether to run the coordinator's timer. */
+/** Options for tests: a clock, whether to run the coordinator's timer, where logs go. */
 export interface StartOptions {
   readonly now?: () => number;
   readonly runCoordinator?: boolean;
+  /** Credentials to use instead of reading the files the config names. */
+  readonly security?: Security;
   /** Where log lines go (default: stderr, at `--log-level`). */
   readonly log?: Logger;
   /** How often Offline stores are checked for a stuck drain (default 5 s). */
@@ -132,8 +167,15 @@ export async function startScheduler(
 ): Promise<SchedulerServer> {
   const logger = opts.log ?? new Logger({ level: config.logLevel, fields: { role: "scheduler" } });
   const log = (level: "info" | "warn" | "error", msg: string) => logger.log(level, msg);
-  await Deno.mkdir(config.dataDir, { recursive: true });
-  const kv = await Deno.openKv(`${config.dataDir}/scheduler.kv`);
+  // One process per data dir: taken before the database is opened (see proto/dir_lock.ts).
+  const lock = await DirLock.acquire(config.dataDir, { role: "scheduler", addr: config.addr });
+  let kv: Deno.Kv;
+  try {
+    kv = await Deno.openKv(`${config.dataDir}/scheduler.kv`);
+  } catch (e) {
+    lock.release();
+    throw e;
+  }
   let cluster: Cluster;
   let schedulers: string[] | null;
   try {
@@ -144,6 +186,7 @@ export async function startScheduler(
     }));
   } catch (e) {
     kv.close();
+    lock.release();
     throw e;
   }
   // Flags given on this start win over run-time changes an earlier run saved for the same keys.
@@ -155,42 +198,60 @@ export async function startScheduler(
     (e) => log("error", `schedule run failed: ${(e as Error).message}`),
   );
   const [hostname, portText] = splitAddr(config.addr);
-  // Known once listening (the port may be 0); until then, what the flags say.
-  let advertised = config.advertiseAddr;
-  const abort = new AbortController();
-  let resolveListen!: (addr: Deno.NetAddr) => void;
-  const listening = new Promise<Deno.NetAddr>((r) => resolveListen = r);
-  let server: Deno.HttpServer<Deno.NetAddr>;
+  let server: HttpServer;
+  let security: Security;
   try {
-    server = Deno.serve({
-      hostname,
-      port: Number(portText),
-      signal: abort.signal,
-      onListen: (addr) => resolveListen(addr),
-    }, schedulerApp(cluster, coordinator, { url: () => `http://${advertised}` }).fetch);
+    security = opts.security ?? await Security.fromConfig(config);
   } catch (e) {
     await cluster.close();
     kv.close();
+    lock.release();
+    throw e;
+  }
+  // Known once listening (the port may be 0); until then, what the flags say.
+  let advertised = config.advertiseAddr;
+  const url = () => `${security.scheme}://${advertised}`;
+  try {
+    const app = schedulerApp(cluster, coordinator, {
+      security,
+      url,
+      log: (m) => log("warn", m),
+    });
+    server = await serveHttp((req, env) => app.fetch(req, env), {
+      hostname,
+      port: Number(portText),
+      tls: security.tls,
+      onError: (m) => log("warn", m),
+    });
+  } catch (e) {
+    await cluster.close();
+    kv.close();
+    lock.release();
     throw new Error(`cannot listen on ${config.addr}: ${(e as Error).message}`, { cause: e });
   }
-  const addr = await listening;
+  const addr = { hostname: server.hostname, port: server.port };
   if (config.advertiseAddr === config.addr) advertised = `${addr.hostname}:${addr.port}`;
   if (opts.runCoordinator !== false) coordinator.start();
   const stopWatching = watchDrains(cluster, logger, opts.drainCheckMs ?? DRAIN_CHECK_MS);
   log(
     "info",
-    `cluster ${cluster.clusterId} listening on http://${addr.hostname}:${addr.port} (dashboard at http://${advertised}/)`,
+    `cluster ${cluster.clusterId} listening on ${security.scheme}://${addr.hostname}:${addr.port} (dashboard at ${url()}/)`,
   );
+  if (security.secured) log("info", `security: ${security.mode}`);
+  else {
+    log("warn", `security: ${security.mode}; anyone who can reach ${config.addr} owns the cluster`);
+  }
 
   let stopping: Promise<void> | null = null;
   const stop = () => {
     stopping ??= (async () => {
       stopWatching();
       await coordinator.stop();
-      abort.abort();
-      await server.finished;
+      await server.shutdown();
+      security.close();
       await cluster.close();
       kv.close();
+      lock.release();
       log("info", "stopped");
     })();
     return stopping;

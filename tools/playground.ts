@@ -5,8 +5,14 @@
  * store answers and region 1 has a leader it prints "cluster ready" with the URLs, the
  * dashboard, a curl example and the command that adds one more store. Ctrl-C stops them all.
  *
+ * Secure like any cluster (docs/security.md): on first start it writes a cluster secret to
+ * DIR/cluster.secret (mode 0600) and passes it to every process, and writes DIR/admin.header and
+ * DIR/client.header for `curl -H @data/admin.header ...`. `mrkv ctl` finds ./data/cluster.secret
+ * by itself; the dashboard's address carries the admin token in its fragment (never sent).
+ *
  * @module
  */
+import { generateSecret, readSecretFile, tokenFromSecret } from "../proto/security.ts";
 import { versionLine } from "../telemetry/mod.ts";
 import { intFlag, parseToolArgs } from "./_cli.ts";
 
@@ -21,7 +27,9 @@ A scheduler on 127.0.0.1:2379 and N stores on 127.0.0.1:20161, 20162, ...
   -h, --help          this help
   -V, --version       the version
 
-The same data dir brings the same cluster back. Ctrl-C stops every process (exit 0).`;
+The same data dir brings the same cluster back (with its secret, DIR/cluster.secret; the admin
+and client credentials are in DIR/admin.header and DIR/client.header for curl -H @FILE).
+Ctrl-C stops every process (exit 0).`;
 
 const { values } = parseToolArgs({
   name: "playground",
@@ -37,6 +45,24 @@ const storeCount = intFlag("playground", "--stores", values.stores, 1, 9);
 const dataDir = values.data;
 const logLevel = values["log-level"];
 if (values.clean) await Deno.remove(dataDir, { recursive: true }).catch(() => {});
+
+await Deno.mkdir(dataDir, { recursive: true });
+const secretFile = `${dataDir}/cluster.secret`;
+try {
+  await Deno.writeTextFile(secretFile, generateSecret() + "\n", { createNew: true, mode: 0o600 });
+  console.log(`playground: wrote a new cluster secret to ${secretFile}`);
+} catch (e) {
+  if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
+}
+const secret = await readSecretFile(secretFile);
+const adminToken = tokenFromSecret(secret, "admin");
+for (const kind of ["admin", "client"] as const) {
+  await Deno.writeTextFile(
+    `${dataDir}/${kind}.header`,
+    `Authorization: Bearer ${tokenFromSecret(secret, kind)}\n`,
+    { mode: 0o600 },
+  );
+}
 
 const main = new URL("../main.ts", import.meta.url).pathname;
 const SCHEDULER_ADDR = "127.0.0.1:2379";
@@ -54,7 +80,17 @@ const procs: Proc[] = [];
 
 function start(name: string, args: string[]): Proc {
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--unstable-kv", main, ...args, "--log-level", logLevel],
+    args: [
+      "run",
+      "-A",
+      "--unstable-kv",
+      main,
+      ...args,
+      "--cluster-secret-file",
+      secretFile,
+      "--log-level",
+      logLevel,
+    ],
     stdout: "piped",
     stderr: "piped",
   }).spawn();
@@ -79,10 +115,11 @@ function start(name: string, args: string[]): Proc {
 async function waitJson(
   url: string,
   deadline: number,
+  headers: Record<string, string> = {},
 ): Promise<Record<string, unknown> | undefined> {
   while (Date.now() < deadline && !stopping) {
     try {
-      const res = await fetch(url, { signal: AbortSignal.timeout(2_000) });
+      const res = await fetch(url, { headers, signal: AbortSignal.timeout(2_000) });
       const body = await res.json();
       if (res.ok) return body;
     } catch { /* not up yet */ }
@@ -142,7 +179,9 @@ async function announce(): Promise<void> {
     }
   }
   const led = async () => {
-    const body = await waitJson(`${SCHEDULER_URL}/pd/api/v1/regions`, deadline);
+    const body = await waitJson(`${SCHEDULER_URL}/pd/api/v1/regions`, deadline, {
+      authorization: `Bearer ${adminToken}`,
+    });
     const regions = (body?.regions ?? []) as { leader: unknown }[];
     return regions.length > 0 && regions.every((r) => r.leader);
   };
@@ -157,7 +196,7 @@ async function announce(): Promise<void> {
     ready
       ? `cluster ready: a scheduler and ${storeCount} store(s)`
       : `cluster not ready after ${READY_TIMEOUT_MS / 1000} s: see the output above`,
-    `  scheduler   ${SCHEDULER_URL}    dashboard ${SCHEDULER_URL}/`,
+    `  scheduler   ${SCHEDULER_URL}    dashboard ${SCHEDULER_URL}/#token=${adminToken}`,
     ...stores.map((s) =>
       `  ${
         (s.id === undefined ? "store ?" : `store ${s.id}`).padEnd(10)
@@ -166,9 +205,10 @@ async function announce(): Promise<void> {
     "try:",
     `  curl -X PUT --data-binary world http://127.0.0.1:${FIRST_STORE_PORT}/kv/hello`,
     `  curl http://127.0.0.1:${FIRST_STORE_PORT + storeCount - 1}/kv/hello`,
+    `  curl -H @${dataDir}/admin.header ${SCHEDULER_URL}/pd/api/v1/stores`,
     "  deno task ctl cluster",
     "add a store:",
-    `  deno run -A main.ts --role store --addr 127.0.0.1:${next} --scheduler ${SCHEDULER_URL} --data-dir ${dataDir}/store-${next}`,
+    `  deno run -A main.ts --role store --addr 127.0.0.1:${next} --scheduler ${SCHEDULER_URL} --data-dir ${dataDir}/store-${next} --cluster-secret-file ${secretFile}`,
     "Ctrl-C stops all.",
     "",
   ];

@@ -8,7 +8,8 @@
  */
 import { Hono } from "hono";
 
-const FILES: Record<string, string> = {
+/** The dashboard's routes and the files they serve. */
+export const DASHBOARD_FILES: Readonly<Record<string, string>> = {
   "/": "index.html",
   "/dashboard/app.js": "app.js",
   "/dashboard/app.css": "app.css",
@@ -34,7 +35,7 @@ async function load(file: string): Promise<string> {
 /** Routes serving the dashboard's files. */
 export function dashboardRoutes(): Hono {
   const app = new Hono();
-  for (const [path, file] of Object.entries(FILES)) {
+  for (const [path, file] of Object.entries(DASHBOARD_FILES)) {
     app.get(path, async (c) =>
       c.body(await load(file), 200, {
         "content-type": TYPES[file.split(".").pop()!]!,
