@@ -35,6 +35,10 @@ export interface CtlClientOptions {
   readonly store?: string;
   readonly fetch?: Fetch;
   readonly timeoutMs?: number;
+  /** Headers every request carries (the credential). */
+  readonly headers?: Record<string, string>;
+  /** The TLS client, in TLS mode. */
+  readonly httpClient?: Deno.HttpClient;
 }
 
 /** Talks to the scheduler and the stores. */
@@ -42,6 +46,8 @@ export class CtlClient {
   readonly scheduler: string;
   readonly #fetch: Fetch;
   readonly #timeoutMs: number;
+  readonly #headers: Record<string, string>;
+  readonly #httpClient: Deno.HttpClient | undefined;
   #store: string | undefined;
 
   constructor(opts: CtlClientOptions) {
@@ -49,15 +55,21 @@ export class CtlClient {
     this.#store = opts.store?.replace(/\/+$/, "");
     this.#fetch = opts.fetch ?? ((url, init) => fetch(url, init));
     this.#timeoutMs = opts.timeoutMs ?? 15_000;
+    this.#headers = opts.headers ?? {};
+    this.#httpClient = opts.httpClient;
   }
 
   /** Sends one request; every request of the ctl goes through here. */
   async request(url: string, init: RequestInit = {}): Promise<Response> {
+    const headers = new Headers(init.headers);
+    for (const [k, v] of Object.entries(this.#headers)) headers.set(k, v);
     try {
       return await this.#fetch(url, {
         ...init,
+        headers,
         signal: init.signal ?? AbortSignal.timeout(this.#timeoutMs),
-      });
+        ...(this.#httpClient && { client: this.#httpClient }),
+      } as RequestInit);
     } catch (e) {
       const server = url.startsWith(this.scheduler) ? "the scheduler" : "the store";
       throw new CtlError(
@@ -93,7 +105,7 @@ export class CtlClient {
         "start a store, or give one with --store URL",
       );
     }
-    this.#store = `http://${up.store.address}`;
+    this.#store = `${new URL(this.scheduler).protocol}//${up.store.address}`;
     return this.#store;
   }
 
@@ -124,6 +136,9 @@ const HINTS: Record<string, string> = {
   StoreNotFound: "list the stores with: mrkv ctl store list",
   RegionNotFound: "list the regions with: mrkv ctl region list",
   MethodNotAllowed: "this ctl and the server may be different versions",
+  Unauthenticated:
+    "the cluster needs a credential: --cluster-secret-file FILE (the playground's is ./data/cluster.secret) or --token-file FILE",
+  PermissionDenied: "this credential may not do that: the admin API needs the admin credential",
 };
 
 /** Parses a JSON success, or throws the server's error as a {@link CtlError}. */

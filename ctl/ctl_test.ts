@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { type TestCluster, waitFor, withCluster } from "../tests/cluster.ts";
 import { runMain } from "../tests/process_cluster.ts";
+import { startHttpCluster } from "../tests/http_cluster.ts";
 import type { Fetch } from "./client.ts";
 import { EXIT, runCtl } from "./mod.ts";
 
@@ -289,4 +290,47 @@ Deno.test(
       assert.equal(usage.code, 2);
       assert.match(usage.stderr, /^usage: mrkv ctl/);
     }),
+);
+
+Deno.test(
+  "ctl: a secure cluster needs the admin credential, from the secret or a header file",
+  opts,
+  async () => {
+    const c = await startHttpCluster(1);
+    try {
+      const run = async (env: Record<string, string>, ...args: string[]) => {
+        let out = "", err = "";
+        const code = await runCtl(args, {
+          stdout: (b) => out += new TextDecoder().decode(b),
+          stderr: (t) => err += t,
+          env: (n) => ({ MRKV_SCHEDULER: c.schedulerUrl, ...env })[n],
+        });
+        return { code, out, err };
+      };
+      // A secret file that cannot be read is a usage error; a client token is not enough.
+      const none = await run(
+        {},
+        "--cluster-secret-file",
+        `${c.dir}/missing.secret`,
+        "store",
+        "list",
+      );
+      assert.equal(none.code, EXIT.usage);
+      assert.match(none.err, /cannot read .*missing\.secret/);
+      const bare = await run({ MRKV_TOKEN_FILE: `${c.dir}/client.header` }, "store", "list");
+      assert.equal(bare.code, EXIT.failed, bare.err);
+      assert.match(bare.err, /PermissionDenied: .*\n {2}hint: this credential may not do that/);
+      const secret = await run({ MRKV_CLUSTER_SECRET_FILE: c.secretFile }, "store", "list");
+      assert.equal(secret.code, 0, secret.err);
+      assert.match(secret.out, /^\s*\d+\s+127\.0\.0\.1:\d+\s+Up/m);
+      const header = await run({}, "--token-file", `${c.dir}/admin.header`, "kv", "put", "k", "v");
+      assert.equal(header.code, 0, header.err);
+      assert.equal(
+        (await run({ MRKV_CLUSTER_SECRET_FILE: c.secretFile }, "kv", "get", "k")).out,
+        "v\n",
+      );
+    } finally {
+      await c.close();
+    }
+  },
 );

@@ -10,6 +10,7 @@
  */
 import { versionLine } from "../telemetry/mod.ts";
 import { CtlClient, CtlError, type Fetch, NOT_FOUND_CODES } from "./client.ts";
+import { type CredentialOptions, loadCredentials } from "./credentials.ts";
 import { COMMANDS, type Io, type Options } from "./commands.ts";
 
 /** Exit codes. */
@@ -55,6 +56,11 @@ export function ctlUsage(): string {
     "  --hex                                  KEY arguments are hex (binary keys)",
     "  --limit N                              rows for region list, kv scan [100]",
     "  --all                                  operator list: ended operators too",
+    "  --cluster-secret-file FILE             the cluster secret: the ctl sends the admin token",
+    "                                         [$MRKV_CLUSTER_SECRET_FILE, else ./data/cluster.secret if any]",
+    "  --token-file FILE                      an admin token, or a header file (data/admin.header)",
+    "                                         [$MRKV_TOKEN_FILE]",
+    "  --cacert FILE --cert FILE --key FILE   TLS: the cluster CA and this client's certificate",
     "  -h, --help                             this help (mrkv ctl store --help: one group)",
     "  -V, --version                          the version",
     "",
@@ -73,12 +79,17 @@ function parseArgs(args: readonly string[], env: CtlEnv["env"]): {
   store?: string;
   help: boolean;
   version: boolean;
+  credentials: CredentialOptions;
 } {
   const words: string[] = [];
   let scheduler = env("MRKV_SCHEDULER") ?? DEFAULT_SCHEDULER;
   let store: string | undefined;
   let json = false, hex = false, all = false, help = false, version = false;
   let limit = 100;
+  const cred: Record<string, string | undefined> = {
+    clusterSecretFile: env("MRKV_CLUSTER_SECRET_FILE"),
+    tokenFile: env("MRKV_TOKEN_FILE"),
+  };
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
     const value = (name: string) => {
@@ -97,6 +108,18 @@ function parseArgs(args: readonly string[], env: CtlEnv["env"]): {
         break;
       case "--store":
         store = take(flag);
+        break;
+      case "--cluster-secret-file":
+        cred.clusterSecretFile = take(flag);
+        cred.tokenFile = undefined;
+        break;
+      case "--token-file":
+        cred.tokenFile = take(flag);
+        break;
+      case "--cacert":
+      case "--cert":
+      case "--key":
+        cred[flag.slice(2)] = take(flag);
         break;
       case "--json":
         json = true;
@@ -133,7 +156,15 @@ function parseArgs(args: readonly string[], env: CtlEnv["env"]): {
       throw new UsageError(`${name} must be a URL such as http://127.0.0.1:2379, got "${url}"`);
     }
   }
-  return { words, opts: { json, hex, all, limit }, scheduler, store, help, version };
+  return {
+    words,
+    opts: { json, hex, all, limit },
+    scheduler,
+    store,
+    help,
+    version,
+    credentials: cred as CredentialOptions,
+  };
 }
 
 /** Runs the ctl; returns the exit code. */
@@ -178,12 +209,17 @@ export async function runCtl(args: readonly string[], env: CtlEnv): Promise<numb
     return EXIT.usage;
   }
   const rest = words.slice(command.words.length);
-  const client = new CtlClient({
-    scheduler: parsed.scheduler,
-    store: parsed.store,
-    fetch: env.fetch,
-  });
+  let httpClient: Deno.HttpClient | undefined;
   try {
+    const credentials = await loadCredentials(parsed.credentials);
+    httpClient = credentials.httpClient;
+    const client = new CtlClient({
+      scheduler: parsed.scheduler,
+      store: parsed.store,
+      fetch: env.fetch,
+      headers: credentials.headers,
+      httpClient,
+    });
     await command.run({ client, args: rest, opts: parsed.opts, io });
     return EXIT.ok;
   } catch (e) {
@@ -197,6 +233,8 @@ export async function runCtl(args: readonly string[], env: CtlEnv): Promise<numb
       return NOT_FOUND_CODES.has(e.code) ? EXIT.notFound : EXIT.failed;
     }
     throw e;
+  } finally {
+    httpClient?.close();
   }
 }
 

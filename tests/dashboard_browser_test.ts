@@ -1,6 +1,7 @@
 /**
  * The dashboard in a real browser (Debian's `chromium`, driven by `playwright-core`) against a
- * live in-process cluster: the page's numbers match the admin API, the key-space bars show who
+ * live secure cluster on real HTTP: without the admin credential the page asks for it, and takes
+ * it from a form or from the address's fragment; then the page's numbers match the admin API, the key-space bars show who
  * leads what, a split submitted from the page's form changes the region count without a reload,
  * and a leader transfer from the page moves leadership. `.ci/run` installs chromium.
  *
@@ -8,7 +9,8 @@
  */
 import assert from "node:assert/strict";
 import { chromium, type Page } from "playwright-core";
-import { waitFor, withCluster } from "./cluster.ts";
+import { waitFor } from "./cluster.ts";
+import { startHttpCluster } from "./http_cluster.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
 /** Flags for a root, sandbox-less, offline machine (no background traffic to Google). */
@@ -34,8 +36,11 @@ type Json = any;
 // deno-lint-ignore no-explicit-any
 declare const document: any;
 
-async function api(base: string, path: string): Promise<Json> {
-  const res = await fetch(`${base}/pd/api/v1${path}`);
+/** The admin credential of the cluster under test. */
+let adminHeaders: Record<string, string> = {};
+
+async function api(base: string, path: string, init: RequestInit = {}): Promise<Json> {
+  const res = await fetch(`${base}/pd/api/v1${path}`, { ...init, headers: adminHeaders });
   assert.equal(res.status, 200, `${path}: ${res.status}`);
   return await res.json();
 }
@@ -138,10 +143,16 @@ Deno.test(
     } catch {
       assert.fail(`${CHROMIUM} is missing: apt-get install -y chromium (.ci/run does this)`);
     }
-    await withCluster({ stores: 3 }, async (c) => {
-      const base = `http://${c.scheduler.addr}`;
+    const c = await startHttpCluster(3);
+    try {
+      adminHeaders = c.adminHeaders;
+      const base = c.schedulerUrl;
       for (let i = 0; i < 40; i++) {
-        await c.put(`user/${String(i).padStart(3, "0")}`, "x".repeat(200));
+        const put = await fetch(`${c.storeUrls[i % 3]}/kv/user%2F${String(i).padStart(3, "0")}`, {
+          method: "PUT",
+          body: "x".repeat(200),
+        });
+        assert.equal(put.status, 204, await put.text());
       }
       const profile = await Deno.makeTempDir({ prefix: "mrkv-chromium-" });
       const browser = await chromium.launchPersistentContext(profile, {
@@ -154,8 +165,15 @@ Deno.test(
         const page = await browser.newPage();
         const errors: string[] = [];
         page.on("pageerror", (e) => errors.push(e.message));
+        // Without a credential the page loads (its files are public) and asks for one.
         await page.goto(`${base}/?refresh=300`);
+        await page.waitForSelector("[data-testid=login]:not([hidden])");
+        assert.match(await page.textContent("#login-why") ?? "", /^Unauthenticated: /);
+        const header = (await Deno.readTextFile(`${c.dir}/admin.header`)).trim();
+        await page.fill("#login-form input[name=token]", header);
+        await page.click("#login-form button[type=submit]");
         await page.waitForFunction(() => Number(document.body.dataset.refreshed ?? 0) >= 1);
+        assert.ok(await page.isHidden("[data-testid=login]"));
         await eventuallyMatches(page, base, "three stores, one region");
         const first = await readPage(page);
         assert.match(first.live, /^live · updated/);
@@ -178,10 +196,7 @@ Deno.test(
 
         // Move region 1's leadership to a follower's store from the page, with balance-leader
         // stopped so that the page's operator is what moves it.
-        const stop = await fetch(`${base}/pd/api/v1/schedulers/balance-leader-scheduler`, {
-          method: "DELETE",
-        });
-        assert.equal(stop.status, 200, await stop.text());
+        await api(base, "/schedulers/balance-leader-scheduler", { method: "DELETE" });
         await waitFor(
           "the page to show balance-leader disabled",
           async () =>
@@ -209,8 +224,17 @@ Deno.test(
 
         // A store taken offline with nowhere for its replicas to go: the page says why
         // nothing moves, in the scheduler's checks and on the store's row.
-        const off = await fetch(`${base}/pd/api/v1/store/${c.storeId(2)}`, { method: "DELETE" });
-        assert.equal(off.status, 200, await off.text());
+        // In a fresh tab, from an address carrying the token in its fragment (as the playground
+        // prints it): the page takes it and drops it from the address bar.
+        const token = c.adminHeaders.authorization!.slice("Bearer ".length);
+        const second = await browser.newPage();
+        second.on("pageerror", (e) => errors.push(e.message));
+        await second.goto(`${base}/?refresh=300#token=${token}`);
+        await second.waitForFunction(() => Number(document.body.dataset.refreshed ?? 0) >= 1);
+        assert.equal(new URL(second.url()).hash, "");
+        await second.close();
+
+        await api(base, `/store/${c.nodes[2]!.store.storeId}`, { method: "DELETE" });
         await waitFor("the page to show the replica checker blocked", async () => {
           const p = await readPage(page);
           const replica = p.checks.find((x) => x.name === "replica-checker");
@@ -224,7 +248,9 @@ Deno.test(
         await browser.close();
         await Deno.remove(profile, { recursive: true }).catch(() => {});
       }
-    });
+    } finally {
+      await c.close();
+    }
   },
 );
 

@@ -2,7 +2,8 @@
  * The documentation's examples run as written. Every `sh` block of the user-facing pages
  * ({@link EXAMPLE_FILES}, except a block marked `<!-- not run: why -->` on the line before it)
  * runs in bash, in order, one file per fresh in-process cluster on real HTTP, with the playground's addresses
- * (`127.0.0.1:2379`, `:20161`…`:20163`) pointed at that cluster. Each command line must exit 0
+ * (`127.0.0.1:2379`, `:20161`…`:20163`) and credentials (`@data/admin.header`) pointed at that
+ * cluster. Each command line must exit 0
  * (or the code a trailing `# exit N` gives); each `curl` must answer 2xx, or the status a
  * trailing `# 404` (or `# 200 or 404`) gives. `deno task ctl` lines reach the same cluster.
  *
@@ -82,9 +83,10 @@ export function examplesOf(file: string, text: string): Example[] {
   return out;
 }
 
-/** Rewrites the playground's addresses to `c`'s. */
+/** Rewrites the playground's addresses and credential files to `c`'s. */
 function pointAt(command: string, c: HttpCluster): string {
   return command
+    .replace(/@data\/(admin|client)\.header/g, (_, kind) => `@${c.dir}/${kind}.header`)
     .replaceAll("127.0.0.1:2379", new URL(c.schedulerUrl).host)
     .replace(/127\.0\.0\.1:2016([1-3])/g, (_, n) => new URL(c.storeUrls[Number(n) - 1]!).host);
 }
@@ -98,6 +100,7 @@ async function runExamples(examples: readonly Example[], c: HttpCluster): Promis
     "set +e",
     `LOG=${log}`,
     `export MRKV_SCHEDULER=${c.schedulerUrl}`,
+    `export MRKV_CLUSTER_SECRET_FILE=${c.secretFile}`,
     `curl() { local h; h=$(mktemp); command curl -sS -D "$h" "$@"; local rc=$?; ` +
     `echo "STATUS $(grep -a '^HTTP/' "$h" | tail -1 | cut -d' ' -f2)" >> "$LOG"; rm -f "$h"; return $rc; }`,
     ...examples.flatMap((e, i) => [

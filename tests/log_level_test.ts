@@ -1,6 +1,6 @@
 /**
  * Both roles write structured one-line logs and honour `--log-level`, as real processes: a
- * scheduler at `warn` says nothing while it serves, one at `info` announces itself; a store
+ * scheduler at `error` says nothing while it serves, one at `info` announces itself; a store
  * waiting for an unreachable scheduler warns with the address and the cause at `info`, and
  * stays quiet at `error`.
  */
@@ -41,12 +41,12 @@ Deno.test("both roles write one-line structured logs at the --log-level asked fo
       ...extra,
     ]);
   const procs = [
-    scheduler("sched-warn", quietPort!, ["--log-level", "warn"]),
+    scheduler("sched-error", quietPort!, ["--log-level", "error"]),
     scheduler("sched-info", loudPort!, []),
     store("store-info", []),
     store("store-error", ["--log-level", "error"]),
   ];
-  const [schedWarn, schedInfo, storeInfo, storeError] = procs as [
+  const [schedError, schedInfo, storeInfo, storeError] = procs as [
     ChildProc,
     ChildProc,
     ChildProc,
@@ -77,7 +77,11 @@ Deno.test("both roles write one-line structured logs at the --log-level asked fo
         `msg="waiting for the scheduler: scheduler is_bootstrapped: cannot reach http://127\\.0\\.0\\.1:${nobody}: connection refused"$`,
       ),
     );
-    assert.equal(schedWarn.output(), "", "a scheduler at warn has nothing to say while it serves");
+    assert.equal(
+      schedError.output(),
+      "",
+      "a scheduler at error has nothing to say while it serves",
+    );
     assert.equal(storeError.output(), "", "a store at error does not warn");
     for (const p of [schedInfo, storeInfo]) {
       for (const l of p.output().split("\n")) assert.match(l, LINE, `${p.name}: ${l}`);

@@ -6,14 +6,39 @@ const params = new URLSearchParams(location.search);
 const REFRESH_MS = Math.max(200, Number(params.get("refresh") ?? 1000) || 1000);
 const MAX_REGION_ROWS = 500;
 
-/** Headers every request carries (a credential goes here). */
-const credentialHeaders = {};
+// The admin credential. A secure cluster's admin API needs it (docs/security.md): it comes from
+// the address's fragment (`/#token=…`, which browsers never send to the server; the playground
+// prints such an address) or from the form the page shows on a 401, and lives in this tab's
+// session storage only.
+const TOKEN_KEY = "mrkv-admin-token";
+const TOKEN_RE = /^(?:authorization:\s*bearer\s+)?([0-9a-f]{64})$/i;
+{
+  const m = /^#token=([0-9a-f]{64})$/i.exec(location.hash);
+  if (m) {
+    sessionStorage.setItem(TOKEN_KEY, m[1].toLowerCase());
+    history.replaceState(null, "", location.pathname + location.search);
+  }
+}
+
+/** Headers every request carries: the credential, if one was given. */
+function credentialHeaders() {
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  return token ? { authorization: `Bearer ${token}` } : {};
+}
+
+/** An API error, with the HTTP status (401 and 403 ask for a credential). */
+class ApiError extends Error {
+  constructor(status, message) {
+    super(message);
+    this.status = status;
+  }
+}
 
 /** Calls the admin API; resolves with the parsed JSON or throws an Error with its message. */
 export async function api(path, init = {}) {
   const res = await fetch(path, {
     ...init,
-    headers: { accept: "application/json", ...credentialHeaders, ...(init.headers ?? {}) },
+    headers: { accept: "application/json", ...credentialHeaders(), ...(init.headers ?? {}) },
   });
   const text = await res.text();
   let body = null;
@@ -24,7 +49,10 @@ export async function api(path, init = {}) {
   }
   if (!res.ok) {
     const e = body && body.error;
-    throw new Error(e ? `${e.code}: ${e.message}` : `HTTP ${res.status} from ${path}`);
+    throw new ApiError(
+      res.status,
+      e ? `${e.code}: ${e.message}` : `HTTP ${res.status} from ${path}`,
+    );
   }
   return body;
 }
@@ -340,6 +368,22 @@ async function submitOperator(body) {
   }
 }
 
+function wireLogin() {
+  const form = document.getElementById("login-form");
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const m = TOKEN_RE.exec(form.token.value.trim());
+    if (!m) {
+      document.getElementById("login-why").textContent =
+        "that is not a token: 64 hex digits, or the line of data/admin.header";
+      return;
+    }
+    sessionStorage.setItem(TOKEN_KEY, m[1].toLowerCase());
+    form.token.value = "";
+    refresh();
+  });
+}
+
 function wireForms() {
   const tl = document.getElementById("transfer-leader");
   tl.region_id.addEventListener("change", updateTransferTargets);
@@ -404,14 +448,22 @@ async function refresh() {
     live.textContent = `live · updated ${new Date().toLocaleTimeString()}`;
     live.className = "live ok";
     document.body.dataset.refreshed = String(Number(document.body.dataset.refreshed ?? 0) + 1);
+    document.getElementById("login").hidden = true;
   } catch (e) {
-    live.textContent = `cannot reach the scheduler: ${e.message}`;
+    if (e instanceof ApiError && (e.status === 401 || e.status === 403)) {
+      document.getElementById("login").hidden = false;
+      document.getElementById("login-why").textContent = e.message;
+      live.textContent = "needs the admin credential";
+    } else {
+      live.textContent = `cannot reach the scheduler: ${e.message}`;
+    }
     live.className = "live error";
   } finally {
     refreshing = false;
   }
 }
 
+wireLogin();
 wireForms();
 refresh();
 setInterval(refresh, REFRESH_MS);
