@@ -36,6 +36,8 @@ const n = intFlag("raft_simulate", "COUNT", count, 1, 1_000_000);
 const stepCount = intFlag("raft_simulate", "STEPS", steps, 1, 10_000_000);
 let applied = 0;
 let leaders = 0;
+let joint = 0;
+let single = 0;
 for (let seed = start; seed < start + n; seed++) {
   try {
     const st = runSimulation({
@@ -45,11 +47,16 @@ for (let seed = start; seed < start + n; seed++) {
     });
     applied += st.appliedProposals;
     leaders += st.leaders;
+    joint += st.jointEntered;
+    single += st.confChangesV2 - st.jointEntered - st.jointLeft;
   } catch (e) {
     console.error((e as Error).message);
     Deno.exit(1);
   }
 }
 console.log(
-  `ok: seeds ${start}..${start + n - 1}, ${applied} proposals applied, ${leaders} leaders elected`,
+  `ok: seeds ${start}..${
+    start + n - 1
+  }, ${applied} proposals applied, ${leaders} leaders elected, ` +
+    `${joint} joint configurations entered, ${single} single-step ConfChangeV2s applied`,
 );

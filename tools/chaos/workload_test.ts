@@ -51,7 +51,11 @@ Deno.test("clients are bound round-robin, write unique values and record every o
   const recorder = new HistoryRecorder();
   const stop = new AbortController();
   const done = runClients(options(fake, recorder), stop.signal);
-  await new Promise((r) => setTimeout(r, 150));
+  // Run until enough operations happened (polled: a loaded machine may be slow to get there).
+  const deadline = Date.now() + 10_000;
+  while (fake.calls.length <= 25 && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 10));
+  }
   stop.abort();
   await done;
   const ops = recorder.ops();
