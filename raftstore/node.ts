@@ -16,6 +16,7 @@ import { type ForwardFn, KvService } from "./kv_service.ts";
 import { LogGcWorker } from "./log_gc.ts";
 import type { PeerConfig } from "./peer.ts";
 import { type Fetcher, PdClient } from "../proto/pd_client.ts";
+import { isStoreRemoved } from "../proto/pdpb.ts";
 import { storeApp } from "./server.ts";
 import { SplitWorker } from "./split.ts";
 import { Store, type StoreConfig, type StoreLogger } from "./store.ts";
@@ -289,6 +290,16 @@ export async function startStoreNode(opts: StoreNodeOptions): Promise<StoreNode>
     // The filesystem's figures, as PD's stores report them: the whole disk, and what is free.
     const capacity = () => ({ ...diskStats(config.dataDir), usedSize: usedSize() });
     const heartbeat = new HeartbeatWorker(store, client, capacity, split);
+    // A store the scheduler has removed stops serving and ends the process with what to do.
+    const removed = new Promise<never>((_, reject) => {
+      heartbeat.onRemoved = () => {
+        const reason = new Error(removedMessage(storeId, config.dataDir));
+        log.error(reason.message);
+        store.stop();
+        reject(reason);
+      };
+    });
+    removed.catch(() => {}); // observed through `finished`
     registerStoreMetrics(store.metrics, {
       store,
       kv,
@@ -324,9 +335,11 @@ export async function startStoreNode(opts: StoreNodeOptions): Promise<StoreNode>
     split.start();
     gc.start();
     node.book = book;
-    node.finished = registered
-      ? store.dead
-      : Promise.race([store.dead, registerInBackground(client, ident, config, log, store)]);
+    node.finished = registered ? Promise.race([store.dead, removed]) : Promise.race([
+      store.dead,
+      removed,
+      registerInBackground(client, ident, config, log, store),
+    ]);
     return node;
   } catch (e) {
     await listener?.close();
@@ -373,8 +386,16 @@ async function register(
     return true;
   } catch (e) {
     if (e instanceof MrkvError && e.code === "Timeout") return false;
+    if (isStoreRemoved(e)) throw new Error(removedMessage(ident.storeId, config.dataDir));
     throw e;
   }
+}
+
+/** Why a removed (Tombstone) store stops, and what its operator should do. */
+function removedMessage(storeId: number, dataDir: string): string {
+  return `store ${storeId} was removed from the cluster (it is a Tombstone) and cannot come ` +
+    `back: this process stops; delete its data directory ${dataDir} before starting a new ` +
+    `store there (it will get a new store ID)`;
 }
 
 /** How long a restarting store waits for the scheduler before it starts without it. */

@@ -8,12 +8,13 @@
  */
 import { MrkvError } from "../proto/errors.ts";
 import type { Region, Store } from "../proto/metapb.ts";
-import type {
-  BootstrapResponse,
-  RegionHeartbeat,
-  RegionHeartbeatResult,
-  SplitId,
-  StoreStats,
+import {
+  type BootstrapResponse,
+  type RegionHeartbeat,
+  type RegionHeartbeatResult,
+  type SplitId,
+  storeRemovedError,
+  type StoreStats,
 } from "../proto/pdpb.ts";
 import { applyConfigJson, type ScheduleConfig } from "./config.ts";
 import { IdAllocator } from "./id_allocator.ts";
@@ -192,7 +193,7 @@ export class Cluster {
   async putStore(store: Store): Promise<void> {
     const old = this.#stores.get(store.id);
     if (old?.state === "Tombstone") {
-      throw new MrkvError("BadRequest", `store ${store.id} is a tombstone and cannot come back`);
+      throw storeRemovedError(store.id);
     }
     this.#checkAddress(store);
     const info = this.#freshStore(store, old);
@@ -204,7 +205,7 @@ export class Cluster {
   handleStoreHeartbeat(stats: StoreStats): void {
     const s = this.getStore(stats.storeId);
     if (s.state === "Tombstone") {
-      throw new MrkvError("BadRequest", `store ${stats.storeId} is a tombstone`);
+      throw storeRemovedError(stats.storeId);
     }
     this.counters.storeHeartbeats++;
     this.#stores.set(s.meta.id, { ...s, lastHeartbeat: this.now(), heartbeatSeen: true, stats });
