@@ -176,7 +176,11 @@ Deno.test(
         assert.ok(await page.isHidden("[data-testid=login]"));
         await eventuallyMatches(page, base, "three stores, one region");
         const first = await readPage(page);
-        assert.match(first.live, /^live · updated/);
+        assert.match(
+          first.live,
+          /^live · updated/,
+          `the page is not live: "${first.live}"; page errors: ${errors.join("; ") || "none"}`,
+        );
         assert.deepEqual(first.checks.map((x) => x.name), [
           "replica-checker",
           "balance-region-scheduler",

@@ -26,6 +26,9 @@ function credentialHeaders() {
   return token ? { authorization: `Bearer ${token}` } : {};
 }
 
+/** Longest one admin API request may take before the page says the scheduler is unreachable. */
+const API_TIMEOUT_MS = 10_000;
+
 /** An API error, with the HTTP status (401 and 403 ask for a credential). */
 class ApiError extends Error {
   constructor(status, message) {
@@ -36,10 +39,20 @@ class ApiError extends Error {
 
 /** Calls the admin API; resolves with the parsed JSON or throws an Error with its message. */
 export async function api(path, init = {}) {
-  const res = await fetch(path, {
-    ...init,
-    headers: { accept: "application/json", ...credentialHeaders(), ...(init.headers ?? {}) },
-  });
+  let res;
+  try {
+    res = await fetch(path, {
+      ...init,
+      headers: { accept: "application/json", ...credentialHeaders(), ...(init.headers ?? {}) },
+      // A request that never ends would freeze the refresh loop while "updated" went stale.
+      signal: AbortSignal.timeout(API_TIMEOUT_MS),
+    });
+  } catch (e) {
+    if (e.name === "TimeoutError") {
+      throw new Error(`no answer from ${path} in ${API_TIMEOUT_MS / 1000} s`);
+    }
+    throw e;
+  }
   const text = await res.text();
   let body = null;
   try {
@@ -413,42 +426,21 @@ async function refresh() {
   refreshing = true;
   const live = document.getElementById("live");
   try {
-    const [cluster, version, stores, regions, operators, history, diagnose, hotWrite, hotRead] =
-      await Promise.all([
-        api("/pd/api/v1/cluster"),
-        api("/pd/api/v1/version"),
-        api("/pd/api/v1/stores"),
-        api("/pd/api/v1/regions"),
-        api("/pd/api/v1/operators"),
-        api("/pd/api/v1/operators/records"),
-        api("/pd/api/v1/diagnose"),
-        api("/pd/api/v1/hotspot/regions/write"),
-        api("/pd/api/v1/hotspot/regions/read"),
-      ]);
-    const d = {
-      cluster,
-      stores: stores.stores,
-      regions: regions.regions,
-      operators: operators.operators,
-      history: history.operators,
-      diagnose,
-      hotWrite,
-      hotRead,
-    };
+    const d = await load();
     latest = d;
-    document.getElementById("cluster").textContent =
-      `cluster ${cluster.id} · version ${version.version}`;
-    renderSummary(d);
-    renderChecks(d);
-    renderStores(d);
-    renderKeyspace(d);
-    renderOperators(d);
-    renderRegions(d);
-    renderForms(d);
+    document.getElementById("login").hidden = true;
+    try {
+      render(d);
+    } catch (e) {
+      // A bug of this page, not the cluster's: say so, and let it reach the console.
+      live.textContent = `cannot show the cluster's state: ${e.message}`;
+      live.className = "live error";
+      reportError(e);
+      return;
+    }
     live.textContent = `live · updated ${new Date().toLocaleTimeString()}`;
     live.className = "live ok";
     document.body.dataset.refreshed = String(Number(document.body.dataset.refreshed ?? 0) + 1);
-    document.getElementById("login").hidden = true;
   } catch (e) {
     if (e instanceof ApiError && (e.status === 401 || e.status === 403)) {
       document.getElementById("login").hidden = false;
@@ -461,6 +453,45 @@ async function refresh() {
   } finally {
     refreshing = false;
   }
+}
+
+/** Everything the page shows, read from the admin API at once. */
+async function load() {
+  const [cluster, version, stores, regions, operators, history, diagnose, hotWrite, hotRead] =
+    await Promise.all([
+      api("/pd/api/v1/cluster"),
+      api("/pd/api/v1/version"),
+      api("/pd/api/v1/stores"),
+      api("/pd/api/v1/regions"),
+      api("/pd/api/v1/operators"),
+      api("/pd/api/v1/operators/records"),
+      api("/pd/api/v1/diagnose"),
+      api("/pd/api/v1/hotspot/regions/write"),
+      api("/pd/api/v1/hotspot/regions/read"),
+    ]);
+  return {
+    cluster,
+    version,
+    stores: stores.stores,
+    regions: regions.regions,
+    operators: operators.operators,
+    history: history.operators,
+    diagnose,
+    hotWrite,
+    hotRead,
+  };
+}
+
+function render(d) {
+  document.getElementById("cluster").textContent =
+    `cluster ${d.cluster.id} · version ${d.version.version}`;
+  renderSummary(d);
+  renderChecks(d);
+  renderStores(d);
+  renderKeyspace(d);
+  renderOperators(d);
+  renderRegions(d);
+  renderForms(d);
 }
 
 wireLogin();
