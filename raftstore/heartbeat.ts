@@ -14,7 +14,12 @@
  */
 import { MrkvError } from "../proto/errors.ts";
 import { epochEqual, type Peer as PeerMeta } from "../proto/metapb.ts";
-import type { OperatorStep, RegionHeartbeat, RegionHeartbeatResult } from "../proto/pdpb.ts";
+import {
+  isStoreRemoved,
+  type OperatorStep,
+  type RegionHeartbeat,
+  type RegionHeartbeatResult,
+} from "../proto/pdpb.ts";
 import type { Peer } from "./peer.ts";
 import type { PdClient } from "../proto/pd_client.ts";
 import type { RegionObserver, Store } from "./store.ts";
@@ -42,6 +47,11 @@ export class HeartbeatWorker implements RegionObserver {
   readonly plan: ReportPlan;
   /** The long poll for steps the scheduler pushes. */
   readonly poller: StepPoller;
+  /**
+   * Called once if the scheduler answers that this store was removed for good (Tombstone):
+   * retrying would only repeat the refusal every interval while the store looked healthy.
+   */
+  onRemoved: ((reason: Error) => void) | undefined;
 
   constructor(
     readonly store: Store,
@@ -114,11 +124,20 @@ export class HeartbeatWorker implements RegionObserver {
       });
       await this.#reportRound();
     } catch (e) {
+      if (isStoreRemoved(e) && this.onRemoved) {
+        this.stop();
+        this.onRemoved(e as Error);
+        return;
+      }
       this.store.log.warn(`store ${this.store.storeId}: heartbeat failed: ${(e as Error).message}`);
     }
   }
 
-  /** The round's regions: a refresh slice and steps under way, plus watched ones with news. */
+  /**
+   * The round's regions: a refresh slice, steps under way and led regions that read or wrote
+   * since the last round (their flow, for the hot-region view), plus watched ones with news.
+   * The round ends the flow interval.
+   */
   async #reportRound(): Promise<void> {
     if (this.#inFlight) return; // the slice comes next round
     const h = this.store.hibernation;
@@ -126,7 +145,13 @@ export class HeartbeatWorker implements RegionObserver {
     for (const p of h.awakePeers()) if (p.isLeader()) watched.add(p.regionId);
     for (const id of h.regionsOnDownStores()) watched.add(id);
     const round = this.plan.round(() => this.#ledRegions(), watched);
-    await this.sendRegionHeartbeats([...round.forced, ...round.watched], round.watched);
+    for (const id of this.store.flow.regions()) {
+      if (this.store.peers.get(id)?.isLeader()) {
+        round.forced.add(id);
+        round.watched.delete(id);
+      }
+    }
+    await this.sendRegionHeartbeats([...round.forced, ...round.watched], round.watched, true);
   }
 
   #ledRegions(): number[] {
@@ -140,11 +165,13 @@ export class HeartbeatWorker implements RegionObserver {
 
   /**
    * Reports the given regions (all led regions if omitted) in one request; those in `ifNews`
-   * only if they say something new.
+   * only if they say something new. A periodic round (`endsFlow`, or all regions) carries each
+   * region's flow since the last one; a report of changes between rounds carries none.
    */
   async sendRegionHeartbeats(
     regionIds?: readonly number[],
     ifNews?: ReadonlySet<number>,
+    endsFlow = regionIds === undefined,
   ): Promise<void> {
     if (this.#inFlight && regionIds) {
       for (const id of regionIds) if (!ifNews?.has(id)) this.#changed.add(id);
@@ -160,10 +187,14 @@ export class HeartbeatWorker implements RegionObserver {
       const hb = regionHeartbeatOf(p);
       if (!ifNews?.has(p.regionId) || this.plan.isNews(hb)) heartbeats.push(hb);
     }
+    const flow = endsFlow ? this.store.flow.take(heartbeats.map((hb) => hb.region.id)) : undefined;
     if (heartbeats.length === 0) return;
     this.#inFlight = true;
     try {
-      const res = await this.client.regionHeartbeat(heartbeats);
+      const res = await this.client.regionHeartbeat(heartbeats.map((hb) => {
+        const f = flow?.get(hb.region.id);
+        return f ? { ...hb, flow: f } : hb;
+      }));
       this.sent += heartbeats.length;
       this.plan.sent(heartbeats, new Set(res.results.filter((r) => r.step).map((r) => r.regionId)));
       for (const result of res.results) await this.#onResult(result);
