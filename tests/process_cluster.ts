@@ -233,6 +233,8 @@ export interface ProcessClusterOptions {
    * benchmarks compare an older commit with this one this way.
    */
   readonly code?: string;
+  /** How long each store may take to answer `/status` (default 20 s; a big data dir loads slower). */
+  readonly startTimeoutMs?: number;
 }
 
 /** A store slot: its address and data dir stay the same across restarts. */
@@ -352,7 +354,7 @@ export class ProcessCluster {
     try {
       cluster.startScheduler();
       for (let i = 0; i < n; i++) cluster.startStore(i);
-      for (let i = 0; i < n; i++) await cluster.waitStoreUp(i);
+      for (let i = 0; i < n; i++) await cluster.waitStoreUp(i, opts.startTimeoutMs);
     } catch (e) {
       await cluster.close();
       throw e;

@@ -105,6 +105,7 @@ const c = await ProcessCluster.start({
   fast: false,
   dir: values.dir,
   code: values.code,
+  startTimeoutMs: 120_000,
   storeFlags: HIBERNATE ? [] : ["--hibernate-regions=false"],
 });
 const report: Record<string, unknown> = {
