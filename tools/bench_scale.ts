@@ -246,7 +246,10 @@ async function storeMetrics(i: number) {
   };
 }
 
-/** Waits until no operator runs and (with hibernation) nearly every region sleeps. */
+/**
+ * Waits until no operator runs, (with hibernation) nearly every region sleeps, and neither has
+ * changed for a poll interval.
+ */
 async function settle(): Promise<void> {
   const t0 = performance.now();
   let last = "";
@@ -256,10 +259,13 @@ async function settle(): Promise<void> {
     const line = `operators ${ops.count}; asleep ${ms.map((m) => `${m.asleep}/${m.regions}`)}; ` +
       `leaders ${ms.map((m) => m.leaders)}; woken by ${JSON.stringify(ms[0]!.wokenBy)}, ` +
       `pokes ${ms.map((m) => m.pokes)}`;
-    if (line !== last) log(`settling: ${line}`);
+    // Settled: nothing changed over one poll interval (no region woke or slept, no leader
+    // moved), no operator runs and, with hibernation, nearly every region sleeps.
+    const still = line === last;
+    if (!still) log(`settling: ${line}`);
     last = line;
     const asleep = ms.every((m) => m.asleep >= 0.99 * m.regions);
-    return ops.count === 0 && (!HIBERNATE || asleep) || undefined;
+    return still && ops.count === 0 && (!HIBERNATE || asleep) || undefined;
   }, { timeoutMs: SETTLE_MS, intervalMs: 2_000 }).catch((e) => {
     log(`not settled after ${fmt((performance.now() - t0) / 1000)} s: ${(e as Error).message}`);
   });
