@@ -379,6 +379,8 @@ async function coldWrites(): Promise<void> {
   const idle = shuffle(await idleRegions());
   const writes = { leader: [] as number[], other: [] as number[] };
   const reads = { leader: [] as number[], other: [] as number[] };
+  /** Requests that failed: "write 503 after 10012 ms", counted, not timed. */
+  const failed: string[] = [];
   const load0 = loadAverage();
   const n = Math.min(COLD_WRITES, Math.floor(idle.length / 2));
   for (let k = 0; k < 2 * n; k++) {
@@ -388,17 +390,19 @@ async function coldWrites(): Promise<void> {
     const slot = other ? (r.leaderSlot + 1) % STORES : r.leaderSlot;
     const key = r.start === "" ? boundaryKey(0, N) : `${r.start}/cold`;
     const t0 = performance.now();
-    const res = await fetch(`${c.storeUrl(slot)}/kv/${encodeURIComponent(key)}`, {
+    const status = await fetch(`${c.storeUrl(slot)}/kv/${encodeURIComponent(key)}`, {
       method: write ? "PUT" : "GET",
       body: write ? "cold" : undefined,
       headers: c.clientHeaders(),
       signal: AbortSignal.timeout(15_000),
-    });
-    await res.body?.cancel();
+    }).then(async (res) => {
+      await res.body?.cancel();
+      return res.status;
+    }, (e) => (e as Error).name);
     const ms = performance.now() - t0;
-    const ok = write ? res.status === 204 : res.status === 200 || res.status === 404;
-    if (!ok) throw new Error(`cold ${write ? "write" : "read"} of region ${r.id}: ${res.status}`);
-    (write ? writes : reads)[other ? "other" : "leader"].push(ms);
+    const ok = write ? status === 204 : status === 200 || status === 404;
+    if (ok) (write ? writes : reads)[other ? "other" : "leader"].push(ms);
+    else failed.push(`${write ? "write" : "read"} ${status} after ${fmt(ms, 0)} ms`);
     await new Promise((r) => setTimeout(r, 200));
   }
   const summary = (xs: number[]) => ({
@@ -414,6 +418,7 @@ async function coldWrites(): Promise<void> {
     viaOtherStore: summary(writes.other),
   };
   report.coldReads = { viaLeader: summary(reads.leader), viaOtherStore: summary(reads.other) };
+  report.coldFailures = failed;
   const line = (what: string, xs: number[]) =>
     `  ${what}: ${xs.length}, p50 ${fmt(quantile(xs, 0.5))} ms, p99 ${
       fmt(quantile(xs, 0.99))
@@ -427,6 +432,7 @@ async function coldWrites(): Promise<void> {
   console.log(line("writes via another store", writes.other));
   console.log(line("reads via the leader's store", reads.leader));
   console.log(line("reads via another store", reads.other));
+  if (failed.length > 0) console.log(`  failed (${failed.length}): ${failed.join(", ")}`);
 }
 
 async function transfers(): Promise<void> {
