@@ -247,8 +247,8 @@ async function storeMetrics(i: number) {
 }
 
 /**
- * Waits until no operator runs, (with hibernation) nearly every region sleeps, and neither has
- * changed for a poll interval.
+ * Waits until every region has a leader, no operator runs, (with hibernation) nearly every region
+ * sleeps, and none of it has changed for a poll interval.
  */
 async function settle(): Promise<void> {
   const t0 = performance.now();
@@ -265,7 +265,9 @@ async function settle(): Promise<void> {
     if (!still) log(`settling: ${line}`);
     last = line;
     const asleep = ms.every((m) => m.asleep >= 0.99 * m.regions);
-    return still && ops.count === 0 && (!HIBERNATE || asleep) || undefined;
+    // Every region led (a restarted cluster elects for a while).
+    const led = ms.reduce((n, m) => n + m.leaders, 0) >= ms[0]!.regions;
+    return still && led && ops.count === 0 && (!HIBERNATE || asleep) || undefined;
   }, { timeoutMs: SETTLE_MS, intervalMs: 2_000 }).catch((e) => {
     log(`not settled after ${fmt((performance.now() - t0) / 1000)} s: ${(e as Error).message}`);
   });
