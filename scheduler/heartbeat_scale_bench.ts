@@ -4,38 +4,10 @@
  * regions it knows. The same 1,000 regions are reported into maps of 1,000, 10,000 and 100,000
  * regions, unchanged and with a new size each time.
  */
-import type { Peer } from "../proto/metapb.ts";
-import type { RegionHeartbeat } from "../proto/pdpb.ts";
+import { benchHeartbeats as heartbeats } from "./_bench_heartbeats.ts";
 import { openTestCluster } from "./_test_cluster.ts";
 
 const BATCH = 1_000;
-const key = (i: number) => new TextEncoder().encode(`t_${String(i).padStart(8, "0")}`);
-
-function heartbeats(n: number): RegionHeartbeat[] {
-  const out: RegionHeartbeat[] = [];
-  for (let i = 0; i < n; i++) {
-    const peers: Peer[] = [0, 1, 2].map((j) => ({
-      id: 1_000_000 + 3 * i + j,
-      storeId: 1 + ((i + j) % 5),
-      role: "Voter",
-    }));
-    out.push({
-      region: {
-        id: 1000 + i,
-        startKey: i === 0 ? new Uint8Array() : key(i),
-        endKey: i === n - 1 ? new Uint8Array() : key(i + 1),
-        epoch: { confVer: 3, version: 2 },
-        peers,
-      },
-      leader: peers[0]!,
-      pendingPeers: [],
-      downPeers: [],
-      approximateSize: 64 << 20,
-      approximateKeys: 100_000,
-    });
-  }
-  return out;
-}
 
 for (const size of [1_000, 10_000, 100_000]) {
   const all = heartbeats(size);
