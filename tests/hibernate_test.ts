@@ -31,6 +31,35 @@ function slotOf(c: TestCluster, peer: Peer): number {
   return c.nodes.findIndex((n) => n?.store.storeId === peer.storeId);
 }
 
+/**
+ * Cuts a follower of sleeping region 1 off from its leader's store (`cut`): the follower wakes
+ * once the leader's store goes silent and campaigns, the third store still hears the leader and
+ * refuses, and the leader keeps its leadership and its term (PreVote); after `heal` the follower
+ * catches up.
+ */
+async function cutOffFollowerKeepsLeader(
+  c: TestCluster,
+  cut: (leaderStore: number, followerStore: number) => void,
+  heal: () => void,
+): Promise<void> {
+  await c.put("p", "1");
+  await waitAsleep(c);
+  const leader = c.leaderOf(1)!;
+  const term = leader.raw.raft.term;
+  const lSlot = slotOf(c, leader);
+  const fSlot = [0, 1, 2].find((i) => i !== lSlot)!;
+  const cutOff = c.node(fSlot).store;
+  cut(leader.storeId, cutOff.storeId);
+  await waitFor("the cut-off follower to wake", () => !cutOff.peers.get(1)!.sleep.asleep);
+  await new Promise((r) => setTimeout(r, 2_000)); // several election timeouts
+  assert.equal(c.leaderOf(1), leader, "the leader kept its leadership");
+  assert.equal(leader.raw.raft.term, term, "no term was spent (PreVote)");
+  await c.put("p", "2", lSlot);
+  heal();
+  await c.waitLocal(fSlot, "p", "2");
+  assert.equal(leader.raw.raft.term, term);
+}
+
 Deno.test(
   "an idle region sleeps and sends nothing; a write wakes it and is replicated",
   opts,
@@ -123,26 +152,12 @@ Deno.test(
   "a sleeping follower cut off from its leader never unseats it",
   opts,
   () =>
-    withCluster({ stores: 3 }, async (c) => {
-      await c.put("p", "1");
-      await waitAsleep(c);
-      const leader = c.leaderOf(1)!;
-      const term = leader.raw.raft.term;
-      const lSlot = slotOf(c, leader);
-      const fSlot = [0, 1, 2].find((i) => i !== lSlot)!;
-      const cutOff = c.node(fSlot).store;
-      c.network.partition([leader.storeId], [cutOff.storeId]);
-      // The cut-off follower sees the leader's store go silent, wakes and campaigns; the third
-      // store still hears the leader and refuses.
-      await waitFor("the cut-off follower to wake", () => !cutOff.peers.get(1)!.sleep.asleep);
-      await new Promise((r) => setTimeout(r, 2_000)); // several election timeouts
-      assert.equal(c.leaderOf(1), leader, "the leader kept its leadership");
-      assert.equal(leader.raw.raft.term, term, "no term was spent (PreVote)");
-      await c.put("p", "2", lSlot);
-      c.network.clearFilters();
-      await c.waitLocal(fSlot, "p", "2");
-      assert.equal(leader.raw.raft.term, term);
-    }),
+    withCluster({ stores: 3 }, (c) =>
+      cutOffFollowerKeepsLeader(
+        c,
+        (leader, follower) => c.network.partition([leader], [follower]),
+        () => c.network.clearFilters(),
+      )),
 );
 
 Deno.test(
@@ -236,23 +251,12 @@ Deno.test(
   "over HTTP, a sleeping follower whose link to the leader drops packets never unseats it",
   opts,
   () =>
-    withCluster({ stores: 3, http: true }, async (c) => {
-      await c.put("h", "1");
-      await waitAsleep(c);
-      const leader = c.leaderOf(1)!;
-      const term = leader.raw.raft.term;
-      const lSlot = slotOf(c, leader);
-      const fSlot = [0, 1, 2].find((i) => i !== lSlot)!;
-      const cutOff = c.node(fSlot).store;
-      c.links.cut([leader.storeId], [cutOff.storeId]);
-      await waitFor("the cut-off follower to wake", () => !cutOff.peers.get(1)!.sleep.asleep);
-      await new Promise((r) => setTimeout(r, 2_000));
-      assert.equal(c.leaderOf(1), leader, "the leader kept its leadership");
-      assert.equal(leader.raw.raft.term, term, "no term was spent (PreVote)");
-      await c.put("h", "2", lSlot);
-      c.links.heal();
-      await c.waitLocal(fSlot, "h", "2");
-    }),
+    withCluster({ stores: 3, http: true }, (c) =>
+      cutOffFollowerKeepsLeader(
+        c,
+        (leader, follower) => c.links.cut([leader], [follower]),
+        () => c.links.heal(),
+      )),
 );
 
 Deno.test(
