@@ -225,10 +225,18 @@ export class Security {
       const own = this.fetcherHeaders(identity.storeId, identity.clusterId);
       for (const [k, v] of Object.entries(own)) headers.set(k, v);
       const withAuth: RequestInit = { ...init, headers };
-      if (base) return base(url, withAuth);
-      const client = this.#httpClient();
-      return fetch(url, client ? { ...withAuth, client } as RequestInit : withAuth);
+      return base ? base(url, withAuth) : this.fetch(url, withAuth);
     };
+  }
+
+  /**
+   * `fetch` over this process's TLS client (verifying servers against the cluster CA and
+   * presenting its certificate), or plain `fetch` without TLS. Adds no headers: tools add
+   * {@link credentialHeaders}, internal requests go through {@link fetcher}.
+   */
+  fetch(url: string, init: RequestInit = {}): Promise<Response> {
+    const client = this.#httpClient();
+    return fetch(url, client ? { ...init, client } as RequestInit : init);
   }
 
   /** The headers {@link fetcher} adds for store `storeId` of cluster `clusterId`. */
