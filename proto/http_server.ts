@@ -159,7 +159,10 @@ async function respond(
       // Required by the fetch spec for a streamed request body.
       duplex: "half",
     } as RequestInit);
-    response = await handler(request, { peer: peerInfo(req.socket) });
+    response = await handler(request, {
+      peer: peerInfo(req.socket),
+      whenSent: (fn) => whenSent(res, fn),
+    });
   } catch (e) {
     // A handler that throws has a bug (Hono maps every error itself); malformed URLs land here.
     onError?.(`request ${req.method} ${req.url?.slice(0, 200)}: ${(e as Error).message}`);
@@ -226,6 +229,18 @@ function bodyStream(
     cancel: discard,
   }, { highWaterMark: 4 });
   return { stream, discard };
+}
+
+function whenSent(res: http.ServerResponse, fn: () => void): void {
+  if (res.writableFinished || res.destroyed) return fn();
+  let called = false;
+  const once = () => {
+    if (called) return;
+    called = true;
+    fn();
+  };
+  res.once("finish", once);
+  res.once("close", once);
 }
 
 function peerInfo(socket: Socket): PeerInfo | undefined {

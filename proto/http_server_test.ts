@@ -105,3 +105,29 @@ Deno.test("a body shorter than its Content-Length, then a half-close, is answere
     assert.match(logged[0]!, /broke off after 3 bytes/);
   });
 });
+
+Deno.test("whenSent runs once the response has been written, not when the handler returns", async () => {
+  let sentAt = 0;
+  let returnedAt = 0;
+  const server = await serveHttp((_req, env) => {
+    env.whenSent?.(() => sentAt = performance.now());
+    returnedAt = performance.now();
+    return new Response("x".repeat(8 * 1024 * 1024));
+  }, { hostname: "127.0.0.1", port: 0 });
+  try {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+    await conn.write(enc.encode("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+    // Read slowly at first: 8 MiB cannot all sit in the socket buffers.
+    const buf = new Uint8Array(64 * 1024);
+    await conn.read(buf);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(sentAt, 0, "not sent while the client has not read it");
+    assert.ok(returnedAt > 0);
+    while ((await conn.read(buf).catch(() => null)) !== null) { /* drain */ }
+    conn.close();
+    for (let i = 0; i < 100 && sentAt === 0; i++) await new Promise((r) => setTimeout(r, 20));
+    assert.ok(sentAt > 0, "whenSent ran once the response was written");
+  } finally {
+    await server.shutdown();
+  }
+});
