@@ -39,6 +39,10 @@ async function withServer(
     "/echo",
     async (c) => c.body((await readBodyLimited(c.req.raw, 1024)) as Uint8Array<ArrayBuffer>),
   );
+  app.post(
+    "/count",
+    async (c) => c.text(String((await readBodyLimited(c.req.raw, 1 << 20)).length)),
+  );
   const server = await serveHttp((req, env) => app.fetch(req, env), {
     hostname: "127.0.0.1",
     port: 0,
@@ -130,4 +134,25 @@ Deno.test("whenSent runs once the response has been written, not when the handle
   } finally {
     await server.shutdown();
   }
+});
+
+Deno.test("large bodies are streamed: whole ones arrive, broken ones are answered 400 and logged", async () => {
+  await withServer(async (port, logged) => {
+    // Larger than what the listener reads whole before the handler runs.
+    const big = new Uint8Array(200_000).fill(7);
+    const res = await fetch(`http://127.0.0.1:${port}/count`, { method: "POST", body: big });
+    assert.equal(await res.text(), "200000");
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+    await conn.write(
+      enc.encode("POST /count HTTP/1.1\r\nHost: x\r\nContent-Length: 200000\r\n\r\n"),
+    );
+    await conn.write(big.subarray(0, 70_000));
+    await conn.closeWrite();
+    const { text } = await untilClosed(conn, 5_000);
+    conn.close();
+    if (text !== "") assert.match(text, /^HTTP\/1.1 400/, text);
+    for (let i = 0; i < 50 && logged.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(logged.length, 1, "the broken body is logged once");
+    assert.match(logged[0]!, /broke off after 70000 bytes/);
+  });
 });
