@@ -14,6 +14,7 @@ import https from "node:https";
 import type { Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
 import type { ServerEnv } from "./http_guard.ts";
+import { concatBytes } from "./http_body.ts";
 import type { PeerInfo, TlsFiles } from "./security.ts";
 
 /** Connection limits; every one closes a connection that holds resources without progress. */
@@ -82,6 +83,8 @@ export function serveHttp(handler: FetchHandler, opts: ServeOptions): Promise<Ht
       ca: opts.tls.ca,
       requestCert: true,
       rejectUnauthorized: true,
+      // A connection that never finishes its handshake gets no longer than one for its headers.
+      handshakeTimeout: t.headersMs,
     }, listener)
     : http.createServer({ connectionsCheckingInterval: checkEveryMs }, listener);
   server.headersTimeout = t.headersMs;
@@ -221,7 +224,7 @@ function smallBody(
     req.on("end", () => {
       if (settled) return;
       settled = true;
-      resolve(concat(chunks, size));
+      resolve(concatBytes(chunks, size));
     });
     const fail = (why: string) => {
       if (settled) return;
@@ -232,7 +235,7 @@ function smallBody(
           pull(ctrl) {
             if (gave) return ctrl.error(new BodyTruncatedError(why));
             gave = true;
-            ctrl.enqueue(concat(chunks, size));
+            ctrl.enqueue(concatBytes(chunks, size));
           },
         }),
       );
@@ -243,19 +246,6 @@ function smallBody(
       if (!req.complete) fail("the connection closed before the body ended");
     });
   });
-}
-
-function concat(chunks: Uint8Array[], size: number): Uint8Array<ArrayBuffer> {
-  if (chunks.length === 1 && chunks[0]!.buffer instanceof ArrayBuffer) {
-    return chunks[0] as Uint8Array<ArrayBuffer>;
-  }
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return out;
 }
 
 /**

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { b, str, withCluster } from "../tests/cluster.ts";
-import { MAX_SCAN_PAGE_BYTES } from "./kv_service.ts";
+import { b, str, withCluster } from "./cluster.ts";
+import { MAX_SCAN_PAGE_BYTES } from "../raftstore/kv_service.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
