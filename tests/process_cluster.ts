@@ -6,7 +6,11 @@
  * address. Every process's output is kept (last lines only) so a failing test can print it; set
  * `MRKV_DEBUG=1` to stream it live.
  *
- * Used by the end-to-end tests; it talks to the processes only over HTTP, like curl.
+ * Secure like any cluster (docs/security.md): a cluster secret by default, or mutual TLS with a
+ * test CA (`security: "tls"` or `"tls+secret"`), certificates made with `openssl`.
+ *
+ * Used by the end-to-end tests; it talks to the processes only over HTTP(S), like curl
+ * ({@link ProcessCluster.fetch} uses the harness's certificate in the TLS modes).
  *
  * @module
  */

@@ -21,7 +21,8 @@ import assert from "node:assert/strict";
 import { type ClusterSecurity, NODE_CN, pollUntil, ProcessCluster } from "./process_cluster.ts";
 import { TestPki } from "./test_pki.ts";
 import { encodeRaftBatch, type RaftEnvelope } from "../raftstore/transport.ts";
-import { encodeCmd } from "../raftstore/cmd.ts";
+import { encodeCmd, type RaftCmd } from "../raftstore/cmd.ts";
+import { emptyStoreStats } from "../scheduler/_mock_cluster.ts";
 import { encodeConfChange, type Message } from "../raft/mod.ts";
 import { CBOR_CONTENT_TYPE, encodeCbor } from "../proto/codec.ts";
 import { CLUSTER_ID_HEADER } from "../proto/security.ts";
@@ -181,6 +182,21 @@ export async function runAttackSuite(t: Deno.TestContext, mode: ClusterSecurity)
       message: message({ from: peerOn(from).id, to: peerOn(to).id, ...m }),
     } satisfies RaftEnvelope);
 
+    /** A `MsgProp` carrying one command for region 1 (its header filled in). */
+    const proposal = (from: number, to: number, cmd: Omit<RaftCmd, "header">) =>
+      envelope(from, to, {
+        type: "MsgProp",
+        entries: [{
+          term: 0,
+          index: 0,
+          type: "Normal",
+          data: encodeCmd({
+            header: { regionId: 1, peerId: peerOn(to).id, epoch: region.epoch },
+            ...cmd,
+          }),
+        }],
+      });
+
     const [a, b, d] = storeIds as [number, number, number];
     const bigTerm = 2 ** 53 - 1;
     const raftAttacks: [string, (from: number, to: number) => RaftEnvelope][] = [
@@ -200,35 +216,17 @@ export async function runAttackSuite(t: Deno.TestContext, mode: ClusterSecurity)
       ],
       ["MsgTimeoutNow", (f, to) => envelope(f, to, { type: "MsgTimeoutNow", term: r1.term })],
       ["a Split with its own region ID", (f, to) =>
-        envelope(f, to, {
-          type: "MsgProp",
-          entries: [{
-            term: 0,
-            index: 0,
-            type: "Normal",
-            data: encodeCmd({
-              header: { regionId: 1, peerId: peerOn(to).id, epoch: region.epoch },
-              admin: {
-                type: "Split",
-                splitKey: enc.encode("m"),
-                newRegionId: 1,
-                newPeerIds: region.peers.map((p) => p.id),
-              },
-            }),
-          }],
+        proposal(f, to, {
+          admin: {
+            type: "Split",
+            splitKey: enc.encode("m"),
+            newRegionId: 1,
+            newPeerIds: region.peers.map((p) => p.id),
+          },
         })],
       ["a forged Put", (f, to) =>
-        envelope(f, to, {
-          type: "MsgProp",
-          entries: [{
-            term: 0,
-            index: 0,
-            type: "Normal",
-            data: encodeCmd({
-              header: { regionId: 1, peerId: peerOn(to).id, epoch: region.epoch },
-              requests: [{ type: "Put", key: enc.encode("precious"), value: enc.encode("evil") }],
-            }),
-          }],
+        proposal(f, to, {
+          requests: [{ type: "Put", key: enc.encode("precious"), value: enc.encode("evil") }],
         })],
       ["a ConfChange removing a voter", (f, to) =>
         envelope(f, to, {
@@ -367,17 +365,7 @@ export async function runAttackSuite(t: Deno.TestContext, mode: ClusterSecurity)
     await t.step("forged scheduler RPC is refused", async () => {
       const impostor = { id: b, address: "127.0.0.1:1" };
       const phantom = { id: 999_999, address: "127.0.0.1:2" };
-      const stats = {
-        storeId: b,
-        capacity: 0,
-        available: 0,
-        usedSize: 0,
-        regionCount: 0,
-        leaderCount: 0,
-        sendingSnapCount: 0,
-        receivingSnapCount: 0,
-        isBusy: false,
-      };
+      const stats = emptyStoreStats(b);
       const hugeEpoch = {
         region: { ...region, epoch: { confVer: bigTerm, version: bigTerm } },
         leader: peerOn(b),
