@@ -115,7 +115,10 @@ export function guard(opts: GuardOptions): MiddlewareHandler {
     if (!credential.kinds.has(needed)) {
       return refuse(
         c,
-        new MrkvError("PermissionDenied", `${cls} route needs a ${needed} credential`),
+        new MrkvError(
+          "PermissionDenied",
+          `${cls} route needs ${needed === "admin" ? "an" : "a"} ${needed} credential`,
+        ),
       );
     }
     if (cls === "internal" || cls === "join") {
