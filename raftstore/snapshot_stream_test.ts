@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { MrkvError } from "../proto/errors.ts";
+import { newMessage } from "../raft/mod.ts";
 import { SnapshotAssembler, splitSnapshotEnvelope } from "./snapshot_stream.ts";
 import type { RaftBatch, RaftEnvelope } from "./transport.ts";
 
@@ -13,22 +14,16 @@ function snapEnvelope(data: Uint8Array): RaftEnvelope {
     epoch: { confVer: 1, version: 1 },
     startKey: new Uint8Array(),
     endKey: new Uint8Array(),
-    message: {
+    message: newMessage({
       type: "MsgSnap",
       to: 2,
       from: 1,
       term: 2,
-      logTerm: 0,
-      index: 0,
-      entries: [],
-      commit: 0,
-      reject: false,
-      rejectHint: 0,
       snapshot: {
         metadata: { index: 10, term: 2, confState: { voters: [1, 2], learners: [] } },
         data,
       },
-    },
+    }),
   };
 }
 

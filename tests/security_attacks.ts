@@ -23,7 +23,7 @@ import { TestPki } from "./test_pki.ts";
 import { encodeRaftBatch, type RaftEnvelope } from "../raftstore/transport.ts";
 import { encodeCmd, type RaftCmd } from "../raftstore/cmd.ts";
 import { emptyStoreStats } from "../scheduler/_mock_cluster.ts";
-import { encodeConfChange, type Message } from "../raft/mod.ts";
+import { encodeConfChange, type Message, newMessage } from "../raft/mod.ts";
 import { CBOR_CONTENT_TYPE, encodeCbor } from "../proto/codec.ts";
 import { CLUSTER_ID_HEADER } from "../proto/security.ts";
 import type { Region } from "../proto/metapb.ts";
@@ -76,19 +76,6 @@ function tlsVia(ca: string, cert?: { cert: string; key: string }): Via & { close
   );
   const via = (url: string, init: RequestInit) => fetch(url, { ...init, client } as RequestInit);
   return Object.assign(via, { close: () => client.close() });
-}
-
-function message(m: Partial<Message> & Pick<Message, "type" | "to" | "from">): Message {
-  return {
-    term: 0,
-    logTerm: 0,
-    index: 0,
-    entries: [],
-    commit: 0,
-    reject: false,
-    rejectHint: 0,
-    ...m,
-  };
 }
 
 /** Clients an attacker might hold in the TLS modes, besides the cluster's own certificates. */
@@ -179,7 +166,7 @@ export async function runAttackSuite(t: Deno.TestContext, mode: ClusterSecurity)
       epoch: region.epoch,
       startKey: region.startKey,
       endKey: region.endKey,
-      message: message({ from: peerOn(from).id, to: peerOn(to).id, ...m }),
+      message: newMessage({ from: peerOn(from).id, to: peerOn(to).id, ...m }),
     } satisfies RaftEnvelope);
 
     /** A `MsgProp` carrying one command for region 1 (its header filled in). */
