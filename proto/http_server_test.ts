@@ -3,28 +3,11 @@ import { Hono } from "hono";
 import { serveHttp } from "./http_server.ts";
 import { BodyReadError, readBodyLimited } from "./http_body.ts";
 import { errorResponse } from "./errors.ts";
+import { trickle, untilClosed } from "./_slow_client.ts";
 
 const enc = new TextEncoder();
 
 type Closed = { text: string; ms: number };
-
-/** Reads from `conn` until it closes; returns what arrived and how long it took (or "open"). */
-async function untilClosed(conn: Deno.Conn, waitMs: number): Promise<{ text: string; ms: number }> {
-  const t0 = Date.now();
-  const buf = new Uint8Array(4096);
-  let text = "";
-  for (;;) {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const n = await Promise.race([
-      conn.read(buf).catch(() => null),
-      new Promise<"open">((r) => timer = setTimeout(() => r("open"), waitMs - (Date.now() - t0))),
-    ]);
-    clearTimeout(timer);
-    if (n === "open") return { text: text + "<still open>", ms: Date.now() - t0 };
-    if (n === null) return { text, ms: Date.now() - t0 };
-    text += new TextDecoder().decode(buf.subarray(0, n));
-  }
-}
 
 async function withServer(
   fn: (port: number, logged: string[]) => Promise<void>,
@@ -85,20 +68,11 @@ Deno.test("the listener closes idle, trickling and slow-body connections on its 
   await withServer(async (port) => {
     const open = () => Deno.connect({ hostname: "127.0.0.1", port });
     const idle = await open();
-    const trickle = await open();
+    const trickler = await open();
     const slowBody = await open();
     const keepAlive = await open();
     // Headers a byte at a time, each gap shorter than the idle timeout.
-    const trickling = (async () => {
-      for (const ch of "GET /echo HTTP/1.1\r\nHost: x\r\nX-Slow: 1") {
-        try {
-          await trickle.write(enc.encode(ch));
-        } catch {
-          return;
-        }
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    })();
+    const trickling = trickle(trickler, "GET /echo HTTP/1.1\r\nHost: x\r\nX-Slow: 1");
     await slowBody.write(
       enc.encode("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nab"),
     );
@@ -106,10 +80,10 @@ Deno.test("the listener closes idle, trickling and slow-body connections on its 
       enc.encode("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nok"),
     );
     const [a, b, c, d] = (await Promise.all(
-      [idle, trickle, slowBody, keepAlive].map((conn) => untilClosed(conn, 5_000)),
+      [idle, trickler, slowBody, keepAlive].map((conn) => untilClosed(conn, 5_000)),
     )) as [Closed, Closed, Closed, Closed];
     await trickling;
-    for (const conn of [idle, trickle, slowBody, keepAlive]) conn.close();
+    for (const conn of [idle, trickler, slowBody, keepAlive]) conn.close();
     assert.ok(!a.text.includes("still open"), `idle connection closed (${a.ms} ms)`);
     assert.ok(!b.text.includes("still open"), `trickling headers closed (${b.ms} ms)`);
     assert.ok(b.ms < 2_500, `trickling headers closed by the header timeout, took ${b.ms} ms`);

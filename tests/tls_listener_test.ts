@@ -9,27 +9,16 @@ import assert from "node:assert/strict";
 import { serveHttp } from "../proto/http_server.ts";
 import type { TlsFiles } from "../proto/security.ts";
 import { TestPki } from "./test_pki.ts";
-
-const enc = new TextEncoder();
+import { trickle, untilClosed } from "../proto/_slow_client.ts";
 
 async function pem(files: { cert: string; key: string }) {
   return { cert: await Deno.readTextFile(files.cert), key: await Deno.readTextFile(files.key) };
 }
 
-/** Reads until the peer closes; "open" if it is still open after `waitMs`. */
+/** Milliseconds until the peer closed, or "open" if it is still open after `waitMs`. */
 async function closedWithin(conn: Deno.Conn, waitMs: number): Promise<number | "open"> {
-  const t0 = Date.now();
-  const buf = new Uint8Array(4096);
-  for (;;) {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const n = await Promise.race([
-      conn.read(buf).catch(() => null),
-      new Promise<"open">((r) => timer = setTimeout(() => r("open"), waitMs - (Date.now() - t0))),
-    ]);
-    clearTimeout(timer);
-    if (n === "open") return "open";
-    if (n === null) return Date.now() - t0;
-  }
+  const { text, ms } = await untilClosed(conn, waitMs);
+  return text.endsWith("<still open>") ? "open" : ms;
 }
 
 Deno.test("TLS listener: client certificates required and passed on; timeouts close silent and trickling connections", async () => {
@@ -73,28 +62,19 @@ Deno.test("TLS listener: client certificates required and passed on; timeouts cl
       const idle = await Deno.connectTls({ hostname: "127.0.0.1", port, caCerts: [ca], ...client });
       await idle.handshake();
       // Headers a byte at a time over TLS, each gap shorter than the idle timeout.
-      const trickle = await Deno.connectTls({
+      const trickler = await Deno.connectTls({
         hostname: "127.0.0.1",
         port,
         caCerts: [ca],
         ...client,
       });
-      await trickle.handshake();
-      const trickling = (async () => {
-        for (const ch of "GET / HTTP/1.1\r\nHost: x\r\nX-Slow: 1") {
-          try {
-            await trickle.write(enc.encode(ch));
-          } catch {
-            return;
-          }
-          await new Promise((r) => setTimeout(r, 100));
-        }
-      })();
+      await trickler.handshake();
+      const trickling = trickle(trickler, "GET / HTTP/1.1\r\nHost: x\r\nX-Slow: 1");
       const [a, b, c] = await Promise.all(
-        [silent, idle, trickle].map((x) => closedWithin(x, 5_000)),
+        [silent, idle, trickler].map((x) => closedWithin(x, 5_000)),
       );
       await trickling;
-      for (const conn of [silent, idle, trickle]) conn.close();
+      for (const conn of [silent, idle, trickler]) conn.close();
       assert.notEqual(a, "open", "a connection without a handshake is closed");
       assert.notEqual(b, "open", "an idle TLS connection is closed");
       assert.notEqual(c, "open", "trickling headers over TLS are cut off");
