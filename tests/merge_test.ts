@@ -5,6 +5,7 @@
  * and on one that restarted in the middle of it.
  */
 import assert from "node:assert/strict";
+import { MrkvError } from "../proto/errors.ts";
 import type { Region } from "../proto/metapb.ts";
 import type { NetworkFilter } from "../raftstore/transport_memory.ts";
 import { b, str, type TestCluster, waitFor, withCluster } from "./cluster.ts";
@@ -248,5 +249,59 @@ Deno.test(
       await checkData(c);
       await waitFor("every store to hold the three regions", () =>
         c.running().every((n) => n.store.meta.sortedRegions().length === 3));
+    }),
+);
+
+Deno.test(
+  "merge: a frozen source refuses writes and reads with a retryable error; when the target moves on, it rolls back and thaws",
+  opts,
+  () =>
+    withCluster({ stores: 3 }, async (c) => {
+      const { left, right } = await splitAtM(c);
+      // No store proposes a CommitMerge while the workers are stopped: the target can change
+      // under the prepared merge.
+      for (const n of c.running()) n.workers.merge.stop();
+      const sourceLeader = c.leaderOf(right.id)!;
+      const sourceNode = c.running().find((n) => n.store.storeId === sourceLeader.storeId)!;
+      await sourceNode.workers.merge.proposePrepareMerge(sourceLeader, left);
+      const frozen = sourceLeader.region;
+      assert.equal(frozen.epoch.version, right.epoch.version + 1, "PrepareMerge bumps version");
+      assert.equal(frozen.epoch.confVer, right.epoch.confVer + 1, "and conf_ver");
+      const busy = (e: unknown) =>
+        e instanceof MrkvError && e.code === "ServerIsBusy" && /merging/.test(e.message);
+      await assert.rejects(
+        () =>
+          sourceLeader.propose({
+            header: { regionId: right.id, peerId: sourceLeader.meta.id, epoch: frozen.epoch },
+            requests: [{ type: "Put", key: b("x-refused"), value: b("1") }],
+          }),
+        busy,
+      );
+      await assert.rejects(() => sourceLeader.read(), busy);
+      // A client write to the source's range waits (retrying) until the region thaws.
+      const waiting = c.put("x-waited", "1");
+      // The target moves on: it splits, so the prepared CommitMerge can never apply.
+      const res = await postOperator(c, { name: "split-region", region_id: left.id, keys: ["f"] });
+      assert.equal(res.status, 201, await res.text());
+      await waitFor("the target to split", () =>
+        c.running().every((n) => n.store.meta.sortedRegions().length === 3));
+      for (const n of c.running()) {
+        n.workers.merge.start();
+      }
+      await waitFor("the source to roll back its merge on every store", () =>
+        c.running().every((n) => {
+          const p = n.store.peers.get(right.id);
+          return p !== undefined && p.mergeState === undefined &&
+            p.region.epoch.version === frozen.epoch.version + 1;
+        }), 30_000);
+      await waiting;
+      assert.equal(await c.get("x-waited"), "1");
+      await checkData(c);
+      assert.ok(
+        c.running().some((n) =>
+          n.workers.merge.stats.rollbacks > 0
+        ),
+        "a RollbackMerge was proposed",
+      );
     }),
 );
