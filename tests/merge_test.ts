@@ -305,3 +305,41 @@ Deno.test(
       );
     }),
 );
+
+Deno.test(
+  "merge checker: small regions merge on their own once split-merge-interval has passed",
+  opts,
+  () =>
+    withCluster({ stores: 3 }, async (c) => {
+      await splitAtM(c);
+      for (const key of ["g", "t"]) {
+        const r = c.scheduler.cluster.regions.getRegionByKey(b(key))!;
+        const res = await postOperator(c, {
+          name: "split-region",
+          region_id: r.meta.id,
+          keys: [key],
+        });
+        assert.equal(res.status, 201, await res.text());
+        await waitFor(`the split at ${key}`, () =>
+          c.scheduler.cluster.regions.getRegionByKey(b(key))?.meta.startKey.length === 1);
+      }
+      await waitFor("four regions on every store", () =>
+        c.running().every((n) =>
+          n.store.meta.sortedRegions().length === 4
+        ));
+      // Cool-down of an hour by default: nothing merges.
+      assert.ok(c.scheduler.cluster.config.splitMergeInterval >= 60 * 60_000);
+      const res = await fetch(`http://${c.scheduler.addr}/pd/api/v1/config`, {
+        method: "POST",
+        body: JSON.stringify({ split_merge_interval: 0 }),
+      });
+      assert.equal(res.status, 200, await res.text());
+      await waitFor("the regions to merge down to one on every store", () =>
+        c.running().every((n) =>
+          n.store.meta.sortedRegions().length === 1
+        ), 60_000);
+      const only = c.node(0).store.meta.sortedRegions()[0]!;
+      assert.equal(only.startKey.length + only.endKey.length, 0, "it covers every key");
+      await checkData(c);
+    }),
+);
