@@ -220,6 +220,15 @@ export function decodeStore(v: unknown, name: string): Store {
   };
 }
 
+/** True if `a` ends where `b` starts or `b` ends where `a` starts (they may merge). */
+export function regionsAdjacent(
+  a: Pick<Region, "startKey" | "endKey">,
+  b: Pick<Region, "startKey" | "endKey">,
+): boolean {
+  return (a.endKey.length > 0 && bytesEqual(a.endKey, b.startKey)) ||
+    (b.endKey.length > 0 && bytesEqual(b.endKey, a.startKey));
+}
+
 /** True if `store` registered with `feature`. */
 export function storeHasFeature(store: Store, feature: string): boolean {
   return store.features?.includes(feature) ?? false;

@@ -33,6 +33,7 @@ import {
   isJointRegion,
   type Region,
   type RegionEpoch,
+  regionsAdjacent,
 } from "../proto/metapb.ts";
 import { expectObject, expectUint, field } from "../proto/codec.ts";
 import {
@@ -75,12 +76,6 @@ export class ApplyBlocked extends Error {
   }
 }
 
-/** True if `a` ends where `b` starts or `b` ends where `a` starts. */
-export function isAdjacent(a: Region, b: Region): boolean {
-  return (a.endKey.length > 0 && bytesEqual(a.endKey, b.startKey)) ||
-    (b.endKey.length > 0 && bytesEqual(b.endKey, a.startKey));
-}
-
 /**
  * Why `source` cannot merge into `target` (by shape alone), or undefined: they must be
  * different, adjacent, out of any joint configuration, and have their peers on the same stores
@@ -88,7 +83,7 @@ export function isAdjacent(a: Region, b: Region): boolean {
  */
 export function mergeShapeProblem(source: Region, target: Region): string | undefined {
   if (source.id === target.id) return `region ${source.id} cannot merge into itself`;
-  if (!isAdjacent(source, target)) {
+  if (!regionsAdjacent(source, target)) {
     return `regions ${source.id} and ${target.id} are not adjacent`;
   }
   if (isJointRegion(source) || isJointRegion(target)) {

@@ -8,17 +8,11 @@
  * @module
  */
 import { MrkvError } from "../../proto/errors.ts";
-import { bytesEqual, isJointRegion, type Region } from "../../proto/metapb.ts";
+import { isJointRegion, type Region, regionsAdjacent } from "../../proto/metapb.ts";
 import type { MergeStep, OperatorStep } from "../../proto/pdpb.ts";
 import type { RegionInfo } from "../region_info.ts";
 import { type BuildContext, createTransferRegionOperator } from "./builder.ts";
 import { DEFAULT_STEP_TIMEOUTS, Operator, type OperatorKind } from "./operator.ts";
-
-/** True if `a` ends where `b` starts, or `b` where `a` does. */
-export function isAdjacent(a: Region, b: Region): boolean {
-  return (a.endKey.length > 0 && bytesEqual(a.endKey, b.startKey)) ||
-    (b.endKey.length > 0 && bytesEqual(b.endKey, a.startKey));
-}
 
 /** True if both regions have voters, and only voters, on the same stores. */
 export function isAligned(a: Region, b: Region): boolean {
@@ -44,7 +38,7 @@ export function createMergeRegionOperators(
 ): [Operator, Operator] {
   const s = source.meta, t = target.meta;
   if (s.id === t.id) throw new MrkvError("BadRequest", `region ${s.id} cannot merge into itself`);
-  if (!isAdjacent(s, t)) {
+  if (!regionsAdjacent(s, t)) {
     throw new MrkvError("BadRequest", `regions ${s.id} and ${t.id} are not adjacent`);
   }
   for (const r of [s, t]) {
