@@ -359,7 +359,12 @@ export class FaultInjector {
     if (!pair) {
       await this.#splitRegion(ev, holdMs, signal);
       ev.description += "; then ";
-      pair = mergeablePair(await this.#admin().regions(), this.ctx.rand);
+      // The new half is listed once it has reported, with its leader.
+      const deadline = this.ctx.now() + Math.max(holdMs * 3, 5_000);
+      while (!pair && this.ctx.now() < deadline && !signal.aborted) {
+        pair = mergeablePair(await this.#regions(), this.ctx.rand);
+        if (!pair) await sleep(100, signal);
+      }
       if (!pair) throw new Error("no two adjacent regions with peers on the same stores");
     }
     const [source, target] = pair;
