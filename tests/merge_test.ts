@@ -26,22 +26,28 @@ async function splitAtM(c: TestCluster): Promise<{ left: Region; right: Region }
   const res = await postOperator(c, { name: "split-region", region_id: 1, keys: ["m"] });
   assert.equal(res.status, 201, await res.text());
   await waitFor(
-    "region 1 to split at m on every store",
-    () => c.running().every((n) => n.store.meta.sortedRegions().length === 2),
+    "region 1 to split at m on every store holding it",
+    () =>
+      c.running().every((n) => !n.store.peers.has(1) || n.store.meta.sortedRegions().length === 2),
   );
-  const right = c.node(0).store.meta.regionForKey(b("x"))!;
+  const holder = c.running().find((n) => n.store.peers.has(1))!;
+  const right = holder.store.meta.regionForKey(b("x"))!;
   await waitFor("the scheduler to know both regions at their current epochs", () => {
     const known = (r: Region) => {
       const info = c.scheduler.cluster.regions.getRegion(r.id);
       return info?.leader !== undefined && info.meta.epoch.version === r.epoch.version;
     };
-    return known(c.node(0).store.meta.regionForKey(b("a"))!) && known(right);
+    return known(holder.store.meta.regionForKey(b("a"))!) && known(right);
   });
-  return { left: c.node(0).store.meta.regionForKey(b("a"))!, right };
+  return { left: holder.store.meta.regionForKey(b("a"))!, right };
 }
 
 /** Asks the scheduler to merge `source` into `target`; expects the operator to be accepted. */
-async function mergeRegion(c: TestCluster, source: number, target: number): Promise<void> {
+async function mergeRegion(
+  c: TestCluster,
+  source: number,
+  target: number,
+): Promise<{ steps: { type: string }[] }> {
   const res = await postOperator(c, {
     name: "merge-region",
     source_region_id: source,
@@ -50,6 +56,7 @@ async function mergeRegion(c: TestCluster, source: number, target: number): Prom
   const body = await res.json();
   assert.equal(res.status, 201, JSON.stringify(body));
   assert.equal(body.region_id, source);
+  return body;
 }
 
 /** Waits until every running store holds only region `target`, covering the whole key space. */
@@ -340,6 +347,61 @@ Deno.test(
         ), 60_000);
       const only = c.node(0).store.meta.sortedRegions()[0]!;
       assert.equal(only.startKey.length + only.endKey.length, 0, "it covers every key");
+      await checkData(c);
+    }),
+);
+
+Deno.test(
+  "merge-region: a source on other stores first moves its peers onto the target's, then merges",
+  opts,
+  () =>
+    withCluster({ stores: 4 }, async (c) => {
+      for (const name of ["balance-region-scheduler", "balance-leader-scheduler"]) {
+        await fetch(`http://${c.scheduler.addr}/pd/api/v1/schedulers/${name}`, {
+          method: "DELETE",
+        }).then((r) => r.body?.cancel());
+      }
+      const { left, right } = await splitAtM(c);
+      const stores = left.peers.map((p) => p.storeId);
+      const spare = c.running().map((n) => n.store.storeId).find((id) => !stores.includes(id))!;
+      const leaderStore = c.leaderOf(right.id)!.storeId;
+      const moved = [...stores.filter((id) => id !== stores.find((s) => s !== leaderStore)), spare];
+      const res = await postOperator(c, {
+        name: "transfer-region",
+        region_id: right.id,
+        to_store_ids: moved,
+      });
+      assert.equal(res.status, 201, await res.text());
+      const placedOn = (want: number[]) => () => {
+        const r = c.leaderOf(right.id)?.region;
+        return r !== undefined && r.peers.every((p) => p.role === "Voter") &&
+          r.peers.map((p) => p.storeId).sort().join() === [...want].sort().join();
+      };
+      await waitFor("the right region to move onto the spare store", placedOn(moved), 30_000);
+      await waitFor("the move to end", () => !c.scheduler.cluster.operators.get(right.id));
+      await waitFor("the scheduler to see the move", () => {
+        const r = c.scheduler.cluster.regions.getRegion(right.id);
+        return r?.meta.peers.some((p) => p.storeId === spare) === true && r.leader !== undefined;
+      });
+      const op = await mergeRegion(c, right.id, left.id);
+      const steps = op.steps.map((s) => s.type);
+      assert.deepEqual(
+        [steps[0], steps.at(-1)],
+        ["AddLearner", "MergeRegion"],
+        `the peers move first: ${steps}`,
+      );
+      await waitFor(
+        "region 1 to be the only region on its stores",
+        () =>
+          c.running().filter((n) => stores.includes(n.store.storeId)).every((n) => {
+            const regions = n.store.meta.sortedRegions();
+            return regions.length === 1 && regions[0]!.id === left.id &&
+              regions[0]!.endKey.length === 0;
+          }),
+        60_000,
+      );
+      const spareNode = c.running().find((n) => n.store.storeId === spare)!;
+      await waitFor("the spare store to hold nothing", () => spareNode.store.peers.size === 0);
       await checkData(c);
     }),
 );
