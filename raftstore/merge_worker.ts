@@ -63,7 +63,11 @@ export class MergeWorker {
     for (const p of [...this.store.peers.values()]) {
       if (p.destroyed) continue;
       if (p.mergeState) this.#checkSource(p);
-      else if (p.mergedInto) void this.#checkStaleSource(p);
+      else if (p.mergedInto) {
+        this.#checkStaleSource(p).catch((e) =>
+          this.store.log.error(`region ${p.regionId}: destroying a stale source failed: ${e}`)
+        );
+      }
     }
     for (const key of this.#proposed.keys()) {
       const id = Number(key.split(":")[1]);

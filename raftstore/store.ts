@@ -259,11 +259,15 @@ export class Store {
     }
   }
 
-  /** Resolves once the Ready loop and inbound message handling have gone quiet. */
+  /**
+   * Resolves once the Ready loop, inbound message handling and peer destructions have gone
+   * quiet (a destruction still deleting when the engine closes would fail loudly).
+   */
   async idle(): Promise<void> {
     await this.#inbound;
     await this.#loopDone;
     await this.#logGc;
+    await Promise.allSettled([...this.#destroying.values()]);
   }
 
   get stopped(): boolean {
@@ -665,7 +669,9 @@ export class Store {
         // Destroyed only once out of both configurations: a demoted voter stays as a learner.
         if (!effect.region.peers.some((x) => x.id === p.meta.id)) {
           this.log.info(`region ${p.regionId}: peer ${p.meta.id} was removed; destroying it`);
-          void this.destroyPeer(p, effect.region);
+          this.destroyPeer(p, effect.region).catch((e) =>
+            this.log.error(`region ${p.regionId}: destroying peer ${p.meta.id} failed: ${e}`)
+          );
         } else if (isJointRegion(effect.region)) {
           maybeLeaveJoint(p, () => this.schedule(p), this.log);
         }

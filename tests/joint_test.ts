@@ -152,3 +152,44 @@ Deno.test(
       assert.equal(await c.get("k2"), "v2");
     }),
 );
+
+Deno.test(
+  "joint consensus: a leader cut off right after entering the joint configuration; the next leader leaves it",
+  opts,
+  () =>
+    withCluster({ stores: 4 }, async (c) => {
+      await pauseBalancers(c);
+      await c.put("k", "v");
+      const leader = c.leaderOf(1)!;
+      const region = leader.region;
+      const out = region.peers.find((p) => p.storeId !== leader.storeId)!.storeId;
+      const spare = c.running().map((n) => n.store.storeId).find((id) =>
+        !region.peers.some((p) => p.storeId === id)
+      )!;
+      const want = [...region.peers.map((p) => p.storeId).filter((id) => id !== out), spare];
+      // Once the leader has applied the entry that entered the joint configuration, nothing it
+      // sends for the region gets through: its leave cannot commit, and another peer must lead.
+      let dropped = 0;
+      c.network.addFilter((from, _to, env) => {
+        if (env.regionId !== 1 || from !== leader.storeId || !isJointRegion(leader.region)) {
+          return undefined;
+        }
+        dropped++;
+        return "drop";
+      });
+      await transferRegion(c, want);
+      await waitFor(
+        "another leader",
+        () => {
+          const now = c.leaderOf(1);
+          return now !== undefined && now.storeId !== leader.storeId;
+        },
+        30_000,
+      );
+      await waitPlaced(c, want);
+      assert.ok(dropped > 0, "the old leader was cut off while joint");
+      assert.equal(await c.get("k"), "v");
+      await c.put("k2", "v2");
+      assert.equal(await c.get("k2"), "v2");
+    }),
+);
