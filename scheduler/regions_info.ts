@@ -3,10 +3,10 @@
  * per-store indexes (leader, follower, pending) and per-store statistics, all kept in step by
  * {@link RegionsInfo.putRegion}, the one place that admits a heartbeat.
  *
- * Staleness: a heartbeat is stale if the known region with its ID has a larger `version` or
- * `confVer` (either one, even if the other is smaller), or if any other region it overlaps has
- * a larger `version` (PD's rule; `confVer` does not compare across regions since merges).
- * Equal is not stale. Stale
+ * Staleness (docs/scheduler.md): a heartbeat is stale if the known region with its ID has a
+ * larger `version` or `confVer` (either one, even if the other is smaller), or if any other
+ * region it overlaps has a larger `version` (PD's rule; `confVer` does not compare across
+ * regions since merges). Equal is not stale. Stale
  * heartbeats change nothing; accepted ones replace the old region and remove every region they
  * overlap from both indexes (the gap a split leaves stays until the other half reports).
  *
