@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { MrkvError } from "../proto/errors.ts";
 import type { Peer as PeerMeta } from "../proto/metapb.ts";
 import type { Peer } from "../raftstore/peer.ts";
-import { type TestCluster, waitFor, withCluster } from "./cluster.ts";
+import { pauseBalancers, type TestCluster, waitFor, withCluster } from "./cluster.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -16,10 +16,7 @@ const opts = { sanitizeOps: false, sanitizeResources: false };
  * checker would race the test's own removals (moving the leader away under them).
  */
 async function pauseScheduling(c: TestCluster): Promise<void> {
-  for (const name of ["balance-region-scheduler", "balance-leader-scheduler"]) {
-    await fetch(`http://${c.scheduler.addr}/pd/api/v1/schedulers/${name}`, { method: "DELETE" })
-      .then((r) => r.body?.cancel());
-  }
+  await pauseBalancers(c);
   c.scheduler.cluster.config = {
     ...c.scheduler.cluster.config,
     maxReplicas: 2,

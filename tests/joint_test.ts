@@ -7,17 +7,28 @@
  */
 import assert from "node:assert/strict";
 import { isJointRegion, type Region } from "../proto/metapb.ts";
-import { type TestCluster, waitFor, withCluster } from "./cluster.ts";
+import { pauseBalancers, type TestCluster, waitFor, withCluster } from "./cluster.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
-/** Stops the balancers, so only the test's operators change the region. */
-async function pauseBalancers(c: TestCluster): Promise<void> {
-  for (const name of ["balance-region-scheduler", "balance-leader-scheduler"]) {
-    await fetch(`http://${c.scheduler.addr}/pd/api/v1/schedulers/${name}`, { method: "DELETE" })
-      .then((r) => r.body?.cancel());
-  }
+/**
+ * Region 1's move off store `out(leader's store)` onto the store that has no peer of it: the
+ * leader then, the region, and the stores it should end on.
+ */
+function planMove(c: TestCluster, out: (region: Region, leaderStore: number) => number) {
+  const leader = c.leaderOf(1)!;
+  const region = leader.region;
+  const outStore = out(region, leader.storeId);
+  const spare = c.running().map((n) => n.store.storeId).find((id) =>
+    !region.peers.some((p) => p.storeId === id)
+  )!;
+  const want = [...region.peers.map((p) => p.storeId).filter((id) => id !== outStore), spare];
+  return { leader, region, out: outStore, spare, want };
 }
+
+/** A follower's store. */
+const aFollower = (region: Region, leaderStore: number) =>
+  region.peers.find((p) => p.storeId !== leaderStore)!.storeId;
 
 async function transferRegion(c: TestCluster, storeIds: number[]): Promise<void> {
   const res = await fetch(`http://${c.scheduler.addr}/pd/api/v1/operators`, {
@@ -78,13 +89,7 @@ Deno.test(
     withCluster({ stores: 4 }, async (c) => {
       await pauseBalancers(c);
       for (let i = 0; i < 10; i++) await c.put(`k${i}`, `v${i}`);
-      const before = c.leaderOf(1)!.region;
-      const leaderStore = c.leaderOf(1)!.storeId;
-      const out = before.peers.find((p) => p.storeId !== leaderStore)!.storeId;
-      const spare = c.running().map((n) => n.store.storeId).find((id) =>
-        !before.peers.some((p) => p.storeId === id)
-      )!;
-      const want = [...before.peers.map((p) => p.storeId).filter((id) => id !== out), spare];
+      const { region: before, out, want } = planMove(c, aFollower);
       const watch = watchRegion(c);
       await transferRegion(c, want);
       const after = await waitPlaced(c, want);
@@ -108,14 +113,8 @@ Deno.test(
     withCluster({ stores: 4 }, async (c) => {
       await pauseBalancers(c);
       await c.put("before", "1");
-      const region = c.leaderOf(1)!.region;
-      const leaderStore = c.leaderOf(1)!.storeId;
-      const down = region.peers.find((p) => p.storeId !== leaderStore)!.storeId;
-      const spare = c.running().map((n) => n.store.storeId).find((id) =>
-        !region.peers.some((p) => p.storeId === id)
-      )!;
+      const { out: down, spare, want } = planMove(c, aFollower);
       await c.stopStore(c.nodes.findIndex((n) => n?.store.storeId === down));
-      const want = [...region.peers.map((p) => p.storeId).filter((id) => id !== down), spare];
       await transferRegion(c, want);
       // Writes go on during the move: both configurations keep a quorum without the down store.
       for (let i = 0; i < 10; i++) await c.put(`during${i}`, String(i));
@@ -133,15 +132,7 @@ Deno.test(
     withCluster({ stores: 4 }, async (c) => {
       await pauseBalancers(c);
       await c.put("k", "v");
-      const leader = c.leaderOf(1)!;
-      const region = leader.region;
-      const spare = c.running().map((n) => n.store.storeId).find((id) =>
-        !region.peers.some((p) => p.storeId === id)
-      )!;
-      const want = [
-        ...region.peers.map((p) => p.storeId).filter((id) => id !== leader.storeId),
-        spare,
-      ];
+      const { leader, want } = planMove(c, (_, leaderStore) => leaderStore);
       await transferRegion(c, want);
       await waitPlaced(c, want);
       assert.notEqual(c.leaderOf(1)!.storeId, leader.storeId, "leadership moved");
@@ -160,13 +151,7 @@ Deno.test(
     withCluster({ stores: 4 }, async (c) => {
       await pauseBalancers(c);
       await c.put("k", "v");
-      const leader = c.leaderOf(1)!;
-      const region = leader.region;
-      const out = region.peers.find((p) => p.storeId !== leader.storeId)!.storeId;
-      const spare = c.running().map((n) => n.store.storeId).find((id) =>
-        !region.peers.some((p) => p.storeId === id)
-      )!;
-      const want = [...region.peers.map((p) => p.storeId).filter((id) => id !== out), spare];
+      const { leader, want } = planMove(c, aFollower);
       // Once the leader has applied the entry that entered the joint configuration, nothing it
       // sends for the region gets through: its leave cannot commit, and another peer must lead.
       let dropped = 0;

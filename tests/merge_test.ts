@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { MrkvError } from "../proto/errors.ts";
 import type { Region } from "../proto/metapb.ts";
 import type { NetworkFilter } from "../raftstore/transport_memory.ts";
-import { b, str, type TestCluster, waitFor, withCluster } from "./cluster.ts";
+import { b, pauseBalancers, str, type TestCluster, waitFor, withCluster } from "./cluster.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 const LETTERS = "abcdefghijklmnopqrstuvwxyz";
@@ -356,11 +356,7 @@ Deno.test(
   opts,
   () =>
     withCluster({ stores: 4 }, async (c) => {
-      for (const name of ["balance-region-scheduler", "balance-leader-scheduler"]) {
-        await fetch(`http://${c.scheduler.addr}/pd/api/v1/schedulers/${name}`, {
-          method: "DELETE",
-        }).then((r) => r.body?.cancel());
-      }
+      await pauseBalancers(c);
       const { left, right } = await splitAtM(c);
       const stores = left.peers.map((p) => p.storeId);
       const spare = c.running().map((n) => n.store.storeId).find((id) => !stores.includes(id))!;
