@@ -401,3 +401,43 @@ Deno.test(
       await checkData(c);
     }),
 );
+
+Deno.test(
+  "merge: a store that dies between the merged target's state and the source's tombstone finishes the merge at start-up",
+  opts,
+  () =>
+    withCluster({ stores: 3 }, async (c) => {
+      const { left, right } = await splitAtM(c);
+      // A follower store of the target, with one mutation per engine commit: the CommitMerge's
+      // write lands in many commits, in its phase order.
+      const slot = c.nodes.findIndex((n) => n && n.store.storeId !== c.leaderOf(left.id)!.storeId);
+      await c.stopStore(slot);
+      const node = await c.startStore(slot, { commitLimits: { maxMutations: 1 } });
+      await c.waitReplicas(left.id, 3);
+      const engine = node.store.engine;
+      let cut: string | undefined;
+      // Die right after the commit that made the target's merged range durable, while the
+      // source is still Merging on disk.
+      engine.afterCommit = async () => {
+        const target = await engine.regionState(left.id);
+        const source = await engine.regionState(right.id);
+        const merged = target && (target.region as Region).endKey.length === 0;
+        if (merged && source?.peerState === "Merging") {
+          cut = `target merged, source ${source.peerState}`;
+          throw new Error("injected crash between the merge's two states");
+        }
+      };
+      const died = node.finished.then(() => false, () => true);
+      await mergeRegion(c, right.id, left.id);
+      assert.ok(await died, "the store died in the CommitMerge's write");
+      assert.equal(cut, "target merged, source Merging");
+      c.nodes[slot] = undefined;
+      await node.stop();
+      const restarted = await c.startStore(slot);
+      assert.ok(!restarted.store.peers.has(right.id), "start-up retired the merged source");
+      assert.equal(restarted.store.tombstones.get(right.id)?.merge?.target.id, left.id);
+      assert.equal(restarted.store.peers.get(left.id)!.region.endKey.length, 0);
+      await waitMerged(c, right.id, left.id);
+      await checkData(c, slot);
+    }),
+);
