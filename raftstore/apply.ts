@@ -224,6 +224,13 @@ function execCmd(
     }
   }
   const writes = cmd.requests ?? [];
+  // The epoch check already refuses every write proposed before the PrepareMerge; this holds
+  // whatever epoch a write names: a frozen region's data may already belong to the target.
+  if (out.merge && writes.length > 0) {
+    throw new MrkvError("ServerIsBusy", `region ${out.region.id} is merging; retry`, {
+      region_id: out.region.id,
+    });
+  }
   for (const r of writes) {
     if (!keyInRegion(r.key, out.region)) {
       throw new MrkvError("KeyNotInRegion", `key is not in region ${out.region.id}`, {
