@@ -441,3 +441,48 @@ Deno.test(
       await checkData(c, slot);
     }),
 );
+
+Deno.test(
+  "merge: a store cut off long enough that its target needs a snapshot retires its stale source first",
+  opts,
+  () =>
+    withCluster({ stores: 3, store: { raftLogGcCountLimit: 20 } }, async (c) => {
+      const { left, right } = await splitAtM(c);
+      const slot = c.nodes.findIndex((n) =>
+        n && n.store.storeId !== c.leaderOf(left.id)!.storeId &&
+        n.store.storeId !== c.leaderOf(right.id)!.storeId
+      );
+      assert.ok(slot >= 0, "a store that leads neither region");
+      const cutOff = c.node(slot).store;
+      const via = (slot + 1) % 3;
+      c.network.isolate(cutOff.storeId);
+      // The target's log moves on and is compacted past the cut-off store; the source's is left
+      // alone (its slowest peer must still have its log from the merge's min index on).
+      for (let i = 0; i < 60; i++) await c.put(`b-gc-${i}`, String(i), via);
+      await mergeRegion(c, right.id, left.id);
+      await waitFor(
+        "the merge on the connected stores",
+        () => c.running().every((n) => n === c.nodes[slot] || !n.store.peers.has(right.id)),
+        30_000,
+      );
+      for (let i = 0; i < 60; i++) await c.put(`x-after-${i}`, String(i), via);
+      await waitFor(
+        "the target's log to be compacted past the cut-off store",
+        () =>
+          c.running().every((n) =>
+            n === c.nodes[slot] ||
+            n.store.peers.get(left.id)!.storage.applyState.truncatedIndex >
+              cutOff.peers.get(left.id)!.storage.lastIndex()
+          ),
+      );
+      assert.equal(cutOff.peers.get(right.id)?.mergeState, undefined, "it missed the merge");
+      const snapshotsBefore = cutOff.stats.snapshotsApplied;
+      c.network.clearFilters();
+      await waitMerged(c, right.id, left.id);
+      assert.ok(cutOff.stats.snapshotsApplied > snapshotsBefore, "the target came by snapshot");
+      assert.ok(cutOff.tombstones.has(right.id), "the stale source left a tombstone");
+      await c.waitLocal(slot, "x-after-59", "59");
+      await c.waitLocal(slot, "b-gc-59", "59");
+      await checkData(c, slot);
+    }),
+);
