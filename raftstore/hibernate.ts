@@ -351,6 +351,8 @@ export class Hibernation {
 
   #trySleep(peer: Peer): void {
     if (peer.destroyed || !peer.storage.isInitialized() || peer.pendingCount() > 0) return;
+    // A region in a merge waits for its target to take it over; it stays awake until then.
+    if (peer.mergeState !== undefined || peer.mergedInto !== undefined) return;
     if (peer.storage.snapshotRequested || peer.appliedIndex !== peer.raw.raft.raftLog.committed) {
       return;
     }

@@ -2,8 +2,9 @@
  * Region split driven by size.
  *
  * Every `split-check-ms` each leader whose region grew by at least an eighth of
- * `region-split-size` since its last check (or was never checked) scans its range, adding up
- * key and value sizes. That total becomes the approximate size reported to the scheduler; past
+ * `region-split-size` since its last check, or lost at least an eighth of its keys to deletes
+ * (so the scheduler sees it shrink and can merge it), or was never checked, scans its range,
+ * adding up key and value sizes. That total becomes the approximate size reported to the scheduler; past
  * `region-max-size` the first key at which the running total passes `region-split-size` becomes
  * the split key. The leader asks the scheduler for the new region's IDs and proposes a Split
  * admin command, which apply checks against the region epoch (so a stale split fails cleanly).
@@ -89,9 +90,14 @@ export class SplitWorker {
       for (const peer of [...this.store.peers.values()]) {
         if (this.store.stopped) break;
         if (!peer.isLeader() || peer.destroyed || !peer.storage.isInitialized()) continue;
+        const grew = peer.sizeDiffHint >= regionSplitSize / 8;
+        const shrank = peer.deletesSinceScan > 0 &&
+          peer.deletesSinceScan * 8 >= peer.approximateKeys;
+        // A region measured empty stays 0 bytes: it is not measured again until it grows.
         const known = peer.approximateSize > 0 || this.#measured.has(peer);
-        if (known && peer.sizeDiffHint < regionSplitSize / 8) continue;
+        if (known && !grew && !shrank) continue;
         peer.sizeDiffHint = 0;
+        peer.deletesSinceScan = 0;
         const scan = await scanRegionSize(this.store, peer, regionSplitSize);
         this.#measured.add(peer);
         peer.approximateSize = scan.size;
