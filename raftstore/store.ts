@@ -145,6 +145,13 @@ export class Store {
    */
   #destroying = new Map<number, Promise<void>>();
   /**
+   * Snapshot installs in progress by region. A destruction waits for its region's: an install
+   * that finished after it would write the region back (`Normal` on disk, its range in the
+   * store meta) with no peer behind it, and that range would refuse every later peer of the
+   * region as overlapping.
+   */
+  #installing = new Map<number, Promise<void>>();
+  /**
    * Opens the inbound queue once {@link start} has loaded every peer: a message handled before
    * that would find no peer for its region and create a second one over the same Raft state.
    * (Declared before `#inbound`, whose initializer sets it.)
@@ -396,7 +403,7 @@ export class Store {
         p.storage.setGeneratedSnapshot(await generateSnapshot(this.engine, p.storage));
       }
     }
-    const readies: [Peer, Ready][] = [];
+    let readies: [Peer, Ready][] = [];
     for (const p of peers) {
       if (p.destroyed) continue;
       p.flushReads();
@@ -408,6 +415,9 @@ export class Store {
     for (const [p, rd] of readies) {
       if (rd.snapshot && !isEmptySnapshot(rd.snapshot)) await this.#installSnapshot(p, rd);
     }
+    // A message handled during those awaits may have destroyed a peer: nothing of its Ready
+    // may reach the engine after its tombstone.
+    readies = readies.filter(([p]) => !p.destroyed);
 
     // A leader's appends, heartbeats and snapshots go out before its own write, so followers
     // persist in parallel with it (Raft thesis §10.2.1). Safe here: the leader's commit index
@@ -554,6 +564,17 @@ export class Store {
   }
 
   async #installSnapshot(p: Peer, rd: Ready): Promise<void> {
+    if (p.destroyed) return;
+    const done = this.#install(p, rd);
+    this.#installing.set(p.regionId, done);
+    try {
+      await done;
+    } finally {
+      if (this.#installing.get(p.regionId) === done) this.#installing.delete(p.regionId);
+    }
+  }
+
+  async #install(p: Peer, rd: Ready): Promise<void> {
     const snap = rd.snapshot!;
     const { region } = decodeSnapshotData(snap.data);
     const wasInitialized = p.storage.isInitialized();
@@ -890,8 +911,10 @@ export class Store {
   /**
    * Destroys a peer: its region state becomes `Tombstone` first (so a crash cannot bring it
    * back), then its log, Raft state and, if no other local region now owns it, its data go.
+   * `region` is the meta its tombstone keeps; by default the peer's own, as a snapshot install
+   * still in progress leaves it.
    */
-  destroyPeer(p: Peer, region: Region = p.region): Promise<void> {
+  destroyPeer(p: Peer, region?: Region): Promise<void> {
     if (p.destroyed) return this.#destroying.get(p.regionId) ?? Promise.resolve();
     p.destroyed = true;
     const done = this.#destroy(p, region).finally(() => {
@@ -901,7 +924,10 @@ export class Store {
     return done;
   }
 
-  async #destroy(p: Peer, region: Region): Promise<void> {
+  async #destroy(p: Peer, lastRegion: Region | undefined): Promise<void> {
+    const installing = this.#installing.get(p.regionId);
+    if (installing) await installing.catch(() => {}); // the Ready loop reports its failure
+    const region = lastRegion ?? p.region; // as the install left it
     p.failPending(
       new MrkvError(
         "RegionNotFound",

@@ -1,0 +1,118 @@
+/**
+ * A new peer told it was removed while its first snapshot is being installed: the install must
+ * not bring the destroyed peer's region back. Before, the install finished after the destroy and
+ * put the region's range back in the store's map (and its state back to `Normal` on disk) with
+ * no peer behind it, so the store refused every later peer of that region as "overlapping" and
+ * a learner the scheduler added there again never came to exist.
+ */
+import assert from "node:assert/strict";
+import type { Peer as PeerMeta } from "../proto/metapb.ts";
+import type { Peer } from "../raftstore/peer.ts";
+import { b, pauseBalancers, type TestCluster, waitFor, withCluster } from "./cluster.ts";
+
+const opts = { sanitizeOps: false, sanitizeResources: false };
+
+function changePeer(
+  c: TestCluster,
+  leader: Peer,
+  changeType: "AddLearnerNode" | "RemoveNode",
+  peer: PeerMeta,
+): Promise<void> {
+  const p = leader.proposeConfChange({
+    header: { regionId: leader.regionId, peerId: leader.meta.id, epoch: leader.region.epoch },
+    admin: { type: "ChangePeer", changeType, peer },
+  });
+  c.running().find((n) => n.store.storeId === leader.storeId)!.store.schedule(leader);
+  return p;
+}
+
+Deno.test(
+  "a peer destroyed while its snapshot installs stays gone, and the region can come back",
+  opts,
+  () =>
+    withCluster({ stores: 4 }, async (c) => {
+      await pauseBalancers(c);
+      c.scheduler.cluster.config = {
+        ...c.scheduler.cluster.config,
+        replicaScheduleLimit: 0,
+        mergeScheduleLimit: 0,
+      };
+      await c.put("k", "v");
+      const leader = c.leaderOf(1)!;
+      const slot = c.nodes.findIndex((n) =>
+        n && !leader.region.peers.some((p) => p.storeId === n.store.storeId)
+      );
+      const store = c.node(slot).store;
+
+      // Hold the snapshot install part way: an uninitialized peer's install is the only thing
+      // on this store that deletes a key range.
+      let release!: () => void;
+      const gate = new Promise<void>((r) => (release = r));
+      let held = false;
+      const deleteRange = store.engine.deleteRange.bind(store.engine);
+      store.engine.deleteRange = async (...args: Parameters<typeof deleteRange>) => {
+        if (!held) {
+          held = true;
+          await gate;
+        }
+        return await deleteRange(...args);
+      };
+
+      const installed = store.stats.snapshotsApplied;
+      const first = await c.scheduler.cluster.allocIds(1);
+      const learner: PeerMeta = { id: first, storeId: store.storeId, role: "Learner" };
+      await changePeer(c, leader, "AddLearnerNode", learner);
+      await waitFor("the learner's snapshot install to start", () => held);
+      const created = store.peers.get(1)!;
+
+      // The region removes the learner and its leader tells it so, while it installs.
+      await changePeer(c, leader, "RemoveNode", learner);
+      store.onRaftBatch({
+        fromStoreId: leader.storeId,
+        envelopes: [{
+          regionId: 1,
+          fromPeer: leader.meta,
+          toPeer: learner,
+          epoch: leader.region.epoch,
+          startKey: leader.region.startKey,
+          endKey: leader.region.endKey,
+          isTombstone: true,
+          message: {
+            type: "MsgHeartbeat",
+            to: learner.id,
+            from: leader.meta.id,
+            term: leader.raw.raft.term,
+            logTerm: 0,
+            index: 0,
+            entries: [],
+            commit: 0,
+            reject: false,
+            rejectHint: 0,
+          },
+        }],
+      });
+      await waitFor("the tombstone to reach the learner", () => created.destroyed);
+      release();
+      await waitFor(
+        "the held install to finish and the learner to be gone",
+        () => store.stats.snapshotsApplied > installed && !store.peers.has(1),
+      );
+      assert.equal(store.meta.regions.has(1), false, "no region left without a peer");
+      assert.deepEqual(store.meta.overlapping(leader.region), [], "nor its range");
+      await waitFor(
+        "the region's state on disk to be Tombstone and its data gone",
+        async () =>
+          (await store.engine.regionState(1))?.peerState === "Tombstone" &&
+          (await store.engine.get(b("k"))) === null,
+      );
+
+      // Added back under a new peer ID, the region's peer is created and catches up.
+      const second = await c.scheduler.cluster.allocIds(1);
+      await changePeer(c, leader, "AddLearnerNode", { ...learner, id: second });
+      await c.put("k2", "v2", c.nodes.findIndex((n) => n?.store.storeId === leader.storeId));
+      await waitFor("the learner added again to catch up", async () => {
+        const p = store.peers.get(1);
+        return p?.meta.id === second && (await store.engine.get(b("k2"))) !== null;
+      }, 20_000);
+    }),
+);
