@@ -170,7 +170,7 @@ export class RaftLogEngine {
     this.#pipe = pipe;
     this.recovery = recovery;
     this.#policy = { ...DEFAULT_GC_POLICY, ...stripUndefined(options) };
-    this.#gc = new Collector(pipe, this.#policy);
+    this.#gc = new Collector(pipe, this.#policy, () => this.#enqueue(new LogBatch(), true));
     this.#autoGc = options.autoGc ?? true;
     this.beforeWrite = options.beforeWrite;
     this.#log = options.log ?? (() => {});
@@ -219,6 +219,10 @@ export class RaftLogEngine {
    */
   write(batch: LogBatch, { sync = true }: { sync?: boolean } = {}): Promise<void> {
     if (this.#closed) return Promise.reject(new Error("raft log engine is closed"));
+    return this.#enqueue(batch, sync);
+  }
+
+  #enqueue(batch: LogBatch, sync: boolean): Promise<void> {
     if (this.#broken !== undefined) return Promise.reject(new RaftLogBrokenError(this.#broken));
     if (batch.isEmpty && !sync) return Promise.resolve();
     return new Promise((resolve, reject) => {

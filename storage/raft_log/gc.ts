@@ -21,7 +21,9 @@
  * older than a base.
  *
  * The store's writes never wait for a step: steps touch only old files and the rewrite queue,
- * and update the index only where an entry is still where it was copied from.
+ * and update the index only where an entry is still where it was copied from. Before a file's
+ * records lose their last copy, the appends written so far are synced: a record the index
+ * counts as dead may have been killed by a write not yet durable.
  *
  * @module
  */
@@ -73,7 +75,16 @@ export class Collector {
   readonly rewriteRegions = new Map<number, number>();
   readonly stats: GcStats = { deletedFiles: 0, rewrittenFiles: 0, squeezes: 0, copiedBytes: 0 };
 
-  constructor(readonly pipe: Pipe, readonly policy: GcPolicy) {
+  /**
+   * @param syncAppends makes every append written so far durable. Records are judged dead by
+   * the index, which includes unsynced writes: what killed them must be durable before their
+   * only copy goes.
+   */
+  constructor(
+    readonly pipe: Pipe,
+    readonly policy: GcPolicy,
+    readonly syncAppends: () => Promise<void>,
+  ) {
     for (const f of pipe.files.rewrite) {
       const stats = pipe.mem.file(f.id);
       for (const r of [...stats.regions, ...stats.tombstones.keys()]) {
@@ -106,6 +117,7 @@ export class Collector {
   async step(): Promise<GcStep | undefined> {
     const what = this.next();
     if (what === "deleted") {
+      await this.syncAppends();
       await this.pipe.remove([this.pipe.files.append[0]!]);
       this.stats.deletedFiles++;
     } else if (what === "rewritten") {
@@ -154,6 +166,7 @@ export class Collector {
       }
     }
     await this.#copy(sources, front.id, await this.#rewriteTarget());
+    await this.syncAppends();
     if (pipe.mem.liveBytes(front.id) !== 0) {
       throw new Error(
         `raft log GC: ${front.name} still has ${pipe.mem.liveBytes(front.id)} live bytes ` +
@@ -199,10 +212,19 @@ export class Collector {
     const target = pipe.add({ ...made, name: tmpName });
     this.rewriteRegions.clear();
     await this.#copy(sources, undefined, target);
+    await this.syncAppends();
     const finalName = tmpName.slice(0, -".tmp".length);
     await pipe.fs.rename(tmpName, finalName);
     await pipe.fs.syncDir();
     target.name = finalName;
+    for (const f of old) {
+      if (pipe.mem.liveBytes(f.id) !== 0) {
+        throw new Error(
+          `raft log GC: ${f.name} still has ${pipe.mem.liveBytes(f.id)} live bytes after the ` +
+            `rewrite queue was squeezed`,
+        );
+      }
+    }
     await pipe.remove(old);
     this.stats.squeezes++;
   }

@@ -161,41 +161,53 @@ export class Pipe {
     return out;
   }
 
-  /** Reads the bytes at `locs` (adjacent spans of one file are read together). */
+  /**
+   * Reads the bytes at `locs` (adjacent spans of one file are read together). Every file is
+   * pinned before the first await, so garbage collection can move the entries and delete a file
+   * meanwhile: its handle stays open until the read is done.
+   */
   async read(locs: readonly Loc[]): Promise<Uint8Array[]> {
-    const out: Uint8Array[] = [];
-    for (let i = 0; i < locs.length;) {
-      const first = locs[i]!;
-      let j = i + 1;
-      let end = first.offset + first.length;
-      while (j < locs.length && locs[j]!.file === first.file && locs[j]!.offset === end + 4) {
-        end = locs[j]!.offset + locs[j]!.length;
-        j++;
+    const pinned: SegmentFile[] = [];
+    const spans: { file: SegmentFile; from: number; to: number; start: number; end: number }[] = [];
+    try {
+      for (let i = 0; i < locs.length;) {
+        const first = locs[i]!;
+        let j = i + 1;
+        let end = first.offset + first.length;
+        while (j < locs.length && locs[j]!.file === first.file && locs[j]!.offset === end + 4) {
+          end = locs[j]!.offset + locs[j]!.length;
+          j++;
+        }
+        const file = this.#byId.get(first.file);
+        if (!file) {
+          throw new CorruptionError(`raft log: an entry points at missing file ${first.file}`);
+        }
+        file.reads++;
+        pinned.push(file);
+        spans.push({ file, from: i, to: j, start: first.offset, end });
+        i = j;
       }
-      const file = this.#byId.get(first.file);
-      if (!file) {
-        throw new CorruptionError(`raft log: an entry points at missing file ${first.file}`);
-      }
-      const buf = new Uint8Array(end - first.offset);
-      file.reads++;
-      try {
-        const n = await file.handle.read(buf, first.offset);
+      const out: Uint8Array[] = [];
+      for (const { file, from, to, start, end } of spans) {
+        const buf = new Uint8Array(end - start);
+        const n = await file.handle.read(buf, start);
         if (n !== buf.length) {
           throw new CorruptionError(
-            `raft log: ${file.name} ends before entry bytes at ${first.offset + n}`,
+            `raft log: ${file.name} ends before entry bytes at ${start + n}`,
           );
         }
-      } finally {
+        for (let k = from; k < to; k++) {
+          const l = locs[k]!;
+          out.push(buf.subarray(l.offset - start, l.offset - start + l.length));
+        }
+      }
+      return out;
+    } finally {
+      for (const file of pinned) {
         file.reads--;
         if (file.deleted && file.reads === 0) await file.handle.close().catch(() => {});
       }
-      for (let k = i; k < j; k++) {
-        const l = locs[k]!;
-        out.push(buf.subarray(l.offset - first.offset, l.offset - first.offset + l.length));
-      }
-      i = j;
     }
-    return out;
   }
 
   /** Unlinks files (then syncs the directory) and forgets them. */
