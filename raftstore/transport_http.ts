@@ -20,7 +20,13 @@ export const RAFT_BATCH_PATH = "/raft/batch";
 const MAX_QUEUED = 20_000;
 const MIN_BACKOFF_MS = 20;
 const MAX_BACKOFF_MS = 1_000;
-const SEND_TIMEOUT_MS = 10_000;
+/**
+ * Longest one send may take. A batch to a store behind a partition (packets dropped, not
+ * refused) hangs until this fires, and holds up that store's lane meanwhile: short, so the lane
+ * carries fresh messages soon after the partition heals (a batch is answered as soon as it is
+ * queued, in milliseconds; Raft resends what was lost).
+ */
+const SEND_TIMEOUT_MS = 3_000;
 
 export interface HttpTransportOptions {
   readonly fromStoreId: number;
