@@ -7,7 +7,14 @@
  *
  * @module
  */
-import { KvEngine, type KvEngineOptions } from "../storage/mod.ts";
+import {
+  KvEngine,
+  type KvEngineOptions,
+  migrateRaftLog,
+  RaftLogEngine,
+  type RaftLogOptions,
+} from "../storage/mod.ts";
+import { join } from "node:path";
 import { DirLock } from "../proto/dir_lock.ts";
 import { errorResponse, MrkvError, unknownOutcome } from "../proto/errors.ts";
 import { AddressBook } from "./address_book.ts";
@@ -42,6 +49,13 @@ export interface StoreNodeOptions {
   readonly engine?: KvEngine;
   /** Options for the engine opened on `dataDir` (crash tests: small commits, commit hooks). */
   readonly engineOptions?: KvEngineOptions;
+  /**
+   * A Raft log to use instead of opening `<dataDir>/raftlog` (tests; the node does not close
+   * it). Given with `engine`; with `engine` alone the log lives in memory.
+   */
+  readonly raftLog?: RaftLogEngine;
+  /** Options for the Raft log opened on `dataDir` (crash tests: write hooks, small files). */
+  readonly raftLogOptions?: RaftLogOptions;
   readonly schedulerFetch?: Fetcher;
   /** Makes the transport (tests: an in-memory network). Default: HTTP. */
   readonly transport?: (storeId: number, receiver: RaftReceiver) => Transport;
@@ -61,6 +75,7 @@ export interface StoreNodeOptions {
 export class StoreNode {
   #server: HttpServer | undefined;
   #ownsEngine: boolean;
+  #ownsRaftLog: boolean;
   #lock: DirLock | undefined;
 
   constructor(
@@ -69,10 +84,12 @@ export class StoreNode {
     readonly app: Hono,
     readonly workers: { heartbeat: HeartbeatWorker; split: SplitWorker; gc: LogGcWorker },
     ownsEngine: boolean,
+    ownsRaftLog: boolean,
     readonly security: Security = Security.insecure(),
     lock?: DirLock,
   ) {
     this.#ownsEngine = ownsEngine;
+    this.#ownsRaftLog = ownsRaftLog;
     this.#lock = lock;
   }
 
@@ -98,6 +115,7 @@ export class StoreNode {
     this.store.stop();
     await this.#server?.shutdown();
     await this.store.idle();
+    if (this.#ownsRaftLog) await this.store.raftLog.close();
     if (this.#ownsEngine) this.store.engine.close();
     this.security.close();
     this.#lock?.release();
@@ -186,12 +204,24 @@ export async function startStoreNode(opts: StoreNodeOptions): Promise<StoreNode>
     ? undefined
     : await DirLock.acquire(config.dataDir, { role: "store", addr: config.advertiseAddr });
   let listener: Listener | undefined;
-  let engine: KvEngine;
+  let engine: KvEngine | undefined;
+  let raftLog: RaftLogEngine | undefined;
   try {
     listener = (opts.serve ?? true) ? await Listener.bind(config.addr, security, log) : undefined;
     engine = opts.engine ?? await KvEngine.open(config.dataDir, opts.engineOptions);
+    raftLog = opts.raftLog ?? await openRaftLog(opts, log);
+    // A data dir of an earlier version keeps its raft logs in Deno KV: move them first.
+    const moved = await migrateRaftLog(engine, raftLog);
+    if (moved.regions > 0) {
+      log.info(
+        `moved the raft logs of ${moved.regions} regions (${moved.entries} entries) from ` +
+          `Deno KV to the raft log engine`,
+      );
+    }
   } catch (e) {
     await listener?.close();
+    if (!opts.raftLog) await raftLog?.close();
+    if (!opts.engine) engine?.close();
     lock?.release();
     throw e;
   }
@@ -229,7 +259,7 @@ export async function startStoreNode(opts: StoreNodeOptions): Promise<StoreNode>
       log.warn(`store ${storeId}: ${mode}; anyone who can reach ${config.addr} owns the cluster`);
     }
 
-    const store = new Store(storeId, engine, config, log, opts.peerConfig);
+    const store = new Store(storeId, engine, raftLog, config, log, opts.peerConfig);
     const book = await AddressBook.load(storeId, engine, client, log);
     store.onRegionPeers = (region) => book.want(region.peers.map((p) => p.storeId));
     const receiver: RaftReceiver = (batch) => {
@@ -296,6 +326,7 @@ export async function startStoreNode(opts: StoreNodeOptions): Promise<StoreNode>
       }),
       { heartbeat, split, gc },
       opts.engine === undefined,
+      opts.raftLog === undefined,
       security,
       lock,
     );
@@ -318,10 +349,21 @@ export async function startStoreNode(opts: StoreNodeOptions): Promise<StoreNode>
     return node;
   } catch (e) {
     await listener?.close();
+    if (!opts.raftLog) await raftLog.close();
     if (!opts.engine) engine.close();
     lock?.release();
     throw e;
   }
+}
+
+/** Name of the Raft log's directory inside the data dir. */
+export const RAFT_LOG_DIR = "raftlog";
+
+async function openRaftLog(opts: StoreNodeOptions, log: StoreLogger): Promise<RaftLogEngine> {
+  const options: RaftLogOptions = { log: (m) => log.warn(m), ...opts.raftLogOptions };
+  // An injected Deno KV engine lives in memory: so does its log.
+  if (opts.engine) return await RaftLogEngine.openInMemory(options);
+  return await RaftLogEngine.open(join(opts.config.dataDir, RAFT_LOG_DIR), options);
 }
 
 /**

@@ -349,21 +349,23 @@ export class RaftLogEngine {
   #maybeGc(): void {
     if (!this.#autoGc || this.#gcRunning || this.#closed || this.#broken !== undefined) return;
     if (this.#gc.next() === undefined) return;
-    this.#gcRunning = (async () => {
-      try {
-        // One step at a time, yielding between them so writes and requests keep flowing.
-        while (!this.#closed && this.#broken === undefined && this.#gc.next() !== undefined) {
-          await delay(0);
-          if (this.#closed) break;
-          await this.#gc.step();
-        }
-      } catch (e) {
-        this.#broken ??= e;
-        this.#log(`raft log: garbage collection failed, refusing writes: ${(e as Error).message}`);
-      } finally {
-        this.#gcRunning = undefined;
-      }
-    })();
+    this.#gcRunning = this.#gcLoop().finally(() => {
+      this.#gcRunning = undefined;
+    });
+  }
+
+  /** One step at a time, yielding between them so writes and requests keep flowing. */
+  async #gcLoop(): Promise<void> {
+    try {
+      do {
+        await delay(0);
+        if (this.#closed || this.#broken !== undefined) return;
+        await this.#gc.step();
+      } while (this.#gc.next() !== undefined);
+    } catch (e) {
+      this.#broken ??= e;
+      this.#log(`raft log: garbage collection failed, refusing writes: ${(e as Error).message}`);
+    }
   }
 
   // ---- state ----
