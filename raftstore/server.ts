@@ -309,6 +309,26 @@ function metricsText(store: Store, kv: KvService): string {
     "Time spent in Ready loop engine writes.",
     store.stats.engineWriteMs / 1000,
   );
+  const raftLog = store.raftLog.stats;
+  const logFiles = store.raftLog.files();
+  metric(
+    "mrkv_raft_log_fsyncs_total",
+    "counter",
+    "Raft log engine fdatasyncs (one per group of writes).",
+    raftLog.syncs,
+  );
+  metric(
+    "mrkv_raft_log_bytes",
+    "gauge",
+    "Bytes in the Raft log engine's files.",
+    [...logFiles.append, ...logFiles.rewrite].reduce((n, f) => n + f.bytes, 0),
+  );
+  metric(
+    "mrkv_raft_log_gc_files_total",
+    "counter",
+    "Raft log files deleted by garbage collection (after rewriting their live records or not).",
+    raftLog.gc.deletedFiles + raftLog.gc.rewrittenFiles,
+  );
   metric(
     "mrkv_raft_messages_sent_total",
     "counter",

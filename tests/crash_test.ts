@@ -116,7 +116,11 @@ Deno.test(
           try {
             await c.put(key, `v${n}`.padEnd(200, "."), c.nodes.findIndex((x) => x !== undefined));
             acked.set(key, `v${n}`.padEnd(200, "."));
-          } catch { /* the store died under it: unknown, and not checked */ }
+          } catch {
+            // The store died under it: unknown, and not checked. A dead store refuses at once;
+            // waiting a little lets the test's timers run.
+            await new Promise((r) => setTimeout(r, 10));
+          }
         }
       })();
       try {
