@@ -6,6 +6,8 @@
  * @module
  */
 import type { HardState } from "../records.ts";
+// Test support only: the log engine itself imports nothing outside storage/.
+import { seededRandom } from "../../raft/logger.ts";
 import { type LogBatch, RaftLogEngine } from "./engine.ts";
 import {
   type Item,
@@ -89,18 +91,6 @@ export async function dumpEngine(engine: RaftLogEngine): Promise<string> {
   return out.join("\n");
 }
 
-/** A small seeded PRNG (mulberry32). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /**
  * Generates batches the way a store writes them: regions appending at their end, now and then
  * a conflicting append below it, hard states, compactions, removals and re-creations.
@@ -112,7 +102,7 @@ export class Workload {
   #stamp = 0;
 
   constructor(seed: number, readonly regions = 6, readonly maxEntryBytes = 200) {
-    this.#random = rng(seed);
+    this.#random = seededRandom(seed);
   }
 
   #int(n: number): number {
