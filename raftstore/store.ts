@@ -346,7 +346,18 @@ export class Store {
     // Whether something applied now was not on disk before this pass (a single-voter region
     // commits what it appends in the same Ready): then the log write must land first.
     let logFirst = false;
+    // Whether the log write must be synced: entries, or a new term or vote (etcd's MustSync). A
+    // commit index alone need not be: a lost one is learnt again, and loading never leaves it
+    // below the applied index.
+    let mustSync = false;
     for (const [p, rd] of readies) {
+      const before = p.storage.hardState;
+      if (rd.entries.length > 0) mustSync = true;
+      if (
+        rd.hardState && (rd.hardState.term !== before.term || rd.hardState.vote !== before.vote)
+      ) {
+        mustSync = true;
+      }
       p.storage.append(rd.entries, lb);
       if (rd.hardState) p.storage.setHardState(rd.hardState, lb);
       this.stats.entriesPersisted += rd.entries.length;
@@ -384,7 +395,7 @@ export class Store {
     }
     if (wb.size > 0 || !lb.isEmpty) {
       const started = performance.now();
-      const log = lb.isEmpty ? undefined : this.raftLog.write(lb);
+      const log = lb.isEmpty ? undefined : this.raftLog.write(lb, { sync: mustSync });
       if (logFirst) await log;
       await Promise.all([log, wb.size > 0 ? this.engine.write(wb) : undefined]);
       this.stats.engineWrites++;

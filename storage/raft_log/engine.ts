@@ -49,6 +49,11 @@ export class LogBatch {
     return this.items.length === 0;
   }
 
+  /** Whether the batch compacts any region (tests pick writes by what they do). */
+  get compacts(): boolean {
+    return this.items.some((i) => i.kind === ITEM_COMPACT);
+  }
+
   /**
    * Entries `firstIndex, firstIndex + 1, ...` of a region; replaces any at or after it. An
    * append past `last + 1` leaves a hole: clean the region first (after a snapshot).
@@ -91,7 +96,7 @@ export class LogBatch {
 
 /** Passed to the write hooks. */
 export interface WriteInfo {
-  readonly batches: number;
+  readonly batches: readonly LogBatch[];
   readonly bytes: number;
   readonly sync: boolean;
 }
@@ -254,10 +259,11 @@ export class RaftLogEngine {
 
   async #flush(group: readonly Pending[]): Promise<void> {
     const started = performance.now();
-    const batches = group.filter((p) => !p.batch.isEmpty).map((p) => p.batch.items);
+    const written = group.filter((p) => !p.batch.isEmpty).map((p) => p.batch);
+    const batches = written.map((b) => b.items);
     const sync = group.some((p) => p.sync);
     const bytes = batches.reduce((n, b) => n + frameSize(b), 0);
-    await this.beforeWrite?.({ batches: batches.length, bytes, sync });
+    await this.beforeWrite?.({ batches: written, bytes, sync });
     const pipe = this.#pipe;
     let file = pipe.active("append")!;
     if (
