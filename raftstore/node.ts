@@ -12,6 +12,8 @@ import {
   type KvEngineOptions,
   migrateRaftLog,
   RaftLogEngine,
+  RaftLogMissingError,
+  raftLogMoved,
   type RaftLogOptions,
 } from "../storage/mod.ts";
 import { join } from "node:path";
@@ -209,7 +211,7 @@ export async function startStoreNode(opts: StoreNodeOptions): Promise<StoreNode>
   try {
     listener = (opts.serve ?? true) ? await Listener.bind(config.addr, security, log) : undefined;
     engine = opts.engine ?? await KvEngine.open(config.dataDir, opts.engineOptions);
-    raftLog = opts.raftLog ?? await openRaftLog(opts, log);
+    raftLog = opts.raftLog ?? await openRaftLog(opts, engine, log);
     // A data dir of an earlier version keeps its raft logs in Deno KV: move them first.
     const moved = await migrateRaftLog(engine, raftLog);
     if (moved.regions > 0) {
@@ -359,11 +361,25 @@ export async function startStoreNode(opts: StoreNodeOptions): Promise<StoreNode>
 /** Name of the Raft log's directory inside the data dir. */
 export const RAFT_LOG_DIR = "raftlog";
 
-async function openRaftLog(opts: StoreNodeOptions, log: StoreLogger): Promise<RaftLogEngine> {
+async function openRaftLog(
+  opts: StoreNodeOptions,
+  engine: KvEngine,
+  log: StoreLogger,
+): Promise<RaftLogEngine> {
   const options: RaftLogOptions = { log: (m) => log.warn(m), ...opts.raftLogOptions };
   // An injected Deno KV engine lives in memory: so does its log.
   if (opts.engine) return await RaftLogEngine.openInMemory(options);
-  return await RaftLogEngine.open(join(opts.config.dataDir, RAFT_LOG_DIR), options);
+  const dir = join(opts.config.dataDir, RAFT_LOG_DIR);
+  // Checked before opening, which would create the directory and a first file: a refused start
+  // must leave the data dir as it found it, or the next start would not be refused.
+  if (await raftLogMoved(engine) && !await RaftLogEngine.existsAt(dir)) {
+    throw new RaftLogMissingError(
+      `data dir ${opts.config.dataDir}: its raft logs were moved to ${dir}, which is missing or ` +
+        `empty. Starting without it would forget Raft votes and acknowledged writes: restore ` +
+        `it, or remove this store from the cluster and start it on an empty data dir`,
+    );
+  }
+  return await RaftLogEngine.open(dir, options);
 }
 
 /**

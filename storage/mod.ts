@@ -47,4 +47,9 @@ export {
   type RaftLogOptions,
   type RaftLogStats,
 } from "./raft_log/mod.ts";
-export { migrateRaftLog, type MigrationReport } from "./raft_log/migrate.ts";
+export {
+  migrateRaftLog,
+  type MigrationReport,
+  RaftLogMissingError,
+  raftLogMoved,
+} from "./raft_log/migrate.ts";

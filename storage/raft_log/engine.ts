@@ -38,7 +38,7 @@ import {
 import { type LogFs, NodeFs } from "./fs.ts";
 import { Collector, type GcPolicy, type GcStats, type GcStep } from "./gc.ts";
 import { MemFs } from "./mem_fs.ts";
-import { applyItem, Pipe } from "./pipe.ts";
+import { applyItem, parseFileName, Pipe } from "./pipe.ts";
 import { recover, type RecoveryReport } from "./recover.ts";
 
 /** Items to write together (see the module comment). Build one, then `engine.write(batch)`. */
@@ -184,6 +184,19 @@ export class RaftLogEngine {
   /** Opens (creating if needed) the log in directory `dir`, recovering it. */
   static async open(dir: string, options: RaftLogOptions = {}): Promise<RaftLogEngine> {
     return await RaftLogEngine.openFs(new NodeFs(dir), options);
+  }
+
+  /**
+   * Whether directory `dir` holds a log (any log file), without creating anything: a log that
+   * was opened once always keeps its active file.
+   */
+  static async existsAt(dir: string): Promise<boolean> {
+    try {
+      return (await new NodeFs(dir).list()).some((name) => parseFileName(name) !== undefined);
+    } catch (e) {
+      if ((e as { code?: string }).code === "ENOENT") return false;
+      throw e;
+    }
   }
 
   /** A log in memory (lost when the process ends). */

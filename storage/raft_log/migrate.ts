@@ -11,6 +11,10 @@
  *    to `done`. Nothing writes raft state to Deno KV any more, so nothing can be lost by
  *    deleting it after the copy is durable.
  *
+ * Once the mark is set, Deno KV's regions depend on the log: {@link raftLogMoved} tells the
+ * store to refuse a data dir whose log has gone rather than start without its votes and
+ * acknowledged entries. A mark this version does not know is refused too.
+ *
  * @module
  */
 import type { KvEngine } from "../engine.ts";
@@ -34,10 +38,35 @@ function same(a: Uint8Array | null, b: Uint8Array): boolean {
   return a !== null && a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
+/** A data dir this version cannot open as it is (see the module comment). */
+export class RaftLogMissingError extends Error {
+  override name = "RaftLogMissingError";
+}
+
+async function readMark(kv: KvEngine): Promise<Uint8Array | null> {
+  const mark = await kv.getRecord(Keys.raftLogMoved());
+  if (mark !== null && !same(mark, COPIED) && !same(mark, DONE)) {
+    throw new RaftLogMissingError(
+      `Deno KV marks its raft logs as "${new TextDecoder().decode(mark)}", which this version ` +
+        `does not know: was the data dir written by a newer version?`,
+    );
+  }
+  return mark;
+}
+
+/**
+ * Whether Deno KV's raft logs were moved to the log engine (in part or in full), so that the
+ * log must be there: opening the store without it would forget Raft votes and acknowledged
+ * entries. Throws {@link RaftLogMissingError} on a mark this version does not know.
+ */
+export async function raftLogMoved(kv: KvEngine): Promise<boolean> {
+  return await readMark(kv) !== null;
+}
+
 /** Moves raft state from Deno KV to the log engine, if not done yet (see the module comment). */
 export async function migrateRaftLog(kv: KvEngine, log: RaftLogEngine): Promise<MigrationReport> {
   const report: MigrationReport = { regions: 0, entries: 0, ran: false };
-  const mark = await kv.getRecord(Keys.raftLogMoved());
+  const mark = await readMark(kv);
   if (same(mark, DONE)) return report;
   report.ran = true;
   const regions = await kv.regionIds();

@@ -8,7 +8,7 @@ import { KvEngine } from "../engine.ts";
 import { Keys } from "../keys.ts";
 import { RaftLogEngine } from "./engine.ts";
 import { MemFs } from "./mem_fs.ts";
-import { migrateRaftLog } from "./migrate.ts";
+import { migrateRaftLog, RaftLogMissingError, raftLogMoved } from "./migrate.ts";
 
 const e = (n: number) => new Uint8Array([n, n, n]);
 
@@ -97,5 +97,24 @@ Deno.test("migration: cut short at every log write and every Deno KV commit, it 
       assert.ok(cut > 5, "the migration took several steps");
       break;
     }
+  }
+});
+
+Deno.test("migration: a mark this version does not know is refused, and leaves the data as it was", async () => {
+  const kv = await oldLayout();
+  const log = await RaftLogEngine.openInMemory();
+  try {
+    assert.equal(await raftLogMoved(kv), false, "an old layout has not moved yet");
+    await kv.write(kv.batch().put(Keys.raftLogMoved(), new TextEncoder().encode("v3")));
+    await assert.rejects(raftLogMoved(kv), RaftLogMissingError);
+    await assert.rejects(migrateRaftLog(kv, log), /"v3", which this version does not know/);
+    assert.deepEqual(log.regionIds(), [], "nothing was copied");
+    assert.deepEqual(await kv.raftLogBounds(3), { first: 4, last: 13 }, "nothing was deleted");
+    await kv.write(kv.batch().delete(Keys.raftLogMoved()));
+    await migrateRaftLog(kv, log);
+    assert.equal(await raftLogMoved(kv), true);
+  } finally {
+    kv.close();
+    await log.close();
   }
 });
