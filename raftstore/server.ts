@@ -318,6 +318,36 @@ function metricsText(store: Store, kv: KvService): string {
     raftLog.syncs,
   );
   metric(
+    "mrkv_raft_log_writes_total",
+    "counter",
+    "Raft log engine flushes: a group commit writes many batches at once, a sync alone none.",
+    raftLog.writes,
+  );
+  metric(
+    "mrkv_raft_log_batches_total",
+    "counter",
+    "Batches written to the Raft log engine (one per Ready pass, compaction or removal).",
+    raftLog.batches,
+  );
+  metric(
+    "mrkv_raft_log_write_seconds_total",
+    "counter",
+    "Time spent in Raft log engine writes, fdatasync included.",
+    raftLog.writeMs / 1000,
+  );
+  metric(
+    "mrkv_raft_log_written_bytes_total",
+    "counter",
+    "Bytes of frames written to the Raft log engine (garbage collection's copies not counted).",
+    raftLog.bytes,
+  );
+  metric(
+    "mrkv_raft_log_files",
+    "gauge",
+    "Raft log engine files (append and rewrite queues).",
+    logFiles.append.length + logFiles.rewrite.length,
+  );
+  metric(
     "mrkv_raft_log_bytes",
     "gauge",
     "Bytes in the Raft log engine's files.",
