@@ -41,10 +41,22 @@ export interface KillRegion {
  * What batch `n` does, for its region `n % 3 + 1` (the `k`-th batch of that region): appends
  * one to three entries, every seventh time starting over its last entry (as a new leader's
  * append would replace an uncommitted one); sets a hard state; every 25th time compacts all
- * but its last 20 entries.
+ * but its last 20 entries; every 40th time drops the whole region first and starts its log
+ * again 10 entries above (as installing a snapshot does).
  */
 function step(prev: KillRegion | undefined, n: number) {
   const k = Math.floor(n / REGIONS);
+  const hs = { term: 1 + Math.floor(k / 10), vote: n % REGIONS + 1, commit: 0 };
+  if (prev && k % 40 === 39) {
+    const at = prev.last + 10;
+    return {
+      clean: true,
+      from: at,
+      to: at,
+      compacted: false,
+      region: { first: at, last: at, writer: [n], hs: { ...hs, commit: at - 1 } },
+    };
+  }
   const r = prev ?? { first: 1, last: 0, writer: [], hs: { term: 1, vote: 0, commit: 0 } };
   const from = k % 7 === 6 && r.last >= r.first ? r.last : r.last + 1;
   const to = r.last + 1 + (k % 3);
@@ -52,14 +64,20 @@ function step(prev: KillRegion | undefined, n: number) {
   if (k % 25 === 24 && to - 20 > first) first = to - 20;
   const writer = [...r.writer.slice(0, from - r.first), ...Array(to - from + 1).fill(n)]
     .slice(first - r.first);
-  const hs = { term: 1 + Math.floor(k / 10), vote: n % REGIONS + 1, commit: Math.max(0, to - 2) };
-  return { from, to, compacted: first > r.first, region: { first, last: to, writer, hs } };
+  return {
+    clean: false,
+    from,
+    to,
+    compacted: first > r.first,
+    region: { first, last: to, writer, hs: { ...hs, commit: Math.max(0, to - 2) } },
+  };
 }
 
 /** Batch `n` (see {@link step}). */
 export function killBatch(batch: LogBatch, n: number): LogBatch {
   const regionId = n % REGIONS + 1;
   const s = step(killState(n).get(regionId), n);
+  if (s.clean) batch.clean(regionId);
   const entries: Uint8Array[] = [];
   for (let i = s.from; i <= s.to; i++) entries.push(entryBytes(regionId, i, n));
   batch.append(regionId, s.from, entries).putHardState(regionId, s.region.hs);
