@@ -112,7 +112,29 @@ export interface RegionHeartbeat {
   /** Approximate region size in bytes. */
   readonly approximateSize: number;
   readonly approximateKeys: number;
+  /** Bytes written and read since the previous full report (absent: not measured this time). */
+  readonly flow?: RegionFlow;
 }
+
+/** A region's traffic over one reporting interval (for hot-region statistics). */
+export interface RegionFlow {
+  readonly bytesWritten: number;
+  readonly bytesRead: number;
+  /** Length of the interval the bytes were counted over, in ms (at least 1). */
+  readonly intervalMs: number;
+}
+
+function decodeRegionFlow(v: unknown, name: string): RegionFlow {
+  const o = expectObject(v, name);
+  const intervalMs = expectUint(field(o, "intervalMs"), `${name}.intervalMs`);
+  if (intervalMs < 1) throw new MrkvError("BadRequest", `${name}.intervalMs must be at least 1`);
+  return {
+    bytesWritten: expectUint(field(o, "bytesWritten"), `${name}.bytesWritten`),
+    bytesRead: expectUint(field(o, "bytesRead"), `${name}.bytesRead`),
+    intervalMs,
+  };
+}
+
 /** `region_heartbeat`: many regions in one request (one per region led by this store). */
 export interface RegionHeartbeatRequest {
   readonly heartbeats: readonly RegionHeartbeat[];
@@ -182,6 +204,23 @@ export interface GetStoreRequest {
 export interface GetStoreResponse {
   readonly store: Store;
   readonly stateName: string;
+}
+
+/**
+ * The scheduler's refusal of a store it has removed for good (`Tombstone`): the store's
+ * heartbeats and registrations get this, and the store stops instead of retrying forever.
+ */
+export function storeRemovedError(storeId: number): MrkvError {
+  return new MrkvError(
+    "BadRequest",
+    `store ${storeId} is a tombstone: it was removed from the cluster and cannot come back`,
+    { store_state: "Tombstone" },
+  );
+}
+
+/** True if `e` is {@link storeRemovedError}'s refusal (also after a trip over the wire). */
+export function isStoreRemoved(e: unknown): boolean {
+  return e instanceof MrkvError && e.details.store_state === "Tombstone";
 }
 
 /** `get_all_stores` response: every store the scheduler knows, with its state. */
@@ -304,6 +343,8 @@ export function decodeRegionHeartbeat(v: unknown, name: string): RegionHeartbeat
       expectUint,
       0,
     ),
+    ...(field(o, "flow") !== undefined &&
+      { flow: decodeRegionFlow(field(o, "flow"), `${name}.flow`) }),
   };
 }
 

@@ -11,7 +11,12 @@
  */
 import { MrkvError } from "../proto/errors.ts";
 import { epochEqual, type Peer as PeerMeta } from "../proto/metapb.ts";
-import type { OperatorStep, RegionHeartbeat, RegionHeartbeatResult } from "../proto/pdpb.ts";
+import {
+  isStoreRemoved,
+  type OperatorStep,
+  type RegionHeartbeat,
+  type RegionHeartbeatResult,
+} from "../proto/pdpb.ts";
 import type { Peer } from "./peer.ts";
 import type { PdClient } from "../proto/pd_client.ts";
 import type { RegionObserver, Store } from "./store.ts";
@@ -31,6 +36,11 @@ export class HeartbeatWorker implements RegionObserver {
   /** Heartbeats sent and operator steps executed, for metrics and tests. */
   sent = 0;
   stepsExecuted = 0;
+  /**
+   * Called once if the scheduler answers that this store was removed for good (Tombstone):
+   * retrying would only repeat the refusal every interval while the store looked healthy.
+   */
+  onRemoved: ((reason: Error) => void) | undefined;
 
   constructor(
     readonly store: Store,
@@ -80,6 +90,11 @@ export class HeartbeatWorker implements RegionObserver {
       });
       await this.sendRegionHeartbeats();
     } catch (e) {
+      if (isStoreRemoved(e) && this.onRemoved) {
+        this.stop();
+        this.onRemoved(e as Error);
+        return;
+      }
       this.store.log.warn(`store ${this.store.storeId}: heartbeat failed: ${(e as Error).message}`);
     }
   }
@@ -93,10 +108,17 @@ export class HeartbeatWorker implements RegionObserver {
     const peers = (regionIds ?? [...this.store.peers.keys()])
       .map((id) => this.store.peers.get(id))
       .filter((p): p is Peer => p !== undefined && p.isLeader() && p.storage.isInitialized());
+    // A full round ends the flow interval; a report of changes between rounds carries none.
+    const flow = regionIds ? undefined : this.store.flow.take(peers.map((p) => p.regionId));
     if (peers.length === 0) return;
     this.#inFlight = true;
     try {
-      const res = await this.client.regionHeartbeat(peers.map(regionHeartbeatOf));
+      const res = await this.client.regionHeartbeat(
+        peers.map((p) => {
+          const f = flow?.get(p.regionId);
+          return f ? { ...regionHeartbeatOf(p), flow: f } : regionHeartbeatOf(p);
+        }),
+      );
       this.sent += peers.length;
       for (const result of res.results) await this.#onResult(result);
     } catch (e) {

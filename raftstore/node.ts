@@ -25,12 +25,15 @@ import { type ForwardFn, KvService } from "./kv_service.ts";
 import { LogGcWorker } from "./log_gc.ts";
 import type { PeerConfig } from "./peer.ts";
 import { type Fetcher, PdClient } from "../proto/pd_client.ts";
+import { isStoreRemoved } from "../proto/pdpb.ts";
 import { storeApp } from "./server.ts";
 import { SplitWorker } from "./split.ts";
 import { Store, type StoreConfig, type StoreLogger } from "./store.ts";
 import type { RaftReceiver, Transport } from "./transport.ts";
 import { HttpTransport } from "./transport_http.ts";
 import type { Hono } from "hono";
+import { diskStats, Logger, type LogLevel } from "../telemetry/mod.ts";
+import { registerStoreMetrics } from "./metrics.ts";
 import { isLoopbackAddr } from "../config/config.ts";
 import type { ServerEnv } from "../proto/http_guard.ts";
 import { type HttpServer, serveHttp } from "../proto/http_server.ts";
@@ -43,6 +46,8 @@ export interface StoreNodeOptions {
     readonly advertiseAddr: string;
     readonly dataDir: string;
     readonly scheduler: string;
+    /** Used when no `log` is given: lines below it are dropped. */
+    readonly logLevel?: LogLevel;
     readonly kvAuth?: "auto" | "required" | "open";
   };
   /** Credentials to use instead of reading the files the config names (tests). */
@@ -112,11 +117,13 @@ export class StoreNode {
   async stop(): Promise<void> {
     await this.book?.stop();
     this.workers.heartbeat.stop();
-    this.workers.split.stop();
+    const splitting = this.workers.split.stop();
     this.workers.gc.stop();
     this.store.stop();
     await this.#server?.shutdown();
     await this.store.idle();
+    // A size check still scanning must finish before the engine it reads is closed.
+    await splitting;
     if (this.#ownsRaftLog) await this.store.raftLog.close();
     if (this.#ownsEngine) this.store.engine.close();
     this.security.close();
@@ -166,12 +173,6 @@ function splitAddr(addr: string): { hostname: string; port: number } {
   return { hostname: addr.slice(0, i).replace(/^\[|\]$/g, ""), port: Number(addr.slice(i + 1)) };
 }
 
-const consoleLog: StoreLogger = {
-  info: (m) => console.log(m),
-  warn: (m) => console.warn(m),
-  error: (m) => console.error(m),
-};
-
 async function waitForScheduler(client: PdClient, waitMs: number, log: StoreLogger) {
   const deadline = Date.now() + waitMs;
   let delay = 100;
@@ -180,7 +181,12 @@ async function waitForScheduler(client: PdClient, waitMs: number, log: StoreLogg
       return await client.isBootstrapped();
     } catch (e) {
       if (Date.now() + delay > deadline) {
-        throw new Error(`cannot reach the scheduler: ${(e as Error).message}`, { cause: e });
+        throw new Error(
+          `gave up waiting for the scheduler after ${waitMs / 1000} s: ${
+            (e as Error).message
+          } (is it running, and is --scheduler ${client.baseUrl} right?)`,
+          { cause: e },
+        );
       }
       log.warn(`waiting for the scheduler: ${(e as Error).message}`);
       await new Promise((r) => setTimeout(r, delay));
@@ -192,7 +198,8 @@ async function waitForScheduler(client: PdClient, waitMs: number, log: StoreLogg
 /** Starts a store as {@link StoreNodeOptions} say. */
 export async function startStoreNode(opts: StoreNodeOptions): Promise<StoreNode> {
   const { config } = opts;
-  const log = opts.log ?? consoleLog;
+  const baseLog = new Logger({ level: config.logLevel ?? "info", fields: { role: "store" } });
+  let log: StoreLogger = opts.log ?? baseLog;
   const security = opts.security ?? await Security.fromConfig(config);
   // Filled in as the store learns its cluster and its ID; every internal request carries it.
   const identity: Identity = { clusterId: 0, storeId: 0 };
@@ -254,6 +261,7 @@ export async function startStoreNode(opts: StoreNodeOptions): Promise<StoreNode>
     }
     const storeId = ident.storeId;
     identity.storeId = storeId;
+    if (!opts.log) log = baseLog.child({ store: storeId });
     const storeMeta = { id: storeId, address: config.advertiseAddr };
     const mode = `security: ${security.mode}`;
     if (security.secured) log.info(`store ${storeId}: ${mode}`);
@@ -281,6 +289,8 @@ export async function startStoreNode(opts: StoreNodeOptions): Promise<StoreNode>
       scheme: security.scheme,
       resolve: (id) => book.resolve(id),
       onUnreachable: (id) => store.onStoreUnreachable(id),
+      onSent: (seconds, ok) =>
+        store.metrics.raftSend.observe(seconds, { result: ok ? "ok" : "error" }),
     });
     await store.start();
 
@@ -309,12 +319,25 @@ export async function startStoreNode(opts: StoreNodeOptions): Promise<StoreNode>
     const kv = new KvService(store, client, forward);
     const split = new SplitWorker(store, client);
     const usedSize = () => [...store.peers.values()].reduce((n, p) => n + p.approximateSize, 0);
-    const heartbeat = new HeartbeatWorker(
+    // The filesystem's figures, as PD's stores report them: the whole disk, and what is free.
+    const capacity = () => ({ ...diskStats(config.dataDir), usedSize: usedSize() });
+    const heartbeat = new HeartbeatWorker(store, client, capacity, split);
+    // A store the scheduler has removed stops serving and ends the process with what to do.
+    const removed = new Promise<never>((_, reject) => {
+      heartbeat.onRemoved = () => {
+        const reason = new Error(removedMessage(storeId, config.dataDir));
+        log.error(reason.message);
+        store.stop();
+        reject(reason);
+      };
+    });
+    removed.catch(() => {}); // observed through `finished`
+    registerStoreMetrics(store.metrics, {
       store,
-      client,
-      () => ({ capacity: 0, available: 0, usedSize: usedSize() }),
-      split,
-    );
+      kv,
+      capacity,
+      heartbeatsSent: () => heartbeat.sent,
+    });
     const gc = new LogGcWorker(store);
     const node = new StoreNode(
       store,
@@ -345,9 +368,11 @@ export async function startStoreNode(opts: StoreNodeOptions): Promise<StoreNode>
     split.start();
     gc.start();
     node.book = book;
-    node.finished = registered
-      ? store.dead
-      : Promise.race([store.dead, registerInBackground(client, ident, config, log, store)]);
+    node.finished = registered ? Promise.race([store.dead, removed]) : Promise.race([
+      store.dead,
+      removed,
+      registerInBackground(client, ident, config, log, store),
+    ]);
     return node;
   } catch (e) {
     await listener?.close();
@@ -419,8 +444,16 @@ async function register(
     return true;
   } catch (e) {
     if (e instanceof MrkvError && e.code === "Timeout") return false;
+    if (isStoreRemoved(e)) throw new Error(removedMessage(ident.storeId, config.dataDir));
     throw e;
   }
+}
+
+/** Why a removed (Tombstone) store stops, and what its operator should do. */
+function removedMessage(storeId: number, dataDir: string): string {
+  return `store ${storeId} was removed from the cluster (it is a Tombstone) and cannot come ` +
+    `back: this process stops; delete its data directory ${dataDir} before starting a new ` +
+    `store there (it will get a new store ID)`;
 }
 
 /** How long a restarting store waits for the scheduler before it starts without it. */

@@ -52,17 +52,30 @@ export async function scanRegionSize(store: Store, peer: Peer, at: number): Prom
 export class SplitWorker {
   #timer: ReturnType<typeof setInterval> | undefined;
   #running = false;
+  /** The round in progress, so that stopping can wait for it before the engine closes. */
+  #round: Promise<void> = Promise.resolve();
   /** Splits proposed, for metrics and tests. */
   splitsProposed = 0;
 
   constructor(readonly store: Store, readonly client: PdClient) {}
 
   start(): void {
-    this.#timer = setInterval(() => void this.checkAll(), this.store.config.splitCheckMs);
+    this.#timer = setInterval(() => {
+      if (this.#running) return; // the round in progress stays the one stop() waits for
+      this.#round = this.checkAll().catch((e) => {
+        if (!this.store.stopped) {
+          this.store.log.warn(
+            `store ${this.store.storeId}: split check failed: ${(e as Error).message}`,
+          );
+        }
+      });
+    }, this.store.config.splitCheckMs);
   }
 
-  stop(): void {
+  /** Stops the timer; resolves once a round in progress has ended (its scans read the engine). */
+  stop(): Promise<void> {
     clearInterval(this.#timer);
+    return this.#round;
   }
 
   /** One round over every led region. */
@@ -72,6 +85,7 @@ export class SplitWorker {
     try {
       const { regionMaxSize, regionSplitSize } = this.store.config;
       for (const peer of [...this.store.peers.values()]) {
+        if (this.store.stopped) break;
         if (!peer.isLeader() || peer.destroyed || !peer.storage.isInitialized()) continue;
         if (peer.approximateSize > 0 && peer.sizeDiffHint < regionSplitSize / 8) continue;
         peer.sizeDiffHint = 0;

@@ -8,16 +8,18 @@
  */
 import { MrkvError } from "../proto/errors.ts";
 import type { Region, Store } from "../proto/metapb.ts";
-import type {
-  BootstrapResponse,
-  RegionHeartbeat,
-  RegionHeartbeatResult,
-  SplitId,
-  StoreStats,
+import {
+  type BootstrapResponse,
+  type RegionHeartbeat,
+  type RegionHeartbeatResult,
+  type SplitId,
+  storeRemovedError,
+  type StoreStats,
 } from "../proto/pdpb.ts";
 import { applyConfigJson, type ScheduleConfig } from "./config.ts";
 import { IdAllocator } from "./id_allocator.ts";
 import { OperatorController } from "./operator/controller.ts";
+import { HotStats } from "./hot_stats.ts";
 import {
   metaChanged,
   type RegionInfo,
@@ -56,6 +58,8 @@ export interface ClusterCounters {
 export class Cluster {
   readonly regions = new RegionsInfo();
   readonly operators = new OperatorController();
+  /** Read and write rates from region heartbeats (hot regions). */
+  readonly hot = new HotStats();
   readonly counters: ClusterCounters = {
     regionHeartbeats: 0,
     staleHeartbeats: 0,
@@ -189,7 +193,7 @@ export class Cluster {
   async putStore(store: Store): Promise<void> {
     const old = this.#stores.get(store.id);
     if (old?.state === "Tombstone") {
-      throw new MrkvError("BadRequest", `store ${store.id} is a tombstone and cannot come back`);
+      throw storeRemovedError(store.id);
     }
     this.#checkAddress(store);
     const info = this.#freshStore(store, old);
@@ -201,7 +205,7 @@ export class Cluster {
   handleStoreHeartbeat(stats: StoreStats): void {
     const s = this.getStore(stats.storeId);
     if (s.state === "Tombstone") {
-      throw new MrkvError("BadRequest", `store ${stats.storeId} is a tombstone`);
+      throw storeRemovedError(stats.storeId);
     }
     this.counters.storeHeartbeats++;
     this.#stores.set(s.meta.id, { ...s, lastHeartbeat: this.now(), heartbeatSeen: true, stats });
@@ -252,6 +256,7 @@ export class Cluster {
       if (e instanceof MrkvError) this.counters.staleHeartbeats++;
       throw e;
     }
+    if (hb.flow) this.hot.update(info.meta.id, hb.flow, this.now());
     if (result.changed) {
       this.counters.regionsChanged++;
       for (const o of result.overlaps) this.#saver.delete(o.meta.id);
