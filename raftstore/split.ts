@@ -2,8 +2,9 @@
  * Region split driven by size.
  *
  * Every `split-check-ms` each leader whose region grew by at least an eighth of
- * `region-split-size` since its last check (or was never checked) scans its range, adding up
- * key and value sizes. That total becomes the approximate size reported to the scheduler; past
+ * `region-split-size` since its last check, or lost at least an eighth of its keys to deletes
+ * (so the scheduler sees it shrink and can merge it), or was never checked, scans its range,
+ * adding up key and value sizes. That total becomes the approximate size reported to the scheduler; past
  * `region-max-size` the first key at which the running total passes `region-split-size` becomes
  * the split key. The leader asks the scheduler for the new region's IDs and proposes a Split
  * admin command, which apply checks against the region epoch (so a stale split fails cleanly).
@@ -87,8 +88,12 @@ export class SplitWorker {
       for (const peer of [...this.store.peers.values()]) {
         if (this.store.stopped) break;
         if (!peer.isLeader() || peer.destroyed || !peer.storage.isInitialized()) continue;
-        if (peer.approximateSize > 0 && peer.sizeDiffHint < regionSplitSize / 8) continue;
+        const grew = peer.sizeDiffHint >= regionSplitSize / 8;
+        const shrank = peer.deletesSinceScan > 0 &&
+          peer.deletesSinceScan * 8 >= peer.approximateKeys;
+        if (peer.approximateSize > 0 && !grew && !shrank) continue;
         peer.sizeDiffHint = 0;
+        peer.deletesSinceScan = 0;
         const scan = await scanRegionSize(this.store, peer, regionSplitSize);
         peer.approximateSize = scan.size;
         peer.approximateKeys = scan.keys;

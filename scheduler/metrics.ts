@@ -10,7 +10,7 @@ import type { Cluster } from "./cluster.ts";
 import type { OperatorKind, OperatorStatus } from "./operator/operator.ts";
 
 const STORE_STATES = ["Up", "Disconnected", "Down", "Offline", "Tombstone"] as const;
-const OPERATOR_KINDS: readonly OperatorKind[] = ["admin", "replica", "region", "leader"];
+const OPERATOR_KINDS: readonly OperatorKind[] = ["admin", "replica", "merge", "region", "leader"];
 const ENDED: readonly OperatorStatus[] = ["Finished", "Cancelled", "TimedOut"];
 
 /** Declares the scheduler's metrics over `cluster`; `/metrics` renders the returned registry. */
