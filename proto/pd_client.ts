@@ -61,15 +61,21 @@ export class PdClient {
     return new PdClient(this.baseUrl, { fetch: this.#fetch, timeoutMs });
   }
 
-  async #call<T>(method: string, body: unknown, decode: (v: unknown) => T): Promise<T> {
+  async #call<T>(
+    method: string,
+    body: unknown,
+    decode: (v: unknown) => T,
+    signal?: AbortSignal,
+  ): Promise<T> {
     let res: Response;
+    const timeout = AbortSignal.timeout(this.#timeoutMs);
     const url = `${this.baseUrl}${RPC_PREFIX}/${method}`;
     try {
       res = await this.#fetch(url, {
         method: "POST",
         body: encodeCbor(body),
         headers: { "content-type": CBOR_CONTENT_TYPE },
-        signal: AbortSignal.timeout(this.#timeoutMs),
+        signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
       });
     } catch (e) {
       // Unreachable or too slow: a retryable condition for the caller, not a bug.
@@ -107,6 +113,22 @@ export class PdClient {
   /** Reports regions this store leads; the answer lists steps and refusals only. */
   regionHeartbeat(heartbeats: readonly RegionHeartbeat[]): Promise<RegionHeartbeatResponse> {
     return this.#call("region_heartbeat", { heartbeats }, decodeRegionHeartbeatResponse);
+  }
+  /**
+   * Waits up to `waitMs` for operator steps the scheduler pushes to this store (give the client
+   * a timeout above `waitMs`); `signal` ends the wait early.
+   */
+  waitOperatorSteps(
+    storeId: number,
+    waitMs: number,
+    signal?: AbortSignal,
+  ): Promise<RegionHeartbeatResponse> {
+    return this.#call(
+      "wait_operator_steps",
+      { storeId, waitMs },
+      decodeRegionHeartbeatResponse,
+      signal,
+    );
   }
   /** IDs for one new region split out of `region`. */
   askSplit(region: Region): Promise<AskSplitResponse> {

@@ -197,6 +197,16 @@ export interface RegionHeartbeatResponse {
   readonly results: readonly RegionHeartbeatResult[];
 }
 
+/**
+ * `wait_operator_steps`: a store's long poll for operator steps the scheduler pushes as soon as
+ * they are made (the answer has the shape of a {@link RegionHeartbeatResponse}: steps for regions
+ * the store leads, possibly none if `waitMs` passed first).
+ */
+export interface WaitOperatorStepsRequest {
+  readonly storeId: number;
+  readonly waitMs: number;
+}
+
 /** `ask_batch_split`: IDs for `splitCount` new regions carved out of `region`. */
 export interface AskBatchSplitRequest {
   readonly region: Region;
@@ -435,6 +445,15 @@ export function decodeRegionHeartbeatResponse(v: unknown): RegionHeartbeatRespon
     };
   }, MAX_HEARTBEATS_PER_REQUEST);
   return { results };
+}
+
+/** Decodes a {@link WaitOperatorStepsRequest}. */
+export function decodeWaitOperatorStepsRequest(v: unknown): WaitOperatorStepsRequest {
+  const o = expectObject(v, "body");
+  return {
+    storeId: expectId(field(o, "storeId"), "storeId"),
+    waitMs: expectSafeInt(field(o, "waitMs"), "waitMs", 0, 60_000),
+  };
 }
 
 /** Decodes an {@link AskBatchSplitRequest}. */

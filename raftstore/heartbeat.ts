@@ -2,10 +2,13 @@
  * Heartbeats to the scheduler and the operator steps that come back.
  *
  * Every `scheduler-heartbeat-ms` the store sends its stats and one batched region heartbeat for
- * every region it leads; a region whose leader, epoch or size changed is reported again within
+ * the regions it leads that have something new to say (heartbeat_report.ts: a changed leader,
+ * epoch, peers or size, a step under way, and a slice of all of them so each is refreshed every
+ * {@link REFRESH_ROUNDS} rounds); a region whose leader or epoch changed is reported within
  * {@link CHANGE_FLUSH_MS}. The scheduler answers with at most one operator step per region, which
  * the leader carries out if its epoch still matches what the scheduler saw. Every step is
- * idempotent: the scheduler repeats it until a heartbeat shows it done.
+ * idempotent: the scheduler repeats it until a heartbeat shows it done. A new operator's first
+ * step does not wait for a heartbeat: the scheduler pushes it down a long poll (step_poll.ts).
  *
  * @module
  */
@@ -22,10 +25,14 @@ import type { Peer } from "./peer.ts";
 import type { PdClient } from "../proto/pd_client.ts";
 import type { RegionObserver, Store } from "./store.ts";
 import type { SplitWorker } from "./split.ts";
+import { ReportPlan } from "./heartbeat_report.ts";
+import { StepPoller } from "./step_poll.ts";
 import type { MergeWorker } from "./merge_worker.ts";
 
 /** How soon a changed region is reported. */
-const CHANGE_FLUSH_MS = 20;
+const CHANGE_FLUSH_MS = 5;
+/** Every led region is reported at least once per this many rounds (TiKV: 60 s at 1 s). */
+export const REFRESH_ROUNDS = 60;
 /** A peer not heard from this long is reported down. */
 const DOWN_PEER_MS = 5 * 60_000;
 
@@ -38,6 +45,10 @@ export class HeartbeatWorker implements RegionObserver {
   /** Heartbeats sent and operator steps executed, for metrics and tests. */
   sent = 0;
   stepsExecuted = 0;
+  /** What was reported, and what each round looks at. */
+  readonly plan: ReportPlan;
+  /** The long poll for steps the scheduler pushes. */
+  readonly poller: StepPoller;
   /**
    * Called once if the scheduler answers that this store was removed for good (Tombstone):
    * retrying would only repeat the refusal every interval while the store looked healthy.
@@ -50,22 +61,45 @@ export class HeartbeatWorker implements RegionObserver {
     readonly capacity: () => { capacity: number; available: number; usedSize: number },
     readonly split?: SplitWorker,
     readonly merge?: MergeWorker,
-  ) {}
+  ) {
+    const ms = store.config.schedulerHeartbeatMs;
+    this.plan = new ReportPlan(REFRESH_ROUNDS * ms, ms);
+    this.poller = new StepPoller(store.storeId, client, (r) => this.onPushedStep(r));
+  }
 
   start(): void {
     this.store.observer = this;
     this.#timer = setInterval(() => void this.tick(), this.store.config.schedulerHeartbeatMs);
     void this.tick();
+    this.poller.start();
   }
 
   stop(): void {
     clearInterval(this.#timer);
     clearTimeout(this.#flushTimer);
+    void this.poller.stop();
+  }
+
+  /**
+   * Carries out a step the scheduler pushed, as if it had come with a heartbeat answer; the
+   * region is then reported every round until its answers carry no step.
+   */
+  async onPushedStep(result: RegionHeartbeatResult): Promise<void> {
+    this.plan.expectStep(result.regionId);
+    try {
+      await this.#onResult(result);
+    } catch (e) {
+      this.store.log.error(`region ${result.regionId}: pushed step failed: ${(e as Error).stack}`);
+    }
   }
 
   regionChanged(peer: Peer): void {
     if (!peer.isLeader()) return;
     this.#changed.add(peer.regionId);
+    this.#armFlush();
+  }
+
+  #armFlush(): void {
     this.#flushTimer ??= setTimeout(() => {
       this.#flushTimer = undefined;
       const ids = [...this.#changed];
@@ -74,7 +108,7 @@ export class HeartbeatWorker implements RegionObserver {
     }, CHANGE_FLUSH_MS);
   }
 
-  /** One periodic round: store stats, then every led region. */
+  /** One periodic round: store stats, then the regions with news (see the module comment). */
   async tick(): Promise<void> {
     if (this.store.stopped) return;
     try {
@@ -91,7 +125,7 @@ export class HeartbeatWorker implements RegionObserver {
         receivingSnapCount: 0,
         isBusy: false,
       });
-      await this.sendRegionHeartbeats();
+      await this.#reportRound();
     } catch (e) {
       if (isStoreRemoved(e) && this.onRemoved) {
         this.stop();
@@ -102,27 +136,70 @@ export class HeartbeatWorker implements RegionObserver {
     }
   }
 
-  /** Reports the given regions (all led regions if omitted) in one request. */
-  async sendRegionHeartbeats(regionIds?: readonly number[]): Promise<void> {
+  /**
+   * The round's regions: a refresh slice, steps under way and led regions that read or wrote
+   * since the last round (their flow, for the hot-region view), plus watched ones with news.
+   * The round ends the flow interval.
+   */
+  async #reportRound(): Promise<void> {
+    if (this.#inFlight) return; // the slice comes next round
+    const h = this.store.hibernation;
+    const watched = new Set<number>();
+    for (const p of h.awakePeers()) if (p.isLeader()) watched.add(p.regionId);
+    for (const id of h.regionsOnDownStores()) watched.add(id);
+    const round = this.plan.round(() => this.#ledRegions(), watched);
+    for (const id of this.store.flow.regions()) {
+      if (this.store.peers.get(id)?.isLeader()) {
+        round.forced.add(id);
+        round.watched.delete(id);
+      }
+    }
+    await this.sendRegionHeartbeats([...round.forced, ...round.watched], round.watched, true);
+  }
+
+  #ledRegions(): number[] {
+    const out: number[] = [];
+    for (const p of this.store.peers.values()) {
+      if (p.isLeader() && p.storage.isInitialized()) out.push(p.regionId);
+    }
+    this.plan.retain((id) => this.store.peers.get(id)?.isLeader() === true);
+    return out;
+  }
+
+  /**
+   * Reports the given regions (all led regions if omitted) in one request; those in `ifNews`
+   * only if they say something new. A periodic round (`endsFlow`, or all regions) carries each
+   * region's flow since the last one; a report of changes between rounds carries none.
+   */
+  async sendRegionHeartbeats(
+    regionIds?: readonly number[],
+    ifNews?: ReadonlySet<number>,
+    endsFlow = regionIds === undefined,
+  ): Promise<void> {
     if (this.#inFlight && regionIds) {
-      for (const id of regionIds) this.#changed.add(id);
+      for (const id of regionIds) if (!ifNews?.has(id)) this.#changed.add(id);
       return;
     }
     const peers = (regionIds ?? [...this.store.peers.keys()])
       .map((id) => this.store.peers.get(id))
       .filter((p): p is Peer => p !== undefined && p.isLeader() && p.storage.isInitialized());
-    // A full round ends the flow interval; a report of changes between rounds carries none.
-    const flow = regionIds ? undefined : this.store.flow.take(peers.map((p) => p.regionId));
-    if (peers.length === 0) return;
+    const heartbeats: RegionHeartbeat[] = [];
+    for (const p of peers) {
+      // A sleeping region hears nothing from its followers: news of their stores counts.
+      if (p.sleep.asleep) this.store.hibernation.refreshHeard(p);
+      const hb = regionHeartbeatOf(p);
+      if (!ifNews?.has(p.regionId) || this.plan.isNews(hb)) heartbeats.push(hb);
+    }
+    const flow = endsFlow ? this.store.flow.take(heartbeats.map((hb) => hb.region.id)) : undefined;
+    if (heartbeats.length === 0) return;
     this.#inFlight = true;
     try {
-      const res = await this.client.regionHeartbeat(
-        peers.map((p) => {
-          const f = flow?.get(p.regionId);
-          return f ? { ...regionHeartbeatOf(p), flow: f } : regionHeartbeatOf(p);
-        }),
-      );
-      this.sent += peers.length;
+      const res = await this.client.regionHeartbeat(heartbeats.map((hb) => {
+        const f = flow?.get(hb.region.id);
+        return f ? { ...hb, flow: f } : hb;
+      }));
+      this.sent += heartbeats.length;
+      this.plan.sent(heartbeats, new Set(res.results.filter((r) => r.step).map((r) => r.regionId)));
       for (const result of res.results) await this.#onResult(result);
     } catch (e) {
       this.store.log.warn(
@@ -130,6 +207,8 @@ export class HeartbeatWorker implements RegionObserver {
       );
     } finally {
       this.#inFlight = false;
+      // Changes noted while this request was out go now (a quiet region may not report again).
+      if (this.#changed.size > 0) this.#armFlush();
     }
   }
 

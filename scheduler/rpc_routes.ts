@@ -23,6 +23,7 @@ import {
   decodePutStoreRequest,
   decodeRegionHeartbeatRequest,
   decodeStoreHeartbeatRequest,
+  decodeWaitOperatorStepsRequest,
   type GetAllStoresResponse,
   type GetRegionResponse,
   type GetStoreResponse,
@@ -84,6 +85,13 @@ export function rpcRoutes(cluster: Cluster): Hono {
       checkEpochHandedOut(hb.region, cluster.ids.highWaterMark);
     }
     return { results: cluster.handleRegionHeartbeats(heartbeats) };
+  });
+  // A store's long poll for operator steps pushed as soon as they are made (step_push.ts).
+  rpc("wait_operator_steps", async (body, caller): Promise<RegionHeartbeatResponse> => {
+    const { storeId, waitMs } = decodeWaitOperatorStepsRequest(body);
+    checkCallerIsStore(caller, storeId, "wait_operator_steps");
+    cluster.getStore(storeId);
+    return { results: await cluster.outbox.wait(storeId, waitMs) };
   });
   rpc("ask_split", async (body, caller) => {
     const { region } = decodeAskSplitRequest(body);

@@ -247,6 +247,7 @@ export async function startScheduler(
     stopping ??= (async () => {
       stopWatching();
       await coordinator.stop();
+      cluster.outbox.close(); // stores' long polls end now, not at the shutdown grace period
       await server.shutdown();
       security.close();
       await cluster.close();

@@ -123,12 +123,12 @@ export class ChildProc {
     readonly name: string,
     cmd: string,
     args: readonly string[],
-    { group = false }: { group?: boolean } = {},
+    { group = false, cwd = REPO_ROOT }: { group?: boolean; cwd?: string } = {},
   ) {
     this.#group = group;
     this.#child = new Deno.Command(cmd, {
       args: [...args],
-      cwd: REPO_ROOT,
+      cwd,
       stdout: "piped",
       stderr: "piped",
       stdin: "null",
@@ -230,8 +230,22 @@ export type ClusterSecurity = "secret" | "tls" | "tls+secret";
 /** Options for {@link ProcessCluster.start}. */
 export interface ProcessClusterOptions {
   readonly stores?: number;
-  /** Extra flags for every store (after {@link FAST_STORE_FLAGS}). */
+  /** Extra flags for every store (after {@link FAST_STORE_FLAGS}, unless `fast` is false). */
   readonly storeFlags?: readonly string[];
+  /** Use {@link FAST_STORE_FLAGS} (default true); false: the stores' default timings. */
+  readonly fast?: boolean;
+  /**
+   * Run in this directory and keep it (default: a fresh temp dir, removed by `close`). A
+   * directory a cluster ran in before is reused: same secret, data dirs and store IDs.
+   */
+  readonly dir?: string;
+  /**
+   * Run the processes from this checkout (its `main.ts`, in its directory) instead of this one:
+   * benchmarks compare an older commit with this one this way.
+   */
+  readonly code?: string;
+  /** How long each store may take to answer `/status` (default 20 s; a big data dir loads slower). */
+  readonly startTimeoutMs?: number;
   /** Default `secret`. */
   readonly security?: ClusterSecurity;
 }
@@ -276,6 +290,10 @@ export class ProcessCluster {
     readonly schedulerPort: number,
     slots: StoreSlot[],
     storeFlags: readonly string[],
+    /** Whether `close` removes the directory. */
+    readonly temporary = true,
+    /** The checkout the processes run from. */
+    readonly code = REPO_ROOT,
   ) {
     this.#slots = slots;
     this.#storeFlags = storeFlags;
@@ -321,7 +339,7 @@ export class ProcessCluster {
       "run",
       "-A",
       "--unstable-kv",
-      MAIN,
+      `${this.code}main.ts`,
       "--role",
       "scheduler",
       "--addr",
@@ -331,7 +349,7 @@ export class ProcessCluster {
       "--schedule-interval-ms",
       "50ms",
       ...this.#securityFlags("scheduler"),
-    ]);
+    ], { cwd: this.code });
     this.#schedulers.push(proc);
     return proc;
   }
@@ -359,12 +377,16 @@ export class ProcessCluster {
   static async start(opts: ProcessClusterOptions = {}): Promise<ProcessCluster> {
     const n = opts.stores ?? 3;
     const mode = opts.security ?? "secret";
-    const dir = await Deno.makeTempDir({ prefix: "mrkv-e2e-" });
+    const dir = opts.dir ?? await Deno.makeTempDir({ prefix: "mrkv-e2e-" });
+    await Deno.mkdir(dir, { recursive: true });
     let secretFile: string | undefined;
     let secret: Uint8Array | undefined;
     if (mode !== "tls") {
       secretFile = `${dir}/cluster.secret`;
-      await Deno.writeTextFile(secretFile, generateSecret(), { mode: 0o600 });
+      // A directory a cluster ran in before keeps its secret (its stores joined with it).
+      const reused = opts.dir !== undefined &&
+        await Deno.stat(secretFile).then(() => true, () => false);
+      if (!reused) await Deno.writeTextFile(secretFile, generateSecret(), { mode: 0o600 });
       secret = await readSecretFile(secretFile);
     }
     let pki: TestPki | undefined;
@@ -397,12 +419,16 @@ export class ProcessCluster {
       security,
       schedulerPort!,
       slots,
-      [...FAST_STORE_FLAGS, ...(opts.storeFlags ?? [])],
+      [...(opts.fast ?? true ? FAST_STORE_FLAGS : []), ...(opts.storeFlags ?? [])],
+      opts.dir === undefined,
+      opts.code === undefined
+        ? REPO_ROOT
+        : new URL(`${opts.code}/`, `file://${Deno.cwd()}/`).pathname,
     );
     try {
       cluster.startScheduler();
       for (let i = 0; i < n; i++) cluster.startStore(i);
-      for (let i = 0; i < n; i++) await cluster.waitStoreUp(i);
+      for (let i = 0; i < n; i++) await cluster.waitStoreUp(i, opts.startTimeoutMs);
     } catch (e) {
       await cluster.close();
       throw e;
@@ -462,7 +488,7 @@ export class ProcessCluster {
       "run",
       "-A",
       "--unstable-kv",
-      MAIN,
+      `${this.code}main.ts`,
       "--role",
       "store",
       "--addr",
@@ -473,7 +499,7 @@ export class ProcessCluster {
       slot.dataDir,
       ...this.#securityFlags(`store${i + 1}`),
       ...this.#storeFlags,
-    ]);
+    ], { cwd: this.code });
     slot.proc = proc;
     slot.history.push(proc);
     return proc;
@@ -554,13 +580,13 @@ export class ProcessCluster {
     return this.#all().map((p) => p.output()).join("\n");
   }
 
-  /** Kills whatever still runs (SIGKILL), waits for it, and removes the data. Never throws. */
+  /** Kills whatever still runs (SIGKILL), waits for it, and removes a temporary dir. Never throws. */
   async close(): Promise<void> {
     const all = this.#all();
     for (const p of all) p.kill("SIGKILL");
     await Promise.all(all.map((p) => p.status.catch(() => {})));
     this.security.close();
-    await Deno.remove(this.dir, { recursive: true }).catch(() => {});
+    if (this.temporary) await Deno.remove(this.dir, { recursive: true }).catch(() => {});
   }
 
   #all(): ChildProc[] {

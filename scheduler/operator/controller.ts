@@ -42,6 +42,8 @@ export class OperatorController {
     region: 0,
     leader: 0,
   };
+  /** Called with every operator added (the cluster pushes its first step, step_push.ts). */
+  onAdded: (op: Operator) => void = () => {};
 
   /** The running operator of a region. */
   get(regionId: number): Operator | undefined {
@@ -85,6 +87,7 @@ export class OperatorController {
     }
     this.#running.set(op.regionId, op);
     this.added[op.kind]++;
+    this.onAdded(op);
     return true;
   }
 
