@@ -7,7 +7,16 @@
  *
  * @module
  */
-import { KvEngine, type KvEngineOptions } from "../storage/mod.ts";
+import {
+  KvEngine,
+  type KvEngineOptions,
+  migrateRaftLog,
+  RaftLogEngine,
+  RaftLogMissingError,
+  raftLogMoved,
+  type RaftLogOptions,
+} from "../storage/mod.ts";
+import { join } from "node:path";
 import { DirLock } from "../proto/dir_lock.ts";
 import { type Store as StoreMeta, STORE_FEATURES } from "../proto/metapb.ts";
 import { errorResponse, MrkvError, unknownOutcome } from "../proto/errors.ts";
@@ -49,6 +58,13 @@ export interface StoreNodeOptions {
   readonly engine?: KvEngine;
   /** Options for the engine opened on `dataDir` (crash tests: small commits, commit hooks). */
   readonly engineOptions?: KvEngineOptions;
+  /**
+   * A Raft log to use instead of opening `<dataDir>/raftlog` (tests; the node does not close
+   * it). Given with `engine`; with `engine` alone the log lives in memory.
+   */
+  readonly raftLog?: RaftLogEngine;
+  /** Options for the Raft log opened on `dataDir` (crash tests: write hooks, small files). */
+  readonly raftLogOptions?: RaftLogOptions;
   readonly schedulerFetch?: Fetcher;
   /**
    * Makes the transport (tests: an in-memory network), whose batches carry `incarnation` (see
@@ -71,6 +87,7 @@ export interface StoreNodeOptions {
 export class StoreNode {
   #server: HttpServer | undefined;
   #ownsEngine: boolean;
+  #ownsRaftLog: boolean;
   #lock: DirLock | undefined;
 
   constructor(
@@ -84,10 +101,12 @@ export class StoreNode {
       merge: MergeWorker;
     },
     ownsEngine: boolean,
+    ownsRaftLog: boolean,
     readonly security: Security = Security.insecure(),
     lock?: DirLock,
   ) {
     this.#ownsEngine = ownsEngine;
+    this.#ownsRaftLog = ownsRaftLog;
     this.#lock = lock;
   }
 
@@ -116,6 +135,7 @@ export class StoreNode {
     await this.store.idle();
     // A size check still scanning must finish before the engine it reads is closed.
     await splitting;
+    if (this.#ownsRaftLog) await this.store.raftLog.close();
     if (this.#ownsEngine) this.store.engine.close();
     this.security.close();
     this.#lock?.release();
@@ -204,12 +224,24 @@ export async function startStoreNode(opts: StoreNodeOptions): Promise<StoreNode>
     ? undefined
     : await DirLock.acquire(config.dataDir, { role: "store", addr: config.advertiseAddr });
   let listener: Listener | undefined;
-  let engine: KvEngine;
+  let engine: KvEngine | undefined;
+  let raftLog: RaftLogEngine | undefined;
   try {
     listener = (opts.serve ?? true) ? await Listener.bind(config.addr, security, log) : undefined;
     engine = opts.engine ?? await KvEngine.open(config.dataDir, opts.engineOptions);
+    raftLog = opts.raftLog ?? await openRaftLog(opts, engine, log);
+    // A data dir of an earlier version keeps its raft logs in Deno KV: move them first.
+    const moved = await migrateRaftLog(engine, raftLog);
+    if (moved.regions > 0) {
+      log.info(
+        `moved the raft logs of ${moved.regions} regions (${moved.entries} entries) from ` +
+          `Deno KV to the raft log engine`,
+      );
+    }
   } catch (e) {
     await listener?.close();
+    if (!opts.raftLog) await raftLog?.close();
+    if (!opts.engine) engine?.close();
     lock?.release();
     throw e;
   }
@@ -252,7 +284,7 @@ export async function startStoreNode(opts: StoreNodeOptions): Promise<StoreNode>
       log.warn(`store ${storeId}: ${mode}; anyone who can reach ${config.addr} owns the cluster`);
     }
 
-    const store = new Store(storeId, engine, config, log, opts.peerConfig);
+    const store = new Store(storeId, engine, raftLog, config, log, opts.peerConfig);
     const book = await AddressBook.load(storeId, engine, client, log);
     store.onRegionPeers = (region) => book.want(region.peers.map((p) => p.storeId));
     const receiver: RaftReceiver = (batch) => {
@@ -337,6 +369,7 @@ export async function startStoreNode(opts: StoreNodeOptions): Promise<StoreNode>
       }),
       { heartbeat, split, gc, merge },
       opts.engine === undefined,
+      opts.raftLog === undefined,
       security,
       lock,
     );
@@ -362,10 +395,35 @@ export async function startStoreNode(opts: StoreNodeOptions): Promise<StoreNode>
     return node;
   } catch (e) {
     await listener?.close();
+    if (!opts.raftLog) await raftLog.close();
     if (!opts.engine) engine.close();
     lock?.release();
     throw e;
   }
+}
+
+/** Name of the Raft log's directory inside the data dir. */
+export const RAFT_LOG_DIR = "raftlog";
+
+async function openRaftLog(
+  opts: StoreNodeOptions,
+  engine: KvEngine,
+  log: StoreLogger,
+): Promise<RaftLogEngine> {
+  const options: RaftLogOptions = { log: (m) => log.warn(m), ...opts.raftLogOptions };
+  // An injected Deno KV engine lives in memory: so does its log.
+  if (opts.engine) return await RaftLogEngine.openInMemory(options);
+  const dir = join(opts.config.dataDir, RAFT_LOG_DIR);
+  // Checked before opening, which would create the directory and a first file: a refused start
+  // must leave the data dir as it found it, or the next start would not be refused.
+  if (await raftLogMoved(engine) && !await RaftLogEngine.existsAt(dir)) {
+    throw new RaftLogMissingError(
+      `data dir ${opts.config.dataDir}: its raft logs were moved to ${dir}, which is missing or ` +
+        `empty. Starting without it would forget Raft votes and acknowledged writes: restore ` +
+        `it, or remove this store from the cluster and start it on an empty data dir`,
+    );
+  }
+  return await RaftLogEngine.open(dir, options);
 }
 
 /**

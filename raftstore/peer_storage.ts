@@ -1,14 +1,14 @@
 /**
- * A region peer's Raft storage on the store's engine.
+ * A region peer's Raft storage: entries and hard state in the Raft log engine, the apply state
+ * in Deno KV.
  *
  * Raft's {@link Storage} is synchronous, so everything it reads is held in memory: the hard state,
- * the apply state, and the log entries after the truncated index. They are loaded from the engine
- * when the peer starts and kept in step as the Ready loop persists new state. Writes go into the
- * Ready loop's shared {@link WriteBatch}; nothing here does I/O except {@link PeerStorage.load}
- * and the snapshot helpers.
+ * the apply state, and the log entries after the truncated index. They are loaded when the peer
+ * starts and kept in step as the Ready loop persists new state. Entries and hard states go into
+ * the Ready loop's shared {@link LogBatch}; nothing here does I/O except {@link PeerStorage.load}.
  *
  * Invariant: `entries` holds exactly the indexes `truncatedIndex + 1 ..= lastIndex()`, all of them
- * already in the write batch that the Ready loop commits before calling `advance`.
+ * already in the log batch that the Ready loop writes before calling `advance`.
  *
  * @module
  */
@@ -24,7 +24,13 @@ import {
   type Storage,
   UnavailableError,
 } from "../raft/mod.ts";
-import { type ApplyState, Keys, type KvEngine, type WriteBatch } from "../storage/mod.ts";
+import {
+  type ApplyState,
+  CorruptionError,
+  type KvEngine,
+  type LogBatch,
+  type RaftLogEngine,
+} from "../storage/mod.ts";
 import { epochEqual, type Region, type RegionEpoch } from "../proto/metapb.ts";
 import { AppliedRequests } from "./applied_requests.ts";
 import { confStateOf } from "./conf_change.ts";
@@ -73,22 +79,44 @@ export class PeerStorage implements Storage {
     return this.#entryBytes;
   }
 
-  /** Loads a peer's state from the engine (after a restart). */
-  static async load(engine: KvEngine, region: Region): Promise<PeerStorage> {
-    const hs = (await engine.hardState(region.id)) ?? { term: 0, vote: 0, commit: 0 };
+  /**
+   * Loads a peer's state after a restart: the apply state from Deno KV, the hard state and the
+   * entries after the truncated index from the log.
+   *
+   * The two stores are written in one Ready pass, in parallel when that is safe, so a crash can
+   * leave Deno KV's apply state ahead of the log's hard state: the commit index then moves up to
+   * the applied index (what was applied was committed), and a region created by a split whose
+   * first hard state was lost starts from the term of its truncated entry. Entries at or below
+   * the truncated index are leftovers of a compaction the log had not recorded yet.
+   */
+  static async load(
+    engine: KvEngine,
+    raftLog: RaftLogEngine,
+    region: Region,
+  ): Promise<PeerStorage> {
     const apply = (await engine.applyState(region.id)) ??
       { appliedIndex: 0, truncatedIndex: 0, truncatedTerm: 0 };
-    const raw = await engine.raftEntries(
-      region.id,
-      apply.truncatedIndex + 1,
-      Number.MAX_SAFE_INTEGER,
-    );
-    const entries: Entry[] = [];
-    for (const bytes of raw) {
-      const e = decodeEntry(bytes);
-      // Only a contiguous run counts: a crash may have left a later fragment behind.
-      if (e.index !== apply.truncatedIndex + 1 + entries.length) break;
-      entries.push(e);
+    let hs = raftLog.hardState(region.id) ?? { term: 0, vote: 0, commit: 0 };
+    if (hs.term < apply.truncatedTerm) {
+      hs = { term: apply.truncatedTerm, vote: 0, commit: hs.commit };
+    }
+    if (hs.commit < apply.appliedIndex) hs = { ...hs, commit: apply.appliedIndex };
+    const first = apply.truncatedIndex + 1;
+    const bounds = raftLog.bounds(region.id);
+    if (bounds && bounds.last >= first && bounds.first > first) {
+      throw new CorruptionError(
+        `region ${region.id}: its raft log starts at ${bounds.first}, but its truncated index ` +
+          `is ${apply.truncatedIndex}: entries ${first}..${bounds.first - 1} are missing`,
+      );
+    }
+    const entries = (await raftLog.entries(region.id, first, Number.MAX_SAFE_INTEGER))
+      .map(decodeEntry);
+    for (const [k, e] of entries.entries()) {
+      if (e.index !== first + k) {
+        throw new CorruptionError(
+          `region ${region.id}: raft log entry ${first + k} says it is entry ${e.index}`,
+        );
+      }
     }
     const requests = AppliedRequests.load(
       await engine.appliedRequests(region.id),
@@ -175,47 +203,41 @@ export class PeerStorage implements Storage {
   // ---- Persistence (called by the Ready loop) ----
 
   /**
-   * Adds new entries (replacing any conflicting suffix) to `wb`, in the current phase.
-   *
-   * A large append can take several engine commits, and a crash may keep any prefix of them.
-   * So a conflicting suffix is deleted first, newest entry first, and only then are the new
-   * entries written: every prefix leaves a log that is one contiguous run of entries, each run a
-   * prefix of the old log or of the new one, never old entries of a lower term after new ones.
+   * Adds new entries to `lb`, replacing any conflicting suffix: the log engine writes the batch
+   * atomically, and an append drops the entries at and after its first index.
    */
-  append(entries: readonly Entry[], wb: WriteBatch): void {
+  append(entries: readonly Entry[], lb: LogBatch): void {
     if (entries.length === 0) return;
     const first = entries[0]!.index;
-    const prevLast = this.lastIndex();
     const keep = first - this.firstIndex();
     if (keep < 0) {
       throw new Error(
         `region ${this.region.id}: append at ${first} below first index ${this.firstIndex()}`,
       );
     }
-    for (let i = prevLast; i >= first; i--) wb.delete(Keys.raftLog(this.region.id, i));
     for (const e of this.#entries.splice(Math.min(this.#entries.length, keep))) {
       this.#entryBytes -= e.data.length;
     }
+    lb.append(this.region.id, first, entries.map(encodeEntry));
     for (const e of entries) {
-      wb.putRaftEntry(this.region.id, e.index, encodeEntry(e));
       this.#entries.push(e);
       this.#entryBytes += e.data.length;
     }
   }
 
-  /** Records a new hard state in `wb`. */
-  setHardState(hs: HardState, wb: WriteBatch): void {
+  /** Records a new hard state in `lb`. */
+  setHardState(hs: HardState, lb: LogBatch): void {
     this.hardState = hs;
-    wb.putHardState(this.region.id, hs);
+    lb.putHardState(this.region.id, hs);
   }
 
   /**
    * Log GC: drops entries up to `index` from memory and moves the truncated index there. The
-   * caller persists the new apply state; the entries themselves are deleted from the engine only
-   * after that (see {@link Store}), so a crash part way leaves entries below the truncated index,
-   * never a hole above it. Returns the range `[lo, hi)` to delete, or `undefined` if there is
-   * nothing to do — also when `term` is not this log's term at `index` (a command that does not
-   * describe this log must not move its truncated term).
+   * caller persists the new apply state; the log engine drops the entries only after that (see
+   * {@link Store}), so a crash part way leaves entries below the truncated index, never a hole
+   * above it. Returns the range `[lo, hi)` dropped, or `undefined` if there is nothing to do —
+   * also when `term` is not this log's term at `index` (a command that does not describe this
+   * log must not move its truncated term).
    */
   compactTo(index: number, term: number): { lo: number; hi: number } | undefined {
     const { truncatedIndex } = this.applyState;

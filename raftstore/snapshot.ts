@@ -7,16 +7,25 @@
  * the receiver skips their stray copies too; see applied_requests.ts). It is generated between Ready passes, so the
  * region's apply is paused and the data is exactly the state at the applied index.
  *
- * Installing is three durable steps (crash-safe, repeatable):
+ * Installing is four durable steps (crash-safe, repeatable):
  * 1. the snapshot itself is saved as pieces, with the region state `Applying`;
  * 2. the region's key range is cleared and the snapshot's pairs written;
- * 3. the apply state, the region state `Normal` and the removal of the pieces, together.
- * A store that restarts and finds `Applying` redoes steps 2 and 3 from the saved pieces.
+ * 3. the region's old log is dropped from the log engine, keeping its hard state (synced);
+ * 4. the apply state, the region state `Normal` and the removal of the pieces, together.
+ * A store that restarts and finds `Applying` redoes steps 2 to 4 from the saved pieces. Step 3
+ * comes before the apply state moves the truncated index to the snapshot: the old log may hold
+ * entries past the snapshot that conflict with it, which must never follow it.
  *
  * @module
  */
-import type { Snapshot } from "../raft/mod.ts";
-import { Keys, type KvEngine, type StorageKey, type WriteBatch } from "../storage/mod.ts";
+import type { HardState, Snapshot } from "../raft/mod.ts";
+import {
+  Keys,
+  type KvEngine,
+  type RaftLogEngine,
+  type StorageKey,
+  type WriteBatch,
+} from "../storage/mod.ts";
 import {
   decodeCbor,
   encodeCbor,
@@ -146,13 +155,16 @@ export async function loadSavedSnapshot(
 }
 
 /**
- * Steps 2 and 3: replace the region's data with the snapshot's and mark it `Normal`. `oldRange`
- * is the range the peer held before (its stale data is cleared too).
+ * Steps 2 to 4: replace the region's data with the snapshot's, its log with nothing, and mark it
+ * `Normal`. `oldRange` is the range the peer held before (its stale data is cleared too);
+ * `hardState` is written with the log's removal (Raft's term and vote must never be lost).
  */
 export async function installSnapshot(
   engine: KvEngine,
+  raftLog: RaftLogEngine,
   snap: Snapshot,
   oldRange: Pick<Region, "startKey" | "endKey"> | undefined,
+  hardState: HardState | undefined,
 ): Promise<SnapshotData> {
   const data = decodeSnapshotData(snap.data);
   const { region, kvs, requests } = data;
@@ -160,7 +172,9 @@ export async function installSnapshot(
   for (const r of oldRange ? [oldRange, region] : [region]) {
     await engine.deleteRange(r.startKey, r.endKey.length === 0 ? undefined : r.endKey);
   }
-  await engine.deleteRaftLog(region.id, 0);
+  const clean = raftLog.batch().clean(region.id);
+  if (hardState) clean.putHardState(region.id, hardState);
+  await raftLog.write(clean);
   await engine.deleteAppliedRequests(region.id);
   const wb = engine.batch();
   for (const [k, v] of kvs) wb.putData(k, v);

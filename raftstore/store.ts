@@ -4,16 +4,18 @@
  * The Ready loop, in this order, for every peer with work at once:
  * 1. install received snapshots (each its own crash-safe sequence, see snapshot.ts);
  * 2. send leaders' appends and heartbeats (they need not wait for the leader's own disk);
- *    one batched engine write for all peers, in phases: new log entries, then hard states,
- *    then the data of committed entries, then applied indexes and region states;
+ *    one log engine write (one fdatasync) with every peer's new entries and hard state, and
+ *    one Deno KV write with the data of committed entries, then applied indexes and region
+ *    states — the two at once when every entry applied was already on disk, else log first;
  * 3. send the other Raft messages (votes, acknowledgements), grouped by destination store;
  * 4. act on the apply results: answer proposals and reads, membership changes, splits, log GC;
  * 5. advance every Raft node.
  * Persisting before sending means a vote or an append acknowledgement is never sent for state
  * that a crash could lose. Committed entries are durable before their data is written (they
- * were persisted by an earlier pass, or by phase 0 of this write), and the data is written
- * before the applied index that covers it, so a restart never re-applies or skips an entry.
- * Doing it all in one write halves the engine commits per pass.
+ * were persisted by an earlier pass, or by this pass's log write, which then goes first), and
+ * the data is written before the applied index that covers it, so a restart never re-applies
+ * or skips an entry. A crash between the two writes of a pass can leave Deno KV's applied
+ * index ahead of the log's hard state, never ahead of its entries (see PeerStorage.load).
  *
  * @module
  */
@@ -25,7 +27,7 @@ import {
   type Message,
   type Ready,
 } from "../raft/mod.ts";
-import type { KvEngine, WriteBatch } from "../storage/mod.ts";
+import type { KvEngine, LogBatch, RaftLogEngine, WriteBatch } from "../storage/mod.ts";
 import { MrkvError } from "../proto/errors.ts";
 import {
   epochEqual,
@@ -57,16 +59,14 @@ import { decodeSnapshotData } from "./snapshot.ts";
 import { Hibernation } from "./hibernate.ts";
 import { newIncarnation } from "./liveness.ts";
 
-/** Phases of the Ready loop's one write (see the module comment). */
-const PHASE_ENTRIES = 0;
-const PHASE_HARD_STATE = 1;
-const PHASE_APPLY_DATA = 2;
-const PHASE_APPLY_STATE = 3;
+/** Phases of the Ready loop's Deno KV write (see the module comment). */
+const PHASE_APPLY_DATA = 0;
+const PHASE_APPLY_STATE = 1;
 /**
  * A merge's source peer becomes a tombstone after the merged target's state: a cut between the
  * two leaves a source that start-up recognizes as merged (see #finishInterruptedMerges).
  */
-const PHASE_MERGE_SOURCE = 4;
+const PHASE_MERGE_SOURCE = 2;
 /** Ticks between checks that leaders of joint configurations are leaving them. */
 const JOINT_CHECK_TICKS = 5;
 
@@ -185,7 +185,7 @@ export class Store {
   #loopDone: Promise<void> = Promise.resolve();
   /** Tables of applied requests for regions a split creates, from persist to peer creation. */
   readonly #splitRequests = new Map<number, AppliedRequests>();
-  /** Background deletions of compacted log ranges, one after another (see #compactLog). */
+  /** Compactions recorded in the log engine, one after another (see #compactLog). */
   #logGc: Promise<void> = Promise.resolve();
   /** Which peers sleep, and the other stores' liveness (hibernate.ts, liveness.ts). */
   readonly hibernation: Hibernation;
@@ -199,6 +199,7 @@ export class Store {
   constructor(
     readonly storeId: number,
     readonly engine: KvEngine,
+    readonly raftLog: RaftLogEngine,
     readonly config: StoreConfig,
     readonly log: StoreLogger,
     readonly peerConfig: Partial<PeerConfig> = {},
@@ -220,13 +221,22 @@ export class Store {
         this.tombstones.set(regionId, { region, peerId: peerMeta?.id ?? 0, merge });
         // Left by a destruction a crash cut short (see #destroy).
         await this.engine.deleteAppliedRequests(regionId);
+        if (this.raftLog.bounds(regionId) || this.raftLog.hardState(regionId)) {
+          await this.raftLog.write(this.raftLog.batch().clean(regionId), { sync: false });
+        }
         continue;
       }
       if (state.peerState === "Applying") {
         const snap = await loadSavedSnapshot(this.engine, regionId);
         if (!snap) throw new Error(`region ${regionId} is Applying but its snapshot is missing`);
         this.log.warn(`region ${regionId}: finishing a snapshot install interrupted by a restart`);
-        await installSnapshot(this.engine, snap, undefined);
+        await installSnapshot(
+          this.engine,
+          this.raftLog,
+          snap,
+          undefined,
+          this.raftLog.hardState(regionId),
+        );
         this.stats.snapshotsApplied++;
         const again = await this.engine.regionState(regionId);
         if (!again) continue;
@@ -250,7 +260,7 @@ export class Store {
       this.log.warn(`region ${region.id} has no peer on store ${this.storeId}; ignoring it`);
       return undefined;
     }
-    const storage = await PeerStorage.load(this.engine, region);
+    const storage = await PeerStorage.load(this.engine, this.raftLog, region);
     const peer = new Peer(this.storeId, meta, storage, this.#peerConfig());
     await this.#sweepLog(peer);
     this.peers.set(region.id, peer);
@@ -307,8 +317,10 @@ export class Store {
    * {@link RAFT_INIT_LOG_INDEX} and a matching hard state, then starts its peer.
    */
   async bootstrapRegion(region: Region): Promise<void> {
+    const lb = this.raftLog.batch();
     const wb = this.engine.batch();
-    writeInitialState(wb, region);
+    writeInitialState(wb, lb, region);
+    await this.raftLog.write(lb);
     await this.engine.write(wb);
     await this.#loadPeer(region);
   }
@@ -425,20 +437,35 @@ export class Store {
     // in messages or in apply — through a later pass, which starts after this write is done.
     this.#sendMessages(readies, true);
 
-    // 2. One write: entries (phase 0), hard states (1), applied data (2), apply state (3).
-    // First note how much of each log was on disk before this pass (see earlyResults).
+    // 2. The writes: entries and hard states to the log engine; applied data (phase 0) and apply
+    // state (phase 1) to Deno KV. First note how much of each log was on disk before this pass
+    // (see earlyResults).
     const persisted = new Map<Peer, number>();
     for (const [p, rd] of readies) {
       const before = p.storage.lastIndex();
       persisted.set(p, rd.entries.length > 0 ? Math.min(before, rd.entries[0]!.index - 1) : before);
     }
+    const lb = this.raftLog.batch();
     const wb = this.engine.batch();
+    // Whether something applied now was not on disk before this pass (a single-voter region
+    // commits what it appends in the same Ready): then the log write must land first.
+    let logFirst = false;
+    // Whether the log write must be synced: entries, or a new term or vote (etcd's MustSync). A
+    // commit index alone need not be: a lost one is learnt again, and loading never leaves it
+    // below the applied index.
+    let mustSync = false;
     for (const [p, rd] of readies) {
-      p.storage.append(rd.entries, wb.atPhase(PHASE_ENTRIES));
+      const before = p.storage.hardState;
+      if (rd.entries.length > 0) mustSync = true;
+      if (
+        rd.hardState && (rd.hardState.term !== before.term || rd.hardState.vote !== before.vote)
+      ) {
+        mustSync = true;
+      }
+      p.storage.append(rd.entries, lb);
+      if (rd.hardState) p.storage.setHardState(rd.hardState, lb);
       this.stats.entriesPersisted += rd.entries.length;
-    }
-    for (const [p, rd] of readies) {
-      if (rd.hardState) p.storage.setHardState(rd.hardState, wb.atPhase(PHASE_HARD_STATE));
+      if ((rd.committedEntries.at(-1)?.index ?? 0) > persisted.get(p)!) logFirst = true;
     }
     const outcomes: [Peer, ApplyOutcome][] = [];
     const compacted: CompactedRange[] = [];
@@ -463,7 +490,7 @@ export class Store {
       );
       this.stats.duplicateWrites += requests.duplicates - duplicates;
       this.stats.expiredWrites += requests.expired - expired;
-      this.#persistEffects(p, outcome, wb, compacted);
+      this.#persistEffects(p, outcome, wb, lb, compacted);
       wb.atPhase(PHASE_APPLY_STATE).putApplyState(p.regionId, {
         ...p.storage.applyState,
         appliedIndex: outcome.appliedIndex,
@@ -481,9 +508,11 @@ export class Store {
       if (early > 0) p.onApplied(outcome.results.slice(0, early));
       outcome.answered = early;
     }
-    if (wb.size > 0) {
+    if (wb.size > 0 || !lb.isEmpty) {
       const started = performance.now();
-      await this.engine.write(wb);
+      const log = lb.isEmpty ? undefined : this.raftLog.write(lb, { sync: mustSync });
+      if (logFirst) await log;
+      await Promise.all([log, wb.size > 0 ? this.engine.write(wb) : undefined]);
       this.stats.engineWrites++;
       this.stats.engineWriteMs += performance.now() - started;
       this.metrics.engineWrite.observe((performance.now() - started) / 1000);
@@ -582,7 +611,13 @@ export class Store {
     const wb = this.engine.batch();
     saveSnapshot(wb, snap, region);
     await this.engine.write(wb);
-    const { requests } = await installSnapshot(this.engine, snap, oldRange);
+    const { requests } = await installSnapshot(
+      this.engine,
+      this.raftLog,
+      snap,
+      oldRange,
+      rd.hardState ?? p.storage.hardState,
+    );
     p.storage.resetToSnapshot(snap.metadata.index, snap.metadata.term, region, requests);
     p.onSnapshotInstalled(snap.metadata.index);
     for (const peer of region.peers) p.peerCache.set(peer.id, peer);
@@ -601,6 +636,7 @@ export class Store {
     p: Peer,
     outcome: ApplyOutcome,
     wb: WriteBatch,
+    lb: LogBatch,
     compacted: CompactedRange[],
   ): void {
     for (const effect of outcome.effects) {
@@ -618,6 +654,7 @@ export class Store {
           this.#splitRequests.set(effect.right.id, requests);
           writeInitialState(
             wb.atPhase(PHASE_APPLY_STATE),
+            lb,
             effect.right,
             existing?.storage.hardState,
           );
@@ -632,9 +669,9 @@ export class Store {
         });
         wbs.deleteRaftState(effect.source.id);
       } else if (effect.type === "CompactLog") {
-        // The truncated index is persisted with this write's apply state; the entries are
-        // deleted only once it has landed (#compactLog), so a crash can leave entries below
-        // the truncated index but never a hole above it.
+        // The truncated index is persisted with this write's apply state; the log engine
+        // drops the entries only once it has landed (#compactLog), so a crash can leave
+        // entries below the truncated index but never a hole above it.
         const range = p.storage.compactTo(effect.index, effect.term);
         if (range) compacted.push({ regionId: p.regionId, ...range });
         else {
@@ -648,20 +685,19 @@ export class Store {
   }
 
   /**
-   * Deletes log entries a CompactLog truncated, in the background and one at a time: the
-   * truncated index is already durable, nothing reads below it, and the engine deletes in
-   * bounded pages that interleave with the Ready loop's writes. A crash part way leaves entries
-   * below the truncated index, which {@link start} removes.
+   * Tells the log engine to drop entries a CompactLog truncated, once the truncated index is
+   * durable in Deno KV. Unsynced: losing it in a crash only leaves entries below the truncated
+   * index, which {@link #sweepLog} drops again; the engine reclaims the space later.
    */
-  #compactLog({ regionId, lo, hi }: CompactedRange): void {
+  #compactLog({ regionId, hi }: CompactedRange): void {
     this.#logGc = this.#logGc.then(async () => {
       if (this.#stopped) return;
       try {
-        await this.engine.deleteRaftLog(regionId, lo, hi);
+        await this.raftLog.write(this.raftLog.batch().compact(regionId, hi - 1), { sync: false });
       } catch (e) {
         if (!this.#stopped) {
           this.log.warn(
-            `region ${regionId}: deleting compacted log [${lo}, ${hi}) failed (a restart ` +
+            `region ${regionId}: recording the log compaction to ${hi - 1} failed (a restart ` +
               `finishes it): ${(e as Error).message}`,
           );
         }
@@ -670,26 +706,18 @@ export class Store {
   }
 
   /**
-   * Removes what a crash can leave of a log write or compaction (start-up only, before the peer
-   * runs): entries at or below the truncated index, and entries past the contiguous log that
-   * {@link PeerStorage.load} loaded.
+   * Drops what a crash can leave of a log compaction (start-up only, before the peer runs):
+   * entries at or below the truncated index.
    */
   async #sweepLog(p: Peer): Promise<void> {
-    const bounds = await this.engine.raftLogBounds(p.regionId);
-    if (!bounds) return;
+    const bounds = this.raftLog.bounds(p.regionId);
     const first = p.storage.firstIndex();
-    const last = p.storage.lastIndex();
-    if (bounds.first < first) {
-      const n = await this.engine.deleteRaftLog(p.regionId, bounds.first, first);
+    if (bounds && bounds.first < first) {
+      await this.raftLog.write(this.raftLog.batch().compact(p.regionId, first - 1), {
+        sync: false,
+      });
       this.log.warn(
-        `region ${p.regionId}: finished an interrupted log compaction (${n} entries below ${first})`,
-      );
-    }
-    if (bounds.last > last) {
-      const n = await this.engine.deleteRaftLog(p.regionId, last + 1);
-      this.log.warn(
-        `region ${p.regionId}: dropped ${n} entries past the log's end ${last} left by an ` +
-          `interrupted write`,
+        `region ${p.regionId}: finished an interrupted log compaction (entries below ${first})`,
       );
     }
   }
@@ -835,7 +863,8 @@ export class Store {
     this.meta.removeRegion(p.regionId);
     this.tombstones.set(p.regionId, { region: p.region, peerId: p.meta.id, merge });
     const done = (async () => {
-      await this.engine.deleteRaftLog(p.regionId, 1);
+      // Unsynced: a restart that finds the tombstone drops the log again.
+      await this.raftLog.write(this.raftLog.batch().clean(p.regionId), { sync: false });
       await this.engine.deleteAppliedRequests(p.regionId);
     })().catch((e) => {
       this.log.warn(`region ${p.regionId}: cleaning up after a merge failed: ${e}`);
@@ -942,7 +971,8 @@ export class Store {
     wb.putRegionState(p.regionId, { peerState: "Tombstone", region });
     wb.deleteRaftState(p.regionId);
     await this.engine.write(wb);
-    await this.engine.deleteRaftLog(p.regionId, 1);
+    // Unsynced: a restart that finds the Tombstone drops the log again.
+    await this.raftLog.write(this.raftLog.batch().clean(p.regionId), { sync: false });
     await this.engine.deleteAppliedRequests(p.regionId);
     if (p.storage.isInitialized() && this.meta.overlapping(p.region).length === 0) {
       const r = p.region;
@@ -1123,7 +1153,7 @@ export class Store {
         truncatedIndex: 0,
         truncatedTerm: 0,
       }, [])
-      : await PeerStorage.load(this.engine, region);
+      : await PeerStorage.load(this.engine, this.raftLog, region);
     if (this.peers.has(env.regionId)) return this.peers.get(env.regionId);
     const meta: PeerMeta = { id: env.toPeer.id, storeId: this.storeId, role: env.toPeer.role };
     const peer = new Peer(this.storeId, meta, storage, this.#peerConfig());
@@ -1214,9 +1244,14 @@ function initialHardState(existing?: { term: number; vote: number; commit: numbe
   return { term: RAFT_INIT_LOG_TERM, vote: 0, commit: RAFT_INIT_LOG_INDEX };
 }
 
-/** Writes the state records of a region created by bootstrap or split. */
+/**
+ * Writes the state records of a region created by bootstrap or split: region and apply state
+ * to Deno KV, hard state to the log (if that write is lost, PeerStorage.load starts from the
+ * same values).
+ */
 function writeInitialState(
   wb: WriteBatch,
+  lb: LogBatch,
   region: Region,
   hs?: { term: number; vote: number; commit: number },
 ): void {
@@ -1226,5 +1261,5 @@ function writeInitialState(
     truncatedIndex: RAFT_INIT_LOG_INDEX,
     truncatedTerm: RAFT_INIT_LOG_TERM,
   });
-  wb.putHardState(region.id, initialHardState(hs));
+  lb.putHardState(region.id, initialHardState(hs));
 }

@@ -10,6 +10,7 @@
  * ["r", regionId, "req", index, part] client requests the region applied recently (dedup)
  * ["store"]                           store identity
  * ["addrs"]                           other stores' addresses, as last learned
+ * ["raftlog"]                         how far moving raft logs to the log engine has got
  * ["x", ...logicalKey, version, i]    piece i of a value over 64 KiB stored at logicalKey
  * ```
  *
@@ -81,6 +82,13 @@ export const Keys = {
   /** `["addrs"]`: the addresses of other stores this store last learned. */
   storeAddresses(): StorageKey {
     return brand(["addrs"]);
+  },
+  /**
+   * `["raftlog"]`: how far moving raft logs and hard states out of Deno KV, into the Raft log
+   * engine, has got (a data dir of an earlier version keeps them here).
+   */
+  raftLogMoved(): StorageKey {
+    return brand(["raftlog"]);
   },
   /**
    * `["r", regionId, "req", index, part]`: a record of client requests the region applied (the

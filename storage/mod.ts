@@ -1,8 +1,9 @@
 /**
- * The store's storage engine on Deno KV: the key layout (`keys.ts`), write batches that split
+ * The store's storage: the Deno KV engine — the key layout (`keys.ts`), write batches that split
  * themselves into commits fitting Deno KV's limits in a crash-safe order (`write_batch.ts`),
  * chunked values over 64 KiB, range scans and range deletes (`engine.ts`), and the records kept
- * per region and per store (`records.ts`). See `docs/storage.md`.
+ * per region and per store (`records.ts`) — and the Raft log engine (`raft_log/`), which holds
+ * every region's Raft entries and hard state. See `docs/storage.md`.
  *
  * Imports nothing of ours (only `cborg`); `raftstore/` and `scheduler/` build on it.
  *
@@ -37,3 +38,18 @@ export {
   ValueTooLargeError,
   WriteBatch,
 } from "./write_batch.ts";
+export {
+  DEFAULT_GC_POLICY,
+  LogBatch,
+  MemFs,
+  RaftLogBrokenError,
+  RaftLogEngine,
+  type RaftLogOptions,
+  type RaftLogStats,
+} from "./raft_log/mod.ts";
+export {
+  migrateRaftLog,
+  type MigrationReport,
+  RaftLogMissingError,
+  raftLogMoved,
+} from "./raft_log/migrate.ts";

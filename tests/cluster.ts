@@ -16,7 +16,7 @@ import { startStoreNode, type StoreNode } from "../raftstore/node.ts";
 import type { StoreConfig, StoreLogger } from "../raftstore/store.ts";
 import type { Peer } from "../raftstore/peer.ts";
 import { MrkvError } from "../proto/errors.ts";
-import type { KvEngineOptions } from "../storage/mod.ts";
+import type { KvEngineOptions, RaftLogOptions } from "../storage/mod.ts";
 import { LinkFaults } from "./link_faults.ts";
 
 export interface ClusterOptions {
@@ -138,7 +138,11 @@ export class TestCluster {
   }
 
   /** Starts (or restarts, from its data) the store in slot `i`. */
-  async startStore(i: number, engineOptions?: KvEngineOptions): Promise<StoreNode> {
+  async startStore(
+    i: number,
+    engineOptions?: KvEngineOptions,
+    raftLogOptions?: RaftLogOptions,
+  ): Promise<StoreNode> {
     if (this.nodes[i]) throw new Error(`store slot ${i} is already running`);
     const port = this.#http ? (this.#ports[i] ??= freePort()) : 30001 + i;
     const addr = `127.0.0.1:${port}`;
@@ -155,6 +159,7 @@ export class TestCluster {
         scheduler: `http://${this.scheduler.addr}`,
       },
       engineOptions,
+      raftLogOptions,
       log: this.#log,
       ...(this.#http
         ? {
@@ -204,9 +209,11 @@ export class TestCluster {
    */
   async crashOnNextWrite(i: number): Promise<void> {
     const node = this.node(i);
-    node.store.engine.beforeCommit = () => {
+    const crash = () => {
       throw new Error("injected crash before a write");
     };
+    node.store.engine.beforeCommit = crash;
+    node.store.raftLog.beforeWrite = crash;
     await node.finished.catch(() => {});
     this.nodes[i] = undefined;
     await node.stop();

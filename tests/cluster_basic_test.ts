@@ -87,3 +87,48 @@ Deno.test(
       }
     }),
 );
+
+Deno.test(
+  "a store's /metrics reports its Raft log engine: fsyncs, group writes, bytes, files, and the files garbage collection deleted",
+  opts,
+  () =>
+    withCluster({ stores: 1, maxReplicas: 1, store: { raftLogGcCountLimit: 20 } }, async (c) => {
+      // Small files, so that compacted logs let garbage collection delete some.
+      await c.stopStore(0);
+      await c.startStore(0, undefined, { segmentBytes: 8 * 1024 });
+      const metrics = async () => {
+        const text = await (await c.node(0).app.request("/metrics")).text();
+        const value = (name: string) => {
+          const m = new RegExp(`^${name} (\\S+)$`, "m").exec(text);
+          assert.ok(m, `${name} is reported`);
+          return Number(m[1]);
+        };
+        return {
+          fsyncs: value("mrkv_raft_log_fsyncs_total"),
+          writes: value("mrkv_raft_log_writes_total"),
+          batches: value("mrkv_raft_log_batches_total"),
+          seconds: value("mrkv_raft_log_write_seconds_total"),
+          written: value("mrkv_raft_log_written_bytes_total"),
+          files: value("mrkv_raft_log_files"),
+          bytes: value("mrkv_raft_log_bytes"),
+          collected: value("mrkv_raft_log_gc_files_total"),
+        };
+      };
+      const start = await metrics();
+      for (let i = 0; i < 150; i++) await c.put(`m${i}`, "x".repeat(200));
+      let after = start;
+      await waitFor("garbage collection to delete a log file", async () => {
+        after = await metrics();
+        return after.collected > start.collected;
+      });
+      // Every write is synced (one per put at least), each sync ends a group write.
+      assert.ok(after.fsyncs - start.fsyncs >= 150, `fsyncs ${start.fsyncs} → ${after.fsyncs}`);
+      assert.ok(after.writes >= after.fsyncs, "a group write per fsync at least");
+      assert.ok(after.batches - start.batches >= 150, `batches ${after.batches}`);
+      assert.ok(after.written - start.written > 150 * 200, `bytes written ${after.written}`);
+      assert.ok(after.seconds > start.seconds);
+      const files = c.node(0).store.raftLog.files();
+      assert.equal(after.files, files.append.length + files.rewrite.length);
+      assert.ok(after.bytes > 0 && after.bytes < after.written, `bytes on disk ${after.bytes}`);
+    }),
+);

@@ -91,15 +91,20 @@ Deno.test(
 );
 
 Deno.test(
-  "a leader store killed part way through a large log compaction restarts and catches up",
+  "a leader store killed between a log compaction's truncated index and the log recording it restarts and catches up, and the log files are collected",
   opts,
   () =>
     withCluster({ stores: 3 }, async (c) => {
-      // Small engine commits on every store, so compacting a few hundred entries takes several.
-      const small = { commitLimits: { maxMutations: 40 } };
+      // Small log files on every store, so compaction lets garbage collection delete and rewrite
+      // files while clients write.
+      const small = {
+        segmentBytes: 16 * 1024,
+        purgeThresholdBytes: 96 * 1024,
+        squeezeMinBytes: 32 * 1024,
+      };
       for (const i of [0, 1, 2]) {
         await c.stopStore(i);
-        await c.startStore(i, small);
+        await c.startStore(i, undefined, small);
       }
       await c.waitReplicas(1, 3);
       const acked = new Map<string, string>();
@@ -109,8 +114,8 @@ Deno.test(
         while (running) {
           const key = `k${String(n++).padStart(5, "0")}`;
           try {
-            await c.put(key, `v${n}`, c.nodes.findIndex((x) => x !== undefined));
-            acked.set(key, `v${n}`);
+            await c.put(key, `v${n}`.padEnd(200, "."), c.nodes.findIndex((x) => x !== undefined));
+            acked.set(key, `v${n}`.padEnd(200, "."));
           } catch {
             // The store died under it: unknown, and not checked. Back off as a client would (a
             // dead store fails at once, and a tight retry loop would starve the event loop).
@@ -128,13 +133,16 @@ Deno.test(
             () => leader.appliedIndex - leader.storage.firstIndex() > 200,
             30_000,
           );
-          // Die after the `cut`-th engine commit of the compaction, wherever it is done.
+          // The truncated index reaches Deno KV with the apply; the log records the compaction
+          // in a later, unsynced write: die there.
           let seen = 0;
           const node = c.node(slot);
-          const died = node.finished.then(() => false, () => true);
-          node.store.engine.afterCommit = (info) => {
-            if (info.operation !== "deleteRange" && info.commits === 1) return;
-            if (++seen === cut) throw new Error(`injected crash after compaction commit ${cut}`);
+          let died = false;
+          node.finished.catch(() => died = true);
+          node.store.raftLog.beforeWrite = (info) => {
+            if (info.batches.some((b) => b.compacts) && ++seen >= 1) {
+              throw new Error(`injected crash at compaction ${cut}`);
+            }
           };
           const compactIndex = leader.appliedIndex - 1;
           void leader.propose({
@@ -146,17 +154,15 @@ Deno.test(
             },
           }).catch(() => {});
           c.node(slot).store.schedule(leader);
-          await waitFor(`the injected crash (cut ${cut})`, () => seen >= cut, 15_000);
-          // A broken engine fails the store's next write: it dies as a killed process would.
+          await waitFor(`the injected crash (round ${cut})`, () => seen >= 1, 15_000);
+          // A broken log fails the store's next write: it dies as a killed process would.
           // (The writer keeps writing, so that write comes; bounded all the same.)
-          let dead = false;
-          void died.then((d) => dead = d);
-          await waitFor(`the store to die after the crash (cut ${cut})`, () => dead, 20_000);
+          await waitFor(`store slot ${slot} to die (round ${cut})`, () => died, 20_000);
           await c.stopStore(slot);
-          await c.startStore(slot, small); // must not refuse to start
+          await c.startStore(slot, undefined, small); // must not refuse to start
           const restarted = c.node(slot).store.peers.get(1)!;
-          assert.ok(restarted.storage.firstIndex() > 1);
-          const bounds = await c.node(slot).store.engine.raftLogBounds(1);
+          assert.ok(restarted.storage.firstIndex() > compactIndex, `cut ${cut}: compacted`);
+          const bounds = c.node(slot).store.raftLog.bounds(1);
           assert.ok(
             bounds === undefined || bounds.first >= restarted.storage.firstIndex(),
             `cut ${cut}: no entry below the truncated index is left (${JSON.stringify(bounds)})`,
@@ -177,5 +183,8 @@ Deno.test(
           assert.equal(await c.localGet(i, key), value, `acknowledged ${key} on store slot ${i}`);
         }
       }
+      const collected = c.running().map((x) => x.store.raftLog.stats.gc)
+        .reduce((sum, gc) => sum + gc.deletedFiles + gc.rewrittenFiles, 0);
+      assert.ok(collected > 0, "compacted log files were collected");
     }),
 );

@@ -82,11 +82,12 @@ Deno.test(
       await c.put("k", "v0");
       const leader = c.leaderOf(1)!;
       const slot = c.nodes.findIndex((n) => n?.store.storeId === leader.storeId);
-      const engine = c.node(slot).store.engine;
+      const { engine, raftLog } = c.node(slot).store;
       let open!: () => void;
       const gate = new Promise<void>((r) => open = r);
       let stalled = 0;
-      engine.beforeCommit = async () => {
+      // Both of the store's engines share the disk.
+      engine.beforeCommit = raftLog.beforeWrite = async () => {
         stalled++;
         await gate;
       };
@@ -96,7 +97,7 @@ Deno.test(
       await new Promise((r) => setTimeout(r, 3_000));
       assert.ok(stalled > 0, "the leader's disk stalled");
       assert.ok(c.node(slot).kv.retries >= 1, "the write was retried during the stall");
-      engine.beforeCommit = undefined;
+      engine.beforeCommit = raftLog.beforeWrite = undefined;
       open();
       await write;
       assert.equal(await c.get("k", slot), "v1");
