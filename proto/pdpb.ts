@@ -101,6 +101,16 @@ export interface DownPeer {
   readonly downSeconds: number;
 }
 
+/**
+ * An operator step the leader will not carry out, and why (a split with no key to split at, a
+ * transfer to a peer it has not heard from recently). The scheduler cancels the operator
+ * instead of repeating the step until its deadline.
+ */
+export interface RefusedStep {
+  readonly type: OperatorStep["type"];
+  readonly reason: string;
+}
+
 /** One region's heartbeat, sent by its leader. */
 export interface RegionHeartbeat {
   readonly region: Region;
@@ -112,6 +122,8 @@ export interface RegionHeartbeat {
   /** Approximate region size in bytes. */
   readonly approximateSize: number;
   readonly approximateKeys: number;
+  /** The step the leader refused since its last report, if any. */
+  readonly refusedStep?: RefusedStep;
 }
 /** `region_heartbeat`: many regions in one request (one per region led by this store). */
 export interface RegionHeartbeatRequest {
@@ -274,9 +286,32 @@ function decodeDownPeer(v: unknown, name: string): DownPeer {
   };
 }
 
+const STEP_TYPES: readonly OperatorStep["type"][] = [
+  "AddLearner",
+  "PromoteLearner",
+  "RemovePeer",
+  "TransferLeader",
+  "SplitRegion",
+];
+
+/** Most characters of a refusal's reason. */
+export const MAX_REASON_CHARS = 1024;
+
+function decodeRefusedStep(v: unknown, name: string): RefusedStep {
+  const o = expectObject(v, name);
+  const type = expectString(field(o, "type"), `${name}.type`, 32);
+  const known = STEP_TYPES.find((t) => t === type);
+  if (!known) throw new MrkvError("BadRequest", `${name}.type "${type}" is not an operator step`);
+  return {
+    type: known,
+    reason: expectString(field(o, "reason"), `${name}.reason`, MAX_REASON_CHARS),
+  };
+}
+
 /** Decodes one {@link RegionHeartbeat}. */
 export function decodeRegionHeartbeat(v: unknown, name: string): RegionHeartbeat {
   const o = expectObject(v, name);
+  const refused = field(o, "refusedStep");
   return {
     region: decodeRegion(field(o, "region"), `${name}.region`),
     leader: optional(field(o, "leader"), `${name}.leader`, decodePeer, null),
@@ -299,6 +334,8 @@ export function decodeRegionHeartbeat(v: unknown, name: string): RegionHeartbeat
       expectUint,
       0,
     ),
+    ...(refused !== undefined && refused !== null &&
+      { refusedStep: decodeRefusedStep(refused, `${name}.refusedStep`) }),
   };
 }
 

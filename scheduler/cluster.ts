@@ -24,9 +24,11 @@ import {
   regionInfoFromHeartbeat,
   regionInfoFromMeta,
 } from "./region_info.ts";
+import type { HealthContext } from "./region_health.ts";
 import { RegionsInfo } from "./regions_info.ts";
 import { ClusterStorage, RegionSaver, type SavedStore } from "./storage.ts";
 import {
+  isTargetState,
   type StoreInfo,
   type StoreMetaState,
   type StoreStateName,
@@ -50,6 +52,8 @@ export interface ClusterCounters {
   staleHeartbeats: number;
   regionsChanged: number;
   storeHeartbeats: number;
+  /** Operator steps leaders reported refusing. */
+  refusedSteps: number;
 }
 
 /** The cluster map and the handlers that change it. */
@@ -61,6 +65,7 @@ export class Cluster {
     staleHeartbeats: 0,
     regionsChanged: 0,
     storeHeartbeats: 0,
+    refusedSteps: 0,
   };
   readonly #stores = new Map<number, StoreInfo>();
   readonly #saver: RegionSaver;
@@ -221,7 +226,29 @@ export class Cluster {
 
   /** A store's state name now. */
   stateName(s: StoreInfo): StoreStateName {
-    return storeStateName(s, this.now(), this.config.maxStoreDownTime);
+    return storeStateName(s, this.now(), this.config);
+  }
+
+  /**
+   * Why store `id` may not receive a new peer or leadership now (its state name), or undefined
+   * if it may: only `Up` stores are targets.
+   */
+  readonly unusableTarget = (id: number): string | undefined => {
+    const s = this.#stores.get(id);
+    if (!s) return "not registered";
+    const name = this.stateName(s);
+    return isTargetState(name) ? undefined : name;
+  };
+
+  /** What region health checks read (`region_health.ts`). */
+  healthContext(): HealthContext {
+    return {
+      maxReplicas: this.config.maxReplicas,
+      stateOf: (id) => {
+        const s = this.#stores.get(id);
+        return s && this.stateName(s);
+      },
+    };
   }
 
   /** Changes a store's persisted state along the transition table. */
@@ -252,15 +279,23 @@ export class Cluster {
       if (e instanceof MrkvError) this.counters.staleHeartbeats++;
       throw e;
     }
+    const now = this.now();
     if (result.changed) {
       this.counters.regionsChanged++;
       for (const o of result.overlaps) this.#saver.delete(o.meta.id);
+      if (result.overlaps.length > 0) {
+        this.operators.onRegionsOverlapped(result.overlaps, info, now);
+      }
       if (!origin || metaChanged(origin.meta, info.meta) || origin.leader?.id !== info.leader?.id) {
         this.#saver.save({ region: info.meta, leader: info.leader });
       }
     }
+    if (hb.refusedStep) {
+      this.counters.refusedSteps++;
+      this.operators.onStepRefused(info.meta.id, hb.refusedStep.type, hb.refusedStep.reason, now);
+    }
     const current = this.regions.getRegion(info.meta.id)!;
-    const step = this.operators.dispatch(current, this.now());
+    const step = this.operators.dispatch(current, now, this.unusableTarget);
     return step
       ? { regionId: info.meta.id, step, epoch: current.meta.epoch }
       : { regionId: info.meta.id };

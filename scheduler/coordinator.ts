@@ -10,9 +10,9 @@
 import { MrkvError } from "../proto/errors.ts";
 import type { Cluster } from "./cluster.ts";
 import type { BuildContext } from "./operator/builder.ts";
-import type { Operator, OperatorKind } from "./operator/operator.ts";
+import { KIND_PRIORITY, type Operator, type OperatorKind } from "./operator/operator.ts";
 import type { RegionInfo } from "./region_info.ts";
-import { checkReplicas } from "./schedulers/replica_checker.ts";
+import { checkLostReplicas, checkReplicas } from "./schedulers/replica_checker.ts";
 import { DEFAULT_SCHEDULERS, SCHEDULER_FACTORIES } from "./schedulers/mod.ts";
 import type { ClusterView, RegionRole, Scheduler, StoreView } from "./schedulers/view.ts";
 
@@ -29,7 +29,11 @@ export class LiveView implements ClusterView {
 
   constructor(private readonly cluster: Cluster, readonly random: () => number = Math.random) {
     const now = cluster.now();
-    this.build = { now, allocPeerId: () => cluster.ids.allocSync() };
+    this.build = {
+      now,
+      allocPeerId: () => cluster.ids.allocSync(),
+      unusableTarget: cluster.unusableTarget,
+    };
   }
 
   get maxReplicas(): number {
@@ -191,7 +195,7 @@ export class Coordinator {
     const c = this.cluster;
     await c.ids.reserve(ID_RESERVE);
     const now = c.now();
-    c.operators.checkAll(now, (id) => c.regions.getRegion(id) !== undefined);
+    c.operators.checkAll(now, (id) => c.regions.getRegion(id) !== undefined, c.unusableTarget);
     for (const s of c.stores()) {
       if (s.state === "Offline" && c.regions.storeStats(s.meta.id).regionCount === 0) {
         await c.setStoreState(s.meta.id, "Tombstone");
@@ -230,10 +234,16 @@ export class Coordinator {
     const regions = c.regions.regions();
     const n = Math.min(PATROL_BATCH, regions.length);
     let replicaOps = c.operators.countOf("replica");
+    // A region with a running operator is checked only for lost replicas, and only if that
+    // operator is a balance one: the repair replaces it at once (KIND_PRIORITY).
     for (let i = 0; i < n && replicaOps < limit.replica; i++) {
       const r = regions[(this.#patrolCursor + i) % regions.length]!;
-      if (view.hasOperator(r.meta.id)) continue;
-      if (add(tryBuild(() => checkReplicas(view, r)))) replicaOps++;
+      const running = c.operators.get(r.meta.id);
+      if (!running) {
+        if (add(tryBuild(() => checkReplicas(view, r)))) replicaOps++;
+      } else if (KIND_PRIORITY[running.kind] < KIND_PRIORITY.replica) {
+        if (add(tryBuild(() => checkLostReplicas(view, r)))) replicaOps++;
+      }
     }
     this.#patrolCursor = regions.length ? (this.#patrolCursor + n) % regions.length : 0;
     for (const s of this.#schedulers.values()) {

@@ -5,6 +5,7 @@
  * @module
  */
 import type { Cluster } from "./cluster.ts";
+import { HEALTH_PROBLEMS, type HealthProblem, summarizeHealth } from "./region_health.ts";
 
 type Sample = readonly [labels: string, value: number];
 
@@ -21,6 +22,8 @@ export function renderMetrics(cluster: Cluster): string {
     const n = cluster.stateName(s);
     states.set(n, (states.get(n) ?? 0) + 1);
   }
+  const health = summarizeHealth(cluster.regions.regions(), cluster.healthContext());
+  const label = (p: HealthProblem) => p.replace("-", "_");
   const metrics: [name: string, type: string, help: string, samples: Sample[]][] = [
     ["region_heartbeats_total", "counter", "Region heartbeats received.", [[
       "",
@@ -62,6 +65,23 @@ export function renderMetrics(cluster: Cluster): string {
       "Size of the store's regions.",
       perStore((id) => stats(id).regionSize),
     ],
+    [
+      "unhealthy_regions",
+      "gauge",
+      "Regions with a problem: fewer healthy voters than max-replicas (miss_peer), a down peer, a pending peer, no live leader.",
+      HEALTH_PROBLEMS.map((p) => [`{problem="${label(p)}"}`, health.total[p]]),
+    ],
+    [
+      "store_unhealthy_regions",
+      "gauge",
+      "Per store: regions whose down or pending peer is there, or with a peer there that miss a peer or a leader.",
+      stores.flatMap((s) =>
+        HEALTH_PROBLEMS.map((p): Sample => [
+          `{store="${s.meta.id}",problem="${label(p)}"}`,
+          health.byStore.get(s.meta.id)?.[p] ?? 0,
+        ])
+      ),
+    ],
     ["operators_running", "gauge", "Running operators.", [["", ops.running().length]]],
     [
       "operators_added_total",
@@ -77,6 +97,10 @@ export function renderMetrics(cluster: Cluster): string {
         s,
       ) => [`{status="${s}"}`, ops.ended[s]]),
     ],
+    ["refused_steps_total", "counter", "Operator steps leaders reported refusing.", [[
+      "",
+      c.refusedSteps,
+    ]]],
     ["id_high_water_mark", "gauge", "Persisted ID allocator mark.", [[
       "",
       cluster.ids.highWaterMark,

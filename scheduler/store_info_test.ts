@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { MrkvError } from "../proto/errors.ts";
 import { openTestCluster } from "./_test_cluster.ts";
-import { DISCONNECTED_AFTER_MS, STORE_TRANSITIONS } from "./store_info.ts";
+import { STORE_TRANSITIONS } from "./store_info.ts";
 
 const stats = (storeId: number) => ({
   storeId,
@@ -16,13 +16,15 @@ const stats = (storeId: number) => ({
   isBusy: false,
 });
 
-Deno.test("a silent store becomes Disconnected, then Down; a heartbeat brings it back Up", async () => {
-  const t = await openTestCluster({ maxStoreDownTime: 60_000 });
+Deno.test("a silent store becomes Disconnected after store-disconnect-time, then Down; a heartbeat brings it back Up", async () => {
+  const t = await openTestCluster({ maxStoreDownTime: 60_000, storeDisconnectTime: 2_000 });
   const c = t.cluster;
   await c.putStore({ id: 1, address: "127.0.0.1:1" });
   c.handleStoreHeartbeat(stats(1));
   assert.equal(c.stateName(c.getStore(1)), "Up");
-  t.clock.advance(DISCONNECTED_AFTER_MS + 1);
+  t.clock.advance(2_000);
+  assert.equal(c.stateName(c.getStore(1)), "Up", "exactly the threshold is still Up");
+  t.clock.advance(1);
   assert.equal(c.stateName(c.getStore(1)), "Disconnected");
   t.clock.advance(60_000);
   assert.equal(c.stateName(c.getStore(1)), "Down");

@@ -3,7 +3,7 @@
  * `max-replicas` healthy voters. In order of urgency:
  * 1. a learner left behind by an ended operator is removed;
  * 2. a peer on a Down store is removed (the next pass adds a replacement, so the region never
- *    needs the down peer in a quorum while a new one catches up);
+ *    needs the down peer in a quorum while a new one catches up): {@link checkLostReplicas};
  * 3. a peer on an Offline store is moved to the best Up store;
  * 4. missing peers are added on the Up store with the least region size that lacks one;
  * 5. extra peers are removed, worst first (a non-Up store, then the largest store).
@@ -30,6 +30,22 @@ function bestTarget(view: ClusterView, r: RegionInfo): StoreView | undefined {
   return best;
 }
 
+/**
+ * The urgent part of the check: removes a peer on a Down store (or one its leader has not
+ * heard from for `max-store-down-time`), so a replacement can be added. The coordinator also
+ * runs this on regions that have a balance operator, and the repair replaces it.
+ */
+export function checkLostReplicas(view: ClusterView, r: RegionInfo): Operator | null {
+  const peers = r.meta.peers;
+  const down = peers.find((p) =>
+    p.id !== r.leader?.id &&
+    (view.store(p.storeId)?.stateName === "Down" ||
+      r.downPeers.some((d) => d.peer.id === p.id && d.downSeconds * 1000 > view.maxStoreDownTime))
+  );
+  if (!down || peers.length < 2) return null;
+  return createRemovePeerOperator("remove-down-replica", "replica", r, down.storeId, view.build);
+}
+
 /** Returns an operator that fixes `r`'s replicas, or null if it is healthy. */
 export function checkReplicas(view: ClusterView, r: RegionInfo): Operator | null {
   const peers = r.meta.peers;
@@ -46,14 +62,8 @@ export function checkReplicas(view: ClusterView, r: RegionInfo): Operator | null
       view.build,
     );
   }
-  const down = peers.find((p) =>
-    p.id !== r.leader?.id &&
-    (stateOf(p.storeId) === "Down" ||
-      r.downPeers.some((d) => d.peer.id === p.id && d.downSeconds * 1000 > view.maxStoreDownTime))
-  );
-  if (down && peers.length > 1) {
-    return createRemovePeerOperator("remove-down-replica", "replica", r, down.storeId, view.build);
-  }
+  const lost = checkLostReplicas(view, r);
+  if (lost) return lost;
   const offline = peers.find((p) => stateOf(p.storeId) === "Offline");
   if (offline) {
     const target = bestTarget(view, r);
