@@ -5,13 +5,28 @@
  * every region it leads; a region whose leader, epoch or size changed is reported again within
  * {@link CHANGE_FLUSH_MS}. The scheduler answers with at most one operator step per region, which
  * the leader carries out if its epoch still matches what the scheduler saw. Every step is
- * idempotent: the scheduler repeats it until a heartbeat shows it done.
+ * idempotent: the scheduler repeats it until a heartbeat shows it done. Steps run concurrently
+ * (a split waits for its apply; other regions' steps need not wait for it).
+ *
+ * A step that cannot succeed is refused, and the refusal travels in the region's next heartbeat
+ * so the scheduler ends the operator at once: a transfer to a peer this leader has not heard
+ * from within an election timeout (or that is still catching up) would block the region's
+ * proposals until the transfer times out; a split with no key to split at never gets one.
+ *
+ * A leader reports a peer down once it has not heard from it for `max-peer-down-duration`.
+ * A store the scheduler calls a Tombstone has been removed from the cluster for good: the
+ * worker tells its owner, which stops the store.
  *
  * @module
  */
 import { MrkvError } from "../proto/errors.ts";
 import { epochEqual, type Peer as PeerMeta } from "../proto/metapb.ts";
-import type { OperatorStep, RegionHeartbeat, RegionHeartbeatResult } from "../proto/pdpb.ts";
+import type {
+  OperatorStep,
+  RefusedStep,
+  RegionHeartbeat,
+  RegionHeartbeatResult,
+} from "../proto/pdpb.ts";
 import type { Peer } from "./peer.ts";
 import type { PdClient } from "../proto/pd_client.ts";
 import type { RegionObserver, Store } from "./store.ts";
@@ -19,8 +34,34 @@ import type { SplitWorker } from "./split.ts";
 
 /** How soon a changed region is reported. */
 const CHANGE_FLUSH_MS = 20;
-/** A peer not heard from this long is reported down. */
-const DOWN_PEER_MS = 5 * 60_000;
+/** `max-peer-down-duration` when the store config does not set it. */
+export const DEFAULT_MAX_PEER_DOWN_MS = 10_000;
+
+/** Marks an error as a refusal the scheduler should hear about (see {@link isRefusal}). */
+function refusal(message: string): MrkvError {
+  return new MrkvError("BadRequest", message, { step_refused: true });
+}
+
+/**
+ * Whether a failed step can never succeed as given: a refusal of ours, or a split the split
+ * worker found impossible (no key to split at, a key outside the region).
+ */
+function isRefusal(step: OperatorStep, e: MrkvError): boolean {
+  if (e.details.step_refused === true) return true;
+  return step.type === "SplitRegion" && (e.code === "BadRequest" || e.code === "KeyNotInRegion");
+}
+
+/** True if a scheduler error says this store is a Tombstone. */
+export function isTombstoneError(e: unknown): e is MrkvError {
+  return e instanceof MrkvError && e.details.store_tombstone === true;
+}
+
+/** What to tell an operator whose store turned out to be a Tombstone. */
+export function tombstoneMessage(storeId: number, dataDir: string, why: string): string {
+  return `store ${storeId} is a Tombstone (${why}): it was removed from the cluster for good ` +
+    `and must not serve again. Its data dir ${dataDir} holds nothing the cluster needs: delete ` +
+    `it (or move it away) and start the store with an empty data dir to join as a new store.`;
+}
 
 /** Sends heartbeats for one store and executes the operator steps in the answers. */
 export class HeartbeatWorker implements RegionObserver {
@@ -28,9 +69,19 @@ export class HeartbeatWorker implements RegionObserver {
   #flushTimer: ReturnType<typeof setTimeout> | undefined;
   #changed = new Set<number>();
   #inFlight = false;
+  /** Steps refused since the last report, by region. */
+  readonly #refused = new Map<number, RefusedStep>();
+  /** When each leader peer first had each other peer unheard of (for down-peer reports). */
+  readonly #unheardSince = new WeakMap<Peer, Map<number, number>>();
   /** Heartbeats sent and operator steps executed, for metrics and tests. */
   sent = 0;
   stepsExecuted = 0;
+  stepsRefused = 0;
+  /** Steps that failed, by error code (a storm of `EpochNotMatch` means repeated steps). */
+  readonly stepErrors: Record<string, number> = {};
+  /** Called once if the scheduler says this store is a Tombstone (the owner stops it). */
+  onTombstone: (e: MrkvError) => void = () => {};
+  #tombstoned = false;
 
   constructor(
     readonly store: Store,
@@ -63,7 +114,7 @@ export class HeartbeatWorker implements RegionObserver {
 
   /** One periodic round: store stats, then every led region. */
   async tick(): Promise<void> {
-    if (this.store.stopped) return;
+    if (this.store.stopped || this.#tombstoned) return;
     try {
       const peers = [...this.store.peers.values()];
       const cap = this.capacity();
@@ -80,6 +131,12 @@ export class HeartbeatWorker implements RegionObserver {
       });
       await this.sendRegionHeartbeats();
     } catch (e) {
+      if (isTombstoneError(e)) {
+        this.#tombstoned = true;
+        this.stop();
+        this.onTombstone(e);
+        return;
+      }
       this.store.log.warn(`store ${this.store.storeId}: heartbeat failed: ${(e as Error).message}`);
     }
   }
@@ -95,11 +152,24 @@ export class HeartbeatWorker implements RegionObserver {
       .filter((p): p is Peer => p !== undefined && p.isLeader() && p.storage.isInitialized());
     if (peers.length === 0) return;
     this.#inFlight = true;
+    const now = Date.now();
+    const downMs = this.store.config.maxPeerDownDuration ?? DEFAULT_MAX_PEER_DOWN_MS;
+    const refused = new Map<number, RefusedStep>();
+    const heartbeats = peers.map((p) => {
+      const hb = regionHeartbeatOf(p, now, downMs, this.#unheardSinceOf(p));
+      const r = this.#refused.get(p.regionId);
+      if (!r) return hb;
+      this.#refused.delete(p.regionId);
+      refused.set(p.regionId, r);
+      return { ...hb, refusedStep: r };
+    });
     try {
-      const res = await this.client.regionHeartbeat(peers.map(regionHeartbeatOf));
+      const res = await this.client.regionHeartbeat(heartbeats);
       this.sent += peers.length;
-      for (const result of res.results) await this.#onResult(result);
+      for (const result of res.results) void this.#onResult(result);
     } catch (e) {
+      // Not delivered: the refusals go with the next report.
+      for (const [id, r] of refused) if (!this.#refused.has(id)) this.#refused.set(id, r);
       this.store.log.warn(
         `store ${this.store.storeId}: region heartbeat failed: ${(e as Error).message}`,
       );
@@ -108,17 +178,36 @@ export class HeartbeatWorker implements RegionObserver {
     }
   }
 
+  #unheardSinceOf(peer: Peer): Map<number, number> {
+    let m = this.#unheardSince.get(peer);
+    if (!m) this.#unheardSince.set(peer, m = new Map());
+    return m;
+  }
+
+  /** Carries out one answer's step; never throws (it runs unawaited). */
   async #onResult(result: RegionHeartbeatResult): Promise<void> {
     const peer = this.store.peers.get(result.regionId);
-    if (!result.step || !peer || !peer.isLeader()) return;
+    const step = result.step;
+    if (!step || !peer || !peer.isLeader()) return;
     if (result.epoch && !epochEqual(result.epoch, peer.region.epoch)) return;
     try {
-      await this.execute(peer, result.step);
+      await this.execute(peer, step);
       this.stepsExecuted++;
     } catch (e) {
-      if (!(e instanceof MrkvError)) throw e;
+      if (!(e instanceof MrkvError)) {
+        this.store.log.error(
+          `region ${peer.regionId}: operator step ${step.type} failed: ${(e as Error).stack ?? e}`,
+        );
+        return;
+      }
+      this.stepErrors[e.code] = (this.stepErrors[e.code] ?? 0) + 1;
+      if (isRefusal(step, e)) {
+        this.stepsRefused++;
+        this.#refused.set(peer.regionId, { type: step.type, reason: e.message.slice(0, 1000) });
+        this.regionChanged(peer);
+      }
       this.store.log.info(
-        `region ${peer.regionId}: operator step ${result.step.type} not done: ${e.message}`,
+        `region ${peer.regionId}: operator step ${step.type} not done: ${e.message}`,
       );
     }
   }
@@ -146,32 +235,74 @@ export class HeartbeatWorker implements RegionObserver {
         return await change("RemoveNode", step.peer);
       case "TransferLeader":
         if (step.peer.id === peer.meta.id) return;
+        if (peer.raw.raft.leadTransferee === step.peer.id) return; // already under way
+        this.#checkTransferee(peer, step.peer);
         peer.transferLeader(step.peer.id);
         this.store.schedule(peer);
         return;
       case "SplitRegion":
         if (!this.split) return;
-        await this.split.splitRegion(peer, step.keys[0]);
+        // A split of this region under way (this step, repeated) is joined, not repeated.
+        await this.split.splitRegion(peer, step.keys);
         return;
+    }
+  }
+
+  /**
+   * Refuses a transfer that would stall the region: while a transfer is pending the leader
+   * drops proposals, so a transferee that is silent or catching up blocks writes until the
+   * transfer times out (an election timeout), again on every repeated step.
+   */
+  #checkTransferee(peer: Peer, target: PeerMeta): void {
+    const member = peer.region.peers.find((p) => p.id === target.id);
+    if (!member || member.role !== "Voter") {
+      throw refusal(`peer ${target.id} is not a voter of region ${peer.regionId}`);
+    }
+    const { electionTicks, raftTickMs } = this.store.config;
+    const heard = peer.lastHeard.get(target.id);
+    const silentMs = heard === undefined ? Infinity : Date.now() - heard;
+    if (silentMs > electionTicks * raftTickMs) {
+      throw refusal(
+        heard === undefined
+          ? `peer ${target.id} has not been heard from since this peer started`
+          : `peer ${target.id} was last heard from ${silentMs} ms ago`,
+      );
+    }
+    const pr = peer.raw.status().progress[target.id];
+    if (!pr || pr.state === "Snapshot" || pr.match < peer.storage.applyState.truncatedIndex) {
+      throw refusal(`peer ${target.id} is catching up (it needs a snapshot)`);
     }
   }
 }
 
-/** The heartbeat a leader sends for its region. */
-export function regionHeartbeatOf(peer: Peer): RegionHeartbeat {
+/**
+ * The heartbeat a leader sends for its region at time `now`. A peer is reported down once it
+ * has been unheard of for `downMs`: since its last message, or, for one never heard from by
+ * this peer object (a new leader, a restarted store), since `unheardSince` first noted it.
+ */
+export function regionHeartbeatOf(
+  peer: Peer,
+  now = Date.now(),
+  downMs = DEFAULT_MAX_PEER_DOWN_MS,
+  unheardSince: Map<number, number> = new Map(),
+): RegionHeartbeat {
   const status = peer.raw.status();
   const truncated = peer.storage.applyState.truncatedIndex;
-  const now = Date.now();
   const pendingPeers: PeerMeta[] = [];
+  const downPeers: { peer: PeerMeta; downSeconds: number }[] = [];
   for (const p of peer.region.peers) {
+    if (p.id === peer.meta.id) continue;
     const pr = status.progress[p.id];
-    if (p.id !== peer.meta.id && (!pr || pr.match < truncated || pr.state === "Snapshot")) {
-      pendingPeers.push(p);
+    if (!pr || pr.match < truncated || pr.state === "Snapshot") pendingPeers.push(p);
+    let since = peer.lastHeard.get(p.id);
+    if (since === undefined) {
+      since = unheardSince.get(p.id) ?? now;
+      unheardSince.set(p.id, since);
+    }
+    if (now - since > downMs) {
+      downPeers.push({ peer: p, downSeconds: Math.floor((now - since) / 1000) });
     }
   }
-  const downPeers = peer.region.peers
-    .filter((p) => p.id !== peer.meta.id && now - (peer.lastHeard.get(p.id) ?? now) > DOWN_PEER_MS)
-    .map((p) => ({ peer: p, downSeconds: Math.floor((now - peer.lastHeard.get(p.id)!) / 1000) }));
   return {
     region: peer.region,
     leader: peer.region.peers.find((p) => p.id === peer.meta.id) ?? peer.meta,

@@ -9,7 +9,7 @@
  */
 import { KvEngine } from "../storage/mod.ts";
 import { errorResponse, MrkvError } from "../proto/errors.ts";
-import { HeartbeatWorker } from "./heartbeat.ts";
+import { HeartbeatWorker, isTombstoneError, tombstoneMessage } from "./heartbeat.ts";
 import { type ForwardFn, KvService } from "./kv_service.ts";
 import { LogGcWorker } from "./log_gc.ts";
 import type { PeerConfig } from "./peer.ts";
@@ -72,7 +72,14 @@ export class StoreNode {
     return a && "port" in a ? a.port : undefined;
   }
 
-  async stop(): Promise<void> {
+  #stopping: Promise<void> | undefined;
+
+  /** Stops everything; later calls wait for the first one. */
+  stop(): Promise<void> {
+    return this.#stopping ??= this.#stop();
+  }
+
+  async #stop(): Promise<void> {
     this.workers.heartbeat.stop();
     this.workers.split.stop();
     this.workers.gc.stop();
@@ -172,7 +179,12 @@ export async function startStoreNode(opts: StoreNodeOptions): Promise<StoreNode>
     }
     const storeId = ident.storeId;
     const storeMeta = { id: storeId, address: config.advertiseAddr };
-    await client.putStore(storeMeta);
+    await client.putStore(storeMeta).catch((e) => {
+      // A Tombstone store must not start: say what to do with its data dir (heartbeat.ts).
+      throw isTombstoneError(e)
+        ? new Error(tombstoneMessage(storeId, config.dataDir, e.message), { cause: e })
+        : e;
+    });
 
     const store = new Store(storeId, engine, config, log, opts.peerConfig);
     const receiver: RaftReceiver = (batch) => store.onRaftBatch(batch);
@@ -244,10 +256,18 @@ export async function startStoreNode(opts: StoreNodeOptions): Promise<StoreNode>
     if (store.peers.size === 0 && store.tombstones.size === 0) {
       await maybeBootstrap(store, client, storeMeta, log);
     }
+    // A store the scheduler calls a Tombstone stops serving and exits (heartbeat.ts).
+    const retired = new Promise<void>((_, reject) => {
+      heartbeat.onTombstone = (e) => {
+        const why = new Error(tombstoneMessage(storeId, config.dataDir, e.message), { cause: e });
+        log.error(why.message);
+        void node.stop().finally(() => reject(why));
+      };
+    });
     heartbeat.start();
     split.start();
     gc.start();
-    node.finished = store.dead;
+    node.finished = Promise.race([store.dead, retired]);
     return node;
   } catch (e) {
     await listener?.close();

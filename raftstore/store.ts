@@ -28,6 +28,7 @@ import { PeerStorage, RAFT_INIT_LOG_INDEX, RAFT_INIT_LOG_TERM } from "./peer_sto
 import { StoreMeta } from "./store_meta.ts";
 import type { RaftBatch, RaftEnvelope, Transport } from "./transport.ts";
 import { generateSnapshot, installSnapshot, loadSavedSnapshot, saveSnapshot } from "./snapshot.ts";
+import { EarlyVotes, isVoteRequest } from "./split.ts";
 import { decodeSnapshotData } from "./snapshot.ts";
 
 /** Phases of the Ready loop's one write (see the module comment). */
@@ -46,6 +47,8 @@ export interface StoreConfig {
   readonly splitCheckMs: number;
   readonly raftLogGcCountLimit: number;
   readonly schedulerHeartbeatMs: number;
+  /** A leader reports a peer down after this long unheard of (ms; heartbeat.ts has a default). */
+  readonly maxPeerDownDuration?: number;
 }
 
 /** Something that wants to hear about region changes (the heartbeat task). */
@@ -89,6 +92,8 @@ export class Store {
   readonly meta = new StoreMeta();
   /** Regions whose local peer was destroyed, with the last region meta it had. */
   readonly tombstones = new Map<number, { region: Region; peerId: number }>();
+  /** Vote requests for regions a split will create here once applied (split.ts). */
+  readonly earlyVotes = new EarlyVotes();
   transport!: Transport;
   observer?: RegionObserver;
   #dirty = new Set<Peer>();
@@ -429,16 +434,12 @@ export class Store {
   #persistEffects(p: Peer, outcome: ApplyOutcome, wb: WriteBatch): void {
     for (const effect of outcome.effects) {
       if (effect.type === "Split") {
-        if (
-          !this.tombstones.has(effect.right.id) &&
-          !this.peers.get(effect.right.id)?.storage.isInitialized()
-        ) {
-          const existing = this.peers.get(effect.right.id);
-          writeInitialState(
-            wb.atPhase(PHASE_APPLY_STATE),
-            effect.right,
-            existing?.storage.hardState,
-          );
+        for (const right of effect.regions) {
+          if (this.tombstones.has(right.id) || this.peers.get(right.id)?.storage.isInitialized()) {
+            continue;
+          }
+          const existing = this.peers.get(right.id);
+          writeInitialState(wb.atPhase(PHASE_APPLY_STATE), right, existing?.storage.hardState);
         }
       } else if (effect.type === "CompactLog") {
         wb.atPhase(PHASE_APPLY_STATE);
@@ -476,16 +477,25 @@ export class Store {
           void this.destroyPeer(p, effect.region);
         }
         break;
-      case "Split":
-        this.#createSplitPeer(p, effect.left, effect.right);
+      case "Split": {
+        this.meta.setRegion(effect.left, true);
+        // The size is shared out evenly until the next size check measures it.
+        const share = Math.floor(p.approximateSize / (effect.regions.length + 1));
+        p.approximateSize = share;
+        for (const right of effect.regions) this.#createSplitPeer(p, right, share);
+        this.log.info(
+          `region ${effect.left.id} split: new regions ${
+            effect.regions.map((r) => r.id).join(", ")
+          }`,
+        );
         break;
+      }
       case "CompactLog":
         break; // already applied to the peer storage in #persistEffects
     }
   }
 
-  #createSplitPeer(parent: Peer, left: Region, right: Region): void {
-    this.meta.setRegion(left, true);
+  #createSplitPeer(parent: Peer, right: Region, approximateSize: number): void {
     if (this.tombstones.has(right.id)) return;
     const existing = this.peers.get(right.id);
     if (existing?.storage.isInitialized()) return;
@@ -509,14 +519,13 @@ export class Store {
     const peer = new Peer(this.storeId, meta, storage, this.#peerConfig());
     this.peers.set(right.id, peer);
     this.meta.setRegion(right, true);
-    const half = Math.floor(parent.approximateSize / 2);
-    parent.approximateSize = half;
-    peer.approximateSize = half;
+    peer.approximateSize = approximateSize;
     // The parent's leader campaigns at once for the new region so it is not leaderless for an
-    // election timeout (TiKV does the same).
+    // election timeout (TiKV does the same). Followers that had not applied the split when its
+    // vote requests came held them (see #maybeCreatePeer); they are answered now.
     if (parent.isLeader()) peer.raw.campaign();
+    for (const env of this.earlyVotes.take(right.id, meta.id)) peer.step(env.message, env.fromPeer);
     this.schedule(peer);
-    this.log.info(`region ${left.id} split: new region ${right.id} with peer ${meta.id}`);
   }
 
   /**
@@ -645,7 +654,14 @@ export class Store {
     const tomb = this.tombstones.get(env.regionId);
     if (tomb && env.toPeer.id <= tomb.peerId) return undefined;
     const range = { startKey: env.startKey, endKey: env.endKey };
-    if (this.meta.overlapping(range).length > 0) return undefined; // a split we have not applied yet
+    if (this.meta.overlapping(range).length > 0) {
+      // A split we have not applied yet. Its new region's leader campaigns as soon as it has
+      // applied the split, usually before we have: dropping the vote request would leave the
+      // region leaderless for an election timeout, so it is held until the split creates the
+      // peer (split.ts).
+      if (isVoteRequest(env.message)) this.earlyVotes.hold(env);
+      return undefined;
+    }
     if (this.peers.has(env.regionId)) return this.peers.get(env.regionId);
     const region: Region = {
       id: env.regionId,

@@ -193,9 +193,7 @@ export class Cluster {
   /** Registers a store, or updates its address after a restart. */
   async putStore(store: Store): Promise<void> {
     const old = this.#stores.get(store.id);
-    if (old?.state === "Tombstone") {
-      throw new MrkvError("BadRequest", `store ${store.id} is a tombstone and cannot come back`);
-    }
+    if (old?.state === "Tombstone") throw tombstoneError(store.id);
     this.#checkAddress(store);
     const info = this.#freshStore(store, old);
     await this.storage.saveStore({ ...store, state: info.state });
@@ -205,9 +203,7 @@ export class Cluster {
   /** Records a store heartbeat. */
   handleStoreHeartbeat(stats: StoreStats): void {
     const s = this.getStore(stats.storeId);
-    if (s.state === "Tombstone") {
-      throw new MrkvError("BadRequest", `store ${stats.storeId} is a tombstone`);
-    }
+    if (s.state === "Tombstone") throw tombstoneError(stats.storeId);
     this.counters.storeHeartbeats++;
     this.#stores.set(s.meta.id, { ...s, lastHeartbeat: this.now(), heartbeatSeen: true, stats });
   }
@@ -355,6 +351,18 @@ export class Cluster {
     }
     return r;
   }
+}
+
+/**
+ * The answer to a Tombstone store: it was drained and removed and may never come back. The
+ * `store_tombstone` detail tells the store to stop serving.
+ */
+function tombstoneError(storeId: number): MrkvError {
+  return new MrkvError(
+    "BadRequest",
+    `store ${storeId} is a tombstone and cannot come back`,
+    { store_tombstone: true },
+  );
 }
 
 function alreadyBootstrapped(clusterId: number): MrkvError {

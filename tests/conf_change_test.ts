@@ -11,13 +11,16 @@ import { type TestCluster, waitFor, withCluster } from "./cluster.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
-/** Stops the scheduler from scheduling (it would put removed peers straight back). */
+/**
+ * Stops the scheduler from scheduling: it would put removed peers straight back (and with
+ * fewer max-replicas than peers it would remove one itself, racing the test's removal).
+ */
 async function pauseScheduling(c: TestCluster): Promise<void> {
   for (const name of ["balance-region-scheduler", "balance-leader-scheduler"]) {
     await fetch(`http://${c.scheduler.addr}/pd/api/v1/schedulers/${name}`, { method: "DELETE" })
       .then((r) => r.body?.cancel());
   }
-  c.scheduler.cluster.config = { ...c.scheduler.cluster.config, maxReplicas: 2 };
+  c.scheduler.cluster.config = { ...c.scheduler.cluster.config, replicaScheduleLimit: 0 };
 }
 
 function removePeer(c: TestCluster, leader: Peer, target: PeerMeta): Promise<void> {

@@ -1,19 +1,35 @@
 /**
- * Region split driven by the scheduler's `split-region` operator: at a given key, and at the
- * size midpoint when no key is given. The new region gets a peer on every store, data stays
- * where it is, and reads, writes and scans across the boundary keep working.
+ * Region split driven by the scheduler's `split-region` operator: at given keys (all of them in
+ * one batch split), and at the size midpoint when no key is given. The new regions get a peer on
+ * every store and elect a leader at once, data stays where it is, and reads, writes and scans
+ * across the boundaries keep working. Splits that cannot happen are refused with the reason.
  */
 import assert from "node:assert/strict";
 import { b, str, type TestCluster, waitFor, withCluster } from "./cluster.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
-async function splitRegion(c: TestCluster, body: Record<string, unknown>): Promise<void> {
+/** POSTs an admin operator; returns the status and JSON answer. */
+async function postOperator(
+  c: TestCluster,
+  body: Record<string, unknown>,
+): Promise<{ status: number; json: Record<string, unknown> }> {
   const res = await fetch(`http://${c.scheduler.addr}/pd/api/v1/operators`, {
     method: "POST",
-    body: JSON.stringify({ name: "split-region", ...body }),
+    body: JSON.stringify(body),
   });
-  assert.equal(res.status, 201, await res.text());
+  return { status: res.status, json: await res.json() };
+}
+
+async function splitRegion(c: TestCluster, body: Record<string, unknown>): Promise<void> {
+  const res = await postOperator(c, { name: "split-region", ...body });
+  assert.equal(res.status, 201, JSON.stringify(res.json));
+}
+
+/** The scheduler's last operator on `regionId` (running or ended). */
+function operatorOf(c: TestCluster, regionId: number) {
+  const ops = c.scheduler.cluster.operators;
+  return ops.get(regionId) ?? ops.lastEnded(regionId);
 }
 
 Deno.test(
@@ -59,5 +75,111 @@ Deno.test(
         const body = await (await fetch(`http://${c.scheduler.addr}/pd/api/v1/regions`)).json();
         return body.count === 3;
       });
+    }),
+);
+
+Deno.test(
+  "a 3-key split makes 4 regions in one batch split, and its operator finishes as Finished",
+  opts,
+  () =>
+    withCluster({ stores: 3 }, async (c) => {
+      for (const ch of "abcdefghijklmnopqrstuvwxyz") await c.put(ch, ch.toUpperCase());
+      const proposed = () => c.running().reduce((n, x) => n + x.workers.split.splitsProposed, 0);
+      await splitRegion(c, { region_id: 1, keys: ["t", "f", "m"] });
+      await waitFor("4 regions starting at '', f, m, t on every store", () =>
+        c.running().every((n) =>
+          n.store.meta.sortedRegions().map((r) =>
+            str(r.startKey)
+          ).join(",") === ",f,m,t"
+        ));
+      await waitFor("the split operator to end", () => operatorOf(c, 1)?.status !== "Running");
+      assert.equal(operatorOf(c, 1)?.status, "Finished", operatorOf(c, 1)?.reason);
+      assert.equal(proposed(), 1, "one Split command carried all three keys");
+      const versions = c.node(0).store.meta.sortedRegions().map((r) => r.epoch.version);
+      assert.deepEqual(versions, [2, 2, 2, 2], "one version bump for all of them");
+      for (const ch of "aemsz") assert.equal(await c.get(ch), ch.toUpperCase());
+      for (const ch of "bgnu") await c.put(ch, "new");
+      assert.deepEqual(
+        (await c.node(1).kv.scan(b(""), undefined, 100)).kvs.length,
+        26,
+        "a scan crosses every boundary",
+      );
+      await waitFor(
+        "the scheduler to see 4 regions",
+        () => c.scheduler.cluster.regions.count === 4,
+      );
+    }),
+);
+
+Deno.test(
+  "splits that cannot happen are refused: up front by the scheduler, or by the leader with the reason",
+  opts,
+  () =>
+    withCluster({ stores: 3 }, async (c) => {
+      const empty = await postOperator(c, { name: "split-region", region_id: 1 });
+      assert.equal(empty.status, 400);
+      assert.match(JSON.stringify(empty.json), /last reported empty/);
+      // A key was written and deleted: the region reports a size, but there is nothing to split.
+      await c.put("ghost", "x");
+      await c.delete("ghost");
+      await waitFor(
+        "the scheduler to see the region's size",
+        () => c.scheduler.cluster.getRegion(1).approximateSizeBytes > 0,
+      );
+      await splitRegion(c, { region_id: 1 });
+      await waitFor("the leader's refusal to end the operator", () => {
+        const op = operatorOf(c, 1);
+        return op !== undefined && op.status !== "Created" && op.status !== "Running";
+      });
+      const op = operatorOf(c, 1)!;
+      assert.equal(op.status, "Cancelled");
+      assert.match(op.reason, /leader refused SplitRegion: region 1 is too small to split/);
+    }),
+);
+
+Deno.test(
+  "a split's new region elects its leader at once, although the followers apply the split after its vote requests arrive",
+  opts,
+  () =>
+    // A long election timeout (1.5–3 s): a first election that failed would show.
+    withCluster({ stores: 3, store: { electionTicks: 30 } }, async (c) => {
+      const leaderId = c.leaderOf(1)!.storeId;
+      const leaderStore = () => leaderId;
+      // The old region's appends reach the followers 150 ms late, so they learn that the split
+      // committed only well after the new region's leader has started campaigning.
+      c.network.addFilter((from, _to, env) =>
+        env.regionId === 1 && from === leaderStore() ? 150 : undefined
+      );
+      const heldBefore = c.running().reduce((n, x) => n + x.store.earlyVotes.replayed, 0);
+      // Descending keys: region 1 keeps the left part, so it holds the next key.
+      for (const key of ["k5", "k4", "k3", "k2", "k1"]) {
+        await c.put(key, "v");
+        const t0 = performance.now();
+        await splitRegion(c, { region_id: 1, keys: [key] });
+        let created = 0;
+        let newId = 0;
+        await waitFor(`the region split at ${key} to have a leader`, () => {
+          const region = c.node(0).store.meta.regionForKey(b(key));
+          const onLeader = c.running().find((n) => n.store.storeId === leaderStore());
+          const mine = onLeader?.store.meta.regionForKey(b(key));
+          if (mine && mine.id !== 1 && created === 0) created = performance.now();
+          newId = mine?.id ?? region?.id ?? 0;
+          return newId !== 1 && newId !== 0 && c.leaderOf(newId) !== undefined;
+        }, 10_000);
+        const elected = performance.now() - created;
+        assert.ok(
+          elected < 1_000,
+          `region ${newId} had no leader for ${elected.toFixed(0)} ms after the split applied ` +
+            `(${
+              (performance.now() - t0).toFixed(0)
+            } ms after the request): the first election failed`,
+        );
+        await c.put(`${key}-after`, "written in the new region");
+        await waitFor("the scheduler to see region 1 split", () =>
+          operatorOf(c, 1)?.status === "Finished");
+      }
+      const held = c.running().reduce((n, x) =>
+        n + x.store.earlyVotes.replayed, 0) - heldBefore;
+      assert.ok(held >= 5, `vote requests held for the late followers: ${held}`);
     }),
 );
