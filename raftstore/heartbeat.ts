@@ -8,10 +8,14 @@
  * idempotent: the scheduler repeats it until a heartbeat shows it done. Steps run concurrently
  * (a split waits for its apply; other regions' steps need not wait for it).
  *
- * A step that cannot succeed is refused, and the refusal travels in the region's next heartbeat
- * so the scheduler ends the operator at once: a transfer to a peer this leader has not heard
- * from within an election timeout (or that is still catching up) would block the region's
- * proposals until the transfer times out; a split with no key to split at never gets one.
+ * A transfer to a peer this leader has not heard from within an election timeout, or that is
+ * still catching up, is declined for now: while a transfer is pending the leader drops
+ * proposals, so such a transfer would block the region's writes until it timed out, again on
+ * every repeated step. The step comes again with the next heartbeat answer, and goes ahead once
+ * the peer answers (the scheduler cancels it if the peer's store goes silent). A step that can
+ * never succeed is refused for good, and the refusal travels in the region's next heartbeat so
+ * the scheduler ends the operator at once: a split with no key to split at, a key outside the
+ * region, a transfer to a peer that is not a voter.
  *
  * A leader reports a peer down once it has not heard from it for `max-peer-down-duration`.
  * A store the scheduler calls a Tombstone has been removed from the cluster for good: the
@@ -249,9 +253,8 @@ export class HeartbeatWorker implements RegionObserver {
   }
 
   /**
-   * Refuses a transfer that would stall the region: while a transfer is pending the leader
-   * drops proposals, so a transferee that is silent or catching up blocks writes until the
-   * transfer times out (an election timeout), again on every repeated step.
+   * Declines a transfer that would stall the region (see the module comment): `ServerIsBusy`
+   * while the transferee is silent or catching up, a refusal if it is not a voter at all.
    */
   #checkTransferee(peer: Peer, target: PeerMeta): void {
     const member = peer.region.peers.find((p) => p.id === target.id);
@@ -262,15 +265,19 @@ export class HeartbeatWorker implements RegionObserver {
     const heard = peer.lastHeard.get(target.id);
     const silentMs = heard === undefined ? Infinity : Date.now() - heard;
     if (silentMs > electionTicks * raftTickMs) {
-      throw refusal(
+      throw new MrkvError(
+        "ServerIsBusy",
         heard === undefined
-          ? `peer ${target.id} has not been heard from since this peer started`
-          : `peer ${target.id} was last heard from ${silentMs} ms ago`,
+          ? `not transferring to peer ${target.id}: not heard from since this peer started`
+          : `not transferring to peer ${target.id}: last heard from ${silentMs} ms ago`,
       );
     }
     const pr = peer.raw.status().progress[target.id];
     if (!pr || pr.state === "Snapshot" || pr.match < peer.storage.applyState.truncatedIndex) {
-      throw refusal(`peer ${target.id} is catching up (it needs a snapshot)`);
+      throw new MrkvError(
+        "ServerIsBusy",
+        `not transferring to peer ${target.id}: it is catching up (it needs a snapshot)`,
+      );
     }
   }
 }
