@@ -38,6 +38,8 @@ export const RPC_PREFIX = "/pd/rpc/v1";
 export const MAX_ALLOC_COUNT = 10_000;
 /** Most region heartbeats in one request. */
 export const MAX_HEARTBEATS_PER_REQUEST = 10_000;
+/** Most stores one store heartbeat may report unreachable. */
+export const MAX_UNREACHABLE_STORES = 1_000;
 /** Most new regions one `ask_batch_split` may ask for. */
 export const MAX_SPLIT_COUNT = 1_000;
 
@@ -89,6 +91,12 @@ export interface StoreStats {
   readonly sendingSnapCount: number;
   readonly receivingSnapCount: number;
   readonly isBusy: boolean;
+  /**
+   * Stores this store failed to send Raft messages to within the last few seconds. The
+   * scheduler counts a store most others cannot reach as Disconnected before it misses its
+   * own heartbeats (a killed process refuses connections at once).
+   */
+  readonly unreachableStores?: readonly number[];
 }
 /** `store_heartbeat`. */
 export interface StoreHeartbeatRequest {
@@ -274,6 +282,12 @@ export function decodeStoreHeartbeatRequest(v: unknown): StoreHeartbeatRequest {
       sendingSnapCount: n("sendingSnapCount"),
       receivingSnapCount: n("receivingSnapCount"),
       isBusy: optional(field(s, "isBusy"), "stats.isBusy", expectBool, false),
+      unreachableStores: optional(
+        field(s, "unreachableStores"),
+        "stats.unreachableStores",
+        (v, n) => expectArray(v, n, expectId, MAX_UNREACHABLE_STORES),
+        [],
+      ),
     },
   };
 }

@@ -17,7 +17,8 @@
  * the scheduler ends the operator at once: a split with no key to split at, a key outside the
  * region, a transfer to a peer that is not a voter.
  *
- * A leader reports a peer down once it has not heard from it for `max-peer-down-duration`.
+ * A leader reports a peer down once it has not heard from it for `max-peer-down-duration`; the
+ * store heartbeat lists the stores its Raft messages could not reach lately.
  * A store the scheduler calls a Tombstone has been removed from the cluster for good: the
  * worker tells its owner, which stops the store.
  *
@@ -40,6 +41,15 @@ import type { SplitWorker } from "./split.ts";
 const CHANGE_FLUSH_MS = 20;
 /** `max-peer-down-duration` when the store config does not set it. */
 export const DEFAULT_MAX_PEER_DOWN_MS = 10_000;
+
+/**
+ * How long a failed send to a store keeps it in the store heartbeat's `unreachableStores`:
+ * Raft retries a dead store several times a second, so a store that stays unreachable stays
+ * listed; one that recovers drops out within this window.
+ */
+export function unreachableWindowMs(heartbeatMs: number): number {
+  return Math.max(1_000, 2 * heartbeatMs);
+}
 
 /** Marks an error as a refusal the scheduler should hear about (see {@link isRefusal}). */
 function refusal(message: string): MrkvError {
@@ -122,6 +132,12 @@ export class HeartbeatWorker implements RegionObserver {
     try {
       const peers = [...this.store.peers.values()];
       const cap = this.capacity();
+      const recent = Date.now() - unreachableWindowMs(this.store.config.schedulerHeartbeatMs);
+      const unreachableStores: number[] = [];
+      for (const [id, at] of this.store.unreachableAt) {
+        if (at >= recent) unreachableStores.push(id);
+        else this.store.unreachableAt.delete(id);
+      }
       await this.client.storeHeartbeat({
         storeId: this.store.storeId,
         capacity: cap.capacity,
@@ -132,6 +148,7 @@ export class HeartbeatWorker implements RegionObserver {
         sendingSnapCount: 0,
         receivingSnapCount: 0,
         isBusy: false,
+        unreachableStores,
       });
       await this.sendRegionHeartbeats();
     } catch (e) {

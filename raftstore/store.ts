@@ -690,8 +690,12 @@ export class Store {
     return peer;
   }
 
+  /** When a message to each store last failed (heartbeat.ts reports recent ones). */
+  readonly unreachableAt = new Map<number, number>();
+
   /** Tells leaders with a peer on `storeId` that it could not be reached. */
   onStoreUnreachable(storeId: number): void {
+    this.unreachableAt.set(storeId, Date.now());
     for (const p of this.peers.values()) {
       if (!p.isLeader()) continue;
       const target = p.region.peers.find((x) => x.storeId === storeId);

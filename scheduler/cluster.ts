@@ -220,9 +220,28 @@ export class Cluster {
     return [...this.#stores.values()].sort((a, b) => a.meta.id - b.meta.id);
   }
 
-  /** A store's state name now. */
+  /**
+   * A store's state name now. Besides silence (store_info.ts), an Up store that most other
+   * live stores report they cannot reach is Disconnected: a killed process refuses
+   * connections at once, long before it misses enough heartbeats.
+   */
   stateName(s: StoreInfo): StoreStateName {
-    return storeStateName(s, this.now(), this.config);
+    const now = this.now();
+    const name = storeStateName(s, now, this.config);
+    return name === "Up" && this.#mostCannotReach(s.meta.id, now) ? "Disconnected" : name;
+  }
+
+  /** Whether most stores that heartbeat lately list store `id` as unreachable. */
+  #mostCannotReach(id: number, now: number): boolean {
+    let reporters = 0;
+    let unreachable = 0;
+    for (const o of this.#stores.values()) {
+      if (o.meta.id === id || o.state !== "Up" || !o.heartbeatSeen) continue;
+      if (now - o.lastHeartbeat > this.config.storeDisconnectTime) continue;
+      reporters++;
+      if (o.stats?.unreachableStores?.includes(id)) unreachable++;
+    }
+    return unreachable > 0 && 2 * unreachable > reporters;
   }
 
   /**

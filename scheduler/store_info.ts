@@ -5,8 +5,9 @@
  * `Tombstone` (drained; it may never come back). Two more states are derived from time since
  * the last store heartbeat: `Disconnected` after `store-disconnect-time` (a few missed
  * heartbeats: the store may be dead, so no operator may target it) and `Down` after
- * `max-store-down-time`, when the replica checker rebuilds its replicas elsewhere. Persisted
- * states change only along {@link STORE_TRANSITIONS}.
+ * `max-store-down-time`, when the replica checker rebuilds its replicas elsewhere. (The cluster
+ * also counts an Up store as Disconnected while most other stores report they cannot reach it:
+ * `Cluster.stateName`.) Persisted states change only along {@link STORE_TRANSITIONS}.
  *
  * @module
  */

@@ -77,3 +77,29 @@ Deno.test("a drained Offline store becomes Tombstone on the next schedule run", 
   assert.equal(c.getStore(1).state, "Tombstone");
   await t.close();
 });
+
+Deno.test("an Up store most other live stores cannot reach is Disconnected at once; it is Up again once they can", async () => {
+  const t = await openTestCluster({ storeDisconnectTime: 3_000 });
+  const c = t.cluster;
+  for (const id of [1, 2, 3, 4]) await c.putStore({ id, address: `127.0.0.1:${id}` });
+  const report = (id: number, unreachableStores: number[]) =>
+    c.handleStoreHeartbeat({ ...stats(id), unreachableStores });
+  for (const id of [1, 2, 3, 4]) report(id, []);
+  report(1, [4]);
+  assert.equal(c.stateName(c.getStore(4)), "Up", "one store of three is no majority");
+  report(2, [4]);
+  assert.equal(c.stateName(c.getStore(4)), "Disconnected", "two of three");
+  assert.equal(c.unusableTarget(4), "Disconnected");
+  assert.equal(c.stateName(c.getStore(1)), "Up", "the reporters themselves are fine");
+  // Store 4 reporting everyone unreachable (its own network is broken) changes nothing for them.
+  report(4, [1, 2, 3]);
+  assert.equal(c.stateName(c.getStore(1)), "Up");
+  // Reports only count from stores heard from within store-disconnect-time.
+  t.clock.advance(3_001);
+  for (const id of [3, 4]) report(id, []);
+  assert.equal(c.stateName(c.getStore(4)), "Up", "the reporters went silent themselves");
+  report(1, []);
+  report(2, []);
+  assert.equal(c.stateName(c.getStore(4)), "Up");
+  await t.close();
+});

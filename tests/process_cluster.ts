@@ -219,6 +219,8 @@ export interface ProcessClusterOptions {
   readonly stores?: number;
   /** Extra flags for every store (after {@link FAST_STORE_FLAGS}). */
   readonly storeFlags?: readonly string[];
+  /** Extra flags for the scheduler, e.g. `["--max-store-down-time", "15s"]`. */
+  readonly schedulerFlags?: readonly string[];
 }
 
 /** A store slot: its address and data dir stay the same across restarts. */
@@ -236,6 +238,7 @@ interface StoreSlot {
 export class ProcessCluster {
   readonly #slots: StoreSlot[];
   readonly #storeFlags: readonly string[];
+  readonly #schedulerFlags: readonly string[];
   /** Every scheduler process this cluster ran; the last one is the current one. */
   readonly #schedulers: ChildProc[] = [];
 
@@ -244,9 +247,11 @@ export class ProcessCluster {
     readonly schedulerPort: number,
     slots: StoreSlot[],
     storeFlags: readonly string[],
+    schedulerFlags: readonly string[] = [],
   ) {
     this.#slots = slots;
     this.#storeFlags = storeFlags;
+    this.#schedulerFlags = schedulerFlags;
   }
 
   /** The current scheduler process. */
@@ -272,6 +277,7 @@ export class ProcessCluster {
       `${this.dir}/scheduler`,
       "--schedule-interval-ms",
       "50ms",
+      ...this.#schedulerFlags,
     ]);
     this.#schedulers.push(proc);
     return proc;
@@ -313,6 +319,7 @@ export class ProcessCluster {
       schedulerPort!,
       slots,
       [...FAST_STORE_FLAGS, ...(opts.storeFlags ?? [])],
+      opts.schedulerFlags,
     );
     try {
       cluster.startScheduler();

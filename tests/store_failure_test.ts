@@ -172,3 +172,41 @@ Deno.test(
       ));
     }),
 );
+
+Deno.test(
+  "a leader reports a peer down after max-peer-down-duration; the scheduler's check route and gauges show it until it answers again",
+  opts,
+  () =>
+    withCluster({ stores: 3, store: { maxPeerDownDuration: 1_000 } }, async (c) => {
+      await c.put("k", "v");
+      const leader = c.leaderOf(1)!;
+      const follower = leader.region.peers.find((p) => p.id !== leader.meta.id)!;
+      const isolatedAt = Date.now();
+      c.network.isolate(follower.storeId);
+      await waitFor("the scheduler to see the peer down", () =>
+        c.scheduler.cluster.getRegion(1).downPeers.some((d) => d.peer.id === follower.id));
+      const after = Date.now() - isolatedAt;
+      assert.ok(after >= 1_000, `reported after ${after} ms, not before max-peer-down-duration`);
+      const check = await admin(c, "GET", "/regions/check/down-peer");
+      assert.deepEqual(
+        check.json.regions.map((r: { id: number }) =>
+          r.id
+        ),
+        [1],
+      );
+      const metrics = await (await fetch(`http://${c.scheduler.addr}/metrics`)).text();
+      assert.match(metrics, /^mrkv_scheduler_unhealthy_regions\{problem="down_peer"\} 1$/m);
+      assert.match(
+        metrics,
+        new RegExp(
+          `^mrkv_scheduler_store_unhealthy_regions\\{store="${follower.storeId}",problem="down_peer"\\} 1$`,
+          "m",
+        ),
+      );
+      c.network.clearFilters();
+      await waitFor(
+        "the peer to count as up again",
+        () => c.scheduler.cluster.getRegion(1).downPeers.length === 0,
+      );
+    }),
+);

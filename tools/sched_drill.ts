@@ -1,0 +1,349 @@
+/**
+ * The scheduler under failure, measured on a local cluster of real processes (the numbers in
+ * docs/scheduler.md, "Failure drill"):
+ *
+ * 1. `kill -9` of one of N stores under a write load: when the scheduler marks it Disconnected
+ *    and Down, which operators targeted it after the kill, write latency to the regions that
+ *    had a replica on it, and when every region is back to 3 healthy replicas;
+ * 2. admin splits one at a time: how long until the scheduler shows the new region with a
+ *    leader;
+ * 3. multi-key splits: every key makes a region.
+ *
+ * ```sh
+ * deno run -A tools/sched_drill.ts                       # 5 stores, max-store-down-time 15s
+ * deno run -A tools/sched_drill.ts --stores 5 --regions 32 --writers 16 --splits 20 \
+ *     --down-time 15s --disconnect-time 1s --json
+ * ```
+ *
+ * Stores run with the end-to-end tests' fast timing (50 ms Raft ticks, 200 ms heartbeats).
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { ProcessCluster, type SchedulerRegion } from "../tests/process_cluster.ts";
+
+const { values } = parseArgs({
+  args: Deno.args,
+  options: {
+    stores: { type: "string", default: "5" },
+    regions: { type: "string", default: "32" },
+    writers: { type: "string", default: "16" },
+    splits: { type: "string", default: "20" },
+    "down-time": { type: "string", default: "15s" },
+    "disconnect-time": { type: "string" },
+    json: { type: "boolean", default: false },
+  },
+  strict: true,
+});
+const STORES = Number(values.stores);
+const REGIONS = Number(values.regions);
+const WRITERS = Number(values.writers);
+const SPLITS = Number(values.splits);
+const KEYSPACE = 10_000;
+
+const log = (msg: string) => console.error(`drill: ${msg}`);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const key = (n: number) => `key-${String(n).padStart(5, "0")}`;
+
+/** A region as `/regions` shows it, with its keys as text (drill keys are ASCII). */
+interface Region extends SchedulerRegion {
+  readonly start_key?: string;
+  readonly end_key?: string;
+  readonly down_peers: readonly { peer: { store_id: number } }[];
+}
+
+/** An operator as `/operators` and `/operators/records` show it. */
+interface OperatorJson {
+  readonly region_id: number;
+  readonly desc: string;
+  readonly status: string;
+  readonly reason: string;
+  readonly created_at: string;
+  readonly ended_at: string | null;
+  readonly steps: readonly { type: string; peer?: { store_id: number } }[];
+}
+
+async function getJson<T>(url: string): Promise<T> {
+  const res = await fetch(url, { signal: AbortSignal.timeout(5_000) });
+  if (!res.ok) throw new Error(`${url}: ${res.status} ${await res.text()}`);
+  return await res.json() as T;
+}
+
+async function postJson<T>(url: string, body: unknown): Promise<{ status: number; json: T }> {
+  const res = await fetch(url, {
+    method: "POST",
+    body: JSON.stringify(body),
+    signal: AbortSignal.timeout(5_000),
+  });
+  return { status: res.status, json: await res.json() as T };
+}
+
+function percentile(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+}
+
+function summary(latencies: number[]) {
+  const s = [...latencies].sort((a, b) => a - b);
+  return {
+    count: s.length,
+    p50: Math.round(percentile(s, 50)),
+    p99: Math.round(percentile(s, 99)),
+    max: Math.round(s.at(-1) ?? NaN),
+    over500: s.filter((x) => x > 500).length,
+  };
+}
+
+const inRegion = (k: string, r: Region) =>
+  (r.start_key ?? "") <= k && (r.end_key === undefined || r.end_key === "" || k < r.end_key);
+
+async function main(): Promise<void> {
+  const schedulerFlags = ["--max-store-down-time", values["down-time"]];
+  if (values["disconnect-time"]) {
+    schedulerFlags.push("--store-disconnect-time", values["disconnect-time"]);
+  }
+  log(`starting a scheduler (${schedulerFlags.join(" ")}) and ${STORES} stores`);
+  const c = await ProcessCluster.start({ stores: STORES, schedulerFlags });
+  try {
+    const api = `${c.schedulerUrl}/pd/api/v1`;
+    const regions = async () => (await getJson<{ regions: Region[] }>(`${api}/regions`)).regions;
+    const operators = async () => [
+      ...(await getJson<{ operators: OperatorJson[] }>(`${api}/operators/records`)).operators,
+      ...(await getJson<{ operators: OperatorJson[] }>(`${api}/operators`)).operators,
+    ];
+    await c.waitRegionVoters(1, 3, 60_000);
+
+    // ---- setup: REGIONS regions, balanced --------------------------------------------------
+    const splitKeys = Array.from(
+      { length: REGIONS - 1 },
+      (_, i) => key(Math.round(((i + 1) * KEYSPACE) / REGIONS)),
+    );
+    const first = await postJson(`${api}/operators`, {
+      name: "split-region",
+      region_id: 1,
+      keys: splitKeys,
+    });
+    if (first.status !== 201) throw new Error(`split: ${JSON.stringify(first.json)}`);
+    let quietSince = Date.now();
+    const settleDeadline = Date.now() + 120_000;
+    for (;;) {
+      const rs = await regions();
+      const running = (await getJson<{ count: number }>(`${api}/operators`)).count;
+      const healthy = rs.length === REGIONS &&
+        rs.every((r) => r.leader && r.peers.length === 3 && r.pending_peers.length === 0);
+      if (!healthy || running > 0) quietSince = Date.now();
+      if (Date.now() - quietSince > 3_000) break;
+      if (Date.now() > settleDeadline) throw new Error("the cluster did not settle in 120 s");
+      await sleep(200);
+    }
+    const stores = await getJson<
+      {
+        stores: { store: { id: number }; status: { leader_count: number; region_count: number } }[];
+      }
+    >(
+      `${api}/stores`,
+    );
+    log(
+      `settled: ${
+        stores.stores.map((s) =>
+          `store ${s.store.id} ${s.status.region_count}r/${s.status.leader_count}l`
+        ).join(", ")
+      }`,
+    );
+
+    // ---- 1. kill -9 under load ---------------------------------------------------------------
+    // The victim: the store leading fewest regions (but some), the one balance-leader would
+    // pick as a target once its leaders are gone.
+    const candidates = stores.stores.filter((s) => s.status.leader_count > 0)
+      .sort((a, b) => a.status.leader_count - b.status.leader_count);
+    const victim = candidates[0]!.store.id;
+    const victimSlot = c.slotOf(victim);
+    const before = await regions();
+    const hadReplica = new Set(
+      before.filter((r) => r.peers.some((p) => p.store_id === victim)).map((r) => r.id),
+    );
+    const ledByVictim = new Set(
+      before.filter((r) => r.leader?.store_id === victim).map((r) => r.id),
+    );
+    const regionOfKey = (k: string) => before.find((r) => inRegion(k, r))!.id;
+    const liveSlots = Array.from({ length: STORES }, (_, i) => i).filter((i) => i !== victimSlot);
+
+    let stop = false;
+    const writes: { at: number; ms: number; region: number; failed: boolean }[] = [];
+    const writers = Array.from({ length: WRITERS }, async (_, w) => {
+      let n = w;
+      while (!stop) {
+        const k = key(Math.floor(Math.random() * KEYSPACE));
+        const start = performance.now();
+        const at = Date.now();
+        let failed = true;
+        for (let attempt = 0; attempt < 300 && !stop; attempt++) {
+          const slot = liveSlots[(n++) % liveSlots.length]!;
+          try {
+            const res = await fetch(`${c.storeUrl(slot)}/kv/${k}`, {
+              method: "PUT",
+              body: `v${at}`,
+              signal: AbortSignal.timeout(10_000),
+            });
+            await res.body?.cancel();
+            if (res.status === 204) {
+              failed = false;
+              break;
+            }
+          } catch { /* retried */ }
+          await sleep(20);
+        }
+        writes.push({ at, ms: performance.now() - start, region: regionOfKey(k), failed });
+      }
+    });
+    await sleep(5_000); // a baseline under load
+    log(
+      `kill -9 of store ${victim} (slot ${victimSlot}); it led ${ledByVictim.size} and held ${hadReplica.size} of ${REGIONS} regions`,
+    );
+    const killedAt = Date.now();
+    await c.crashStore(victimSlot);
+
+    let disconnectedAt = 0;
+    let downAt = 0;
+    let repairedAt = 0;
+    const deadline = killedAt + 120_000;
+    while (Date.now() < deadline) {
+      const state = (await getJson<{ store: { state_name: string } }>(`${api}/store/${victim}`))
+        .store.state_name;
+      if (!disconnectedAt && state !== "Up") disconnectedAt = Date.now();
+      if (!downAt && state === "Down") downAt = Date.now();
+      if (downAt && !repairedAt) {
+        const rs = await regions();
+        const ok = rs.length >= REGIONS &&
+          rs.every((r) =>
+            r.leader !== null && r.leader.store_id !== victim && r.pending_peers.length === 0 &&
+            r.down_peers.length === 0 &&
+            r.peers.length === 3 && r.peers.every((p) =>
+              p.role === "Voter" && p.store_id !== victim
+            )
+          );
+        if (ok) repairedAt = Date.now();
+      }
+      if (repairedAt && Date.now() - repairedAt > 2_000) break;
+      await sleep(100);
+    }
+    stop = true;
+    await Promise.all(writers);
+    const ops = await operators();
+    const targeting = ops.filter((op) =>
+      Date.parse(op.created_at) >= killedAt &&
+      op.steps.some((s) => s.type !== "RemovePeer" && s.peer?.store_id === victim)
+    );
+    const during = writes.filter((w) => w.at >= killedAt && w.at <= (repairedAt || Date.now()));
+    const baseline = writes.filter((w) => w.at < killedAt);
+    const kill = {
+      victim,
+      ledRegions: ledByVictim.size,
+      replicaRegions: hadReplica.size,
+      disconnectedAfterMs: disconnectedAt - killedAt,
+      downAfterMs: downAt - killedAt,
+      repairedAfterDownMs: repairedAt ? repairedAt - downAt : null,
+      operatorsTargetingVictimAfterKill: targeting.map((op) => ({
+        desc: op.desc,
+        createdAfterKillMs: Date.parse(op.created_at) - killedAt,
+        status: op.status,
+        endedAfterKillMs: op.ended_at ? Date.parse(op.ended_at) - killedAt : null,
+        reason: op.reason,
+      })),
+      writesBeforeKill: summary(baseline.map((w) => w.ms)),
+      writesToFormerRegions: summary(
+        during.filter((w) => hadReplica.has(w.region)).map((w) => w.ms),
+      ),
+      writesToRegionsItLed: summary(
+        during.filter((w) => ledByVictim.has(w.region)).map((w) => w.ms),
+      ),
+      writesToFormerRegionsAfterFirst2s: summary(
+        during.filter((w) => hadReplica.has(w.region) && w.at >= killedAt + 2_000)
+          .map((w) => w.ms),
+      ),
+      writesToOtherRegions: summary(
+        during.filter((w) => !hadReplica.has(w.region)).map((w) => w.ms),
+      ),
+      failedWrites: writes.filter((w) => w.failed).length,
+    };
+    log(`kill: ${JSON.stringify(kill)}`);
+
+    // ---- 2. admin splits, one at a time --------------------------------------------------------
+    const splitMs: number[] = [];
+    for (let i = 0; i < SPLITS; i++) {
+      const k = key(Math.floor(((i + 0.5) * KEYSPACE) / SPLITS) + 7);
+      const r = (await regions()).find((x) => inRegion(k, x))!;
+      const t0 = performance.now();
+      const res = await postJson(`${api}/operators`, {
+        name: "split-region",
+        region_id: r.id,
+        keys: [k],
+      });
+      if (res.status !== 201) throw new Error(`split at ${k}: ${JSON.stringify(res.json)}`);
+      for (;;) {
+        const got = await getJson<Region>(`${api}/region/key/${k}`).catch(() => undefined);
+        if (got && got.start_key === k && got.leader) break;
+        if (performance.now() - t0 > 30_000) {
+          throw new Error(`split at ${k}: no led region in 30 s`);
+        }
+        await sleep(10);
+      }
+      splitMs.push(performance.now() - t0);
+    }
+    const splits = summary(splitMs);
+    log(
+      `splits: ${JSON.stringify(splits)} (from the request to the new region led at the scheduler)`,
+    );
+
+    // ---- 3. multi-key splits ------------------------------------------------------------------
+    const multi: { keys: number; regionsMade: number; status: string }[] = [];
+    for (const count of [3, 3, 10]) {
+      const all = await regions();
+      const r = all.find((x) => x.start_key && x.end_key && x.end_key > x.start_key)!;
+      // Keys just above the region's start key, so they fall inside it.
+      const keys = Array.from(
+        { length: count },
+        (_, i) => `${r.start_key}-${String(i + 1).padStart(2, "0")}`,
+      );
+      const res = await postJson<{ created_at: string }>(`${api}/operators`, {
+        name: "split-region",
+        region_id: r.id,
+        keys,
+      });
+      if (res.status !== 201) throw new Error(`multi-split: ${JSON.stringify(res.json)}`);
+      let made = 0;
+      let status = "";
+      const t0 = Date.now();
+      while (Date.now() - t0 < 30_000) {
+        const rs = await regions();
+        made = rs.filter((x) => x.start_key === r.start_key || keys.includes(x.start_key ?? ""))
+          .filter((x) => x.leader).length;
+        const op = await getJson<OperatorJson>(`${api}/operators/${r.id}`).catch(() => undefined);
+        status = op?.status ?? "";
+        if (made === count + 1 && status === "Finished") break;
+        await sleep(50);
+      }
+      multi.push({ keys: count, regionsMade: made, status });
+    }
+    log(`multi-key splits: ${JSON.stringify(multi)}`);
+
+    const report = {
+      stores: STORES,
+      regions: REGIONS,
+      writers: WRITERS,
+      schedulerFlags,
+      kill,
+      splits,
+      multi,
+    };
+    console.log(values.json ? JSON.stringify(report) : JSON.stringify(report, null, 2));
+    await c.shutdown().catch(() => undefined);
+  } catch (e) {
+    console.error(c.output().split("\n").slice(-60).join("\n"));
+    throw e;
+  } finally {
+    await c.close();
+  }
+}
+
+if (import.meta.main) await main();
