@@ -22,6 +22,7 @@ import {
   decodeGetStoreResponse,
   decodeIsBootstrappedResponse,
   decodeRegionHeartbeatResponse,
+  decodeWaitStepsResponse,
   type GetRegionResponse,
   type GetStoreResponse,
   type IsBootstrappedResponse,
@@ -53,14 +54,19 @@ export class PdClient {
     this.#timeoutMs = opts.timeoutMs ?? 10_000;
   }
 
-  async #call<T>(method: string, body: unknown, decode: (v: unknown) => T): Promise<T> {
+  async #call<T>(
+    method: string,
+    body: unknown,
+    decode: (v: unknown) => T,
+    timeoutMs = this.#timeoutMs,
+  ): Promise<T> {
     let res: Response;
     try {
       res = await this.#fetch(`${this.baseUrl}${RPC_PREFIX}/${method}`, {
         method: "POST",
         body: encodeCbor(body),
         headers: { "content-type": CBOR_CONTENT_TYPE },
-        signal: AbortSignal.timeout(this.#timeoutMs),
+        signal: AbortSignal.timeout(timeoutMs),
       });
     } catch (e) {
       // Unreachable or too slow: a retryable condition for the caller, not a bug.
@@ -99,6 +105,19 @@ export class PdClient {
   /** Reports regions this store leads; the answer lists steps and refusals only. */
   regionHeartbeat(heartbeats: readonly RegionHeartbeat[]): Promise<RegionHeartbeatResponse> {
     return this.#call("region_heartbeat", { heartbeats }, decodeRegionHeartbeatResponse);
+  }
+  /**
+   * Waits up to `timeoutMs` for regions led from `storeId` to get an operator; returns their
+   * IDs (empty after the timeout).
+   */
+  async waitSteps(storeId: number, timeoutMs: number): Promise<readonly number[]> {
+    const res = await this.#call(
+      "wait_steps",
+      { storeId, timeoutMs },
+      decodeWaitStepsResponse,
+      timeoutMs + this.#timeoutMs,
+    );
+    return res.regionIds;
   }
   /** IDs for one new region split out of `region`. */
   askSplit(region: Region): Promise<AskSplitResponse> {

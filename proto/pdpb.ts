@@ -173,6 +173,22 @@ export interface RegionHeartbeatResponse {
   readonly results: readonly RegionHeartbeatResult[];
 }
 
+/**
+ * `wait_steps`: held by the scheduler until a region led from `storeId` gets an operator, or
+ * `timeoutMs` passes. The store then reports `regionIds` at once (their steps come in the
+ * heartbeat answer).
+ */
+export interface WaitStepsRequest {
+  readonly storeId: number;
+  readonly timeoutMs: number;
+}
+/** Regions led from the store that got an operator (empty after the timeout). */
+export interface WaitStepsResponse {
+  readonly regionIds: readonly number[];
+}
+/** Longest `wait_steps` hold a store may ask for. */
+export const MAX_WAIT_STEPS_MS = 30_000;
+
 /** `ask_batch_split`: IDs for `splitCount` new regions carved out of `region`. */
 export interface AskBatchSplitRequest {
   readonly region: Region;
@@ -404,6 +420,27 @@ export function decodeRegionHeartbeatResponse(v: unknown): RegionHeartbeatRespon
     };
   }, MAX_HEARTBEATS_PER_REQUEST);
   return { results };
+}
+
+/** Decodes a {@link WaitStepsRequest}. */
+export function decodeWaitStepsRequest(v: unknown): WaitStepsRequest {
+  const o = expectObject(v, "body");
+  return {
+    storeId: expectId(field(o, "storeId"), "storeId"),
+    timeoutMs: expectSafeInt(field(o, "timeoutMs"), "timeoutMs", 1, MAX_WAIT_STEPS_MS),
+  };
+}
+/** Decodes a {@link WaitStepsResponse}. */
+export function decodeWaitStepsResponse(v: unknown): WaitStepsResponse {
+  const o = expectObject(v, "body");
+  return {
+    regionIds: expectArray(
+      field(o, "regionIds"),
+      "regionIds",
+      expectId,
+      MAX_HEARTBEATS_PER_REQUEST,
+    ),
+  };
 }
 
 /** Decodes an {@link AskBatchSplitRequest}. */

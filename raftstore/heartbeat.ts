@@ -39,6 +39,10 @@ import type { SplitWorker } from "./split.ts";
 
 /** How soon a changed region is reported. */
 const CHANGE_FLUSH_MS = 20;
+/** How long the scheduler may hold each `wait_steps` call. */
+const WAIT_STEPS_MS = 5_000;
+/** Longest pause between `wait_steps` calls after failures. */
+const WAIT_STEPS_MAX_BACKOFF_MS = 5_000;
 /** `max-peer-down-duration` when the store config does not set it. */
 export const DEFAULT_MAX_PEER_DOWN_MS = 10_000;
 
@@ -108,22 +112,60 @@ export class HeartbeatWorker implements RegionObserver {
     this.store.observer = this;
     this.#timer = setInterval(() => void this.tick(), this.store.config.schedulerHeartbeatMs);
     void this.tick();
+    void this.#watchSteps();
   }
 
   stop(): void {
+    this.#stopped = true;
     clearInterval(this.#timer);
     clearTimeout(this.#flushTimer);
+    this.#wakeWatcher();
   }
+
+  #stopped = false;
+  #wakeWatcher: () => void = () => {};
 
   regionChanged(peer: Peer): void {
     if (!peer.isLeader()) return;
-    this.#changed.add(peer.regionId);
+    this.#queue([peer.regionId]);
+  }
+
+  /** Reports `regionIds` within {@link CHANGE_FLUSH_MS}, together with other changes. */
+  #queue(regionIds: readonly number[]): void {
+    for (const id of regionIds) this.#changed.add(id);
     this.#flushTimer ??= setTimeout(() => {
       this.#flushTimer = undefined;
       const ids = [...this.#changed];
       this.#changed.clear();
       void this.sendRegionHeartbeats(ids);
     }, CHANGE_FLUSH_MS);
+  }
+
+  /**
+   * Keeps one `wait_steps` call open: when a region this store leads gets an operator, the
+   * scheduler answers at once and the region is reported, so its first step comes in the
+   * heartbeat answer without waiting for the next periodic heartbeat.
+   */
+  async #watchSteps(): Promise<void> {
+    let backoff = 0;
+    while (!this.#stopped && !this.store.stopped && !this.#tombstoned) {
+      try {
+        const ids = await this.client.waitSteps(this.store.storeId, WAIT_STEPS_MS);
+        backoff = 0;
+        if (ids.length > 0 && !this.#stopped) void this.sendRegionHeartbeats(ids);
+      } catch {
+        // The scheduler is restarting, or does not know wait_steps: steps still come with
+        // every periodic heartbeat, only later.
+        backoff = Math.min(WAIT_STEPS_MAX_BACKOFF_MS, Math.max(200, backoff * 2));
+        await new Promise<void>((resolve) => {
+          const t = setTimeout(resolve, backoff);
+          this.#wakeWatcher = () => {
+            clearTimeout(t);
+            resolve();
+          };
+        });
+      }
+    }
   }
 
   /** One periodic round: store stats, then every led region. */
@@ -165,7 +207,7 @@ export class HeartbeatWorker implements RegionObserver {
   /** Reports the given regions (all led regions if omitted) in one request. */
   async sendRegionHeartbeats(regionIds?: readonly number[]): Promise<void> {
     if (this.#inFlight && regionIds) {
-      for (const id of regionIds) this.#changed.add(id);
+      this.#queue(regionIds);
       return;
     }
     const peers = (regionIds ?? [...this.store.peers.keys()])

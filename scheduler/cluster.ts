@@ -26,6 +26,7 @@ import {
 } from "./region_info.ts";
 import type { HealthContext } from "./region_health.ts";
 import { RegionsInfo } from "./regions_info.ts";
+import { StepNotifier } from "./step_notifier.ts";
 import { ClusterStorage, RegionSaver, type SavedStore } from "./storage.ts";
 import {
   isTargetState,
@@ -67,6 +68,8 @@ export class Cluster {
     storeHeartbeats: 0,
     refusedSteps: 0,
   };
+  /** Wakes a store's `wait_steps` call when a region it leads gets an operator. */
+  readonly steps = new StepNotifier();
   readonly #stores = new Map<number, StoreInfo>();
   readonly #saver: RegionSaver;
   #bootstrapped: boolean;
@@ -85,6 +88,10 @@ export class Cluster {
     this.config = { ...opts.config };
     this.now = opts.now ?? Date.now;
     this.#saver = new RegionSaver(storage, opts.saveIntervalMs ?? 100, opts.onError);
+    this.operators.onAdded = (op) => {
+      const leader = this.regions.getRegion(op.regionId)?.leader;
+      if (leader) this.steps.notify(leader.storeId, op.regionId);
+    };
   }
 
   /** Opens the cluster stored in `kv`, loading stores and regions. */
@@ -133,6 +140,7 @@ export class Cluster {
 
   /** Writes queued region changes and stops the write-behind timer. */
   close(): Promise<void> {
+    this.steps.close();
     return this.#saver.close();
   }
 

@@ -23,11 +23,13 @@ import {
   decodePutStoreRequest,
   decodeRegionHeartbeatRequest,
   decodeStoreHeartbeatRequest,
+  decodeWaitStepsRequest,
   type GetRegionResponse,
   type GetStoreResponse,
   type IsBootstrappedResponse,
   type RegionHeartbeatResponse,
   RPC_PREFIX,
+  type WaitStepsResponse,
 } from "../proto/pdpb.ts";
 import type { Cluster } from "./cluster.ts";
 import { cborResponse, readCbor } from "./http.ts";
@@ -62,6 +64,11 @@ export function rpcRoutes(cluster: Cluster): Hono {
     return {
       results: cluster.handleRegionHeartbeats(decodeRegionHeartbeatRequest(body).heartbeats),
     };
+  });
+  rpc("wait_steps", async (body): Promise<WaitStepsResponse> => {
+    const req = decodeWaitStepsRequest(body);
+    cluster.getStore(req.storeId);
+    return { regionIds: await cluster.steps.wait(req.storeId, req.timeoutMs) };
   });
   rpc("ask_split", async (body) => {
     const [id] = await cluster.askBatchSplit(decodeAskSplitRequest(body).region, 1);

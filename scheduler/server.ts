@@ -128,6 +128,7 @@ export async function startScheduler(
   const stop = () => {
     stopping ??= (async () => {
       await coordinator.stop();
+      cluster.steps.close(); // answers the stores' held wait_steps calls, so serving can end
       abort.abort();
       await server.finished;
       await cluster.close();

@@ -183,3 +183,34 @@ Deno.test(
       assert.ok(held >= 5, `vote requests held for the late followers: ${held}`);
     }),
 );
+
+Deno.test(
+  "a new operator's first step reaches its leader at once, not at the next periodic heartbeat",
+  opts,
+  () =>
+    // Periodic heartbeats every minute: only the scheduler's wake-up (wait_steps) and change
+    // reports can bring steps within the test. (One store: a learner catching up is only seen
+    // at a periodic heartbeat.)
+    withCluster({
+      stores: 1,
+      maxReplicas: 1,
+      store: { schedulerHeartbeatMs: 60_000 },
+      schedulerFlags: ["--store-disconnect-time", "10m", "--max-store-down-time", "20m"],
+    }, async (c) => {
+      await c.put("k", "v");
+      for (const key of ["t", "m", "f"]) {
+        const t0 = performance.now();
+        await splitRegion(c, { region_id: 1, keys: [key] });
+        await waitFor(`the split at ${key} to be led at the scheduler`, () => {
+          const r = c.scheduler.cluster.regions.getRegionByKey(b(key));
+          return r !== undefined && str(r.meta.startKey) === key && r.leader !== null;
+        });
+        await waitFor("the operator to finish", () => operatorOf(c, 1)?.status === "Finished");
+        console.log(
+          `split at ${key}: led at the scheduler ${
+            (performance.now() - t0).toFixed(0)
+          } ms after the request`,
+        );
+      }
+    }),
+);

@@ -297,9 +297,11 @@ async function main(): Promise<void> {
 
     // ---- 3. multi-key splits ------------------------------------------------------------------
     const multi: { keys: number; regionsMade: number; status: string }[] = [];
+    const used = new Set<number>();
     for (const count of [3, 3, 10]) {
       const all = await regions();
-      const r = all.find((x) => x.start_key && x.end_key && x.end_key > x.start_key)!;
+      const r = all.find((x) => x.start_key && x.end_key && !used.has(x.id))!;
+      used.add(r.id);
       // Keys just above the region's start key, so they fall inside it.
       const keys = Array.from(
         { length: count },

@@ -39,6 +39,8 @@ export class OperatorController {
   };
   /** Operators ever added, by kind. */
   readonly added: Record<OperatorKind, number> = { admin: 0, replica: 0, region: 0, leader: 0 };
+  /** Called for every operator added (the cluster tells the region's leader at once). */
+  onAdded: (op: Operator) => void = () => {};
 
   /** The running operator of a region. */
   get(regionId: number): Operator | undefined {
@@ -82,6 +84,7 @@ export class OperatorController {
     }
     this.#running.set(op.regionId, op);
     this.added[op.kind]++;
+    this.onAdded(op);
     return true;
   }
 
