@@ -26,11 +26,17 @@ async function splitRegion(c: TestCluster, body: Record<string, unknown>): Promi
   assert.equal(res.status, 201, JSON.stringify(res.json));
 }
 
-/** The scheduler's last operator on `regionId` (running or ended). */
+/** The newest split operator on `regionId` (running or ended). */
 function operatorOf(c: TestCluster, regionId: number) {
   const ops = c.scheduler.cluster.operators;
-  return ops.get(regionId) ?? ops.lastEnded(regionId);
+  return [...ops.history(), ...ops.running()].findLast((op) =>
+    op.regionId === regionId && op.desc === "admin-split-region"
+  );
 }
+
+/** Whether `op` has ended. */
+const ended = (op: ReturnType<typeof operatorOf>) =>
+  op !== undefined && op.status !== "Created" && op.status !== "Running";
 
 Deno.test(
   "split-region at a key, then at the size midpoint: every store holds every region and the data reads back",
@@ -92,7 +98,7 @@ Deno.test(
             str(r.startKey)
           ).join(",") === ",f,m,t"
         ));
-      await waitFor("the split operator to end", () => operatorOf(c, 1)?.status !== "Running");
+      await waitFor("the split operator to end", () => ended(operatorOf(c, 1)));
       assert.equal(operatorOf(c, 1)?.status, "Finished", operatorOf(c, 1)?.reason);
       assert.equal(proposed(), 1, "one Split command carried all three keys");
       const versions = c.node(0).store.meta.sortedRegions().map((r) => r.epoch.version);
@@ -128,8 +134,7 @@ Deno.test(
       );
       await splitRegion(c, { region_id: 1 });
       await waitFor("the leader's refusal to end the operator", () => {
-        const op = operatorOf(c, 1);
-        return op !== undefined && op.status !== "Created" && op.status !== "Running";
+        return ended(operatorOf(c, 1));
       });
       const op = operatorOf(c, 1)!;
       assert.equal(op.status, "Cancelled");
