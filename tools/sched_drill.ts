@@ -133,7 +133,22 @@ async function main(): Promise<void> {
         rs.every((r) => r.leader && r.peers.length === 3 && r.pending_peers.length === 0);
       if (!healthy || running > 0) quietSince = Date.now();
       if (Date.now() - quietSince > 3_000) break;
-      if (Date.now() > settleDeadline) throw new Error("the cluster did not settle in 120 s");
+      if (Date.now() > settleDeadline) {
+        const ops = await operators();
+        const tally: Record<string, number> = {};
+        for (const op of ops) {
+          const k = `${op.desc} ${op.status} ${op.reason.replace(/\d+/g, "N")}`;
+          tally[k] = (tally[k] ?? 0) + 1;
+        }
+        const states = await getJson<{ stores: { store: { id: number; state_name: string } }[] }>(
+          `${api}/stores`,
+        );
+        throw new Error(
+          `the cluster did not settle in 120 s: ${rs.length} regions, ${running} operators ` +
+            `running, stores ${JSON.stringify(states.stores.map((x) => x.store))}, operators ` +
+            JSON.stringify(tally),
+        );
+      }
       await sleep(200);
     }
     const stores = await getJson<
