@@ -21,7 +21,7 @@ export class ConfigError extends Error {
   }
 }
 
-type Kind = "string" | "addr" | "url" | "size" | "duration" | "int" | "level";
+type Kind = "string" | "addr" | "url" | "size" | "duration" | "int" | "level" | "bool" | "kvAuth";
 
 interface KeySpec {
   readonly kind: Kind;
@@ -50,6 +50,30 @@ export const CONFIG_KEYS = {
     help: "debug | info | warn | error",
   },
   "scheduler": { kind: "url", roles: ["store"], help: "scheduler URL, e.g. http://127.0.0.1:2379" },
+  "cluster-secret-file": {
+    kind: "string",
+    roles: BOTH,
+    help: "file holding the cluster secret (secret mode, docs/security.md)",
+  },
+  "cacert": { kind: "string", roles: BOTH, help: "cluster CA certificate, PEM (TLS mode)" },
+  "cert": { kind: "string", roles: BOTH, help: "this process's certificate, PEM (TLS mode)" },
+  "key": { kind: "string", roles: BOTH, help: "this process's private key, PEM (TLS mode)" },
+  "cert-allowed-cn": {
+    kind: "string",
+    roles: BOTH,
+    help: "comma-separated client-certificate CNs accepted (TLS mode; default any)",
+  },
+  "kv-auth": {
+    kind: "kvAuth",
+    roles: ["store"],
+    default: "auto",
+    help: "KV API credential: required | open | auto (required unless --addr is loopback)",
+  },
+  "insecure": {
+    kind: "bool",
+    roles: BOTH,
+    help: "allow a non-loopback --addr without a secret or TLS (no authentication at all)",
+  },
   "raft-tick-ms": {
     kind: "duration",
     roles: ["store"],
@@ -155,6 +179,15 @@ export interface Config {
   logLevel: "debug" | "info" | "warn" | "error";
   /** Store only: the scheduler's base URL (no trailing slash). */
   scheduler: string;
+  /** Security (docs/security.md): a secret file and/or TLS files; absent means none. */
+  clusterSecretFile?: string;
+  cacert?: string;
+  cert?: string;
+  key?: string;
+  certAllowedCn?: string;
+  /** Store only: whether the KV API needs a client credential. */
+  kvAuth: "auto" | "required" | "open";
+  insecure?: boolean;
   raftTickMs: number;
   heartbeatTicks: number;
   electionTicks: number;
@@ -208,13 +241,22 @@ function camel(key: string): string {
 function parseValue(key: ConfigKey, raw: unknown, flag: string): string | number {
   const spec: KeySpec = CONFIG_KEYS[key];
   const bad = (why: string) => new ConfigError(flag, `invalid value for ${flag}: ${why}`);
-  if (typeof raw !== "string" && typeof raw !== "number") {
+  if (typeof raw !== "string" && typeof raw !== "number" && typeof raw !== "boolean") {
     throw bad(`expected a string or number, got ${raw === null ? "null" : typeof raw}`);
   }
   const text = String(raw);
   switch (spec.kind) {
     case "string":
       if (text === "") throw bad("must not be empty");
+      return text;
+    case "bool":
+      if (raw === true || text === "true") return "true";
+      if (raw === false || text === "false") return "false";
+      throw bad(`"${text}" is not true or false`);
+    case "kvAuth":
+      if (!["auto", "required", "open"].includes(text)) {
+        throw bad(`"${text}" is not one of auto, required, open`);
+      }
       return text;
     case "level":
       if (!["debug", "info", "warn", "error"].includes(text)) {
@@ -284,6 +326,7 @@ export function parseCommandLine(
     if (name !== "role" && name !== "config" && !(name in CONFIG_KEYS)) {
       throw new ConfigError(`--${name}`, `unknown flag --${name} (see --help)`);
     }
+    if (value === undefined && isBoolFlag(name)) value = "true";
     if (value === undefined) {
       value = args[i + 1];
       if (value === undefined || value.startsWith("--")) {
@@ -338,7 +381,7 @@ export function parseCommandLine(
   const out: Record<string, unknown> = { role };
   for (const [key, spec] of Object.entries(CONFIG_KEYS) as [ConfigKey, KeySpec][]) {
     const v = values.get(key) ?? spec.default;
-    if (v !== undefined) out[camel(key)] = v;
+    if (v !== undefined) out[camel(key)] = CONFIG_KEYS[key].kind === "bool" ? v === "true" : v;
   }
   if (out.addr === undefined) {
     out.addr = role === "scheduler" ? "127.0.0.1:2379" : "127.0.0.1:20160";
@@ -362,7 +405,43 @@ export function parseCommandLine(
       `invalid value for --heartbeat-ticks: must be less than --election-ticks`,
     );
   }
+  checkSecurity(config);
   return { help: false, config };
+}
+
+function isBoolFlag(name: string): boolean {
+  return name in CONFIG_KEYS && CONFIG_KEYS[name as ConfigKey].kind === "bool";
+}
+
+/** True for a loopback host: 127.0.0.0/8, ::1 or localhost. */
+export function isLoopbackAddr(addr: string): boolean {
+  const host = addr.slice(0, addr.lastIndexOf(":")).replace(/^\[|\]$/g, "");
+  return host === "localhost" || host === "::1" || /^127(\.\d{1,3}){3}$/.test(host);
+}
+
+/**
+ * TLS needs all three files; a server on a non-loopback address needs a secret or TLS unless
+ * `--insecure` says the operator accepts an unauthenticated cluster (docs/security.md).
+ */
+function checkSecurity(config: Config): void {
+  const tls = [config.cacert, config.cert, config.key].filter((f) => f !== undefined).length;
+  if (tls !== 0 && tls !== 3) {
+    throw new ConfigError("--cacert", "TLS needs all of --cacert, --cert and --key");
+  }
+  if (config.certAllowedCn !== undefined && tls === 0) {
+    throw new ConfigError(
+      "--cert-allowed-cn",
+      "--cert-allowed-cn needs TLS (--cacert/--cert/--key)",
+    );
+  }
+  const secured = tls === 3 || config.clusterSecretFile !== undefined;
+  if (!secured && !config.insecure && !isLoopbackAddr(config.addr)) {
+    throw new ConfigError(
+      "--insecure",
+      `refusing to listen on ${config.addr} without authentication: give --cluster-secret-file ` +
+        "or --cacert/--cert/--key, or --insecure to run an open cluster (docs/security.md)",
+    );
+  }
 }
 
 function checkRole(key: ConfigKey, role: Role, where: string): void {

@@ -1,5 +1,11 @@
 import assert from "node:assert/strict";
-import { ConfigError, parseCommandLine, parseDuration, parseSize } from "./config.ts";
+import {
+  ConfigError,
+  isLoopbackAddr,
+  parseCommandLine,
+  parseDuration,
+  parseSize,
+} from "./config.ts";
 
 function parse(args: string[], file?: string) {
   const r = parseCommandLine(args, () => {
@@ -125,4 +131,37 @@ Deno.test("inconsistent Raft timing and split sizes are refused", () => {
 
 Deno.test("--help is answered without needing --role", () => {
   assert.deepEqual(parseCommandLine(["--help"]), { help: true });
+});
+
+Deno.test("a non-loopback address needs a secret, TLS or --insecure; TLS needs all three files", () => {
+  const store = ["--role", "store", "--scheduler", "http://10.0.0.1:2379"];
+  assert.throws(
+    () => parseCommandLine([...store, "--addr", "10.0.0.2:20160"]),
+    (e: unknown) => e instanceof ConfigError && e.flag === "--insecure",
+  );
+  for (
+    const extra of [["--insecure"], ["--cluster-secret-file", "s"], [
+      "--cacert",
+      "a",
+      "--cert",
+      "b",
+      "--key",
+      "c",
+    ]]
+  ) {
+    const parsed = parseCommandLine([...store, "--addr", "10.0.0.2:20160", ...extra]);
+    assert.equal(parsed.help, false);
+  }
+  const open = parseCommandLine([...store, "--addr", "0.0.0.0:1", "--insecure"]);
+  assert.ok(!open.help && open.config.insecure === true && open.config.kvAuth === "auto");
+  assert.throws(
+    () => parseCommandLine([...store, "--cacert", "a", "--cert", "b"]),
+    (e: unknown) => e instanceof ConfigError && e.flag === "--cacert",
+  );
+  assert.throws(
+    () => parseCommandLine([...store, "--kv-auth", "maybe"]),
+    (e: unknown) => e instanceof ConfigError && e.flag === "--kv-auth",
+  );
+  assert.ok(isLoopbackAddr("127.0.0.1:1") && isLoopbackAddr("[::1]:1"));
+  assert.ok(!isLoopbackAddr("0.0.0.0:1") && !isLoopbackAddr("10.0.0.1:1"));
 });

@@ -9,6 +9,8 @@
 /** Every wire error code, grouped by HTTP status (interface.md). */
 export const ERROR_STATUS = {
   BadRequest: 400,
+  Unauthenticated: 401,
+  PermissionDenied: 403,
   KeyNotFound: 404,
   RegionNotFound: 404,
   StoreNotFound: 404,
@@ -51,6 +53,15 @@ export class MrkvError extends Error {
   get status(): number {
     return ERROR_STATUS[this.code];
   }
+}
+
+/**
+ * A write whose outcome is unknown: it may have been applied, may still be, or may never be.
+ * On the wire this is `503 Timeout`; every other error code of a write means it was not applied
+ * (see docs/api.md, "Write outcomes").
+ */
+export function unknownOutcome(message: string, details: ErrorDetails = {}): MrkvError {
+  return new MrkvError("Timeout", message, { ...details, outcome: "unknown" });
 }
 
 /** True if `code` is one of the spec's error codes. */

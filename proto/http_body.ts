@@ -1,7 +1,8 @@
 /**
  * Bounded request-body reading for both servers: a body past its limit is refused with
  * `TooLarge` as soon as it passes the limit (or at once, from `content-length`), never buffered
- * whole first.
+ * whole first. A body that breaks off (shorter than its `content-length`, a reset connection, a
+ * body timeout) is a `BadRequest` ({@link BodyReadError}), which the servers log.
  *
  * @module
  */
@@ -21,7 +22,13 @@ export async function readBodyLimited(
   let total = 0;
   const reader = body.getReader();
   for (;;) {
-    const { done, value } = await reader.read();
+    let next: ReadableStreamReadResult<Uint8Array>;
+    try {
+      next = await reader.read();
+    } catch (e) {
+      throw new BodyReadError(`${what} broke off after ${total} bytes: ${(e as Error).message}`, e);
+    }
+    const { done, value } = next;
     if (done) break;
     total += value.length;
     if (total > limit) {
@@ -37,6 +44,13 @@ export async function readBodyLimited(
     off += ch.length;
   }
   return out;
+}
+
+/** A request body that could not be read to its end: answered 400 and logged. */
+export class BodyReadError extends MrkvError {
+  constructor(message: string, cause: unknown) {
+    super("BadRequest", message, {}, { cause });
+  }
 }
 
 function tooLarge(what: string, limit: number): MrkvError {

@@ -18,11 +18,13 @@ import {
   decodeAskSplitResponse,
   decodeBootstrapResponse,
   decodeClusterIdResponse,
+  decodeGetAllStoresResponse,
   decodeGetRegionResponse,
   decodeGetStoreResponse,
   decodeIsBootstrappedResponse,
   decodeRegionHeartbeatResponse,
   decodeWaitStepsResponse,
+  type GetAllStoresResponse,
   type GetRegionResponse,
   type GetStoreResponse,
   type IsBootstrappedResponse,
@@ -54,19 +56,19 @@ export class PdClient {
     this.#timeoutMs = opts.timeoutMs ?? 10_000;
   }
 
-  async #call<T>(
-    method: string,
-    body: unknown,
-    decode: (v: unknown) => T,
-    timeoutMs = this.#timeoutMs,
-  ): Promise<T> {
+  /** The same client with another per-request timeout. */
+  withTimeout(timeoutMs: number): PdClient {
+    return new PdClient(this.baseUrl, { fetch: this.#fetch, timeoutMs });
+  }
+
+  async #call<T>(method: string, body: unknown, decode: (v: unknown) => T): Promise<T> {
     let res: Response;
     try {
       res = await this.#fetch(`${this.baseUrl}${RPC_PREFIX}/${method}`, {
         method: "POST",
         body: encodeCbor(body),
         headers: { "content-type": CBOR_CONTENT_TYPE },
-        signal: AbortSignal.timeout(timeoutMs),
+        signal: AbortSignal.timeout(this.#timeoutMs),
       });
     } catch (e) {
       // Unreachable or too slow: a retryable condition for the caller, not a bug.
@@ -111,13 +113,9 @@ export class PdClient {
    * IDs (empty after the timeout).
    */
   async waitSteps(storeId: number, timeoutMs: number): Promise<readonly number[]> {
-    const res = await this.#call(
-      "wait_steps",
-      { storeId, timeoutMs },
-      decodeWaitStepsResponse,
-      timeoutMs + this.#timeoutMs,
-    );
-    return res.regionIds;
+    const held = this.withTimeout(timeoutMs + this.#timeoutMs);
+    return (await held.#call("wait_steps", { storeId, timeoutMs }, decodeWaitStepsResponse))
+      .regionIds;
   }
   /** IDs for one new region split out of `region`. */
   askSplit(region: Region): Promise<AskSplitResponse> {
@@ -130,6 +128,10 @@ export class PdClient {
   /** A store's address and state. */
   getStore(storeId: number): Promise<GetStoreResponse> {
     return this.#call("get_store", { storeId }, decodeGetStoreResponse);
+  }
+  /** Every store the scheduler knows, with its address and state. */
+  getAllStores(): Promise<GetAllStoresResponse> {
+    return this.#call("get_all_stores", {}, decodeGetAllStoresResponse);
   }
   /** The region holding `key`, with its leader. */
   getRegion(key: Uint8Array): Promise<GetRegionResponse> {

@@ -220,6 +220,11 @@ export interface GetStoreResponse {
   readonly stateName: string;
 }
 
+/** `get_all_stores` response: every store the scheduler knows, with its state. */
+export interface GetAllStoresResponse {
+  readonly stores: readonly GetStoreResponse[];
+}
+
 /** `get_region`: the region holding `key`. */
 export interface GetRegionRequest {
   readonly key: Uint8Array;
@@ -483,6 +488,17 @@ export function decodeGetStoreResponse(v: unknown): GetStoreResponse {
   return {
     store: decodeStore(field(o, "store"), "store"),
     stateName: expectString(field(o, "stateName"), "stateName", 32),
+  };
+}
+
+/** Most stores one `get_all_stores` answer may list. */
+const MAX_STORES = 100_000;
+
+/** Decodes a {@link GetAllStoresResponse}. */
+export function decodeGetAllStoresResponse(v: unknown): GetAllStoresResponse {
+  const o = expectObject(v, "body");
+  return {
+    stores: expectArray(field(o, "stores"), "stores", decodeGetStoreResponse, MAX_STORES),
   };
 }
 

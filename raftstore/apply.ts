@@ -22,14 +22,15 @@ import {
   type RaftCmd,
   type SplitRequest,
 } from "./cmd.ts";
+import { type AppliedRequests, REQUEST_WINDOW_MS } from "./applied_requests.ts";
 
 /** The outcome of one applied entry, matched to a proposal by index and term. */
 export interface EntryResult {
   readonly index: number;
   readonly term: number;
   readonly error?: MrkvError;
-  /** The request ID of a write proposed on a follower. */
-  readonly requestId?: number;
+  /** The tag of a client write (hex), by which a follower that proposed it recognizes it. */
+  readonly request?: string;
   /** A membership change or admin command (answered only once its effects are in place). */
   readonly admin?: boolean;
 }
@@ -71,7 +72,8 @@ export interface ApplyPhases {
 
 /**
  * Applies `entries` (already committed, in order) to a region at `appliedIndex`. Entries at or
- * below the applied index are skipped (they were applied before a restart).
+ * below the applied index are skipped (they were applied before a restart). Tagged client
+ * writes run at most once, as `requests` decides (it is updated and persisted in `wb`).
  */
 export function applyEntries(
   region: Region,
@@ -79,6 +81,7 @@ export function applyEntries(
   entries: readonly Entry[],
   wb: WriteBatch,
   phases: ApplyPhases,
+  requests: AppliedRequests,
 ): ApplyOutcome {
   const out: ApplyOutcome = {
     region,
@@ -91,23 +94,55 @@ export function applyEntries(
   for (const e of entries) {
     if (e.index <= out.appliedIndex) continue;
     let error: MrkvError | undefined;
-    let requestId: number | undefined;
+    let request: string | undefined;
     let admin = e.type === "ConfChange";
+    // Apply is total: an entry that cannot be executed — malformed, stale, or forged — is applied
+    // as a no-op that answers its proposer with the error. Whatever it added to the batch or the
+    // outcome is rolled back, so it leaves no trace but the applied index. The result is a pure
+    // function of the entry and the region, so every replica agrees.
+    const savepoint = wb.savepoint();
+    const before = {
+      region: out.region,
+      effects: out.effects.length,
+      writtenBytes: out.writtenBytes,
+    };
     try {
       if (e.type === "ConfChange") execConfChangeEntry(out, e, wb, phases);
       else if (e.data.length > 0) {
         const cmd = decodeCmd(e.data);
-        requestId = cmd.header.requestId;
+        const tag = cmd.header.request;
+        request = tag?.id.toHex();
         admin = cmd.admin !== undefined;
-        execCmd(out, cmd, wb, phases);
+        const verdict = tag && !admin ? requests.check(tag) : "fresh";
+        if (verdict === "expired") {
+          throw new MrkvError(
+            "StaleCommand",
+            `request issued at ${tag!.issuedAt} is more than ${REQUEST_WINDOW_MS} ms older than ` +
+              `the newest request region ${out.region.id} applied (${requests.clock}): a stray ` +
+              `copy, or the issuing store's clock is behind`,
+          );
+        }
+        if (verdict === "fresh") {
+          execCmd(out, cmd, wb, phases);
+          if (tag && !admin) requests.add(tag, e.index);
+        }
       }
     } catch (err) {
-      if (!(err instanceof MrkvError)) throw err;
-      error = err;
+      wb.rollbackTo(savepoint);
+      out.region = before.region;
+      out.effects.length = before.effects;
+      out.writtenBytes = before.writtenBytes;
+      error = err instanceof MrkvError ? err : new MrkvError(
+        "BadRequest",
+        `entry ${e.index} of region ${region.id} cannot be applied and was skipped: ${
+          (err as Error)?.message ?? String(err)
+        }`,
+      );
     }
     out.appliedIndex = e.index;
-    out.results.push({ index: e.index, term: e.term, error, requestId, admin });
+    out.results.push({ index: e.index, term: e.term, error, request, admin });
   }
+  requests.persistPass(wb, region.id, phases);
   return out;
 }
 
@@ -161,6 +196,15 @@ function execConfChangeEntry(
   const cmd = decodeCmd(cc.context);
   if (cmd.admin?.type !== "ChangePeer") {
     throw new MrkvError("BadRequest", `conf change at ${e.index} does not carry ChangePeer`);
+  }
+  // Raft's view (the conf change) and the region's (the command) must describe one change, or
+  // the two membership lists would drift apart.
+  if (cc.type !== cmd.admin.changeType || cc.nodeId !== cmd.admin.peer.id) {
+    throw new MrkvError(
+      "BadRequest",
+      `conf change at ${e.index} (${cc.type} ${cc.nodeId}) does not match its command ` +
+        `(${cmd.admin.changeType} ${cmd.admin.peer.id})`,
+    );
   }
   checkHeader(out.region, cmd);
   execChangePeer(out, cmd.admin, cc, wb, phases);
@@ -248,9 +292,14 @@ function execSplit(
         `split of region ${region.id} brought ${s.newPeerIds.length} peer IDs for ${region.peers.length} peers`,
       );
     }
+    // IDs come from the scheduler and are unique; anything else is a bug or a forgery, and
+    // would give two regions (or two peers of one region) the same identity.
     for (const id of [s.newRegionId, ...s.newPeerIds]) {
       if (ids.has(id)) {
-        throw new MrkvError("BadRequest", `split of region ${region.id} reuses ID ${id}`);
+        throw new MrkvError(
+          "BadRequest",
+          `split of region ${region.id} reuses ID ${id} for a new region or its peers`,
+        );
       }
       ids.add(id);
     }

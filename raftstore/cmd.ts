@@ -28,6 +28,7 @@ import {
   type RegionEpoch,
 } from "../proto/metapb.ts";
 import { MrkvError } from "../proto/errors.ts";
+import { decodeTag, type RequestTag } from "./applied_requests.ts";
 
 /** Largest value a client may write (interface.md: up to 1 MiB). */
 export const MAX_VALUE_BYTES = 1024 * 1024;
@@ -38,10 +39,11 @@ export interface CmdHeader {
   readonly peerId: number;
   readonly epoch: RegionEpoch;
   /**
-   * Set on a write proposed on a follower (Raft forwards it to the leader): the follower knows
-   * it is done when it applies an entry carrying this ID.
+   * The client write this command carries out, the same on every attempt: apply runs a tagged
+   * write at most once (see applied_requests.ts). A follower that proposed the write also
+   * recognizes it by its tag when it applies it.
    */
-  readonly requestId?: number;
+  readonly request?: RequestTag;
 }
 
 /** A data write. */
@@ -135,7 +137,11 @@ export function checkEpoch(
 
 /** Encodes a command as the data of a Raft entry. */
 export function encodeCmd(cmd: RaftCmd): Uint8Array {
-  return encodeCbor(cmd);
+  const { request, ...header } = cmd.header;
+  return encodeCbor({
+    ...cmd,
+    header: request ? { ...header, request: [request.id, request.issuedAt] } : header,
+  });
 }
 
 /** Decodes and validates a command. Throws `MrkvError("BadRequest")` on malformed input. */
@@ -146,7 +152,7 @@ export function decodeCmd(bytes: Uint8Array): RaftCmd {
     regionId: expectId(field(h, "regionId"), "cmd.header.regionId"),
     peerId: expectUint(field(h, "peerId"), "cmd.header.peerId"),
     epoch: decodeEpoch(field(h, "epoch"), "cmd.header.epoch"),
-    requestId: optional(field(h, "requestId"), "cmd.header.requestId", expectUint, undefined),
+    request: optional(field(h, "request"), "cmd.header.request", decodeTag, undefined),
   };
   const requests = optional(
     field(o, "requests"),

@@ -3,15 +3,22 @@
  *
  * A request is routed to the region holding its key. If this store leads that region, the
  * command is proposed here (writes answer once applied; reads go through ReadIndex and then the
- * local engine). Otherwise it is forwarded once to the store that leads the region — as known
+ * local engine). Otherwise it is forwarded to the store that leads the region — as known
  * locally, else as the scheduler last heard. A forwarded request is never forwarded again.
- * Region errors (`NotLeader`, `EpochNotMatch`, `KeyNotInRegion`, `StaleCommand`,
- * `RegionNotFound`, `NoLeader`) are retried here with a short backoff until the deadline, so
- * clients see them only if the cluster cannot settle in time.
+ * Failed attempts are retried with a short backoff until the request's deadline, so clients see
+ * region errors only if the cluster cannot settle in time.
+ *
+ * **Writes take effect at most once.** Every client write gets a {@link RequestTag} here, kept by
+ * every attempt (forwards carry it in {@link REQUEST_TAG_HEADER}, Raft entries in the command):
+ * apply skips a tag it has already applied (applied_requests.ts), so a retry after an attempt
+ * whose outcome is unknown — a timeout, a lost connection, a leader that paused — is safe. An
+ * attempt that ends aborts its forward. A write is answered with an error other than `Timeout`
+ * only if no attempt can have taken effect; otherwise with `503 Timeout` and
+ * `"outcome": "unknown"` (docs/api.md, "Write outcomes").
  *
  * @module
  */
-import { errorFromResponse, MrkvError } from "../proto/errors.ts";
+import { errorFromResponse, MrkvError, unknownOutcome } from "../proto/errors.ts";
 import {
   compareBytes,
   compareEndKeys,
@@ -22,6 +29,12 @@ import {
 import type { Peer } from "./peer.ts";
 import type { PdClient } from "../proto/pd_client.ts";
 import type { Store } from "./store.ts";
+import {
+  MAX_TAG_CLOCK_AHEAD_MS,
+  newRequestTag,
+  REQUEST_ID_BYTES,
+  type RequestTag,
+} from "./applied_requests.ts";
 
 /** How long a request may keep retrying region errors. */
 export const REQUEST_DEADLINE_MS = 10_000;
@@ -45,8 +58,38 @@ const BUSY_FOLLOWER_WRITES = 8;
 /** Longest a single attempt may wait before it is retried. */
 const ATTEMPT_MS = 2_000;
 
+/**
+ * Most key and value bytes in one scan page (besides the pair limit): 20 concurrent scans of
+ * 1 MiB values then hold about 20 × 4 MiB of data, not 20 × 10 GiB. A page ends early at this
+ * point and `next` says where to continue; one pair larger than the budget still makes a page.
+ */
+export const MAX_SCAN_PAGE_BYTES = 4 * 1024 * 1024;
+
 /** Header marking a request forwarded by another store (it must be served locally). */
 export const FORWARDED_HEADER = "x-mrkv-forwarded";
+/** Header carrying a forwarded write's tag: `<id hex>.<issuedAt>`. */
+export const REQUEST_TAG_HEADER = "x-mrkv-request";
+/** A tag as {@link REQUEST_TAG_HEADER} carries it. */
+export function encodeTagHeader(tag: RequestTag): string {
+  return `${tag.id.toHex()}.${tag.issuedAt}`;
+}
+
+/** Parses {@link REQUEST_TAG_HEADER}; throws `BadRequest` if malformed or from the future. */
+export function decodeTagHeader(value: string, now = Date.now()): RequestTag {
+  const m = /^([0-9a-f]+)\.(\d{1,16})$/.exec(value);
+  if (!m || m[1]!.length !== REQUEST_ID_BYTES * 2) {
+    throw new MrkvError("BadRequest", `${REQUEST_TAG_HEADER} must be <32 hex digits>.<ms>`);
+  }
+  const issuedAt = Number(m[2]);
+  if (issuedAt > now + MAX_TAG_CLOCK_AHEAD_MS) {
+    throw new MrkvError(
+      "BadRequest",
+      `${REQUEST_TAG_HEADER} was issued ${issuedAt - now} ms in this store's future: the ` +
+        `clocks of the stores disagree`,
+    );
+  }
+  return { id: Uint8Array.fromHex(m[1]!), issuedAt };
+}
 
 /** Sends a request to another store's HTTP API (production: fetch; tests: the store's app). */
 export type ForwardFn = (storeId: number, req: Request) => Promise<Response>;
@@ -94,15 +137,41 @@ export class KvService {
     return peer;
   }
 
-  async localWrite(key: Uint8Array, value: Uint8Array | null): Promise<void> {
+  /**
+   * Proposes a write on the local leader and waits for it to apply. A write with the same tag
+   * still pending on the same leader in the same term (a retry, or a copy the network delivered
+   * again) joins that proposal instead of adding another entry.
+   */
+  async localWrite(
+    key: Uint8Array,
+    value: Uint8Array | null,
+    tag: RequestTag = newRequestTag(),
+  ): Promise<void> {
     const peer = this.localLeaderFor(key);
-    const p = peer.propose({
-      header: { regionId: peer.regionId, peerId: peer.meta.id, epoch: peer.region.epoch },
+    const hex = tag.id.toHex();
+    const term = peer.raw.raft.term;
+    const pending = this.#pendingWrites.get(hex);
+    if (pending && pending.peer === peer && pending.term === term) return await pending.done;
+    const done = peer.propose({
+      header: {
+        regionId: peer.regionId,
+        peerId: peer.meta.id,
+        epoch: peer.region.epoch,
+        request: tag,
+      },
       requests: [value === null ? { type: "Delete", key } : { type: "Put", key, value }],
     });
     this.store.schedule(peer);
-    await p;
+    const entry = { peer, term, done };
+    this.#pendingWrites.set(hex, entry);
+    done.catch(() => {}).finally(() => {
+      if (this.#pendingWrites.get(hex) === entry) this.#pendingWrites.delete(hex);
+    });
+    await done;
   }
+
+  /** Writes proposed here and not yet answered, by tag (see {@link localWrite}). */
+  readonly #pendingWrites = new Map<string, { peer: Peer; term: number; done: Promise<void> }>();
 
   async localGet(key: Uint8Array): Promise<Uint8Array | null> {
     const peer = this.localLeaderFor(key);
@@ -117,11 +186,15 @@ export class KvService {
     return await this.store.engine.get(key);
   }
 
-  /** Scans `[start, end)` within the local region holding `start`; returns the region too. */
+  /**
+   * Scans `[start, end)` within the local region holding `start`, at most `limit` pairs and
+   * (past the first pair) `maxBytes` of keys and values; returns the region too.
+   */
   async localScanRegion(
     start: Uint8Array,
     end: Uint8Array | undefined,
     limit: number,
+    maxBytes = MAX_SCAN_PAGE_BYTES,
   ): Promise<{ kvs: KvPair[]; region: Region }> {
     const peer = this.localLeaderFor(start);
     const ready = peer.read();
@@ -136,7 +209,13 @@ export class KvService {
       : end === undefined || compareBytes(region.endKey, end) < 0
       ? region.endKey
       : end;
-    const kvs = await this.store.engine.scan(start, stop, limit);
+    const kvs: KvPair[] = [];
+    let bytes = 0;
+    for await (const pair of this.store.engine.iterate(start, stop, limit)) {
+      kvs.push(pair);
+      bytes += pair.key.length + pair.value.length;
+      if (bytes >= maxBytes) break;
+    }
     return { kvs, region };
   }
 
@@ -151,7 +230,11 @@ export class KvService {
    * at concurrency 64; alone, HTTP forwarding halves the latency). Undefined means: forward
    * over HTTP.
    */
-  #viaLocalFollower(key: Uint8Array, value: Uint8Array | null): Promise<void> | undefined {
+  #viaLocalFollower(
+    key: Uint8Array,
+    value: Uint8Array | null,
+    tag: RequestTag,
+  ): Promise<void> | undefined {
     const region = this.store.meta.regionForKey(key);
     const peer = region ? this.store.peers.get(region.id) : undefined;
     if (!peer || peer.destroyed || peer.isLeader() || peer.leaderId() === 0) return undefined;
@@ -159,7 +242,12 @@ export class KvService {
       return undefined;
     }
     const p = peer.proposeViaLeader({
-      header: { regionId: peer.regionId, peerId: peer.meta.id, epoch: peer.region.epoch },
+      header: {
+        regionId: peer.regionId,
+        peerId: peer.meta.id,
+        epoch: peer.region.epoch,
+        request: tag,
+      },
       requests: [value === null ? { type: "Delete", key } : { type: "Put", key, value }],
     });
     this.store.schedule(peer);
@@ -172,51 +260,72 @@ export class KvService {
 
   async #forwardWrite(
     leader: number,
-    method: string,
     key: Uint8Array,
-    value?: Uint8Array,
+    value: Uint8Array | null,
+    tag: RequestTag,
+    signal: AbortSignal,
   ): Promise<void> {
     this.#httpForwardsInFlight++;
     try {
-      await this.#forwardKv(leader, method, key, value);
+      await this.#forwardKv(leader, value === null ? "DELETE" : "PUT", key, signal, value, tag);
     } finally {
       this.#httpForwardsInFlight--;
     }
   }
 
   async put(key: Uint8Array, value: Uint8Array): Promise<void> {
-    await this.#routed(key, () => this.localWrite(key, value), async (leader) => {
-      await (this.#viaLocalFollower(key, value) ?? this.#forwardWrite(leader, "PUT", key, value));
-    });
+    await this.#write(key, value);
   }
 
   async delete(key: Uint8Array): Promise<void> {
-    await this.#routed(key, () => this.localWrite(key, null), async (leader) => {
-      await (this.#viaLocalFollower(key, null) ?? this.#forwardWrite(leader, "DELETE", key));
-    });
+    await this.#write(key, null);
+  }
+
+  /** A client write: one tag for all its attempts (see the module comment). */
+  async #write(key: Uint8Array, value: Uint8Array | null): Promise<void> {
+    const tag = newRequestTag();
+    await this.#routed(
+      key,
+      "write",
+      () => this.localWrite(key, value, tag),
+      async (leader, signal) => {
+        await (this.#viaLocalFollower(key, value, tag) ??
+          this.#forwardWrite(leader, key, value, tag, signal));
+      },
+    );
   }
 
   async get(key: Uint8Array): Promise<Uint8Array | null> {
-    return await this.#routed(key, () => this.localGet(key), async (leader) => {
-      const res = await this.#forwardKv(leader, "GET", key);
-      return res;
-    });
+    return await this.#routed(
+      key,
+      "read",
+      () => this.localGet(key),
+      (leader, signal) => this.#forwardKv(leader, "GET", key, signal),
+    );
   }
 
-  /** Scans `[start, end)` across regions, in key order, at most `limit` pairs. */
+  /**
+   * Scans `[start, end)` across regions, in key order, at most `limit` pairs and about
+   * {@link MAX_SCAN_PAGE_BYTES} of data.
+   */
   async scan(start: Uint8Array, end: Uint8Array | undefined, limit: number): Promise<ScanPage> {
     const kvs: KvPair[] = [];
+    let bytes = 0;
     let cursor = start;
     while (kvs.length < limit) {
       if (end !== undefined && compareBytes(cursor, end) >= 0) return { kvs, next: null };
+      const budget = MAX_SCAN_PAGE_BYTES - bytes;
       const part = await this.#routed(
         cursor,
-        () => this.localScanRegion(cursor, end, limit - kvs.length),
-        (leader) => this.#forwardScan(leader, cursor, end, limit - kvs.length),
+        "read",
+        () => this.localScanRegion(cursor, end, limit - kvs.length, budget),
+        (leader, signal) =>
+          this.#forwardScan(leader, cursor, end, limit - kvs.length, budget, signal),
       );
       kvs.push(...part.kvs);
+      for (const p of part.kvs) bytes += p.key.length + p.value.length;
       const regionEnd = part.region.endKey;
-      if (kvs.length >= limit) break;
+      if (kvs.length >= limit || bytes >= MAX_SCAN_PAGE_BYTES) break;
       if (regionEnd.length === 0 || (end !== undefined && compareEndKeys(regionEnd, end) >= 0)) {
         return { kvs, next: null };
       }
@@ -230,43 +339,77 @@ export class KvService {
 
   /**
    * Runs `local` if this store leads the key's region, else `remote` against the leader's
-   * store; retries region errors until the deadline.
+   * store; retries until the deadline. Each attempt waits at most {@link ATTEMPT_MS}, then its
+   * forward is aborted. For a write, every retry is safe (its tag makes apply skip a copy that
+   * already took effect); what matters is the answer at the end: if any attempt may have taken
+   * effect, the write's outcome is unknown.
    */
   async #routed<T>(
     key: Uint8Array,
+    kind: "read" | "write",
     local: () => Promise<T>,
-    remote: (leaderStore: number) => Promise<T>,
+    remote: (leaderStore: number, signal: AbortSignal) => Promise<T>,
   ): Promise<T> {
     const deadline = Date.now() + this.deadlineMs;
     let backoff = 10;
     let lastError: MrkvError | undefined;
-    for (let attempt = 0;; attempt++) {
-      if (this.store.fatal) {
-        throw new MrkvError(
-          "ServerIsBusy",
-          `store ${this.store.storeId} has failed: ${this.store.fatal.message}`,
+    /** Set once an attempt of a write ended without knowing whether it took effect. */
+    let unknown = false;
+    const fail = (e: MrkvError, attempts: number): MrkvError => {
+      if (kind === "write" && unknown) {
+        return unknownOutcome(
+          `the write may or may not have been applied: gave up after ${attempts} attempts ` +
+            `(last: ${e.message})`,
+          e.details,
         );
       }
+      return e;
+    };
+    for (let attempt = 0;; attempt++) {
+      if (this.store.fatal) {
+        throw fail(
+          new MrkvError(
+            "ServerIsBusy",
+            `store ${this.store.storeId} has failed: ${this.store.fatal.message}`,
+          ),
+          attempt,
+        );
+      }
+      const attemptEnd = Math.min(deadline, Date.now() + ATTEMPT_MS);
+      const abort = new AbortController();
       try {
-        const target = await this.#leaderStoreFor(key, attempt > 0);
-        // One attempt waits at most ATTEMPT_MS: Puts and Deletes are idempotent, so a retry
-        // after a lost proposal is safe, and much faster than waiting out the whole deadline.
-        const attemptEnd = Math.min(deadline, Date.now() + ATTEMPT_MS);
+        const target = await this.#leaderStoreFor(key, attempt > 0, attemptEnd);
         if (target === this.store.storeId) return await withDeadline(local(), attemptEnd);
         if (target === undefined) {
           throw new MrkvError("NoLeader", "the key's region has no leader right now");
         }
         this.forwarded++;
-        return await withDeadline(remote(target), attemptEnd);
+        return await withDeadline(remote(target, abort.signal), attemptEnd);
       } catch (e) {
-        if (!(e instanceof MrkvError) || !(RETRYABLE.has(e.code) || e.code === "Timeout")) throw e;
-        lastError = e;
+        const err = e instanceof MrkvError
+          ? e
+          : unknownOutcome(`the attempt failed: ${(e as Error)?.message ?? String(e)}`);
+        if (err.code === "Timeout") unknown = true;
+        if (!RETRYABLE.has(err.code) && err.code !== "Timeout") throw fail(err, attempt + 1);
+        lastError = err;
+      } finally {
+        abort.abort();
       }
       if (Date.now() + backoff > deadline) {
-        throw new MrkvError(
-          lastError.code === "NotLeader" || lastError.code === "NoLeader" ? "NoLeader" : "Timeout",
-          `gave up after ${attempt + 1} attempts: ${lastError.message}`,
-          lastError.details,
+        const last = lastError!;
+        throw fail(
+          last.code === "NotLeader" || last.code === "NoLeader"
+            ? new MrkvError(
+              "NoLeader",
+              `gave up after ${attempt + 1} attempts: ${last.message}`,
+              last.details,
+            )
+            : new MrkvError(
+              last.code,
+              `gave up after ${attempt + 1} attempts: ${last.message}`,
+              last.details,
+            ),
+          attempt + 1,
         );
       }
       this.retries++;
@@ -275,8 +418,15 @@ export class KvService {
     }
   }
 
-  /** The store leading the key's region: local knowledge first, then the scheduler. */
-  async #leaderStoreFor(key: Uint8Array, askScheduler: boolean): Promise<number | undefined> {
+  /**
+   * The store leading the key's region: local knowledge first, then the scheduler (asked with a
+   * short timeout; its failure is a plain "no leader known": nothing was sent to any store).
+   */
+  async #leaderStoreFor(
+    key: Uint8Array,
+    askScheduler: boolean,
+    until: number,
+  ): Promise<number | undefined> {
     const region = this.store.meta.regionForKey(key);
     const peer = region ? this.store.peers.get(region.id) : undefined;
     if (peer && !peer.destroyed) {
@@ -284,23 +434,36 @@ export class KvService {
       const leader = peer.leader();
       if (leader && (!askScheduler || leader.storeId !== this.store.storeId)) return leader.storeId;
     }
-    const { leader } = await this.scheduler.getRegion(key);
-    return leader?.storeId;
+    try {
+      const pd = this.scheduler.withTimeout(Math.max(1, Math.min(until - Date.now(), 1_000)));
+      const { leader } = await pd.getRegion(key);
+      return leader?.storeId;
+    } catch (e) {
+      throw new MrkvError(
+        "NoLeader",
+        `no leader known locally, and the scheduler did not say: ${(e as Error).message}`,
+      );
+    }
   }
 
   async #forwardKv(
     leaderStore: number,
     method: string,
     key: Uint8Array,
-    body?: Uint8Array,
+    signal: AbortSignal,
+    body?: Uint8Array | null,
+    tag?: RequestTag,
   ): Promise<Uint8Array | null> {
     const path = `/kv/${encodeKeySegment(key)}`;
+    const headers: Record<string, string> = { [FORWARDED_HEADER]: "1" };
+    if (tag) headers[REQUEST_TAG_HEADER] = encodeTagHeader(tag);
     const res = await this.forward(
       leaderStore,
       new Request(`http://store${path}`, {
         method,
-        headers: { [FORWARDED_HEADER]: "1" },
+        headers,
         body: (body ?? null) as Uint8Array<ArrayBuffer> | null,
+        signal,
       }),
     );
     if (res.status === 204) return null;
@@ -318,17 +481,20 @@ export class KvService {
     start: Uint8Array,
     end: Uint8Array | undefined,
     limit: number,
+    maxBytes: number,
+    signal: AbortSignal,
   ): Promise<{ kvs: KvPair[]; region: Region }> {
     const q = new URLSearchParams({
       start: start.toBase64(),
       limit: String(limit),
       encoding: "base64",
       region: "1",
+      max_bytes: String(maxBytes),
     });
     if (end !== undefined) q.set("end", end.toBase64());
     const res = await this.forward(
       leaderStore,
-      new Request(`http://store/kv?${q}`, { headers: { [FORWARDED_HEADER]: "1" } }),
+      new Request(`http://store/kv?${q}`, { headers: { [FORWARDED_HEADER]: "1" }, signal }),
     );
     if (!res.ok) throw await storeError(res);
     const body = await res.json() as { kvs: { key: string; value: string }[]; region_end: string };
@@ -349,14 +515,15 @@ export class KvService {
 }
 
 /**
- * Settles with `p`, or with a retryable `Timeout` at `deadline`: a proposal whose entry was lost
- * may never be answered by Raft, and a request must not wait for it forever.
+ * Settles with `p`, or at `deadline` with an unknown outcome: a proposal whose entry was lost
+ * may never be answered by Raft, and a request must not wait for it forever — but the entry may
+ * also still commit.
  */
 function withDeadline<T>(p: Promise<T>, deadline: number): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(
-      () => reject(new MrkvError("Timeout", "the request was not answered before its deadline")),
+      () => reject(unknownOutcome("the attempt was not answered in time")),
       Math.max(0, deadline - Date.now()),
     );
   });

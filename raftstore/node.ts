@@ -7,8 +7,10 @@
  *
  * @module
  */
-import { KvEngine } from "../storage/mod.ts";
-import { errorResponse, MrkvError } from "../proto/errors.ts";
+import { KvEngine, type KvEngineOptions } from "../storage/mod.ts";
+import { DirLock } from "../proto/dir_lock.ts";
+import { errorResponse, MrkvError, unknownOutcome } from "../proto/errors.ts";
+import { AddressBook } from "./address_book.ts";
 import { HeartbeatWorker, isTombstoneError, tombstoneMessage } from "./heartbeat.ts";
 import { type ForwardFn, KvService } from "./kv_service.ts";
 import { LogGcWorker } from "./log_gc.ts";
@@ -20,22 +22,33 @@ import { Store, type StoreConfig, type StoreLogger } from "./store.ts";
 import type { RaftReceiver, Transport } from "./transport.ts";
 import { HttpTransport } from "./transport_http.ts";
 import type { Hono } from "hono";
+import { isLoopbackAddr } from "../config/config.ts";
+import type { ServerEnv } from "../proto/http_guard.ts";
+import { type HttpServer, serveHttp } from "../proto/http_server.ts";
+import { type FetchFn, type Identity, Security, type SecurityConfig } from "../proto/security.ts";
 
 /** What a store node needs. */
 export interface StoreNodeOptions {
-  readonly config: StoreConfig & {
+  readonly config: StoreConfig & SecurityConfig & {
     readonly addr: string;
     readonly advertiseAddr: string;
     readonly dataDir: string;
     readonly scheduler: string;
+    readonly kvAuth?: "auto" | "required" | "open";
   };
+  /** Credentials to use instead of reading the files the config names (tests). */
+  readonly security?: Security;
   /** An engine to use instead of opening `dataDir` (tests). The node does not close it. */
   readonly engine?: KvEngine;
+  /** Options for the engine opened on `dataDir` (crash tests: small commits, commit hooks). */
+  readonly engineOptions?: KvEngineOptions;
   readonly schedulerFetch?: Fetcher;
   /** Makes the transport (tests: an in-memory network). Default: HTTP. */
   readonly transport?: (storeId: number, receiver: RaftReceiver) => Transport;
   /** Reaches another store's HTTP API (tests: in-process). Default: fetch to its address. */
   readonly forward?: ForwardFn;
+  /** Sends this store's requests to other stores (default: `fetch`; tests inject faults). */
+  readonly fetch?: FetchFn;
   /** Listen on `addr` (default true). */
   readonly serve?: boolean;
   readonly log?: StoreLogger;
@@ -46,8 +59,9 @@ export interface StoreNodeOptions {
 
 /** A running store. */
 export class StoreNode {
-  #server: Deno.HttpServer | undefined;
+  #server: HttpServer | undefined;
   #ownsEngine: boolean;
+  #lock: DirLock | undefined;
 
   constructor(
     readonly store: Store,
@@ -55,21 +69,25 @@ export class StoreNode {
     readonly app: Hono,
     readonly workers: { heartbeat: HeartbeatWorker; split: SplitWorker; gc: LogGcWorker },
     ownsEngine: boolean,
+    readonly security: Security = Security.insecure(),
+    lock?: DirLock,
   ) {
     this.#ownsEngine = ownsEngine;
+    this.#lock = lock;
   }
 
   /** Resolves if the store dies on its own (its Ready loop failed). */
   finished: Promise<void> = new Promise(() => {});
+  /** Where the other stores are (see address_book.ts). */
+  book: AddressBook | undefined;
 
   /** The listener bound before the node was built; it serves this node from now on. */
   attach(server: Listener | undefined): void {
-    this.#server = server?.serve(this.app.fetch);
+    this.#server = server?.serve((req, env) => this.app.fetch(req, env));
   }
 
   get port(): number | undefined {
-    const a = this.#server?.addr;
-    return a && "port" in a ? a.port : undefined;
+    return this.#server?.port;
   }
 
   #stopping: Promise<void> | undefined;
@@ -80,6 +98,7 @@ export class StoreNode {
   }
 
   async #stop(): Promise<void> {
+    await this.book?.stop();
     this.workers.heartbeat.stop();
     this.workers.split.stop();
     this.workers.gc.stop();
@@ -87,6 +106,8 @@ export class StoreNode {
     await this.#server?.shutdown();
     await this.store.idle();
     if (this.#ownsEngine) this.store.engine.close();
+    this.security.close();
+    this.#lock?.release();
   }
 }
 
@@ -95,29 +116,35 @@ export class StoreNode {
  * that cannot listen never appears in the cluster). Until the node is ready it answers 503.
  */
 class Listener {
-  #handler: (req: Request) => Response | Promise<Response> = () =>
+  #handler: (req: Request, env: ServerEnv) => Response | Promise<Response> = () =>
     errorResponse(new MrkvError("ServerIsBusy", "the store is starting"));
-  readonly #server: Deno.HttpServer;
 
-  constructor(addr: string) {
+  private constructor(readonly server: HttpServer) {}
+
+  static async bind(addr: string, security: Security, log: StoreLogger): Promise<Listener> {
     const { hostname, port } = splitAddr(addr);
+    let listener: Listener | undefined;
     try {
-      this.#server = Deno.serve(
-        { hostname, port, onListen: () => {} },
-        (req) => this.#handler(req),
-      );
+      const server = await serveHttp((req, env) => listener!.#handler(req, env), {
+        hostname,
+        port,
+        tls: security.tls,
+        onError: (m) => log.warn(m),
+      });
+      listener = new Listener(server);
+      return listener;
     } catch (e) {
       throw new Error(`cannot listen on ${addr}: ${(e as Error).message}`, { cause: e });
     }
   }
 
-  serve(handler: (req: Request) => Response | Promise<Response>): Deno.HttpServer {
+  serve(handler: (req: Request, env: ServerEnv) => Response | Promise<Response>): HttpServer {
     this.#handler = handler;
-    return this.#server;
+    return this.server;
   }
 
   async close(): Promise<void> {
-    await this.#server.shutdown();
+    await this.server.shutdown();
   }
 }
 
@@ -153,85 +180,105 @@ async function waitForScheduler(client: PdClient, waitMs: number, log: StoreLogg
 export async function startStoreNode(opts: StoreNodeOptions): Promise<StoreNode> {
   const { config } = opts;
   const log = opts.log ?? consoleLog;
-  const client = new PdClient(config.scheduler, { fetch: opts.schedulerFetch, timeoutMs: 5_000 });
-  const listener = (opts.serve ?? true) ? new Listener(config.addr) : undefined;
+  const security = opts.security ?? await Security.fromConfig(config);
+  // Filled in as the store learns its cluster and its ID; every internal request carries it.
+  const identity: Identity = { clusterId: 0, storeId: 0 };
+  const internalFetch: FetchFn = security.fetcher(
+    identity,
+    opts.schedulerFetch && (async (url, init) => await opts.schedulerFetch!(url, init)),
+  );
+  const client = new PdClient(config.scheduler, { fetch: internalFetch, timeoutMs: 5_000 });
+  // The data dir is locked before anything else, so a second process on it changes nothing.
+  const lock = opts.engine
+    ? undefined
+    : await DirLock.acquire(config.dataDir, { role: "store", addr: config.advertiseAddr });
+  let listener: Listener | undefined;
   let engine: KvEngine;
   try {
-    engine = opts.engine ?? await KvEngine.open(config.dataDir);
+    listener = (opts.serve ?? true) ? await Listener.bind(config.addr, security, log) : undefined;
+    engine = opts.engine ?? await KvEngine.open(config.dataDir, opts.engineOptions);
   } catch (e) {
     await listener?.close();
+    lock?.release();
     throw e;
   }
   try {
-    const cluster = await waitForScheduler(client, opts.schedulerWaitMs ?? 60_000, log);
+    const waitMs = opts.schedulerWaitMs ?? 60_000;
     let ident = await engine.storeIdent();
-    if (ident && ident.clusterId !== cluster.clusterId) {
-      throw new Error(
-        `data dir ${config.dataDir} belongs to cluster ${ident.clusterId}, but the scheduler runs cluster ${cluster.clusterId}`,
-      );
-    }
+    let registered = false;
     if (!ident) {
+      // A new store needs the scheduler for its ID.
+      const cluster = await waitForScheduler(client, waitMs, log);
+      identity.clusterId = cluster.clusterId;
       ident = { clusterId: cluster.clusterId, storeId: await client.allocId() };
+      identity.storeId = ident.storeId;
       const wb = engine.batch();
       wb.putStoreIdent(ident);
       await engine.write(wb);
       log.info(`store ${ident.storeId}: new store in cluster ${ident.clusterId}`);
+      registered = await client.putStore({ id: ident.storeId, address: config.advertiseAddr })
+        .then(() => true, () => false);
+    } else {
+      // A known store starts without waiting for the scheduler: its regions must elect leaders
+      // and serve even while the scheduler is down or cut off. If the scheduler answers now, a
+      // data dir of another cluster is refused before anything runs; otherwise the check runs
+      // with the registration in the background.
+      identity.clusterId = ident.clusterId;
+      identity.storeId = ident.storeId;
+      registered = await register(client, ident, config, log, { quick: true });
     }
     const storeId = ident.storeId;
+    identity.storeId = storeId;
     const storeMeta = { id: storeId, address: config.advertiseAddr };
-    await client.putStore(storeMeta).catch((e) => {
-      // A Tombstone store must not start: say what to do with its data dir (heartbeat.ts).
-      throw isTombstoneError(e)
-        ? new Error(tombstoneMessage(storeId, config.dataDir, e.message), { cause: e })
-        : e;
-    });
+    const mode = `security: ${security.mode}`;
+    if (security.secured) log.info(`store ${storeId}: ${mode}`);
+    else {
+      log.warn(`store ${storeId}: ${mode}; anyone who can reach ${config.addr} owns the cluster`);
+    }
 
     const store = new Store(storeId, engine, config, log, opts.peerConfig);
-    const receiver: RaftReceiver = (batch) => store.onRaftBatch(batch);
-    const addresses = new Map<number, string>();
-    const resolve = async (id: number) => {
-      const cached = addresses.get(id);
-      if (cached) return cached;
-      const { store: s } = await client.getStore(id);
-      addresses.set(id, s.address);
-      return s.address;
+    const book = await AddressBook.load(storeId, engine, client, log);
+    store.onRegionPeers = (region) => book.want(region.peers.map((p) => p.storeId));
+    const receiver: RaftReceiver = (batch) => {
+      if (batch.fromAddress !== undefined) {
+        book.learn(
+          batch.fromStoreId,
+          batch.fromAddress,
+          `a Raft batch from store ${batch.fromStoreId}`,
+        );
+      }
+      store.onRaftBatch(batch);
     };
     store.transport = opts.transport?.(storeId, receiver) ?? new HttpTransport({
       fromStoreId: storeId,
-      resolve: async (id) => {
-        try {
-          return await resolve(id);
-        } catch (e) {
-          addresses.delete(id);
-          throw e;
-        }
-      },
-      onUnreachable: (id) => {
-        addresses.delete(id);
-        store.onStoreUnreachable(id);
-      },
+      fromAddress: config.advertiseAddr,
+      fetch: security.fetcher(identity, opts.fetch),
+      scheme: security.scheme,
+      resolve: (id) => book.resolve(id),
+      onUnreachable: (id) => store.onStoreUnreachable(id),
     });
     await store.start();
 
+    book.start();
+
+    const storeFetch = security.fetcher(identity, opts.fetch);
     const forward: ForwardFn = opts.forward ?? (async (id, req) => {
-      const address = await resolve(id).catch((e) => {
+      const address = await book.resolve(id).catch((e) => {
         throw new MrkvError("ServerIsBusy", `cannot find store ${id}: ${(e as Error).message}`);
       });
       const url = new URL(req.url);
       try {
-        return await fetch(`http://${address}${url.pathname}${url.search}`, {
+        return await storeFetch(`${security.scheme}://${address}${url.pathname}${url.search}`, {
           method: req.method,
           headers: req.headers,
           // The value is already in memory: send it whole, not as a chunked stream.
           body: req.method === "GET" || req.method === "HEAD" ? undefined : await req.arrayBuffer(),
-          signal: AbortSignal.timeout(15_000),
+          signal: AbortSignal.any([req.signal, AbortSignal.timeout(15_000)]),
         });
       } catch (e) {
-        addresses.delete(id);
-        throw new MrkvError(
-          "NotLeader",
-          `store ${id} at ${address} is unreachable: ${(e as Error).message}`,
-        );
+        // The request may have reached the store (and fetch may even have sent it twice): for a
+        // write the outcome is unknown; a retry with the same tag is safe.
+        throw unknownOutcome(`store ${id} at ${address} did not answer: ${(e as Error).message}`);
       }
     });
     const kv = new KvService(store, client, forward);
@@ -247,13 +294,25 @@ export async function startStoreNode(opts: StoreNodeOptions): Promise<StoreNode>
     const node = new StoreNode(
       store,
       kv,
-      storeApp(store, kv),
+      storeApp(store, kv, {
+        security,
+        clusterId: ident.clusterId,
+        clientRoutesOpen: config.kvAuth === "open" ||
+          ((config.kvAuth ?? "auto") === "auto" && isLoopbackAddr(config.addr)),
+        log: (m) => log.warn(m),
+      }),
       { heartbeat, split, gc },
       opts.engine === undefined,
+      security,
+      lock,
     );
     node.attach(listener);
 
     if (store.peers.size === 0 && store.tombstones.size === 0) {
+      if (!registered) {
+        await waitForScheduler(client, waitMs, log);
+        registered = await register(client, ident, config, log, { quick: false });
+      }
       await maybeBootstrap(store, client, storeMeta, log);
     }
     // A store the scheduler calls a Tombstone stops serving and exits (heartbeat.ts).
@@ -267,13 +326,97 @@ export async function startStoreNode(opts: StoreNodeOptions): Promise<StoreNode>
     heartbeat.start();
     split.start();
     gc.start();
-    node.finished = Promise.race([store.dead, retired]);
+    node.book = book;
+    node.finished = Promise.race([
+      store.dead,
+      retired,
+      ...(registered ? [] : [registerInBackground(client, ident, config, log, store)]),
+    ]);
     return node;
   } catch (e) {
     await listener?.close();
     if (!opts.engine) engine.close();
+    lock?.release();
     throw e;
   }
+}
+
+/**
+ * Checks that the scheduler runs this data dir's cluster and registers the store's address.
+ * Returns false if the scheduler could not be reached; throws if it runs another cluster.
+ * `quick` gives up after one short attempt (a restarting store does not wait for the scheduler).
+ */
+async function register(
+  client: PdClient,
+  ident: { clusterId: number; storeId: number },
+  config: StoreNodeOptions["config"],
+  log: StoreLogger,
+  { quick }: { quick: boolean },
+): Promise<boolean> {
+  const pd = quick ? client.withTimeout(QUICK_SCHEDULER_MS) : client;
+  let clusterId: number;
+  try {
+    clusterId = (await pd.isBootstrapped()).clusterId;
+  } catch (e) {
+    if (!(e instanceof MrkvError) || e.code !== "Timeout") throw e;
+    if (quick) {
+      log.warn(
+        `store ${ident.storeId}: the scheduler at ${config.scheduler} does not answer ` +
+          `(${e.message}); starting from local state, registering in the background`,
+      );
+    }
+    return false;
+  }
+  if (clusterId !== ident.clusterId) {
+    throw new Error(
+      `data dir ${config.dataDir} belongs to cluster ${ident.clusterId}, but the scheduler at ` +
+        `${config.scheduler} runs cluster ${clusterId}`,
+    );
+  }
+  try {
+    await pd.putStore({ id: ident.storeId, address: config.advertiseAddr });
+    return true;
+  } catch (e) {
+    if (e instanceof MrkvError && e.code === "Timeout") return false;
+    // A Tombstone store must not start: say what to do with its data dir (heartbeat.ts).
+    if (isTombstoneError(e)) {
+      throw new Error(tombstoneMessage(ident.storeId, config.dataDir, e.message), { cause: e });
+    }
+    throw e;
+  }
+}
+
+/** How long a restarting store waits for the scheduler before it starts without it. */
+const QUICK_SCHEDULER_MS = 2_000;
+
+/**
+ * Keeps trying {@link register} until it succeeds. Never resolves; rejects (ending the store)
+ * if the scheduler turns out to run another cluster.
+ */
+async function registerInBackground(
+  client: PdClient,
+  ident: { clusterId: number; storeId: number },
+  config: StoreNodeOptions["config"],
+  log: StoreLogger,
+  store: Store,
+): Promise<void> {
+  let delay = 500;
+  while (!store.stopped) {
+    await new Promise((r) => setTimeout(r, delay));
+    if (store.stopped) break;
+    try {
+      if (await register(client, ident, config, log, { quick: false })) {
+        log.info(`store ${ident.storeId}: registered with the scheduler at ${config.scheduler}`);
+        break;
+      }
+    } catch (e) {
+      log.error(`store ${ident.storeId}: ${(e as Error).message}; stopping`);
+      store.stop();
+      throw e;
+    }
+    delay = Math.min(delay * 2, 5_000);
+  }
+  return await new Promise<void>(() => {});
 }
 
 /**

@@ -17,10 +17,11 @@ import {
   RawNode,
   type Ready,
 } from "../raft/mod.ts";
-import { MrkvError } from "../proto/errors.ts";
+import { MrkvError, unknownOutcome } from "../proto/errors.ts";
 import type { Peer as PeerMeta, Region } from "../proto/metapb.ts";
 import { checkEpoch, encodeCmd, epochCheckKind, type RaftCmd } from "./cmd.ts";
 import type { EntryResult } from "./apply.ts";
+import type { RequestTag } from "./applied_requests.ts";
 import type { PeerStorage } from "./peer_storage.ts";
 
 /** Raft settings a store gives each of its peers. */
@@ -56,8 +57,8 @@ export class Peer {
   readonly raw: RawNode;
   /** Proposals waiting for apply, in index order. */
   #proposals: Proposal[] = [];
-  /** Writes proposed on this follower, by request ID (see {@link proposeViaLeader}). */
-  #forwarded = new Map<number, { resolve: () => void; reject: (e: Error) => void; at: number }>();
+  /** Writes proposed on this follower, by tag (hex; see {@link proposeViaLeader}). */
+  #forwarded = new Map<string, { resolve: () => void; reject: (e: Error) => void; at: number }>();
   /** Reads not yet sent as a ReadIndex request (batched: one request per Ready pass). */
   #readsToSend: PendingRead[] = [];
   /** Reads waiting for their ReadIndex answer, by request context. */
@@ -182,11 +183,11 @@ export class Peer {
   }
 
   /**
-   * Proposes a write on a follower: Raft forwards it to the leader in the next message batch,
-   * and the promise settles when this peer applies the entry (matched by a request ID), i.e.
-   * once it is committed on a quorum. On the leader this is {@link propose}.
+   * Proposes a tagged client write on a follower: Raft forwards it to the leader in the next
+   * message batch, and the promise settles when this peer applies the entry (recognized by its
+   * tag), i.e. once it is committed on a quorum. On the leader this is {@link propose}.
    */
-  async proposeViaLeader(cmd: RaftCmd): Promise<void> {
+  async proposeViaLeader(cmd: RaftCmd & { header: { request: RequestTag } }): Promise<void> {
     if (this.isLeader()) return await this.propose(cmd);
     if (this.destroyed) {
       throw new MrkvError("RegionNotFound", `region ${this.regionId} is gone from this store`);
@@ -197,9 +198,9 @@ export class Peer {
       });
     }
     checkEpoch(epochCheckKind(cmd), cmd.header.epoch, this.region.epoch, this.regionId);
-    const requestId = Math.floor(Math.random() * 2 ** 52) + 1;
+    const tag = cmd.header.request.id.toHex();
     try {
-      this.raw.propose(encodeCmd({ ...cmd, header: { ...cmd.header, requestId } }));
+      this.raw.propose(encodeCmd(cmd));
     } catch (e) {
       if (e instanceof ProposalDroppedError) {
         throw new MrkvError("NotLeader", `region ${this.regionId}: ${e.message}`, {
@@ -209,9 +210,15 @@ export class Peer {
       throw e;
     }
     this.#expireForwarded();
-    return await new Promise((resolve, reject) =>
-      this.#forwarded.set(requestId, { resolve, reject, at: Date.now() })
-    );
+    return await new Promise((resolve, reject) => {
+      // A write retried through this follower again replaces the earlier wait: either
+      // application of the tag answers it.
+      this.#forwarded.get(tag)?.reject(
+        unknownOutcome(`write ${tag} was proposed again through peer ${this.meta.id}`),
+      );
+      this.#forwarded.delete(tag);
+      this.#forwarded.set(tag, { resolve, reject, at: Date.now() });
+    });
   }
 
   /** Writes proposed on this follower and not yet applied. */
@@ -225,9 +232,7 @@ export class Peer {
     for (const [id, f] of this.#forwarded) {
       if (f.at >= cutoff) break; // insertion order is time order
       this.#forwarded.delete(id);
-      f.reject(
-        new MrkvError("Timeout", `write forwarded by peer ${this.meta.id} was never applied`),
-      );
+      f.reject(unknownOutcome(`write forwarded by peer ${this.meta.id} was not seen applied`));
     }
   }
 
@@ -357,10 +362,10 @@ export class Peer {
   onApplied(results: readonly EntryResult[]): void {
     for (const r of results) {
       if (r.term > this.#appliedTerm) this.#appliedTerm = r.term;
-      if (r.requestId !== undefined && this.#forwarded.size > 0) {
-        const f = this.#forwarded.get(r.requestId);
+      if (r.request !== undefined && this.#forwarded.size > 0) {
+        const f = this.#forwarded.get(r.request);
         if (f) {
-          this.#forwarded.delete(r.requestId);
+          this.#forwarded.delete(r.request);
           if (r.error) f.reject(r.error);
           else f.resolve();
         }
@@ -384,26 +389,28 @@ export class Peer {
 
   /**
    * A snapshot replaced the log up to `index`: proposals at or below it will never be seen at
-   * apply, so they are answered as stale (the client retries).
+   * apply. Each may be inside the snapshot or lost, so its outcome is unknown (a retry with the
+   * same tag is safe: apply skips it if it was applied).
    */
   onSnapshotInstalled(index: number): void {
     while (this.#proposals.length > 0 && this.#proposals[0]!.index <= index) {
       const p = this.#proposals.shift()!;
       p.reject(
-        new MrkvError(
-          "StaleCommand",
-          `proposal at ${p.index} of region ${this.regionId} was replaced by a snapshot`,
+        unknownOutcome(
+          `proposal at ${p.index} of region ${this.regionId} was overtaken by a snapshot`,
         ),
       );
     }
-    // A forwarded write may be inside the snapshot or lost: either way the client retries it.
     for (const f of this.#forwarded.values()) {
-      f.reject(new MrkvError("StaleCommand", `region ${this.regionId} was replaced by a snapshot`));
+      f.reject(unknownOutcome(`region ${this.regionId} was replaced by a snapshot`));
     }
     this.#forwarded.clear();
   }
 
-  /** Fails every waiting proposal and read, e.g. when leadership is lost or the peer goes. */
+  /**
+   * Fails every waiting read with `error` and, unless `readsOnly`, every waiting write with an
+   * unknown outcome (the peer goes or the store stops: a write it proposed may still commit).
+   */
   failPending(error: MrkvError, readsOnly = false): void {
     const all = [
       ...this.#readsToSend,
@@ -418,9 +425,10 @@ export class Peer {
     this.invalidateLease();
     for (const r of all) r.reject(error);
     if (readsOnly) return;
-    for (const p of this.#proposals) p.reject(error);
+    const unknown = unknownOutcome(error.message);
+    for (const p of this.#proposals) p.reject(unknown);
     this.#proposals = [];
-    for (const f of this.#forwarded.values()) f.reject(error);
+    for (const f of this.#forwarded.values()) f.reject(unknown);
     this.#forwarded.clear();
   }
 

@@ -24,8 +24,9 @@ import {
   type Storage,
   UnavailableError,
 } from "../raft/mod.ts";
-import type { ApplyState, KvEngine, WriteBatch } from "../storage/mod.ts";
+import { type ApplyState, Keys, type KvEngine, type WriteBatch } from "../storage/mod.ts";
 import { epochEqual, type Region, type RegionEpoch } from "../proto/metapb.ts";
+import { AppliedRequests } from "./applied_requests.ts";
 
 /** Index and term every region starts at when created by bootstrap or split (TiKV's value). */
 export const RAFT_INIT_LOG_INDEX = 5;
@@ -54,12 +55,22 @@ export class PeerStorage implements Storage {
   #snapshotEpoch: RegionEpoch | undefined;
   snapshotRequested = false;
 
-  constructor(region: Region, hardState: HardState, applyState: ApplyState, entries: Entry[]) {
+  /** The client writes this region applied recently (exactly-once; see applied_requests.ts). */
+  requests: AppliedRequests;
+
+  constructor(
+    region: Region,
+    hardState: HardState,
+    applyState: ApplyState,
+    entries: Entry[],
+    requests = new AppliedRequests(),
+  ) {
     this.region = region;
     this.hardState = hardState;
     this.applyState = applyState;
     this.#entries = entries;
     this.#entryBytes = entries.reduce((n, e) => n + e.data.length, 0);
+    this.requests = requests;
   }
 
   /** Bytes of entry data held in memory (log GC compacts by size too). */
@@ -84,7 +95,11 @@ export class PeerStorage implements Storage {
       if (e.index !== apply.truncatedIndex + 1 + entries.length) break;
       entries.push(e);
     }
-    return new PeerStorage(region, hs, apply, entries);
+    const requests = AppliedRequests.load(
+      await engine.appliedRequests(region.id),
+      `applied requests of region ${region.id}`,
+    );
+    return new PeerStorage(region, hs, apply, entries, requests);
   }
 
   /** A peer that knows its range and members (created by bootstrap, split or a snapshot). */
@@ -164,7 +179,14 @@ export class PeerStorage implements Storage {
 
   // ---- Persistence (called by the Ready loop) ----
 
-  /** Adds new entries (replacing any conflicting suffix) to `wb`, in the current phase. */
+  /**
+   * Adds new entries (replacing any conflicting suffix) to `wb`, in the current phase.
+   *
+   * A large append can take several engine commits, and a crash may keep any prefix of them.
+   * So a conflicting suffix is deleted first, newest entry first, and only then are the new
+   * entries written: every prefix leaves a log that is one contiguous run of entries, each run a
+   * prefix of the old log or of the new one, never old entries of a lower term after new ones.
+   */
   append(entries: readonly Entry[], wb: WriteBatch): void {
     if (entries.length === 0) return;
     const first = entries[0]!.index;
@@ -175,6 +197,7 @@ export class PeerStorage implements Storage {
         `region ${this.region.id}: append at ${first} below first index ${this.firstIndex()}`,
       );
     }
+    for (let i = prevLast; i >= first; i--) wb.delete(Keys.raftLog(this.region.id, i));
     for (const e of this.#entries.splice(Math.min(this.#entries.length, keep))) {
       this.#entryBytes -= e.data.length;
     }
@@ -183,8 +206,6 @@ export class PeerStorage implements Storage {
       this.#entries.push(e);
       this.#entryBytes += e.data.length;
     }
-    const newLast = this.lastIndex();
-    if (newLast < prevLast) wb.deleteRaftEntries(this.region.id, newLast + 1, prevLast + 1);
   }
 
   /** Records a new hard state in `wb`. */
@@ -193,21 +214,31 @@ export class PeerStorage implements Storage {
     wb.putHardState(this.region.id, hs);
   }
 
-  /** Drops entries up to `index` from memory and from the engine (log GC). */
-  compactTo(index: number, term: number, wb: WriteBatch): void {
+  /**
+   * Log GC: drops entries up to `index` from memory and moves the truncated index there. The
+   * caller persists the new apply state; the entries themselves are deleted from the engine only
+   * after that (see {@link Store}), so a crash part way leaves entries below the truncated index,
+   * never a hole above it. Returns the range `[lo, hi)` to delete, or `undefined` if there is
+   * nothing to do — also when `term` is not this log's term at `index` (a command that does not
+   * describe this log must not move its truncated term).
+   */
+  compactTo(index: number, term: number): { lo: number; hi: number } | undefined {
     const { truncatedIndex } = this.applyState;
-    if (index <= truncatedIndex) return;
-    const drop = Math.min(index - truncatedIndex, this.#entries.length);
-    for (const e of this.#entries.splice(0, drop)) this.#entryBytes -= e.data.length;
-    wb.deleteRaftEntries(this.region.id, truncatedIndex + 1, index + 1);
+    if (index <= truncatedIndex || index > this.lastIndex()) return undefined;
+    if (this.term(index) !== term) return undefined;
+    for (const e of this.#entries.splice(0, index - truncatedIndex)) {
+      this.#entryBytes -= e.data.length;
+    }
     this.applyState = { ...this.applyState, truncatedIndex: index, truncatedTerm: term };
+    return { lo: truncatedIndex + 1, hi: index + 1 };
   }
 
   /** Resets the log to start after a snapshot (the caller persists the state records). */
-  resetToSnapshot(index: number, term: number, region: Region): void {
+  resetToSnapshot(index: number, term: number, region: Region, requests: AppliedRequests): void {
     this.#entries = [];
     this.#entryBytes = 0;
     this.region = region;
+    this.requests = requests;
     this.applyState = { appliedIndex: index, truncatedIndex: index, truncatedTerm: term };
     this.#snapshot = undefined;
   }

@@ -8,12 +8,23 @@
 import { Hono } from "hono";
 import type { Context } from "hono";
 import { errorResponse, MrkvError } from "../proto/errors.ts";
+import { callerOf, guard } from "../proto/http_guard.ts";
+import { BodyReadError } from "../proto/http_body.ts";
+import { Security } from "../proto/security.ts";
+import { checkRaftBatch, storeRouteClass } from "./intake_guard.ts";
 import { percentDecodeBytes } from "../proto/codec.ts";
 import { readBodyLimited } from "../proto/http_body.ts";
 import { keyJson, utf8OrNull } from "../proto/json.ts";
 import type { Region } from "../proto/metapb.ts";
 import { MAX_VALUE_BYTES } from "./cmd.ts";
-import { FORWARDED_HEADER, type KvService } from "./kv_service.ts";
+import {
+  decodeTagHeader,
+  FORWARDED_HEADER,
+  type KvService,
+  MAX_SCAN_PAGE_BYTES,
+  REQUEST_TAG_HEADER,
+} from "./kv_service.ts";
+import { newRequestTag, type RequestTag } from "./applied_requests.ts";
 import type { Store } from "./store.ts";
 import { decodeRaftBatch } from "./transport.ts";
 import { RAFT_BATCH_PATH } from "./transport_http.ts";
@@ -30,10 +41,30 @@ const MAX_RAFT_BATCH_BYTES = 64 * 1024 * 1024;
 const VERSION = "0.1.0";
 const startedAt = Date.now();
 
+/** How a store's app authenticates requests (docs/security.md); default: an open cluster. */
+export interface StoreAppOptions {
+  readonly security?: Security;
+  /** The cluster this store belongs to. */
+  readonly clusterId?: number;
+  /** KV routes need no credential. */
+  readonly clientRoutesOpen?: boolean;
+  readonly log?: (message: string) => void;
+}
+
 /** Builds the Hono app of one store. */
-export function storeApp(store: Store, kv: KvService): Hono {
+export function storeApp(store: Store, kv: KvService, opts: StoreAppOptions = {}): Hono {
   const app = new Hono();
-  app.onError((err) => errorResponse(err));
+  app.onError((err) => {
+    if (err instanceof BodyReadError) opts.log?.(`store ${store.storeId}: ${err.message}`);
+    return errorResponse(err);
+  });
+  app.use(guard({
+    security: opts.security ?? Security.insecure(),
+    classify: storeRouteClass,
+    clusterId: () => opts.clusterId ?? 0,
+    clientRoutesOpen: opts.clientRoutesOpen ?? true,
+    log: opts.log,
+  }));
   app.notFound((c) =>
     errorResponse(new MrkvError("NotFound", `no route ${c.req.method} ${c.req.path}`))
   );
@@ -71,7 +102,11 @@ export function storeApp(store: Store, kv: KvService): Hono {
     }
     const render = (b: Uint8Array) => (encoding === "base64" ? b.toBase64() : utf8OrNull(b));
     if (isForwarded(c)) {
-      const { kvs, region } = await kv.localScanRegion(start, end, limit);
+      const budget = q.get("max_bytes");
+      const maxBytes = budget !== null && /^\d{1,12}$/.test(budget)
+        ? Math.min(Number(budget), MAX_SCAN_PAGE_BYTES)
+        : MAX_SCAN_PAGE_BYTES;
+      const { kvs, region } = await kv.localScanRegion(start, end, limit, maxBytes);
       return c.json({
         kvs: kvs.map((p) => ({ key: p.key.toBase64(), value: p.value.toBase64() })),
         region_end: region.endKey.toBase64(),
@@ -87,14 +122,14 @@ export function storeApp(store: Store, kv: KvService): Hono {
   app.put("/kv/*", async (c) => {
     const key = keyFromPath(c);
     const value = await readBodyLimited(c.req.raw, MAX_VALUE_BYTES, "value");
-    if (isForwarded(c)) await kv.localWrite(key, value);
+    if (isForwarded(c)) await kv.localWrite(key, value, forwardedTag(c));
     else await kv.put(key, value);
     return c.body(null, 204);
   });
 
   app.delete("/kv/*", async (c) => {
     const key = keyFromPath(c);
-    if (isForwarded(c)) await kv.localWrite(key, null);
+    if (isForwarded(c)) await kv.localWrite(key, null, forwardedTag(c));
     else await kv.delete(key);
     return c.body(null, 204);
   });
@@ -110,7 +145,9 @@ export function storeApp(store: Store, kv: KvService): Hono {
 
   app.post(RAFT_BATCH_PATH, async (c) => {
     const bytes = await readBodyLimited(c.req.raw, MAX_RAFT_BATCH_BYTES, "raft batch");
-    store.onRaftBatch(decodeRaftBatch(bytes));
+    const batch = decodeRaftBatch(bytes);
+    checkRaftBatch(batch, callerOf(c), store.storeId);
+    store.onRaftBatch(batch);
     return c.body(null, 204);
   });
 
@@ -127,8 +164,13 @@ export function storeApp(store: Store, kv: KvService): Hono {
       q.get("last") === "1" ? MAX_RAFT_BATCH_BYTES : SNAPSHOT_CHUNK_BYTES,
       "snapshot chunk",
     );
-    if (q.get("last") === "1") store.onRaftBatch(snapshots.finish(id, decodeRaftBatch(bytes)));
-    else snapshots.addChunk(id, seq, bytes);
+    // Streams are kept per sender: one store cannot add to or finish another's.
+    const stream = `${callerOf(c).storeId}/${id}`;
+    if (q.get("last") === "1") {
+      const batch = decodeRaftBatch(bytes);
+      checkRaftBatch(batch, callerOf(c), store.storeId);
+      store.onRaftBatch(snapshots.finish(stream, batch));
+    } else snapshots.addChunk(stream, seq, bytes);
     return c.body(null, 204);
   });
 
@@ -188,6 +230,12 @@ export function storeApp(store: Store, kv: KvService): Hono {
 
 function isForwarded(c: Context): boolean {
   return c.req.header(FORWARDED_HEADER) !== undefined;
+}
+
+/** The tag of a forwarded write (a fresh one if the sender gave none). */
+function forwardedTag(c: Context): RequestTag {
+  const header = c.req.header(REQUEST_TAG_HEADER);
+  return header === undefined ? newRequestTag() : decodeTagHeader(header);
 }
 
 /** The key from the request path (percent-decoded bytes of everything after `prefix`). */
@@ -287,5 +335,17 @@ function metricsText(store: Store, kv: KvService): string {
     kv.viaRaft,
   );
   metric("mrkv_kv_retries_total", "counter", "KV request retries after region errors.", kv.retries);
+  metric(
+    "mrkv_apply_duplicate_writes_total",
+    "counter",
+    "Client writes skipped at apply: copies of a write already applied (retries, redeliveries).",
+    store.stats.duplicateWrites,
+  );
+  metric(
+    "mrkv_apply_expired_writes_total",
+    "counter",
+    "Client writes refused at apply: issued more than the dedup window before the newest.",
+    store.stats.expiredWrites,
+  );
   return lines.join("\n") + "\n";
 }

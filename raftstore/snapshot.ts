@@ -2,8 +2,9 @@
  * Region snapshots: what a leader sends a peer that is too far behind (or new), and how the
  * receiver installs it without ever exposing a half-written region.
  *
- * A snapshot's data is CBOR `{ region, kvs: [[key, value], ...] }`: the region meta at the
- * snapshot's index and every pair in its range. It is generated between Ready passes, so the
+ * A snapshot's data is CBOR `{ region, kvs: [[key, value], ...], requests }`: the region meta at
+ * the snapshot's index, every pair in its range, and the client writes it applied recently (so
+ * the receiver skips their stray copies too; see applied_requests.ts). It is generated between Ready passes, so the
  * region's apply is paused and the data is exactly the state at the applied index.
  *
  * Installing is three durable steps (crash-safe, repeatable):
@@ -23,9 +24,11 @@ import {
   expectBytes,
   expectObject,
   field,
+  optional,
 } from "../proto/codec.ts";
 import { decodeRegion, type Region } from "../proto/metapb.ts";
 import { confStateOf, type PeerStorage } from "./peer_storage.ts";
+import { AppliedRequests } from "./applied_requests.ts";
 
 /** Size of one saved snapshot piece. */
 const PIECE_BYTES = 512 * 1024;
@@ -38,11 +41,13 @@ const HEAD_PIECE = 1_000_000;
 export interface SnapshotData {
   readonly region: Region;
   readonly kvs: readonly (readonly [Uint8Array, Uint8Array])[];
+  /** The client writes the region had applied (a new replica must skip their copies too). */
+  readonly requests: AppliedRequests;
 }
 
 /** Encodes snapshot data. */
 export function encodeSnapshotData(data: SnapshotData): Uint8Array {
-  return encodeCbor({ region: data.region, kvs: data.kvs });
+  return encodeCbor({ region: data.region, kvs: data.kvs, requests: data.requests.encode() });
 }
 
 /** Decodes and validates snapshot data. */
@@ -54,7 +59,13 @@ export function decodeSnapshotData(bytes: Uint8Array): SnapshotData {
     if (pair.length !== 2) throw new TypeError(`${n} is not a [key, value] pair`);
     return [pair[0]!, pair[1]!] as const;
   }, Number.MAX_SAFE_INTEGER);
-  return { region, kvs };
+  const requests = optional(
+    field(o, "requests"),
+    "snapshot.requests",
+    (v, n) => AppliedRequests.decode(v, n),
+    undefined,
+  ) ?? new AppliedRequests();
+  return { region, kvs, requests };
 }
 
 /** Reads the region's pairs and builds a snapshot at the peer's applied index. */
@@ -73,7 +84,7 @@ export async function generateSnapshot(engine: KvEngine, storage: PeerStorage): 
   }
   return {
     metadata: { index, term, confState: confStateOf(region) },
-    data: encodeSnapshotData({ region, kvs }),
+    data: encodeSnapshotData({ region, kvs, requests: storage.requests }),
   };
 }
 
@@ -142,22 +153,25 @@ export async function installSnapshot(
   engine: KvEngine,
   snap: Snapshot,
   oldRange: Pick<Region, "startKey" | "endKey"> | undefined,
-): Promise<Region> {
-  const { region, kvs } = decodeSnapshotData(snap.data);
+): Promise<SnapshotData> {
+  const data = decodeSnapshotData(snap.data);
+  const { region, kvs, requests } = data;
   // An uninitialized peer has no range of its own: only an initialized one passes `oldRange`.
   for (const r of oldRange ? [oldRange, region] : [region]) {
     await engine.deleteRange(r.startKey, r.endKey.length === 0 ? undefined : r.endKey);
   }
   await engine.deleteRaftLog(region.id, 0);
+  await engine.deleteAppliedRequests(region.id);
   const wb = engine.batch();
   for (const [k, v] of kvs) wb.putData(k, v);
-  wb.barrier();
   const { index, term } = snap.metadata;
+  requests.writeAll(wb, region.id, index);
+  wb.barrier();
   wb.putApplyState(region.id, { appliedIndex: index, truncatedIndex: index, truncatedTerm: term });
   wb.putRegionState(region.id, { peerState: "Normal", region });
   const pieces = Math.max(1, Math.ceil(snap.data.length / PIECE_BYTES));
   for (let i = 0; i < pieces; i++) wb.delete(pieceKey(region.id, i));
   wb.delete(pieceKey(region.id, HEAD_PIECE));
   await engine.write(wb);
-  return region;
+  return data;
 }

@@ -15,9 +15,14 @@ import type { RaftBatch, RaftEnvelope } from "./transport.ts";
 export const SNAPSHOT_CHUNK_BYTES = 1024 * 1024;
 /** Route receiving snapshot chunks. */
 export const RAFT_SNAPSHOT_PATH = "/raft/snapshot";
-const STREAM_TTL_MS = 60_000;
-/** Largest snapshot accepted, and most streams open at once. */
-const MAX_SNAPSHOT_BYTES = 4 * 1024 * 1024 * 1024;
+/** A stream that receives nothing for this long is dropped (and its memory released). */
+export const STREAM_TTL_MS = 60_000;
+/**
+ * Most bytes buffered across all incoming streams, and so also the largest snapshot accepted.
+ * A region is split near 64 MiB (`--region-split-size`), so a snapshot is rarely above ~100 MiB;
+ * the cap bounds what senders (or a flood of half-finished streams) can make a store hold.
+ */
+export const MAX_BUFFERED_SNAPSHOT_BYTES = 512 * 1024 * 1024;
 const MAX_STREAMS = 32;
 
 /** Splits an envelope carrying a snapshot into data chunks and a data-less envelope. */
@@ -39,36 +44,56 @@ export function splitSnapshotEnvelope(
 interface Stream {
   chunks: Uint8Array[];
   size: number;
-  startedAt: number;
+  /** Drops the stream when it stalls. */
+  timer: ReturnType<typeof setTimeout>;
 }
 
 /** Reassembles snapshot streams on the receiving store. */
 export class SnapshotAssembler {
   readonly #streams = new Map<string, Stream>();
-  /** Snapshots reassembled, for metrics. */
+  #buffered = 0;
+  /** Snapshots reassembled, and streams dropped for stalling, for metrics. */
   received = 0;
+  expired = 0;
+
+  constructor(
+    readonly maxBufferedBytes = MAX_BUFFERED_SNAPSHOT_BYTES,
+    readonly ttlMs = STREAM_TTL_MS,
+  ) {}
+
+  /** Bytes held by unfinished streams. */
+  get bufferedBytes(): number {
+    return this.#buffered;
+  }
 
   /** Adds chunk `seq` of stream `id`. Chunks must come in order from 0. */
   addChunk(id: string, seq: number, chunk: Uint8Array): void {
-    this.#expire();
     let s = this.#streams.get(id);
     if (seq === 0) {
-      if (!s && this.#streams.size >= MAX_STREAMS) {
+      if (s) this.#drop(id);
+      else if (this.#streams.size >= MAX_STREAMS) {
         throw new MrkvError("ServerIsBusy", `already receiving ${MAX_STREAMS} snapshots`);
       }
-      s = { chunks: [], size: 0, startedAt: Date.now() };
+      s = { chunks: [], size: 0, timer: this.#expiry(id) };
       this.#streams.set(id, s);
     }
     if (!s || s.chunks.length !== seq) {
-      this.#streams.delete(id);
+      this.#drop(id);
       throw new MrkvError("BadRequest", `snapshot stream ${id}: chunk ${seq} is out of order`);
     }
-    s.size += chunk.length;
-    if (s.size > MAX_SNAPSHOT_BYTES) {
-      this.#streams.delete(id);
-      throw new MrkvError("TooLarge", `snapshot stream ${id} is over ${MAX_SNAPSHOT_BYTES} bytes`);
+    if (this.#buffered + chunk.length > this.maxBufferedBytes) {
+      this.#drop(id);
+      throw new MrkvError(
+        "ServerIsBusy",
+        `snapshot stream ${id}: snapshots being received would exceed ${this.maxBufferedBytes} bytes`,
+      );
     }
-    s.chunks.push(chunk);
+    s.size += chunk.length;
+    this.#buffered += chunk.length;
+    // A copy: the chunk may be a view into a larger buffer that should not stay alive.
+    s.chunks.push(chunk.slice());
+    clearTimeout(s.timer);
+    s.timer = this.#expiry(id);
   }
 
   /** Completes stream `id` with its envelope; returns the batch to deliver. */
@@ -76,13 +101,15 @@ export class SnapshotAssembler {
     const env = batch.envelopes[0];
     const snap = env?.message.snapshot;
     if (batch.envelopes.length !== 1 || !env || env.message.type !== "MsgSnap" || !snap) {
+      this.#drop(id);
       throw new MrkvError("BadRequest", `snapshot stream ${id} must end with one MsgSnap envelope`);
     }
-    const s = this.#streams.get(id) ?? { chunks: [], size: 0, startedAt: Date.now() };
-    this.#streams.delete(id);
-    const data = new Uint8Array(s.size);
+    const s = this.#streams.get(id);
+    const chunks = s?.chunks ?? [];
+    const data = new Uint8Array(s?.size ?? 0);
+    this.#drop(id);
     let off = 0;
-    for (const c of s.chunks) {
+    for (const c of chunks) {
       data.set(c, off);
       off += c.length;
     }
@@ -93,10 +120,25 @@ export class SnapshotAssembler {
     };
   }
 
-  #expire(): void {
-    const now = Date.now();
-    for (const [id, s] of this.#streams) {
-      if (now - s.startedAt > STREAM_TTL_MS) this.#streams.delete(id);
-    }
+  /** Drops every stream (the store is stopping). */
+  close(): void {
+    for (const id of [...this.#streams.keys()]) this.#drop(id);
+  }
+
+  #expiry(id: string): ReturnType<typeof setTimeout> {
+    const t = setTimeout(() => {
+      this.expired++;
+      this.#drop(id);
+    }, this.ttlMs);
+    Deno.unrefTimer(t);
+    return t;
+  }
+
+  #drop(id: string): void {
+    const s = this.#streams.get(id);
+    if (!s) return;
+    clearTimeout(s.timer);
+    this.#buffered -= s.size;
+    this.#streams.delete(id);
   }
 }

@@ -10,6 +10,7 @@ import type { Region } from "../proto/metapb.ts";
 import { newMessage } from "../raft/mod.ts";
 import { KvEngine } from "../storage/mod.ts";
 import { applyEntries } from "./apply.ts";
+import { AppliedRequests } from "./applied_requests.ts";
 import { decodeCmd, encodeCmd, type RaftCmd, type SplitTarget } from "./cmd.ts";
 import { EarlyVotes } from "./split.ts";
 import type { RaftEnvelope } from "./transport.ts";
@@ -44,10 +45,14 @@ async function apply(cmd: RaftCmd | Uint8Array) {
   try {
     const data = cmd instanceof Uint8Array ? cmd : encodeCmd(cmd);
     const wb = engine.batch();
-    return applyEntries(REGION, 5, [{ term: 6, index: 6, type: "Normal", data }], wb, {
-      data: 2,
-      state: 3,
-    });
+    return applyEntries(
+      REGION,
+      5,
+      [{ term: 6, index: 6, type: "Normal", data }],
+      wb,
+      { data: 2, state: 3 },
+      new AppliedRequests(),
+    );
   } finally {
     engine.close();
   }

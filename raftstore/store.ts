@@ -28,6 +28,8 @@ import { PeerStorage, RAFT_INIT_LOG_INDEX, RAFT_INIT_LOG_TERM } from "./peer_sto
 import { StoreMeta } from "./store_meta.ts";
 import type { RaftBatch, RaftEnvelope, Transport } from "./transport.ts";
 import { generateSnapshot, installSnapshot, loadSavedSnapshot, saveSnapshot } from "./snapshot.ts";
+import { decodeCmd, type RaftCmd } from "./cmd.ts";
+import { type AppliedRequests, MAX_TAG_CLOCK_AHEAD_MS } from "./applied_requests.ts";
 import { EarlyVotes, isVoteRequest } from "./split.ts";
 import { decodeSnapshotData } from "./snapshot.ts";
 
@@ -96,6 +98,11 @@ export class Store {
   readonly earlyVotes = new EarlyVotes();
   transport!: Transport;
   observer?: RegionObserver;
+  /**
+   * Called with every region whose members this store learns (load, snapshot, membership
+   * change, split), so their stores' addresses are looked up before Raft needs them.
+   */
+  onRegionPeers?: (region: Region) => void;
   #dirty = new Set<Peer>();
   #looping = false;
   #ticker: ReturnType<typeof setInterval> | undefined;
@@ -123,6 +130,9 @@ export class Store {
     snapshotsApplied: 0,
     engineWrites: 0,
     engineWriteMs: 0,
+    /** Client writes apply skipped as copies of one already applied, or refused as expired. */
+    duplicateWrites: 0,
+    expiredWrites: 0,
   };
   /** Set if the Ready loop failed: the store must not serve anything more. */
   fatal: Error | undefined;
@@ -130,6 +140,10 @@ export class Store {
   /** Rejects with the reason if the store dies on its own (its Ready loop failed). */
   readonly dead: Promise<void> = new Promise((_, reject) => (this.#onDead = reject));
   #loopDone: Promise<void> = Promise.resolve();
+  /** Tables of applied requests for regions a split creates, from persist to peer creation. */
+  readonly #splitRequests = new Map<number, AppliedRequests>();
+  /** Background deletions of compacted log ranges, one after another (see #compactLog). */
+  #logGc: Promise<void> = Promise.resolve();
 
   constructor(
     readonly storeId: number,
@@ -148,6 +162,8 @@ export class Store {
       const peerMeta = region.peers.find((p) => p.storeId === this.storeId);
       if (state.peerState === "Tombstone") {
         this.tombstones.set(regionId, { region, peerId: peerMeta?.id ?? 0 });
+        // Left by a destruction a crash cut short (see #destroy).
+        await this.engine.deleteAppliedRequests(regionId);
         continue;
       }
       if (state.peerState === "Applying") {
@@ -176,8 +192,9 @@ export class Store {
     }
     const storage = await PeerStorage.load(this.engine, region);
     const peer = new Peer(this.storeId, meta, storage, this.#peerConfig());
+    await this.#sweepLog(peer);
     this.peers.set(region.id, peer);
-    this.meta.setRegion(region, storage.isInitialized());
+    this.#setRegion(region, storage.isInitialized());
     this.schedule(peer);
     return peer;
   }
@@ -213,6 +230,7 @@ export class Store {
   async idle(): Promise<void> {
     await this.#inbound;
     await this.#loopDone;
+    await this.#logGc;
   }
 
   get stopped(): boolean {
@@ -231,6 +249,12 @@ export class Store {
   }
 
   // ---- scheduling ----
+
+  /** Records a region in the store meta and tells {@link onRegionPeers} who its peers are. */
+  #setRegion(region: Region, initialized: boolean): void {
+    this.meta.setRegion(region, initialized);
+    if (region.peers.length > 0) this.onRegionPeers?.(region);
+  }
 
   /** Marks a peer as having work; the Ready loop picks it up soon. */
   schedule(peer: Peer): void {
@@ -318,13 +342,18 @@ export class Store {
       if (rd.hardState) p.storage.setHardState(rd.hardState, wb.atPhase(PHASE_HARD_STATE));
     }
     const outcomes: [Peer, ApplyOutcome][] = [];
+    const compacted: CompactedRange[] = [];
     for (const [p, rd] of readies) {
       if (rd.committedEntries.length === 0) continue;
+      const requests = p.storage.requests;
+      const [duplicates, expired] = [requests.duplicates, requests.expired];
       const outcome = applyEntries(p.region, p.appliedIndex, rd.committedEntries, wb, {
         data: PHASE_APPLY_DATA,
         state: PHASE_APPLY_STATE,
-      });
-      this.#persistEffects(p, outcome, wb);
+      }, requests);
+      this.stats.duplicateWrites += requests.duplicates - duplicates;
+      this.stats.expiredWrites += requests.expired - expired;
+      this.#persistEffects(p, outcome, wb, compacted);
       wb.atPhase(PHASE_APPLY_STATE).putApplyState(p.regionId, {
         ...p.storage.applyState,
         appliedIndex: outcome.appliedIndex,
@@ -348,6 +377,7 @@ export class Store {
       this.stats.engineWrites++;
       this.stats.engineWriteMs += performance.now() - started;
     }
+    for (const range of compacted) this.#compactLog(range);
 
     // 3. The other messages, one batch per destination store.
     this.#sendMessages(readies, false);
@@ -419,19 +449,27 @@ export class Store {
     const wb = this.engine.batch();
     saveSnapshot(wb, snap, region);
     await this.engine.write(wb);
-    await installSnapshot(this.engine, snap, oldRange);
-    p.storage.resetToSnapshot(snap.metadata.index, snap.metadata.term, region);
+    const { requests } = await installSnapshot(this.engine, snap, oldRange);
+    p.storage.resetToSnapshot(snap.metadata.index, snap.metadata.term, region, requests);
     p.onSnapshotInstalled(snap.metadata.index);
     for (const peer of region.peers) p.peerCache.set(peer.id, peer);
-    this.meta.setRegion(region, true);
+    this.#setRegion(region, true);
     this.stats.snapshotsApplied++;
     this.log.info(
       `region ${region.id}: installed snapshot at index ${snap.metadata.index} (${snap.data.length} bytes)`,
     );
   }
 
-  /** Persists what admin effects need in the same write as the apply state. */
-  #persistEffects(p: Peer, outcome: ApplyOutcome, wb: WriteBatch): void {
+  /**
+   * Persists what admin effects need in the same write as the apply state. Log ranges that a
+   * CompactLog truncated are added to `compacted`, to delete once the write has landed.
+   */
+  #persistEffects(
+    p: Peer,
+    outcome: ApplyOutcome,
+    wb: WriteBatch,
+    compacted: CompactedRange[],
+  ): void {
     for (const effect of outcome.effects) {
       if (effect.type === "Split") {
         for (const right of effect.regions) {
@@ -439,12 +477,74 @@ export class Store {
             continue;
           }
           const existing = this.peers.get(right.id);
+          // The new region inherits the client writes its parent applied: a retry of one of
+          // them may now be routed to it. Written before its region state, so a crash cannot
+          // leave the region without them.
+          const requests = p.storage.requests.clone();
+          requests.writeAll(wb.atPhase(PHASE_APPLY_STATE), right.id, RAFT_INIT_LOG_INDEX);
+          this.#splitRequests.set(right.id, requests);
           writeInitialState(wb.atPhase(PHASE_APPLY_STATE), right, existing?.storage.hardState);
         }
       } else if (effect.type === "CompactLog") {
-        wb.atPhase(PHASE_APPLY_STATE);
-        p.storage.compactTo(effect.index, effect.term, wb);
+        // The truncated index is persisted with this write's apply state; the entries are
+        // deleted only once it has landed (#compactLog), so a crash can leave entries below
+        // the truncated index but never a hole above it.
+        const range = p.storage.compactTo(effect.index, effect.term);
+        if (range) compacted.push({ regionId: p.regionId, ...range });
+        else {
+          this.log.warn(
+            `region ${p.regionId}: ignored CompactLog to ${effect.index} (term ${effect.term}): ` +
+              `not inside this log (first ${p.storage.firstIndex()}, last ${p.storage.lastIndex()})`,
+          );
+        }
       }
+    }
+  }
+
+  /**
+   * Deletes log entries a CompactLog truncated, in the background and one at a time: the
+   * truncated index is already durable, nothing reads below it, and the engine deletes in
+   * bounded pages that interleave with the Ready loop's writes. A crash part way leaves entries
+   * below the truncated index, which {@link start} removes.
+   */
+  #compactLog({ regionId, lo, hi }: CompactedRange): void {
+    this.#logGc = this.#logGc.then(async () => {
+      if (this.#stopped) return;
+      try {
+        await this.engine.deleteRaftLog(regionId, lo, hi);
+      } catch (e) {
+        if (!this.#stopped) {
+          this.log.warn(
+            `region ${regionId}: deleting compacted log [${lo}, ${hi}) failed (a restart ` +
+              `finishes it): ${(e as Error).message}`,
+          );
+        }
+      }
+    });
+  }
+
+  /**
+   * Removes what a crash can leave of a log write or compaction (start-up only, before the peer
+   * runs): entries at or below the truncated index, and entries past the contiguous log that
+   * {@link PeerStorage.load} loaded.
+   */
+  async #sweepLog(p: Peer): Promise<void> {
+    const bounds = await this.engine.raftLogBounds(p.regionId);
+    if (!bounds) return;
+    const first = p.storage.firstIndex();
+    const last = p.storage.lastIndex();
+    if (bounds.first < first) {
+      const n = await this.engine.deleteRaftLog(p.regionId, bounds.first, first);
+      this.log.warn(
+        `region ${p.regionId}: finished an interrupted log compaction (${n} entries below ${first})`,
+      );
+    }
+    if (bounds.last > last) {
+      const n = await this.engine.deleteRaftLog(p.regionId, last + 1);
+      this.log.warn(
+        `region ${p.regionId}: dropped ${n} entries past the log's end ${last} left by an ` +
+          `interrupted write`,
+      );
     }
   }
 
@@ -457,7 +557,7 @@ export class Store {
     for (const effect of outcome.effects) this.#onAdminEffect(p, effect);
     if (!p.destroyed) {
       if (!epochEqual(before.epoch, p.region.epoch)) {
-        this.meta.setRegion(p.region, true);
+        this.#setRegion(p.region, true);
         this.observer?.regionChanged(p);
       }
       p.onApplied(outcome.results.slice(outcome.answered));
@@ -478,7 +578,7 @@ export class Store {
         }
         break;
       case "Split": {
-        this.meta.setRegion(effect.left, true);
+        this.#setRegion(effect.left, true);
         // The size is shared out evenly until the next size check measures it.
         const share = Math.floor(p.approximateSize / (effect.regions.length + 1));
         p.approximateSize = share;
@@ -496,6 +596,8 @@ export class Store {
   }
 
   #createSplitPeer(parent: Peer, right: Region, approximateSize: number): void {
+    const requests = this.#splitRequests.get(right.id) ?? parent.storage.requests.clone();
+    this.#splitRequests.delete(right.id);
     if (this.tombstones.has(right.id)) return;
     const existing = this.peers.get(right.id);
     if (existing?.storage.isInitialized()) return;
@@ -515,10 +617,11 @@ export class Store {
         truncatedTerm: RAFT_INIT_LOG_TERM,
       },
       [],
+      requests,
     );
     const peer = new Peer(this.storeId, meta, storage, this.#peerConfig());
     this.peers.set(right.id, peer);
-    this.meta.setRegion(right, true);
+    this.#setRegion(right, true);
     peer.approximateSize = approximateSize;
     // The parent's leader campaigns at once for the new region so it is not leaderless for an
     // election timeout (TiKV does the same). Followers that had not applied the split when its
@@ -557,6 +660,7 @@ export class Store {
     wb.deleteRaftState(p.regionId);
     await this.engine.write(wb);
     await this.engine.deleteRaftLog(p.regionId, 1);
+    await this.engine.deleteAppliedRequests(p.regionId);
     if (p.storage.isInitialized() && this.meta.overlapping(p.region).length === 0) {
       const r = p.region;
       await this.engine.deleteRange(r.startKey, r.endKey.length === 0 ? undefined : r.endKey);
@@ -633,6 +737,15 @@ export class Store {
         },
       }]);
       return;
+    }
+    if (env.message.type === "MsgProp") {
+      const refusal = checkForwardedProposal(env);
+      if (refusal) {
+        this.log.warn(
+          `region ${env.regionId}: refused a proposal from peer ${env.fromPeer.id}: ${refusal}`,
+        );
+        return;
+      }
     }
     if (env.message.type === "MsgSnap" && env.message.snapshot) {
       const snapRegion = decodeSnapshotData(env.message.snapshot.data).region;
@@ -720,6 +833,41 @@ export class Store {
   isRangeFree(range: Pick<Region, "startKey" | "endKey">, except: number): boolean {
     return !this.meta.sortedRegions().some((r) => r.id !== except && rangesOverlap(r, range));
   }
+}
+
+/**
+ * Why a proposal forwarded by another store's peer must not enter the log, or `undefined`.
+ * Followers forward only data writes for this region (admin commands and membership changes are
+ * proposed by the leader itself), so anything else is a bug or a forgery; what passes here is
+ * still checked again at apply.
+ */
+function checkForwardedProposal(env: RaftEnvelope): string | undefined {
+  for (const e of env.message.entries) {
+    if (e.type !== "Normal") return `a ${e.type} entry`;
+    if (e.data.length === 0) return "an empty entry";
+    let cmd: RaftCmd;
+    try {
+      cmd = decodeCmd(e.data);
+    } catch (err) {
+      return `an undecodable command: ${(err as Error).message}`;
+    }
+    if (cmd.admin) return `an admin command (${cmd.admin.type})`;
+    if (cmd.header.regionId !== env.regionId) {
+      return `a command for region ${cmd.header.regionId}`;
+    }
+    // A tag from the future would move the region's request clock ahead and make fresh writes
+    // of other stores look expired (see applied_requests.ts).
+    const ahead = (cmd.header.request?.issuedAt ?? 0) - Date.now();
+    if (ahead > MAX_TAG_CLOCK_AHEAD_MS) return `a write issued ${ahead} ms in the future`;
+  }
+  return undefined;
+}
+
+/** Log entries `[lo, hi)` of a region that a CompactLog truncated, to delete from the engine. */
+interface CompactedRange {
+  readonly regionId: number;
+  readonly lo: number;
+  readonly hi: number;
 }
 
 /** Hard state a bootstrapped or split-created region starts with; keeps a newer term/vote. */

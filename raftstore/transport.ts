@@ -17,6 +17,7 @@ import {
   expectBytes,
   expectId,
   expectObject,
+  expectString,
   field,
   optional,
 } from "../proto/codec.ts";
@@ -45,6 +46,11 @@ export interface RaftEnvelope {
 /** A batch of envelopes from one store to another: one HTTP request. */
 export interface RaftBatch {
   readonly fromStoreId: number;
+  /**
+   * The sender's advertised address: receivers learn where their peers are from the traffic
+   * itself, so Raft keeps working when the scheduler is out of reach (see address_book.ts).
+   */
+  readonly fromAddress?: string;
   readonly envelopes: readonly RaftEnvelope[];
 }
 
@@ -63,6 +69,7 @@ export type RaftReceiver = (batch: RaftBatch) => void;
 export function encodeRaftBatch(batch: RaftBatch): Uint8Array<ArrayBuffer> {
   return encodeCbor({
     fromStoreId: batch.fromStoreId,
+    ...(batch.fromAddress === undefined ? {} : { fromAddress: batch.fromAddress }),
     envelopes: batch.envelopes.map((e) => ({ ...e, message: encodeMessage(e.message) })),
   });
 }
@@ -72,6 +79,12 @@ export function decodeRaftBatch(bytes: Uint8Array): RaftBatch {
   const o = expectObject(decodeCbor(bytes, "raft batch"), "batch");
   return {
     fromStoreId: expectId(field(o, "fromStoreId"), "batch.fromStoreId"),
+    fromAddress: optional(
+      field(o, "fromAddress"),
+      "batch.fromAddress",
+      (v, n) => expectString(v, n, 255),
+      undefined,
+    ),
     envelopes: expectArray(field(o, "envelopes"), "batch.envelopes", decodeEnvelope, 100_000),
   };
 }

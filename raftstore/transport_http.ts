@@ -1,13 +1,15 @@
 /**
  * The {@link Transport} between store processes: one queue and one sender per destination store,
  * so a slow or dead store never holds up another's traffic. Each flush takes everything queued
- * for that store and sends it as one CBOR `POST /raft/batch`. Store addresses are resolved
- * through the scheduler (injected) and cached; a failed send forgets the address, drops the
+ * for that store and sends it as one CBOR `POST /raft/batch`, carrying this store's advertised
+ * address so the receiver learns it. Addresses come from the store's address book (injected);
+ * a failed send keeps the address (the peer may only be slow or briefly cut off), drops the
  * batch (Raft retransmits) and backs off exponentially up to one second.
  *
  * @module
  */
 import { CBOR_CONTENT_TYPE } from "../proto/codec.ts";
+import type { FetchFn } from "../proto/security.ts";
 import { encodeRaftBatch, type RaftEnvelope, type Transport } from "./transport.ts";
 import { RAFT_SNAPSHOT_PATH, splitSnapshotEnvelope } from "./snapshot_stream.ts";
 
@@ -18,20 +20,31 @@ export const RAFT_BATCH_PATH = "/raft/batch";
 const MAX_QUEUED = 20_000;
 const MIN_BACKOFF_MS = 20;
 const MAX_BACKOFF_MS = 1_000;
-const SEND_TIMEOUT_MS = 10_000;
+/**
+ * Longest one send may take. A batch to a store behind a partition (packets dropped, not
+ * refused) hangs until this fires, and holds up that store's lane meanwhile: short, so the lane
+ * carries fresh messages soon after the partition heals (a batch is answered as soon as it is
+ * queued, in milliseconds; Raft resends what was lost).
+ */
+const SEND_TIMEOUT_MS = 3_000;
 
 export interface HttpTransportOptions {
   readonly fromStoreId: number;
-  /** HOST:PORT of a store, from the scheduler. Throws if unknown. */
+  /** This store's advertised HOST:PORT, sent with every batch. */
+  readonly fromAddress?: string;
+  /** HOST:PORT of a store (see address_book.ts). Throws if unknown. */
   readonly resolve: (storeId: number) => Promise<string>;
   /** Called when a store could not be reached (the Raft peers report it unreachable). */
   readonly onUnreachable?: (storeId: number) => void;
+  /** Sends requests with this process's credentials (`Security.fetcher`); default: `fetch`. */
+  readonly fetch?: FetchFn;
+  /** `http` (default) or `https`. */
+  readonly scheme?: string;
 }
 
 interface Lane {
   queue: RaftEnvelope[];
   sending: boolean;
-  address?: string;
   backoffMs: number;
 }
 
@@ -64,7 +77,8 @@ export class HttpTransport implements Transport {
   }
 
   async #post(address: string, path: string, body: Uint8Array<ArrayBuffer>): Promise<void> {
-    const res = await fetch(`http://${address}${path}`, {
+    const send = this.options.fetch ?? fetch;
+    const res = await send(`${this.options.scheme ?? "http"}://${address}${path}`, {
       method: "POST",
       headers: { "content-type": CBOR_CONTENT_TYPE },
       body,
@@ -81,7 +95,11 @@ export class HttpTransport implements Transport {
     for (const [seq, chunk] of chunks.entries()) {
       await this.#post(address, `${RAFT_SNAPSHOT_PATH}?id=${id}&seq=${seq}`, chunk.slice());
     }
-    const batch = encodeRaftBatch({ fromStoreId: this.options.fromStoreId, envelopes: [head] });
+    const batch = encodeRaftBatch({
+      fromStoreId: this.options.fromStoreId,
+      fromAddress: this.options.fromAddress,
+      envelopes: [head],
+    });
     await this.#post(address, `${RAFT_SNAPSHOT_PATH}?id=${id}&seq=${chunks.length}&last=1`, batch);
     this.snapshotsStreamed++;
   }
@@ -96,20 +114,23 @@ export class HttpTransport implements Transport {
         const envelopes = queued.filter((e) => e.message.type !== "MsgSnap");
         const snapshots = queued.filter((e) => e.message.type === "MsgSnap");
         try {
-          lane.address ??= await this.options.resolve(storeId);
+          const address = await this.options.resolve(storeId);
           if (envelopes.length > 0) {
             await this.#post(
-              lane.address,
+              address,
               RAFT_BATCH_PATH,
-              encodeRaftBatch({ fromStoreId: this.options.fromStoreId, envelopes }),
+              encodeRaftBatch({
+                fromStoreId: this.options.fromStoreId,
+                fromAddress: this.options.fromAddress,
+                envelopes,
+              }),
             );
           }
-          for (const env of snapshots) await this.#sendSnapshot(lane.address, env);
+          for (const env of snapshots) await this.#sendSnapshot(address, env);
           this.sentBatches++;
           lane.backoffMs = 0;
         } catch {
           this.failedBatches++;
-          lane.address = undefined;
           lane.backoffMs = Math.min(MAX_BACKOFF_MS, Math.max(MIN_BACKOFF_MS, lane.backoffMs * 2));
           if (!this.#abort.signal.aborted) this.options.onUnreachable?.(storeId);
         }

@@ -6,6 +6,8 @@ import { HttpTransport } from "./transport_http.ts";
 import type { RaftBatch, RaftEnvelope } from "./transport.ts";
 import { SNAPSHOT_CHUNK_BYTES } from "./snapshot_stream.ts";
 import type { Message } from "../raft/mod.ts";
+import { serveHttp } from "../proto/http_server.ts";
+import { generateSecret, Security } from "../proto/security.ts";
 
 function envelope(message: Partial<Message>): RaftEnvelope {
   return {
@@ -33,15 +35,19 @@ function envelope(message: Partial<Message>): RaftEnvelope {
 
 Deno.test("the HTTP transport delivers batches and streams a multi-chunk snapshot through the store routes", async () => {
   const received: RaftBatch[] = [];
-  // Only onRaftBatch is reached by the Raft routes.
-  const store = { onRaftBatch: (b: RaftBatch) => received.push(b) } as unknown as Store;
-  const server = Deno.serve(
-    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
-    storeApp(store, {} as KvService).fetch,
-  );
+  // Only storeId and onRaftBatch are reached by the Raft routes.
+  const store = { storeId: 2, onRaftBatch: (b: RaftBatch) => received.push(b) } as unknown as Store;
+  // Secret mode, as a real cluster runs: the transport's requests carry store 1's credential.
+  const security = new Security({ secret: new TextEncoder().encode(generateSecret()) });
+  const app = storeApp(store, {} as KvService, { security, clusterId: 9 });
+  const server = await serveHttp((req, env) => app.fetch(req, env), {
+    hostname: "127.0.0.1",
+    port: 0,
+  });
   const transport = new HttpTransport({
     fromStoreId: 1,
-    resolve: () => Promise.resolve(`127.0.0.1:${server.addr.port}`),
+    resolve: () => Promise.resolve(`127.0.0.1:${server.port}`),
+    fetch: security.fetcher({ clusterId: 9, storeId: 1 }),
   });
   try {
     const data = crypto.getRandomValues(new Uint8Array(65536)).slice();

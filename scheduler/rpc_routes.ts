@@ -24,6 +24,7 @@ import {
   decodeRegionHeartbeatRequest,
   decodeStoreHeartbeatRequest,
   decodeWaitStepsRequest,
+  type GetAllStoresResponse,
   type GetRegionResponse,
   type GetStoreResponse,
   type IsBootstrappedResponse,
@@ -33,16 +34,28 @@ import {
 } from "../proto/pdpb.ts";
 import type { Cluster } from "./cluster.ts";
 import { cborResponse, readCbor } from "./http.ts";
+import { type Caller, callerOf, checkCallerIsStore } from "../proto/http_guard.ts";
+import {
+  checkEpochHandedOut,
+  checkHeartbeatFromCaller,
+  checkRegionHasCaller,
+} from "./rpc_identity.ts";
 import type { RegionInfo } from "./region_info.ts";
 
 /** Routes of the internal API, mounted at the app's root. */
 export function rpcRoutes(cluster: Cluster): Hono {
   const app = new Hono();
-  const rpc = <T>(method: string, handle: (body: unknown) => T | Promise<T>) =>
-    app.post(`${RPC_PREFIX}/${method}`, async (c) => cborResponse(await handle(await readCbor(c))));
+  // Every method gets the authenticated caller: a store may only speak for itself.
+  const rpc = <T>(method: string, handle: (body: unknown, caller: Caller) => T | Promise<T>) =>
+    app.post(
+      `${RPC_PREFIX}/${method}`,
+      async (c) => cborResponse(await handle(await readCbor(c), callerOf(c))),
+    );
 
-  rpc("bootstrap", async (body): Promise<BootstrapResponse> => {
-    return await cluster.bootstrap(decodeBootstrapRequest(body).store);
+  rpc("bootstrap", async (body, caller): Promise<BootstrapResponse> => {
+    const { store } = decodeBootstrapRequest(body);
+    checkCallerIsStore(caller, store.id, "bootstrap");
+    return await cluster.bootstrap(store);
   });
   rpc("is_bootstrapped", (body): IsBootstrappedResponse => {
     expectObject(body, "body");
@@ -52,36 +65,54 @@ export function rpcRoutes(cluster: Cluster): Hono {
     const { count } = decodeAllocIdRequest(body);
     return { firstId: await cluster.allocIds(count), count };
   });
-  rpc("put_store", async (body): Promise<ClusterIdResponse> => {
-    await cluster.putStore(decodePutStoreRequest(body).store);
+  // Only the store itself may register or move its address: the request must be
+  // authenticated as that store.
+  rpc("put_store", async (body, caller): Promise<ClusterIdResponse> => {
+    const { store } = decodePutStoreRequest(body);
+    checkCallerIsStore(caller, store.id, "put_store");
+    await cluster.putStore(store);
     return { clusterId: cluster.clusterId };
   });
-  rpc("store_heartbeat", (body): ClusterIdResponse => {
-    cluster.handleStoreHeartbeat(decodeStoreHeartbeatRequest(body).stats);
+  rpc("store_heartbeat", (body, caller): ClusterIdResponse => {
+    const { stats } = decodeStoreHeartbeatRequest(body);
+    checkCallerIsStore(caller, stats.storeId, "store_heartbeat");
+    cluster.handleStoreHeartbeat(stats);
     return { clusterId: cluster.clusterId };
   });
-  rpc("region_heartbeat", (body): RegionHeartbeatResponse => {
-    return {
-      results: cluster.handleRegionHeartbeats(decodeRegionHeartbeatRequest(body).heartbeats),
-    };
+  rpc("region_heartbeat", (body, caller): RegionHeartbeatResponse => {
+    const { heartbeats } = decodeRegionHeartbeatRequest(body);
+    for (const hb of heartbeats) {
+      checkHeartbeatFromCaller(hb, caller);
+      checkEpochHandedOut(hb.region, cluster.ids.highWaterMark);
+    }
+    return { results: cluster.handleRegionHeartbeats(heartbeats) };
   });
-  rpc("wait_steps", async (body): Promise<WaitStepsResponse> => {
+  // Held until a region the store leads gets an operator (step_notifier.ts); only the store
+  // itself may wait on its own regions.
+  rpc("wait_steps", async (body, caller): Promise<WaitStepsResponse> => {
     const req = decodeWaitStepsRequest(body);
+    checkCallerIsStore(caller, req.storeId, "wait_steps");
     cluster.getStore(req.storeId);
     return { regionIds: await cluster.steps.wait(req.storeId, req.timeoutMs) };
   });
-  rpc("ask_split", async (body) => {
-    const [id] = await cluster.askBatchSplit(decodeAskSplitRequest(body).region, 1);
+  rpc("ask_split", async (body, caller) => {
+    const { region } = decodeAskSplitRequest(body);
+    checkRegionHasCaller(region, caller);
+    const [id] = await cluster.askBatchSplit(region, 1);
     return id!;
   });
-  rpc("ask_batch_split", async (body): Promise<AskBatchSplitResponse> => {
+  rpc("ask_batch_split", async (body, caller): Promise<AskBatchSplitResponse> => {
     const req = decodeAskBatchSplitRequest(body);
+    checkRegionHasCaller(req.region, caller);
     return { ids: await cluster.askBatchSplit(req.region, req.splitCount) };
   });
   rpc("get_store", (body): GetStoreResponse => {
     const s = cluster.getStore(decodeGetStoreRequest(body).storeId);
     return { store: s.meta, stateName: cluster.stateName(s) };
   });
+  rpc("get_all_stores", (): GetAllStoresResponse => ({
+    stores: cluster.stores().map((s) => ({ store: s.meta, stateName: cluster.stateName(s) })),
+  }));
   const regionResponse = (r: RegionInfo): GetRegionResponse => ({
     region: r.meta,
     leader: r.leader,

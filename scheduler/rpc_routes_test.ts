@@ -7,6 +7,7 @@ import {
   decodeAskSplitResponse,
   decodeBootstrapResponse,
   decodeClusterIdResponse,
+  decodeGetAllStoresResponse,
   decodeGetRegionResponse,
   decodeGetStoreResponse,
   decodeIsBootstrappedResponse,
@@ -127,6 +128,13 @@ Deno.test("a store's life: bootstrap once, register, heartbeat, receive steps, s
 
   const st = decodeGetStoreResponse(await rpc(app, "get_store", { storeId: store2 }));
   assert.deepEqual(st, { store: { id: store2, address: "127.0.0.1:20162" }, stateName: "Up" });
+  const listed = decodeGetAllStoresResponse(await rpc(app, "get_all_stores", {}));
+  assert.deepEqual(
+    listed.stores.find((x) => x.store.id === store2),
+    st,
+    "get_all_stores lists each store as get_store does",
+  );
+  assert.ok(listed.stores.some((x) => x.store.id === storeId));
   const byKey = decodeGetRegionResponse(await rpc(app, "get_region", { key: b("anything") }));
   assert.equal(byKey.region.id, 1);
   assert.equal(byKey.leader?.storeId, storeId);

@@ -6,7 +6,9 @@
  */
 import { Hono } from "hono";
 import type { Config } from "../config/config.ts";
+import { DirLock } from "../proto/dir_lock.ts";
 import { MrkvError } from "../proto/errors.ts";
+import { RPC_PREFIX } from "../proto/pdpb.ts";
 import { adminRoutes } from "./admin_routes.ts";
 import { Cluster } from "./cluster.ts";
 import { DEFAULT_SCHEDULE_CONFIG, type ScheduleConfig } from "./config.ts";
@@ -14,18 +16,45 @@ import { Coordinator } from "./coordinator.ts";
 import { onError } from "./http.ts";
 import { renderMetrics } from "./metrics.ts";
 import { rpcRoutes } from "./rpc_routes.ts";
+import { guard, type RouteClass } from "../proto/http_guard.ts";
+import { type HttpServer, serveHttp } from "../proto/http_server.ts";
+import { Security } from "../proto/security.ts";
+import { BodyReadError } from "../proto/http_body.ts";
 
 /** The version reported by `/status`. */
 export const VERSION = "0.1.0";
+
+/**
+ * The route class of a scheduler request (docs/security.md). Anything not listed needs an
+ * admin credential, so a new route is never open by accident.
+ */
+export function schedulerRouteClass(_method: string, path: string): RouteClass {
+  if (path === "/status" || path === "/metrics") return "public";
+  // A new store asks this before it knows the cluster ID.
+  if (path === `${RPC_PREFIX}/is_bootstrapped`) return "join";
+  if (path.startsWith(`${RPC_PREFIX}/`)) return "internal";
+  return "admin";
+}
 
 /** Builds the whole HTTP app over a cluster and coordinator (tests call it directly). */
 export function schedulerApp(
   cluster: Cluster,
   coordinator: Coordinator,
   startedAt = Date.now(),
+  security: Security = Security.insecure(),
+  log?: (message: string) => void,
 ): Hono {
   const app = new Hono();
-  app.onError((err) => onError(err));
+  app.onError((err) => {
+    if (err instanceof BodyReadError) log?.(err.message);
+    return onError(err);
+  });
+  app.use(guard({
+    security,
+    classify: schedulerRouteClass,
+    clusterId: () => cluster.clusterId,
+    log,
+  }));
   app.notFound((c) => onError(new MrkvError("NotFound", `no route ${c.req.method} ${c.req.path}`)));
   app.get("/status", (c) =>
     c.json({
@@ -69,6 +98,8 @@ function scheduleConfigFrom(config: Config): Partial<ScheduleConfig> {
 export interface StartOptions {
   readonly now?: () => number;
   readonly runCoordinator?: boolean;
+  /** Credentials to use instead of reading the files the config names. */
+  readonly security?: Security;
 }
 
 /** Starts `--role scheduler`. */
@@ -81,8 +112,15 @@ export async function startScheduler(
     if (config.logLevel === "warn" && level === "info") return;
     console.error(`${new Date().toISOString()} ${level} scheduler: ${msg}`);
   };
-  await Deno.mkdir(config.dataDir, { recursive: true });
-  const kv = await Deno.openKv(`${config.dataDir}/scheduler.kv`);
+  // One process per data dir: taken before the database is opened (see proto/dir_lock.ts).
+  const lock = await DirLock.acquire(config.dataDir, { role: "scheduler", addr: config.addr });
+  let kv: Deno.Kv;
+  try {
+    kv = await Deno.openKv(`${config.dataDir}/scheduler.kv`);
+  } catch (e) {
+    lock.release();
+    throw e;
+  }
   let cluster: Cluster;
   let schedulers: string[] | null;
   try {
@@ -93,6 +131,7 @@ export async function startScheduler(
     }));
   } catch (e) {
     kv.close();
+    lock.release();
     throw e;
   }
   // Flags given on this start win over run-time changes an earlier run saved for the same keys.
@@ -104,35 +143,48 @@ export async function startScheduler(
     (e) => log("error", `schedule run failed: ${(e as Error).message}`),
   );
   const [hostname, portText] = splitAddr(config.addr);
-  const abort = new AbortController();
-  let resolveListen!: (addr: Deno.NetAddr) => void;
-  const listening = new Promise<Deno.NetAddr>((r) => resolveListen = r);
-  let server: Deno.HttpServer<Deno.NetAddr>;
+  let server: HttpServer;
+  let security: Security;
   try {
-    server = Deno.serve({
-      hostname,
-      port: Number(portText),
-      signal: abort.signal,
-      onListen: (addr) => resolveListen(addr),
-    }, schedulerApp(cluster, coordinator).fetch);
+    security = opts.security ?? await Security.fromConfig(config);
   } catch (e) {
     await cluster.close();
     kv.close();
+    throw e;
+  }
+  try {
+    const app = schedulerApp(cluster, coordinator, Date.now(), security, (m) => log("warn", m));
+    server = await serveHttp((req, env) => app.fetch(req, env), {
+      hostname,
+      port: Number(portText),
+      tls: security.tls,
+      onError: (m) => log("warn", m),
+    });
+  } catch (e) {
+    await cluster.close();
+    kv.close();
+    lock.release();
     throw new Error(`cannot listen on ${config.addr}: ${(e as Error).message}`, { cause: e });
   }
-  const addr = await listening;
+  const addr = { hostname: server.hostname, port: server.port };
   if (opts.runCoordinator !== false) coordinator.start();
   log("info", `cluster ${cluster.clusterId} listening on ${addr.hostname}:${addr.port}`);
+  if (security.secured) log("info", `security: ${security.mode}`);
+  else {log(
+      "warn",
+      `security: ${security.mode}; anyone who can reach ${config.addr} owns the cluster`,
+    );}
 
   let stopping: Promise<void> | null = null;
   const stop = () => {
     stopping ??= (async () => {
       await coordinator.stop();
       cluster.steps.close(); // answers the stores' held wait_steps calls, so serving can end
-      abort.abort();
-      await server.finished;
+      await server.shutdown();
+      security.close();
       await cluster.close();
       kv.close();
+      lock.release();
       log("info", "stopped");
     })();
     return stopping;

@@ -294,6 +294,26 @@ export class KvEngine {
     );
   }
 
+  /** A region's applied-request records, in key order: `[index, part, value]`. */
+  async appliedRequests(regionId: number): Promise<[number, number, Uint8Array][]> {
+    const out: [number, number, Uint8Array][] = [];
+    const prefix = Keys.appliedRequestsPrefix(regionId);
+    for await (const e of this.rawKv.list({ prefix }, { batchSize: 500 })) {
+      const [index, part] = [e.key[3], e.key[4]];
+      if (typeof index !== "number" || typeof part !== "number") {
+        throw new CorruptionError(`unexpected key ${describeKey(e.key)} among applied requests`);
+      }
+      const value = await this.#resolve(fromKvKey(e.key), e);
+      if (value !== null) out.push([index, part, value]);
+    }
+    return out;
+  }
+
+  /** Deletes every applied-request record of a region (in bounded commits). */
+  async deleteAppliedRequests(regionId: number): Promise<number> {
+    return await this.#deleteRange({ prefix: Keys.appliedRequestsPrefix(regionId) });
+  }
+
   /** A region's raft hard state, if stored. */
   async hardState(regionId: number): Promise<HardState | undefined> {
     const key = Keys.hardState(regionId);

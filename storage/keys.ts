@@ -7,7 +7,9 @@
  * ["r", regionId, "hs"]               raft hard state
  * ["r", regionId, "apply"]            apply state: applied index, truncated index/term
  * ["r", regionId, "region"]           region local state: region meta + peer state
+ * ["r", regionId, "req", index, part] client requests the region applied recently (dedup)
  * ["store"]                           store identity
+ * ["addrs"]                           other stores' addresses, as last learned
  * ["x", ...logicalKey, version, i]    piece i of a value over 64 KiB stored at logicalKey
  * ```
  *
@@ -75,6 +77,27 @@ export const Keys = {
   /** `["store"]`: the store identity. */
   store(): StorageKey {
     return brand(["store"]);
+  },
+  /** `["addrs"]`: the addresses of other stores this store last learned. */
+  storeAddresses(): StorageKey {
+    return brand(["addrs"]);
+  },
+  /**
+   * `["r", regionId, "req", index, part]`: a record of client requests the region applied (the
+   * apply pass starting at `index`, or a table restored there from a snapshot or a split).
+   */
+  appliedRequests(regionId: number, index: number, part: number): StorageKey {
+    return brand([
+      "r",
+      checkId("region id", regionId),
+      "req",
+      checkId("raft log index", index),
+      checkId("record part", part),
+    ]);
+  },
+  /** `["r", regionId, "req"]`: prefix of a region's applied-request records. */
+  appliedRequestsPrefix(regionId: number): StorageKey {
+    return brand(["r", checkId("region id", regionId), "req"]);
   },
   /** `["r", regionId, "snap", i]`: piece `i` of a received snapshot saved while it is applied. */
   snapshotPiece(regionId: number, i: number): StorageKey {

@@ -235,6 +235,23 @@ export class WriteBatch {
     return this.put(Keys.store(), encodeStoreIdent(ident));
   }
 
+  /**
+   * A point to roll back to: {@link rollbackTo} drops every mutation added after it. Apply uses
+   * it so that a command failing half-way leaves nothing of itself in the batch.
+   */
+  savepoint(): number {
+    return this.#ops.length;
+  }
+
+  /** Drops the mutations added since `savepoint` (a value from {@link savepoint}). */
+  rollbackTo(savepoint: number): this {
+    if (!Number.isSafeInteger(savepoint) || savepoint < 0 || savepoint > this.#ops.length) {
+      throw new RangeError(`invalid write batch savepoint ${savepoint}`);
+    }
+    this.#ops.length = savepoint;
+    return this;
+  }
+
   /** @internal Deletes a chunk piece directly (used by recovery to drop orphaned pieces). */
   deleteRawChunk(key: StorageKey): this {
     this.#push(key, null, true, encodedKeySize(key));

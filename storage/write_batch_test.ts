@@ -161,3 +161,19 @@ Deno.test("barrier() after an empty phase does not skip ahead", () => {
   assert.equal(b.atPhase(0).phase, 0);
   assert.equal(b.barrier().phase, 2);
 });
+
+Deno.test("rolling back to a savepoint drops exactly the mutations added after it", () => {
+  const b = new WriteBatch();
+  b.putData(new Uint8Array([1]), bytes(4));
+  const sp = b.savepoint();
+  b.atPhase(2).putData(new Uint8Array([2]), bytes(4));
+  b.atPhase(0).deleteData(new Uint8Array([3]));
+  assert.equal(b.size, 3);
+  b.rollbackTo(sp);
+  assert.equal(b.size, 1);
+  const commits = planCommits(b, chunkState());
+  assert.deepEqual(commits.flatMap((c) => c.mutations.map((m) => m.key)), [
+    Keys.data(new Uint8Array([1])),
+  ]);
+  assert.throws(() => b.rollbackTo(5), RangeError);
+});

@@ -16,6 +16,8 @@ import { startStoreNode, type StoreNode } from "../raftstore/node.ts";
 import type { StoreConfig, StoreLogger } from "../raftstore/store.ts";
 import type { Peer } from "../raftstore/peer.ts";
 import { MrkvError } from "../proto/errors.ts";
+import type { KvEngineOptions } from "../storage/mod.ts";
+import { LinkFaults } from "./link_faults.ts";
 
 export interface ClusterOptions {
   readonly stores?: number;
@@ -26,6 +28,11 @@ export interface ClusterOptions {
   readonly schedulerFlags?: readonly string[];
   /** Print store logs (default: only with MRKV_DEBUG=1). */
   readonly verbose?: boolean;
+  /**
+   * Stores talk real HTTP on 127.0.0.1 (Raft, forwarding, scheduler RPC) through
+   * {@link TestCluster.links}, instead of the in-memory network.
+   */
+  readonly http?: boolean;
 }
 
 /** Settings fast enough for tests (TinyKV's test config). */
@@ -46,6 +53,14 @@ const dec = new TextDecoder();
 export const b = (s: string): Uint8Array => enc.encode(s);
 export const str = (u: Uint8Array | null): string | null => (u === null ? null : dec.decode(u));
 
+/** A free TCP port on 127.0.0.1 (bound, then released; the window is short). */
+function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
 /** Polls `cond` until it holds or `timeoutMs` passes; throws naming `what`. */
 export async function waitFor(
   what: string,
@@ -64,6 +79,11 @@ export async function waitFor(
 /** A scheduler and N stores in one process. */
 export class TestCluster {
   readonly network: MemoryNetwork;
+  /** Link faults of an `http` cluster (see link_faults.ts). */
+  readonly links = new LinkFaults();
+  readonly #http: boolean;
+  /** Listening ports of an `http` cluster's store slots (kept across restarts). */
+  readonly #ports: number[] = [];
   readonly nodes: (StoreNode | undefined)[] = [];
   readonly #storeIds: number[] = [];
   readonly #config: StoreConfig;
@@ -76,6 +96,8 @@ export class TestCluster {
     opts: ClusterOptions,
   ) {
     this.network = new MemoryNetwork(opts.seed ?? 1);
+    this.#http = opts.http ?? false;
+    this.links.register(scheduler.addr, "scheduler");
     this.#config = { ...TEST_STORE_CONFIG, ...opts.store };
     const verbose = opts.verbose ?? Deno.env.get("MRKV_DEBUG") === "1";
     const quiet = () => {};
@@ -119,28 +141,45 @@ export class TestCluster {
   }
 
   /** Starts (or restarts, from its data) the store in slot `i`. */
-  async startStore(i: number): Promise<StoreNode> {
+  async startStore(i: number, engineOptions?: KvEngineOptions): Promise<StoreNode> {
     if (this.nodes[i]) throw new Error(`store slot ${i} is already running`);
+    const port = this.#http ? (this.#ports[i] ??= freePort()) : 30001 + i;
+    const addr = `127.0.0.1:${port}`;
+    // Requests are attributed to the slot's store ID once it is known (a new store learns it
+    // from the scheduler first).
+    const from = () => this.#storeIds[i] ?? -1 - i;
+    const viaLinks: typeof fetch = (input, init) => this.links.fetchFrom(from())(input, init);
     const node = await startStoreNode({
       config: {
         ...this.#config,
-        addr: `127.0.0.1:${30001 + i}`,
-        advertiseAddr: `127.0.0.1:${30001 + i}`,
+        addr,
+        advertiseAddr: addr,
         dataDir: `${this.dir}/store${i}`,
         scheduler: `http://${this.scheduler.addr}`,
       },
-      serve: false,
+      engineOptions,
       log: this.#log,
-      transport: (storeId, receiver) => this.network.connect(storeId, receiver),
-      forward: (storeId, req) => {
-        const target = this.nodes.find((n) => n?.store.storeId === storeId);
-        if (!target) return Promise.reject(new MrkvError("NotLeader", `store ${storeId} is down`));
-        return Promise.resolve(target.app.fetch(req));
-      },
+      ...(this.#http
+        ? {
+          fetch: viaLinks,
+          schedulerFetch: (url, init) => viaLinks(url, init),
+        }
+        : {
+          serve: false,
+          transport: (storeId, receiver) => this.network.connect(storeId, receiver),
+          forward: (storeId, req) => {
+            const target = this.nodes.find((n) => n?.store.storeId === storeId);
+            if (!target) {
+              return Promise.reject(new MrkvError("NotLeader", `store ${storeId} is down`));
+            }
+            return Promise.resolve(target.app.fetch(req));
+          },
+        }),
       schedulerWaitMs: 5_000,
     });
     this.nodes[i] = node;
     this.#storeIds[i] = node.store.storeId;
+    this.links.register(addr, node.store.storeId);
     return node;
   }
 
@@ -241,6 +280,7 @@ export class TestCluster {
   }
 
   async close(): Promise<void> {
+    this.links.heal({ release: false });
     for (let i = 0; i < this.nodes.length; i++) await this.stopStore(i).catch(() => {});
     await this.scheduler.stop();
     await Deno.remove(this.dir, { recursive: true }).catch(() => {});

@@ -89,3 +89,86 @@ Deno.test(
       }
     }),
 );
+
+Deno.test(
+  "a leader store killed part way through a large log compaction restarts and catches up",
+  opts,
+  () =>
+    withCluster({ stores: 3 }, async (c) => {
+      // Small engine commits on every store, so compacting a few hundred entries takes several.
+      const small = { commitLimits: { maxMutations: 40 } };
+      for (const i of [0, 1, 2]) {
+        await c.stopStore(i);
+        await c.startStore(i, small);
+      }
+      await c.waitReplicas(1, 3);
+      const acked = new Map<string, string>();
+      let n = 0;
+      let running = true;
+      const writer = (async () => {
+        while (running) {
+          const key = `k${String(n++).padStart(5, "0")}`;
+          try {
+            await c.put(key, `v${n}`, c.nodes.findIndex((x) => x !== undefined));
+            acked.set(key, `v${n}`);
+          } catch { /* the store died under it: unknown, and not checked */ }
+        }
+      })();
+      try {
+        for (const cut of [1, 2, 3]) {
+          await waitFor("a leader", () => c.leaderOf(1) !== undefined);
+          const leader = c.leaderOf(1)!;
+          const slot = c.nodes.findIndex((x) => x?.store.storeId === leader.storeId);
+          await waitFor(
+            "200 entries to compact",
+            () => leader.appliedIndex - leader.storage.firstIndex() > 200,
+            30_000,
+          );
+          // Die after the `cut`-th engine commit of the compaction, wherever it is done.
+          let seen = 0;
+          const node = c.node(slot);
+          const died = node.finished.then(() => false, () => true);
+          node.store.engine.afterCommit = (info) => {
+            if (info.operation !== "deleteRange" && info.commits === 1) return;
+            if (++seen === cut) throw new Error(`injected crash after compaction commit ${cut}`);
+          };
+          const compactIndex = leader.appliedIndex - 1;
+          void leader.propose({
+            header: { regionId: 1, peerId: leader.meta.id, epoch: leader.region.epoch },
+            admin: {
+              type: "CompactLog",
+              compactIndex,
+              compactTerm: leader.storage.term(compactIndex),
+            },
+          }).catch(() => {});
+          c.node(slot).store.schedule(leader);
+          await waitFor(`the injected crash (cut ${cut})`, () => seen >= cut, 15_000);
+          // A broken engine fails the store's next write: it dies as a killed process would.
+          assert.ok(await died, "the store died");
+          await c.stopStore(slot);
+          await c.startStore(slot, small); // must not refuse to start
+          const restarted = c.node(slot).store.peers.get(1)!;
+          assert.ok(restarted.storage.firstIndex() > 1);
+          const bounds = await c.node(slot).store.engine.raftLogBounds(1);
+          assert.ok(
+            bounds === undefined || bounds.first >= restarted.storage.firstIndex(),
+            `cut ${cut}: no entry below the truncated index is left (${JSON.stringify(bounds)})`,
+          );
+        }
+      } finally {
+        running = false;
+        await writer;
+      }
+      assert.ok(acked.size > 300, `clients made progress (${acked.size} acknowledged writes)`);
+      const leader = c.leaderOf(1)!;
+      await waitFor(
+        "every store to apply everything",
+        () => c.running().every((x) => x.store.peers.get(1)!.appliedIndex >= leader.appliedIndex),
+      );
+      for (const i of [0, 1, 2]) {
+        for (const [key, value] of acked) {
+          assert.equal(await c.localGet(i, key), value, `acknowledged ${key} on store slot ${i}`);
+        }
+      }
+    }),
+);

@@ -36,8 +36,9 @@ async function http(
   url: string,
   body?: BodyInit,
   timeoutMs = 15_000,
+  headers?: Record<string, string>,
 ): Promise<Reply> {
-  const res = await fetch(url, { method, body, signal: AbortSignal.timeout(timeoutMs) });
+  const res = await fetch(url, { method, body, headers, signal: AbortSignal.timeout(timeoutMs) });
   const bytes = new Uint8Array(await res.arrayBuffer());
   const text = dec.decode(bytes);
   assert.ok(
@@ -158,8 +159,13 @@ Deno.test(
     const acked = new Map<string, string | null>();
     const stats = { retries: 0 };
     /** A request retried while it gets 503 or no connection (elections happen under load). */
+    // With the admin credential: the debug and admin routes need it (the KV routes accept it).
     const call = (method: string, target: string, body?: string | Uint8Array<ArrayBuffer>) =>
-      untilAnswered(`${method} ${target}`, () => http(method, target, body), stats);
+      untilAnswered(
+        `${method} ${target}`,
+        () => http(method, target, body, undefined, c.adminHeaders()),
+        stats,
+      );
     let passed = false;
     try {
       await mustStep(t, "region 1 reaches 3 voters on 3 distinct stores", async () => {
@@ -692,7 +698,18 @@ Deno.test("e2e: `deno task start` brings up a playground a newcomer can curl; SI
     );
     assert.equal(got.status, 200, got.text);
     assert.equal(got.text, "world");
-    const regions = JSON.parse((await http("GET", "http://127.0.0.1:2379/pd/api/v1/regions")).text);
+    // The playground wrote the admin credential as a curl header file.
+    const header = (await Deno.readTextFile(`${dir}/data/admin.header`)).trim();
+    const [name, value] = [
+      header.slice(0, header.indexOf(":")),
+      header.slice(header.indexOf(":") + 1),
+    ];
+    const admin = { [name!.trim()]: value!.trim() };
+    const unauthenticated = await http("GET", "http://127.0.0.1:2379/pd/api/v1/regions");
+    assert.equal(unauthenticated.status, 401, "the admin API needs the admin credential");
+    const regions = JSON.parse(
+      (await http("GET", "http://127.0.0.1:2379/pd/api/v1/regions", undefined, 5_000, admin)).text,
+    );
     assert.ok(regions.count >= 1);
     assert.deepEqual(await task.stop("SIGTERM"), { code: 0, signal: null });
     passed = true;
@@ -701,6 +718,42 @@ Deno.test("e2e: `deno task start` brings up a playground a newcomer can curl; SI
     if (!task.exited) await task.stop("SIGTERM", 10_000).catch(() => {});
     task.killGroup("SIGKILL"); // the playground's scheduler and stores, whatever happened
     await task.status;
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+});
+
+Deno.test("e2e: a second server on a data dir in use exits 1 naming the dir and the holder", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "mrkv-lock-e2e-" });
+  const [first, second] = freePorts(2);
+  const holder = new ChildProc("scheduler", Deno.execPath(), [
+    "run",
+    "-A",
+    "--unstable-kv",
+    `${REPO_ROOT}/main.ts`,
+    "--role",
+    "scheduler",
+    "--addr",
+    `127.0.0.1:${first}`,
+    "--data-dir",
+    dir,
+  ]);
+  try {
+    await pollUntil("the first scheduler to answer", async () => {
+      if (holder.exited) assert.fail(`the first scheduler exited:\n${holder.output()}`);
+      return (await http("GET", `http://127.0.0.1:${first}/status`, undefined, 2_000).catch(
+        () => undefined,
+      ))?.status === 200;
+    }, { timeoutMs: 30_000, intervalMs: 100 });
+    for (const role of ["scheduler", "store"]) {
+      const args = ["--role", role, "--addr", `127.0.0.1:${second}`, "--data-dir", dir];
+      if (role === "store") args.push("--scheduler", `http://127.0.0.1:${first}`);
+      const r = await runMain(args);
+      assert.equal(r.code, 1, `${role}: exit code (stderr ${r.stderr})`);
+      assert.ok(r.stderr.includes(dir), `${role}: names the dir: ${r.stderr}`);
+      assert.ok(r.stderr.includes(`127.0.0.1:${first}`), `${role}: names the holder: ${r.stderr}`);
+    }
+  } finally {
+    await holder.stop("SIGTERM", 10_000).catch(() => {});
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
 });

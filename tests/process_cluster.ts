@@ -11,6 +11,8 @@
  * @module
  */
 
+import { generateSecret, readSecretFile, Security } from "../proto/security.ts";
+
 /** The repository root (children run there so `deno.json` and its import map apply). */
 export const REPO_ROOT = new URL("..", import.meta.url).pathname;
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
@@ -244,6 +246,9 @@ export class ProcessCluster {
 
   private constructor(
     readonly dir: string,
+    /** The cluster secret every process reads (`--cluster-secret-file`). */
+    readonly secretFile: string,
+    readonly security: Security,
     readonly schedulerPort: number,
     slots: StoreSlot[],
     storeFlags: readonly string[],
@@ -277,6 +282,8 @@ export class ProcessCluster {
       `${this.dir}/scheduler`,
       "--schedule-interval-ms",
       "50ms",
+      "--cluster-secret-file",
+      this.secretFile,
       ...this.#schedulerFlags,
     ]);
     this.#schedulers.push(proc);
@@ -306,6 +313,9 @@ export class ProcessCluster {
   static async start(opts: ProcessClusterOptions = {}): Promise<ProcessCluster> {
     const n = opts.stores ?? 3;
     const dir = await Deno.makeTempDir({ prefix: "mrkv-e2e-" });
+    const secretFile = `${dir}/cluster.secret`;
+    await Deno.writeTextFile(secretFile, generateSecret(), { mode: 0o600 });
+    const security = new Security({ secret: await readSecretFile(secretFile) });
     const [schedulerPort, ...storePorts] = freePorts(n + 1);
     const slots: StoreSlot[] = storePorts.map((port, i) => ({
       port,
@@ -316,6 +326,8 @@ export class ProcessCluster {
     }));
     const cluster = new ProcessCluster(
       dir,
+      secretFile,
+      security,
       schedulerPort!,
       slots,
       [...FAST_STORE_FLAGS, ...(opts.storeFlags ?? [])],
@@ -330,6 +342,16 @@ export class ProcessCluster {
       throw e;
     }
     return cluster;
+  }
+
+  /** Headers for the admin API (the scheduler's `/pd/api/v1/*`, a store's `/debug/*`). */
+  adminHeaders(): Record<string, string> {
+    return this.security.credentialHeaders("admin");
+  }
+
+  /** Headers for the KV API (stores on loopback also accept none). */
+  clientHeaders(): Record<string, string> {
+    return this.security.credentialHeaders("client");
   }
 
   /** Number of store slots. */
@@ -383,6 +405,8 @@ export class ProcessCluster {
       this.schedulerUrl,
       "--data-dir",
       slot.dataDir,
+      "--cluster-secret-file",
+      this.secretFile,
       ...this.#storeFlags,
     ]);
     slot.proc = proc;
@@ -420,6 +444,7 @@ export class ProcessCluster {
   /** Region `id` as the scheduler sees it (from `GET /pd/api/v1/regions`), or undefined. */
   async region(id: number): Promise<SchedulerRegion | undefined> {
     const res = await fetch(`${this.schedulerUrl}/pd/api/v1/regions`, {
+      headers: this.adminHeaders(),
       signal: AbortSignal.timeout(2_000),
     });
     const body = await res.json() as { regions: SchedulerRegion[] };

@@ -148,6 +148,11 @@ Deno.test(
   () =>
     // A long election timeout (1.5–3 s): a first election that failed would show.
     withCluster({ stores: 3, store: { electionTicks: 30 } }, async (c) => {
+      // Leadership must stay where it is for the filter below to mean anything.
+      await fetch(
+        `http://${c.scheduler.addr}/pd/api/v1/schedulers/balance-leader-scheduler`,
+        { method: "DELETE" },
+      ).then((r) => r.body?.cancel());
       const leaderId = c.leaderOf(1)!.storeId;
       const leaderStore = () => leaderId;
       // The old region's appends reach the followers 150 ms late, so they learn that the split
@@ -186,6 +191,7 @@ Deno.test(
       const held = c.running().reduce((n, x) =>
         n + x.store.earlyVotes.replayed, 0) - heldBefore;
       assert.ok(held >= 5, `vote requests held for the late followers: ${held}`);
+      assert.equal(c.leaderOf(1)?.storeId, leaderId, "region 1 kept its leader throughout");
     }),
 );
 

@@ -2,11 +2,16 @@
  * `deno task start`: a local playground cluster — one scheduler and three stores on 127.0.0.1,
  * data under ./data, every process's output prefixed with its name. Ctrl-C stops them all.
  *
+ * Secure like any cluster (docs/security.md): on first start it writes a cluster secret to
+ * DIR/cluster.secret (mode 0600) and passes it to every process, and writes DIR/admin.header and
+ * DIR/client.header for `curl -H @data/admin.header ...`.
+ *
  * Flags: --stores N (default 3), --data DIR (default ./data), --clean (wipe DIR first).
  *
  * @module
  */
 import { parseArgs } from "node:util";
+import { generateSecret, readSecretFile, tokenFromSecret } from "../proto/security.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -24,6 +29,23 @@ if (!Number.isSafeInteger(storeCount) || storeCount < 1 || storeCount > 9) {
 }
 const dataDir = values.data;
 if (values.clean) await Deno.remove(dataDir, { recursive: true }).catch(() => {});
+
+await Deno.mkdir(dataDir, { recursive: true });
+const secretFile = `${dataDir}/cluster.secret`;
+try {
+  await Deno.writeTextFile(secretFile, generateSecret() + "\n", { createNew: true, mode: 0o600 });
+  console.log(`playground: wrote a new cluster secret to ${secretFile}`);
+} catch (e) {
+  if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
+}
+const secret = await readSecretFile(secretFile);
+for (const kind of ["admin", "client"] as const) {
+  await Deno.writeTextFile(
+    `${dataDir}/${kind}.header`,
+    `Authorization: Bearer ${tokenFromSecret(secret, kind)}\n`,
+    { mode: 0o600 },
+  );
+}
 
 const main = new URL("../main.ts", import.meta.url).pathname;
 const schedulerAddr = "127.0.0.1:2379";
@@ -54,6 +76,8 @@ start("scheduler", [
   schedulerAddr,
   "--data-dir",
   `${dataDir}/scheduler`,
+  "--cluster-secret-file",
+  secretFile,
 ]);
 for (let i = 1; i <= storeCount; i++) {
   start(`store${i}`, [
@@ -65,11 +89,14 @@ for (let i = 1; i <= storeCount; i++) {
     `http://${schedulerAddr}`,
     "--data-dir",
     `${dataDir}/store${i}`,
+    "--cluster-secret-file",
+    secretFile,
   ]);
 }
 console.log(
   `playground: scheduler on http://${schedulerAddr}, stores on ` +
     Array.from({ length: storeCount }, (_, i) => `http://127.0.0.1:${20161 + i}`).join(", ") +
+    `; admin API: curl -H @${dataDir}/admin.header http://${schedulerAddr}/pd/api/v1/regions` +
     "; Ctrl-C stops all",
 );
 
