@@ -8,7 +8,7 @@
  * idempotent: the scheduler repeats it until a heartbeat shows it done. Steps run concurrently
  * (a split waits for its apply; other regions' steps need not wait for it).
  *
- * A transfer to a peer this leader has not heard from within an election timeout, or that is
+ * A transfer to a peer this leader has not heard from within two election timeouts, or that is
  * still catching up, is declined for now: while a transfer is pending the leader drops
  * proposals, so such a transfer would block the region's writes until it timed out, again on
  * every repeated step. The step comes again with the next heartbeat answer, and goes ahead once
@@ -320,10 +320,12 @@ export class HeartbeatWorker implements RegionObserver {
     if (!member || member.role !== "Voter") {
       throw refusal(`peer ${target.id} is not a voter of region ${peer.regionId}`);
     }
+    // Two election timeouts: a live follower answers every heartbeat, even on a busy machine;
+    // a dead one stays silent (and its store is soon Disconnected at the scheduler anyway).
     const { electionTicks, raftTickMs } = this.store.config;
     const heard = peer.lastHeard.get(target.id);
     const silentMs = heard === undefined ? Infinity : Date.now() - heard;
-    if (silentMs > electionTicks * raftTickMs) {
+    if (silentMs > 2 * electionTicks * raftTickMs) {
       throw new MrkvError(
         "ServerIsBusy",
         heard === undefined

@@ -63,8 +63,11 @@ interface OperatorJson {
   readonly steps: readonly { type: string; peer?: { store_id: number } }[];
 }
 
+/** Admin credentials for the scheduler's API (the cluster runs secured, as by default). */
+let adminHeaders: Record<string, string> = {};
+
 async function getJson<T>(url: string): Promise<T> {
-  const res = await fetch(url, { signal: AbortSignal.timeout(5_000) });
+  const res = await fetch(url, { headers: adminHeaders, signal: AbortSignal.timeout(5_000) });
   if (!res.ok) throw new Error(`${url}: ${res.status} ${await res.text()}`);
   return await res.json() as T;
 }
@@ -72,6 +75,7 @@ async function getJson<T>(url: string): Promise<T> {
 async function postJson<T>(url: string, body: unknown): Promise<{ status: number; json: T }> {
   const res = await fetch(url, {
     method: "POST",
+    headers: adminHeaders,
     body: JSON.stringify(body),
     signal: AbortSignal.timeout(5_000),
   });
@@ -104,6 +108,8 @@ async function main(): Promise<void> {
   }
   log(`starting a scheduler (${schedulerFlags.join(" ")}) and ${STORES} stores`);
   const c = await ProcessCluster.start({ stores: STORES, schedulerFlags });
+  adminHeaders = c.adminHeaders();
+  const clientHeaders = c.clientHeaders();
   try {
     const api = `${c.schedulerUrl}/pd/api/v1`;
     const regions = async () => (await getJson<{ regions: Region[] }>(`${api}/regions`)).regions;
@@ -197,6 +203,7 @@ async function main(): Promise<void> {
           try {
             const res = await fetch(`${c.storeUrl(slot)}/kv/${k}`, {
               method: "PUT",
+              headers: clientHeaders,
               body: `v${at}`,
               signal: AbortSignal.timeout(10_000),
             });
