@@ -100,6 +100,9 @@ export class HeartbeatWorker implements RegionObserver {
   /** Called once if the scheduler says this store is a Tombstone (the owner stops it). */
   onTombstone: (e: MrkvError) => void = () => {};
   #tombstoned = false;
+  #stopped = false;
+  /** Ends the `wait_steps` loop's back-off pause early (on stop). */
+  #wakeWatcher: () => void = () => {};
 
   constructor(
     readonly store: Store,
@@ -121,9 +124,6 @@ export class HeartbeatWorker implements RegionObserver {
     clearTimeout(this.#flushTimer);
     this.#wakeWatcher();
   }
-
-  #stopped = false;
-  #wakeWatcher: () => void = () => {};
 
   regionChanged(peer: Peer): void {
     if (!peer.isLeader()) return;
