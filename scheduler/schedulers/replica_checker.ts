@@ -31,16 +31,16 @@ function bestTarget(view: ClusterView, r: RegionInfo): StoreView | undefined {
 }
 
 /**
- * The urgent part of the check: removes a peer on a Down store (or one its leader has not
- * heard from for `max-store-down-time`), so a replacement can be added. The coordinator also
- * runs this on regions that have a balance operator, and the repair replaces it.
+ * The urgent part of the check: removes a peer on a Down store, so a replacement can be added.
+ * The coordinator also runs this on regions that have a balance operator, and the repair
+ * replaces it. A peer its leader reports down on a store that still heartbeats is left alone
+ * (PD's rule): it is usually a slow one, such as a learner still receiving its snapshot on a
+ * busy machine, and replacing it would only add load.
  */
 export function checkLostReplicas(view: ClusterView, r: RegionInfo): Operator | null {
   const peers = r.meta.peers;
   const down = peers.find((p) =>
-    p.id !== r.leader?.id &&
-    (view.store(p.storeId)?.stateName === "Down" ||
-      r.downPeers.some((d) => d.peer.id === p.id && d.downSeconds * 1000 > view.maxStoreDownTime))
+    p.id !== r.leader?.id && view.store(p.storeId)?.stateName === "Down"
   );
   if (!down || peers.length < 2) return null;
   return createRemovePeerOperator("remove-down-replica", "replica", r, down.storeId, view.build);
