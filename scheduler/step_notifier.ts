@@ -13,6 +13,12 @@
 
 /** Longest a `wait_steps` request may be held. */
 export const MAX_WAIT_MS = 30_000;
+/**
+ * Most regions remembered for a store between its calls. A store that never calls (an older
+ * version, or one that is gone) would otherwise make the set grow without end; forgetting costs
+ * nothing but latency, since steps also come with every periodic heartbeat.
+ */
+export const MAX_PENDING_PER_STORE = 10_000;
 
 interface Waiter {
   readonly resolve: (regionIds: number[]) => void;
@@ -28,7 +34,7 @@ export class StepNotifier {
   /** Region `regionId`, led from `storeId`, has a new operator. */
   notify(storeId: number, regionId: number): void {
     let set = this.#pending.get(storeId);
-    if (!set) this.#pending.set(storeId, set = new Set());
+    if (!set || set.size >= MAX_PENDING_PER_STORE) this.#pending.set(storeId, set = new Set());
     set.add(regionId);
     const w = this.#waiters.get(storeId);
     if (w) this.#answer(storeId, w);

@@ -4,7 +4,7 @@ import { decodeWaitStepsResponse } from "../proto/pdpb.ts";
 import { encodeCbor } from "../proto/codec.ts";
 import { admin, openTestApp, rpc, rpcRaw } from "./_test_app.ts";
 import { heartbeat, region, voter } from "./_test_cluster.ts";
-import { StepNotifier } from "./step_notifier.ts";
+import { MAX_PENDING_PER_STORE, StepNotifier } from "./step_notifier.ts";
 
 Deno.test("a waiting store hears of its regions' new operators at once; others time out empty", async () => {
   const n = new StepNotifier();
@@ -21,6 +21,12 @@ Deno.test("a waiting store hears of its regions' new operators at once; others t
   assert.deepEqual(await older, [], "a newer call from the same store answers the older one");
   n.notify(2, 21);
   assert.deepEqual(await newer, [21]);
+  for (let i = 0; i < MAX_PENDING_PER_STORE + 5; i++) n.notify(5, 1000 + i);
+  assert.equal(
+    (await n.wait(5, 10_000)).length,
+    5,
+    "a store that never calls costs bounded memory",
+  );
   const held = n.wait(4, 10_000);
   n.close();
   assert.deepEqual(await held, [], "closing answers every held call");
