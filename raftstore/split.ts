@@ -11,8 +11,8 @@
  * for each new region) and proposes one Split admin command with every key, which apply checks
  * against the region epoch (so a stale split fails cleanly). At most one split per region is
  * in flight: a step repeated by overlapping heartbeat answers joins the one under way instead
- * of asking for IDs again, and IDs asked for a region at one epoch are kept for a retry at the
- * same epoch (only one split can apply at an epoch, so they are never used twice).
+ * of asking for IDs again, and IDs asked for at one region version are kept for a retry at that
+ * version (see `#idsFor`: they are never used twice).
  *
  * The new regions' leader campaigns on the old leader's store as soon as the split is applied
  * there, which is usually before the other stores have applied it. Their peers do not exist
@@ -21,7 +21,7 @@
  * @module
  */
 import { MrkvError } from "../proto/errors.ts";
-import { bytesEqual, compareBytes, epochEqual, keyInRegion } from "../proto/metapb.ts";
+import { bytesEqual, compareBytes, keyInRegion } from "../proto/metapb.ts";
 import type { SplitId } from "../proto/pdpb.ts";
 import type { Message } from "../raft/mod.ts";
 import type { Peer } from "./peer.ts";
@@ -67,8 +67,8 @@ export class SplitWorker {
   #running = false;
   /** The split in flight per region (at most one). */
   readonly #inFlight = new Map<number, Promise<void>>();
-  /** IDs obtained per region for a split at one epoch, kept for a retry at that epoch. */
-  readonly #ids = new Map<number, { epoch: Peer["region"]["epoch"]; ids: readonly SplitId[] }>();
+  /** IDs obtained per region for a split at one version, kept for a retry at that version. */
+  readonly #ids = new Map<number, { version: number; ids: readonly SplitId[] }>();
   /** Split commands proposed and ID requests made, for metrics and tests. */
   splitsProposed = 0;
   idRequests = 0;
@@ -177,12 +177,18 @@ export class SplitWorker {
     this.#ids.delete(region.id);
   }
 
-  /** IDs for `count` new regions of `peer`'s region at its current epoch, asked for once. */
+  /**
+   * IDs for `count` new regions of `peer`'s region, asked for once per version. A failed split
+   * leaves them unused unless it applied, and a split that applied bumps the version: a Split
+   * command carrying them that is still in the log fails the epoch check at apply once the
+   * region has changed. So a retry at the same version (after a membership change or a lost
+   * leadership) may reuse them.
+   */
   async #idsFor(peer: Peer, count: number): Promise<readonly SplitId[]> {
     const region = peer.region;
     const kept = this.#ids.get(region.id);
     if (
-      kept && epochEqual(kept.epoch, region.epoch) && kept.ids.length >= count &&
+      kept && kept.version === region.epoch.version && kept.ids.length >= count &&
       kept.ids.every((id) => id.newPeerIds.length === region.peers.length)
     ) {
       return kept.ids;
@@ -195,8 +201,8 @@ export class SplitWorker {
         `the scheduler answered ${ids.length} split IDs for ${count} new regions of region ${region.id}`,
       );
     }
-    if (epochEqual(peer.region.epoch, region.epoch)) {
-      this.#ids.set(region.id, { epoch: region.epoch, ids });
+    if (peer.region.epoch.version === region.epoch.version) {
+      this.#ids.set(region.id, { version: region.epoch.version, ids });
     }
     return ids;
   }

@@ -204,7 +204,14 @@ async function main(): Promise<void> {
     const liveSlots = Array.from({ length: STORES }, (_, i) => i).filter((i) => i !== victimSlot);
 
     let stop = false;
-    const writes: { at: number; ms: number; region: number; failed: boolean }[] = [];
+    const writes: {
+      at: number;
+      ms: number;
+      region: number;
+      failed: boolean;
+      /** Each attempt that did not succeed: slot, status or error, and its duration. */
+      tries: string[];
+    }[] = [];
     const writers = Array.from({ length: WRITERS }, async (_, w) => {
       let n = w;
       while (!stop) {
@@ -212,8 +219,10 @@ async function main(): Promise<void> {
         const start = performance.now();
         const at = Date.now();
         let failed = true;
+        const tries: string[] = [];
         for (let attempt = 0; attempt < 300 && !stop; attempt++) {
           const slot = liveSlots[(n++) % liveSlots.length]!;
+          const t0 = performance.now();
           try {
             const res = await fetch(`${c.storeUrl(slot)}/kv/${k}`, {
               method: "PUT",
@@ -221,15 +230,24 @@ async function main(): Promise<void> {
               body: `v${at}`,
               signal: AbortSignal.timeout(10_000),
             });
-            await res.body?.cancel();
+            const text = await res.text();
             if (res.status === 204) {
               failed = false;
               break;
             }
-          } catch { /* retried */ }
+            tries.push(
+              `slot ${slot}: ${res.status} ${text.slice(0, 160)} (${
+                Math.round(performance.now() - t0)
+              } ms)`,
+            );
+          } catch (e) {
+            tries.push(
+              `slot ${slot}: ${(e as Error).message} (${Math.round(performance.now() - t0)} ms)`,
+            );
+          }
           await sleep(20);
         }
-        writes.push({ at, ms: performance.now() - start, region: regionOfKey(k), failed });
+        writes.push({ at, ms: performance.now() - start, region: regionOfKey(k), failed, tries });
       }
     });
     await sleep(5_000); // a baseline under load
@@ -301,6 +319,13 @@ async function main(): Promise<void> {
         during.filter((w) => !hadReplica.has(w.region)).map((w) => w.ms),
       ),
       failedWrites: writes.filter((w) => w.failed).length,
+      slowestWrites: [...writes].sort((a, b) => b.ms - a.ms).slice(0, 5).map((w) => ({
+        afterKillMs: w.at - killedAt,
+        ms: Math.round(w.ms),
+        region: w.region,
+        ledByVictim: ledByVictim.has(w.region),
+        tries: w.tries,
+      })),
     };
     log(`kill: ${JSON.stringify(kill)}`);
 
