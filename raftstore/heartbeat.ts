@@ -304,8 +304,9 @@ export class HeartbeatWorker implements RegionObserver {
         this.store.schedule(peer);
         return;
       case "SplitRegion":
-        if (!this.split) return;
-        // A split of this region under way (this step, repeated) is joined, not repeated.
+        // A split of this region under way (this step, repeated) is left to finish: the first
+        // execution reports its outcome.
+        if (!this.split || this.split.isSplitting(peer.regionId)) return;
         await this.split.splitRegion(peer, step.keys);
         return;
     }

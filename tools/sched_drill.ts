@@ -247,7 +247,13 @@ async function main(): Promise<void> {
           }
           await sleep(20);
         }
-        writes.push({ at, ms: performance.now() - start, region: regionOfKey(k), failed, tries });
+        const ms = performance.now() - start;
+        if (ms > 3_000 && Deno.env.get("MRKV_DEBUG") === "1") {
+          log(
+            `slow write to region ${regionOfKey(k)}: ${Math.round(ms)} ms ${JSON.stringify(tries)}`,
+          );
+        }
+        writes.push({ at, ms, region: regionOfKey(k), failed, tries });
       }
     });
     await sleep(5_000); // a baseline under load
