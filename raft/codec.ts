@@ -7,20 +7,27 @@
  * @module
  */
 import { decode, encode } from "cborg";
+import { confStateProblem } from "./confchange.ts";
 import { DecodeError } from "./errors.ts";
 import {
   type ConfChange,
+  type ConfChangeSingle,
+  type ConfChangeTransition,
   type ConfChangeType,
+  type ConfChangeV2,
   type ConfState,
   type Entry,
   type EntryType,
+  isJointConfState,
   type Message,
   MESSAGE_TYPES,
   type Snapshot,
 } from "./types.ts";
 
-const ENTRY_TYPES: readonly EntryType[] = ["Normal", "ConfChange"];
+// Wire codes are positions in these tables: only ever append.
+const ENTRY_TYPES: readonly EntryType[] = ["Normal", "ConfChange", "ConfChangeV2"];
 const CONF_CHANGE_TYPES: readonly ConfChangeType[] = ["AddNode", "AddLearnerNode", "RemoveNode"];
+const TRANSITIONS: readonly ConfChangeTransition[] = ["Auto", "JointImplicit", "JointExplicit"];
 
 /** Version tag leading every top-level encoding, so the format can evolve. */
 const VERSION = 1;
@@ -32,9 +39,13 @@ function entryToWire(e: Entry): unknown[] {
   return [e.term, e.index, ENTRY_TYPES.indexOf(e.type), e.data];
 }
 
-/** ConfState as [voters, learners]. */
+/**
+ * ConfState as [voters, learners], or, for a joint configuration, [voters, learners,
+ * votersOutgoing, learnersNext, autoLeave]. The short form keeps non-joint encodings unchanged.
+ */
 function confStateToWire(cs: ConfState): unknown[] {
-  return [cs.voters, cs.learners];
+  if (!isJointConfState(cs)) return [cs.voters, cs.learners];
+  return [cs.voters, cs.learners, cs.votersOutgoing, cs.learnersNext ?? [], cs.autoLeave ?? false];
 }
 
 /** Snapshot as [index, term, confState, data]. */
@@ -72,6 +83,19 @@ export function encodeEntry(e: Entry): Uint8Array {
 /** Encodes a conf change: the `data` of a `ConfChange` entry. */
 export function encodeConfChange(cc: ConfChange): Uint8Array {
   return encode([VERSION, CONF_CHANGE_TYPES.indexOf(cc.type), cc.nodeId, cc.context ?? null]);
+}
+
+/**
+ * Encodes a `ConfChangeV2` as [version, transition, [[type, nodeId], ...], context|null]: the
+ * `data` of a `ConfChangeV2` entry.
+ */
+export function encodeConfChangeV2(cc: ConfChangeV2): Uint8Array {
+  return encode([
+    VERSION,
+    TRANSITIONS.indexOf(cc.transition),
+    cc.changes.map((c) => [CONF_CHANGE_TYPES.indexOf(c.type), c.nodeId]),
+    cc.context ?? null,
+  ]);
 }
 
 // --- from wire arrays, validated ------------------------------------------------------------
@@ -142,17 +166,39 @@ function idList(v: unknown, what: string): number[] {
   return arr(v, what).map((x, i) => uint(x, `${what}[${i}]`));
 }
 
+/**
+ * A ConfState in the short (2 fields) or joint (5 fields) form, checked against the
+ * configuration invariants so that a bad configuration never reaches the core. A joint form
+ * must describe a joint configuration (the short form is the only encoding of the others).
+ */
+function confStateFromWire(v: unknown, what: string): ConfState {
+  const f = arr(v, what);
+  if (f.length !== 2 && f.length !== 5) fail(what, `expected 2 or 5 fields, got ${f.length}`);
+  let cs: ConfState = {
+    voters: idList(f[0], `${what}.voters`),
+    learners: idList(f[1], `${what}.learners`),
+  };
+  if (f.length === 5) {
+    cs = {
+      ...cs,
+      votersOutgoing: idList(f[2], `${what}.votersOutgoing`),
+      learnersNext: idList(f[3], `${what}.learnersNext`),
+      autoLeave: bool(f[4], `${what}.autoLeave`),
+    };
+    if (!isJointConfState(cs)) fail(what, "joint form without outgoing voters");
+  }
+  const problem = confStateProblem(cs);
+  if (problem !== undefined) fail(what, problem);
+  return cs;
+}
+
 function snapshotFromWire(v: unknown): Snapshot {
   const f = arr(v, "snapshot", 4);
-  const cs = arr(f[2], "snapshot.confState", 2);
   return {
     metadata: {
       index: uint(f[0], "snapshot.index"),
       term: uint(f[1], "snapshot.term"),
-      confState: {
-        voters: idList(cs[0], "snapshot.confState.voters"),
-        learners: idList(cs[1], "snapshot.confState.learners"),
-      },
+      confState: confStateFromWire(f[2], "snapshot.confState"),
     },
     data: bytes(f[3], "snapshot.data"),
   };
@@ -199,4 +245,40 @@ export function decodeConfChange(b: Uint8Array): ConfChange {
     nodeId,
     context: f[3] === null ? undefined : bytes(f[3], "conf change.context"),
   };
+}
+
+/**
+ * Decodes a `ConfChangeV2`; throws `DecodeError` on malformed input. A change without changes
+ * (leave the joint configuration) must have the `Auto` transition.
+ */
+export function decodeConfChangeV2(b: Uint8Array): ConfChangeV2 {
+  const what = "conf change v2";
+  const f = arr(cbor(b, what), what, 4);
+  version(f[0], what);
+  const transition = enumOf(TRANSITIONS, f[1], `${what}.transition`);
+  const changes: ConfChangeSingle[] = arr(f[2], `${what}.changes`).map((c, i) => {
+    const w = `${what}.changes[${i}]`;
+    const cf = arr(c, w, 2);
+    const nodeId = uint(cf[1], `${w}.nodeId`);
+    if (nodeId === 0) fail(w, "nodeId must be > 0");
+    return { type: enumOf(CONF_CHANGE_TYPES, cf[0], `${w}.type`), nodeId };
+  });
+  if (changes.length === 0 && transition !== "Auto") {
+    fail(what, `a leave-joint change (no changes) must use the Auto transition, not ${transition}`);
+  }
+  return {
+    transition,
+    changes,
+    context: f[3] === null ? undefined : bytes(f[3], `${what}.context`),
+  };
+}
+
+/**
+ * Decodes the conf change a `ConfChange` or `ConfChangeV2` entry carries; throws `DecodeError`
+ * for malformed data or an entry of another type.
+ */
+export function decodeConfChangeEntry(e: Entry): ConfChange | ConfChangeV2 {
+  if (e.type === "ConfChange") return decodeConfChange(e.data);
+  if (e.type === "ConfChangeV2") return decodeConfChangeV2(e.data);
+  throw new DecodeError(`cannot decode a conf change from a ${e.type} entry at ${e.index}`);
 }

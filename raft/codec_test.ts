@@ -3,14 +3,17 @@ import assert from "node:assert/strict";
 import { encode } from "cborg";
 import {
   decodeConfChange,
+  decodeConfChangeEntry,
+  decodeConfChangeV2,
   decodeEntry,
   decodeMessage,
   encodeConfChange,
+  encodeConfChangeV2,
   encodeEntry,
   encodeMessage,
 } from "./codec.ts";
 import { DecodeError } from "./errors.ts";
-import { type Message, newMessage } from "./types.ts";
+import { type ConfChangeV2, type ConfState, type Message, newMessage } from "./types.ts";
 
 const full: Message = newMessage({
   type: "MsgSnap",
@@ -80,4 +83,89 @@ Deno.test("decoders throw DecodeError on malformed input", () => {
     DecodeError,
     "entry type",
   );
+});
+
+Deno.test("ConfChangeV2 round-trips and travels in its own entry type", () => {
+  const ccs: ConfChangeV2[] = [
+    {
+      transition: "JointExplicit",
+      changes: [{ type: "AddNode", nodeId: 4 }, { type: "AddLearnerNode", nodeId: 3 }],
+      context: new Uint8Array([7]),
+    },
+    { transition: "Auto", changes: [{ type: "RemoveNode", nodeId: 2 }], context: undefined },
+    { transition: "JointImplicit", changes: [{ type: "AddNode", nodeId: 9 }], context: undefined },
+    { transition: "Auto", changes: [], context: undefined }, // leave joint
+  ];
+  for (const cc of ccs) {
+    assert.deepEqual(decodeConfChangeV2(encodeConfChangeV2(cc)), cc);
+    const e = { term: 3, index: 9, type: "ConfChangeV2" as const, data: encodeConfChangeV2(cc) };
+    assert.deepEqual(decodeEntry(encodeEntry(e)), e);
+    assert.deepEqual(decodeConfChangeEntry(e), cc);
+  }
+  const v1 = { type: "AddNode" as const, nodeId: 2, context: undefined };
+  assert.deepEqual(
+    decodeConfChangeEntry({ term: 1, index: 1, type: "ConfChange", data: encodeConfChange(v1) }),
+    v1,
+  );
+  assert.throws(
+    () => decodeConfChangeEntry({ term: 1, index: 1, type: "Normal", data: new Uint8Array() }),
+    DecodeError,
+  );
+});
+
+Deno.test("snapshots carry joint configurations; non-joint ones keep the short encoding", () => {
+  const joint: ConfState = {
+    voters: [1, 2, 4],
+    learners: [5],
+    votersOutgoing: [1, 2, 3],
+    learnersNext: [3],
+    autoLeave: true,
+  };
+  const m = newMessage({
+    type: "MsgSnap",
+    to: 3,
+    from: 1,
+    term: 2,
+    snapshot: { metadata: { index: 10, term: 2, confState: joint }, data: new Uint8Array([1]) },
+  });
+  assert.deepEqual(decodeMessage(encodeMessage(m)), m);
+  const short = full.snapshot!.metadata.confState;
+  assert.equal(short.votersOutgoing, undefined);
+  assert.deepEqual(decodeMessage(encodeMessage(full)).snapshot!.metadata.confState, short);
+});
+
+Deno.test("malformed ConfChangeV2 and configurations throw DecodeError", () => {
+  const badV2: [string, unknown][] = [
+    ["wrong arity", [1, 0, []]],
+    ["bad version", [2, 0, [], null]],
+    ["unknown transition", [1, 3, [[0, 1]], null]],
+    ["changes not an array", [1, 0, 5, null]],
+    ["change arity", [1, 0, [[0, 1, 2]], null]],
+    ["unknown change type", [1, 0, [[3, 1]], null]],
+    ["node id 0", [1, 0, [[0, 0]], null]],
+    ["negative node id", [1, 0, [[0, -4]], null]],
+    ["float node id", [1, 0, [[0, 1.5]], null]],
+    ["leave with an explicit transition", [1, 2, [], null]],
+    ["context not bytes", [1, 0, [], "x"]],
+  ];
+  for (const [what, v] of badV2) {
+    assert.throws(() => decodeConfChangeV2(encode(v)), DecodeError, what);
+  }
+  assert.throws(() => decodeConfChangeV2(new Uint8Array()), DecodeError, "empty data");
+  const snap = (cs: unknown) =>
+    encode([1, 9, 3, 1, 2, 0, 0, [], 0, [10, 2, cs, new Uint8Array()], false, 0, null]);
+  const badCs: [string, unknown][] = [
+    ["three fields", [[1], [], [1]]],
+    ["joint form without outgoing voters", [[1], [], [], [], false]],
+    ["voter and learner", [[1, 2], [2]]],
+    ["duplicate voter", [[1, 1], []]],
+    ["voter id 0", [[0], []]],
+    ["learnersNext not outgoing", [[1], [], [1, 2], [3], false]],
+    ["learnersNext an incoming voter", [[1, 2], [], [1, 2], [2], false]],
+    ["outgoing voter and learner", [[1], [2], [1, 2], [], false]],
+    ["joint without incoming voters", [[], [], [1], [], false]],
+    ["autoLeave not bool", [[1], [], [1, 2], [], 1]],
+  ];
+  for (const [what, cs] of badCs) assert.throws(() => decodeMessage(snap(cs)), DecodeError, what);
+  assert.doesNotThrow(() => decodeMessage(snap([[1, 2, 4], [], [1, 2, 3], [3], true])));
 });

@@ -31,6 +31,14 @@ export class SnapshotOutOfDateError extends RaftError {}
 /** The `Config` passed to `Raft`/`RawNode` is not usable. */
 export class ConfigError extends RaftError {}
 
+/**
+ * A membership change cannot be applied to the configuration in force (for example it would
+ * leave no voter, or enters a joint configuration while already in one). The configuration is
+ * left unchanged. Every peer applies the same entries to the same configuration, so every peer
+ * refuses the same entry: the application treats it as a no-op.
+ */
+export class ConfChangeError extends RaftError {}
+
 /** Bytes handed to a decoder do not describe a valid value. */
 export class DecodeError extends RaftError {}
 

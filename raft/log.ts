@@ -23,6 +23,12 @@ export class RaftLog {
   committed: number;
   /** Highest index the application has applied (reported through `advance`). */
   applied: number;
+  /**
+   * Highest index handed to the application among a Ready's committed entries (`RawNode`
+   * sets it); while it is above `applied`, the application is applying entries, so the core
+   * must not switch to a snapshot under it (see `Raft.restore`).
+   */
+  applying = 0;
   readonly logger: Logger;
 
   /**

@@ -6,8 +6,9 @@
  * in-flight window (`ProgressTracker`), and `RawNode`, the application's handle with the
  * Ready/advance protocol. Storage is an interface (`Storage`) with `MemoryStorage` for tests
  * and caching. Leader election (randomized timeouts, PreVote, CheckQuorum), log replication
- * with fast backtracking and flow control, snapshots, leader transfer, single-step membership
- * changes with learners, and ReadIndex are implemented. See docs/raft.md.
+ * with fast backtracking and flow control, snapshots, leader transfer, membership changes
+ * (single-step, and joint consensus with `ConfChangeV2`) with learners, and ReadIndex are
+ * implemented. See docs/raft.md.
  *
  * This directory imports nothing of mrkv's and only `cborg` from outside; it does no I/O and
  * uses no clock or global randomness (time is `tick()`, randomness is `Config.rand`), so a
@@ -21,13 +22,24 @@ export { type Logger, seededRandom, SILENT_LOGGER } from "./logger.ts";
 export { MemoryStorage, type Storage } from "./storage.ts";
 export { RaftLog } from "./log.ts";
 export { Unstable } from "./log_unstable.ts";
+export { Inflights, Progress, type ProgressStateType, ProgressTracker } from "./progress.ts";
 export {
-  Inflights,
-  Progress,
-  type ProgressStateType,
-  ProgressTracker,
+  jointCommitted,
+  jointVoteResult,
+  majorityCommitted,
+  majorityVoteResult,
   type VoteResult,
-} from "./progress.ts";
+} from "./quorum.ts";
+export {
+  changeConfig,
+  type ConfigChange,
+  configFromConfState,
+  confStateOfConfig,
+  confStateProblem,
+  entersJoint,
+  isLeaveJoint,
+  type MembershipConfig,
+} from "./confchange.ts";
 export { type ReadIndexStatus, ReadOnly } from "./read_only.ts";
 export {
   CAMPAIGN_TRANSFER,
@@ -43,9 +55,12 @@ export {
 export { RawNode, type Ready } from "./rawnode.ts";
 export {
   decodeConfChange,
+  decodeConfChangeEntry,
+  decodeConfChangeV2,
   decodeEntry,
   decodeMessage,
   encodeConfChange,
+  encodeConfChangeV2,
   encodeEntry,
   encodeMessage,
 } from "./codec.ts";

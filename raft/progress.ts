@@ -3,12 +3,17 @@
  * (`Inflights`), and the `ProgressTracker` that holds the configuration (voters and learners),
  * counts votes and computes the quorum-committed index.
  *
- * Membership changes are single-step (one peer at a time), so a configuration is just two
- * disjoint sets; joint consensus is not implemented.
+ * A configuration is voters and learners, or, in joint consensus, two voter sets (incoming and
+ * outgoing) whose majorities must both agree.
  *
  * @module
  */
+import { confStateOfConfig, type MembershipConfig } from "./confchange.ts";
 import { invariant } from "./errors.ts";
+import { jointCommitted, jointVoteResult, type VoteResult } from "./quorum.ts";
+import type { ConfState } from "./types.ts";
+
+export type { VoteResult } from "./quorum.ts";
 
 /**
  * How the leader replicates to a peer:
@@ -188,16 +193,26 @@ export class Progress {
   }
 }
 
-/** Outcome of an election so far. */
-export type VoteResult = "Pending" | "Lost" | "Won";
-
 /**
- * The configuration and per-peer progress.
- * Invariant: `voters` and `learners` are disjoint and together are the keys of `progress`.
+ * The configuration and per-peer progress. In a joint configuration `voters` are the incoming
+ * voters and `votersOutgoing` the outgoing ones; every quorum decision (commit, votes,
+ * CheckQuorum, ReadIndex) needs a majority of each (see `quorum.ts`).
+ *
+ * Invariant: the keys of `progress` are exactly `voters ∪ votersOutgoing ∪ learners`;
+ * `learners` is disjoint from both voter sets; `learnersNext ⊆ votersOutgoing`; a progress has
+ * `isLearner` iff its peer is in `learners`; outside joint consensus `votersOutgoing` and
+ * `learnersNext` are empty and `autoLeave` is false.
  */
 export class ProgressTracker {
+  /** The voters (the incoming voters of a joint configuration). */
   readonly voters = new Set<number>();
+  /** Joint configuration only: the outgoing voters. Empty when not joint. */
+  readonly votersOutgoing = new Set<number>();
   readonly learners = new Set<number>();
+  /** Joint only: outgoing voters that become learners when the joint state is left. */
+  readonly learnersNext = new Set<number>();
+  /** Joint only: the leader proposes leaving the joint state once it is applied. */
+  autoLeave = false;
   readonly progress = new Map<number, Progress>();
   /** Votes received in the current (pre-)election: true = granted. */
   readonly votes = new Map<number, boolean>();
@@ -207,49 +222,87 @@ export class ProgressTracker {
     this.maxInflight = maxInflight;
   }
 
-  /** The current configuration, sorted. */
-  confState(): { voters: number[]; learners: number[] } {
+  /** True in a joint configuration. */
+  isJoint(): boolean {
+    return this.votersOutgoing.size > 0;
+  }
+
+  /** True when `id` votes in the incoming or the outgoing configuration. */
+  isVoter(id: number): boolean {
+    return this.voters.has(id) || this.votersOutgoing.has(id);
+  }
+
+  /** Every voter of either configuration, sorted (who is asked for votes). */
+  voterIds(): number[] {
+    return [...new Set([...this.voters, ...this.votersOutgoing])].sort((a, b) => a - b);
+  }
+
+  /** A copy of the configuration, for the pure functions of `confchange.ts`. */
+  config(): MembershipConfig {
     return {
-      voters: [...this.voters].sort((a, b) => a - b),
-      learners: [...this.learners].sort((a, b) => a - b),
+      voters: new Set(this.voters),
+      votersOutgoing: new Set(this.votersOutgoing),
+      learners: new Set(this.learners),
+      learnersNext: new Set(this.learnersNext),
+      autoLeave: this.autoLeave,
     };
   }
 
-  /** Votes (or acks) needed for a majority of the voters. */
+  /**
+   * Replaces the configuration (the caller keeps `progress` in line with it, see
+   * `Raft.switchToConfig`).
+   */
+  setConfig(c: MembershipConfig): void {
+    const fill = (dst: Set<number>, src: ReadonlySet<number>) => {
+      dst.clear();
+      for (const id of src) dst.add(id);
+    };
+    fill(this.voters, c.voters);
+    fill(this.votersOutgoing, c.votersOutgoing);
+    fill(this.learners, c.learners);
+    fill(this.learnersNext, c.learnersNext);
+    this.autoLeave = c.autoLeave;
+  }
+
+  /** The current configuration, sorted; the joint fields appear only in a joint one. */
+  confState(): ConfState {
+    return confStateOfConfig(this);
+  }
+
+  /** Votes (or acks) needed for a majority of the (incoming) voters. */
   quorum(): number {
     return Math.floor(this.voters.size / 2) + 1;
   }
 
-  /** True when the only voter is `id`'s group of one. */
+  /** True when the configuration is a single voter (and not joint). */
   isSingleton(): boolean {
-    return this.voters.size === 1;
+    return this.voters.size === 1 && !this.isJoint();
   }
 
   /**
-   * The largest index replicated on a quorum of voters (learners do not count). With no
-   * voters at all nothing can be committed, so 0.
+   * The largest index replicated on a quorum of voters (a majority of both halves of a joint
+   * configuration; learners do not count). With no voters at all nothing can be committed, so 0.
    */
   committed(): number {
-    const n = this.voters.size;
-    if (n === 0) return 0;
-    const matches: number[] = [];
-    for (const id of this.voters) matches.push(this.progress.get(id)!.match);
-    matches.sort((a, b) => b - a);
-    return matches[this.quorum() - 1]!;
+    return jointCommitted(this.voters, this.votersOutgoing, (id) => this.progress.get(id)!.match);
   }
 
   /** True when a quorum of voters has been heard from recently (CheckQuorum). */
   quorumActive(): boolean {
-    let active = 0;
-    for (const id of this.voters) if (this.progress.get(id)!.recentActive) active++;
-    return active >= this.quorum();
+    return jointVoteResult(
+      this.voters,
+      this.votersOutgoing,
+      (id) => this.progress.get(id)!.recentActive ? true : undefined,
+    ) === "Won";
   }
 
-  /** True when `acks` contains a quorum of voters. */
+  /** True when `acks` contains a quorum of voters (ReadIndex confirmation). */
   hasQuorum(acks: ReadonlySet<number>): boolean {
-    let n = 0;
-    for (const id of this.voters) if (acks.has(id)) n++;
-    return n >= this.quorum();
+    return jointVoteResult(
+      this.voters,
+      this.votersOutgoing,
+      (id) => acks.has(id) ? true : undefined,
+    ) === "Won";
   }
 
   resetVotes(): void {
@@ -261,20 +314,19 @@ export class ProgressTracker {
     if (!this.votes.has(id)) this.votes.set(id, granted);
   }
 
-  /** Counts the voters' votes. Votes of non-voters are ignored. */
+  /**
+   * Counts the voters' votes (granted/rejected over both configurations, for logs) and the
+   * outcome: a majority of each configuration must grant. Votes of non-voters are ignored.
+   */
   tallyVotes(): { granted: number; rejected: number; result: VoteResult } {
     let granted = 0;
     let rejected = 0;
-    for (const id of this.voters) {
+    for (const id of this.voterIds()) {
       const v = this.votes.get(id);
       if (v === true) granted++;
       else if (v === false) rejected++;
     }
-    const q = this.quorum();
-    let result: VoteResult = "Pending";
-    const missing = this.voters.size - granted - rejected;
-    if (this.voters.size > 0 && granted >= q) result = "Won";
-    else if (this.voters.size === 0 || granted + missing < q) result = "Lost";
+    const result = jointVoteResult(this.voters, this.votersOutgoing, (id) => this.votes.get(id));
     return { granted, rejected, result };
   }
 }

@@ -10,9 +10,21 @@
  *
  * @module
  */
+import { decodeConfChangeV2, encodeConfChangeV2 } from "./codec.ts";
+import {
+  changeConfig,
+  configFromConfState,
+  confStateProblem,
+  describeChanges,
+  isTracked,
+  type MembershipConfig,
+  trackedIds,
+} from "./confchange.ts";
 import {
   CompactedError,
+  ConfChangeError,
   ConfigError,
+  DecodeError,
   invariant,
   ProposalDroppedError,
   SnapshotTemporarilyUnavailableError,
@@ -25,9 +37,13 @@ import type { Storage } from "./storage.ts";
 import {
   bytesEqual,
   type ConfChange,
+  type ConfChangeV2,
   type ConfState,
   type Entry,
   type HardState,
+  inConfState,
+  isConfChangeEntry,
+  isConfChangeV2,
   isEmptyHardState,
   type Message,
   type MessageType,
@@ -260,20 +276,22 @@ export class Raft {
     this.vote = hs.vote;
   }
 
-  /** Rebuilds the tracker from a configuration (startup and snapshot restore). */
+  /**
+   * Rebuilds the tracker from a configuration (startup and snapshot restore), joint ones
+   * included. The configuration comes from the application's storage or a decoded (validated)
+   * snapshot, so an invalid one is a broken invariant.
+   */
   private applyConfState(cs: ConfState): void {
+    const problem = confStateProblem(cs);
+    invariant(problem === undefined, () => `${this.id} cannot restore configuration: ${problem}`);
     this.trk = new ProgressTracker(this.maxInflight);
+    const cfg = configFromConfState(cs);
+    this.trk.setConfig(cfg);
     const next = this.raftLog.lastIndex() + 1;
-    for (const id of cs.voters) {
-      this.trk.voters.add(id);
-      this.trk.progress.set(id, new Progress({ next, maxInflight: this.maxInflight }));
-    }
-    for (const id of cs.learners) {
-      invariant(!this.trk.voters.has(id), () => `peer ${id} is both voter and learner`);
-      this.trk.learners.add(id);
+    for (const id of trackedIds(cfg)) {
       this.trk.progress.set(
         id,
-        new Progress({ next, maxInflight: this.maxInflight, isLearner: true }),
+        new Progress({ next, maxInflight: this.maxInflight, isLearner: cfg.learners.has(id) }),
       );
     }
     this.isLearner = this.trk.learners.has(this.id);
@@ -282,11 +300,12 @@ export class Raft {
   }
 
   /**
-   * True when this peer may become leader: it is a voter in its own configuration. A removed
-   * peer, an unknown peer and a learner never campaign (and ignore MsgTimeoutNow). Unlike
-   * etcd, a peer whose received snapshot is not persisted yet may campaign: `restore` already
-   * switched its log and configuration to the snapshot's, and the snapshot is persisted in the
-   * same Ready as the vote. This lets a transfer that needed a snapshot finish in one exchange.
+   * True when this peer may become leader: it is a voter in its own configuration (in either
+   * half of a joint one). A removed peer, an unknown peer and a learner never campaign (and
+   * ignore MsgTimeoutNow). Unlike etcd, a peer whose received snapshot is not persisted yet may
+   * campaign: `restore` already switched its log and configuration to the snapshot's, and the
+   * snapshot is persisted in the same Ready as the vote. This lets a transfer that needed a
+   * snapshot finish in one exchange.
    */
   promotable(): boolean {
     const pr = this.trk.progress.get(this.id);
@@ -586,10 +605,13 @@ export class Raft {
     const lo = Math.max(this.raftLog.applied + 1, this.raftLog.firstIndex());
     if (lo > this.raftLog.committed) return false;
     const ents = this.raftLog.slice(lo, this.raftLog.committed + 1, Infinity);
-    return ents.some((e) => e.type === "ConfChange");
+    return ents.some(isConfChangeEntry);
   }
 
-  /** Campaigns: pre-vote or vote requests to every voter, voting for itself first. */
+  /**
+   * Campaigns: pre-vote or vote requests to every voter (of both halves of a joint
+   * configuration, whose majorities must both grant), voting for itself first.
+   */
   campaign(t: CampaignType): void {
     if (!this.promotable()) {
       this.logger.warn(`${this.id} is unpromotable; campaign() should have been avoided`);
@@ -612,7 +634,7 @@ export class Raft {
       else this.becomeLeader();
       return;
     }
-    const ids = [...this.trk.voters].sort((a, b) => a - b);
+    const ids = this.trk.voterIds();
     for (const id of ids) {
       if (id === this.id) continue;
       this.logger.info(
@@ -818,11 +840,10 @@ export class Raft {
     let entries = m.entries;
     for (let i = 0; i < m.entries.length; i++) {
       const e = m.entries[i]!;
-      if (e.type !== "ConfChange") continue;
-      if (this.pendingConfIndex > this.raftLog.applied) {
-        this.logger.info(
-          `${this.id} ignores conf change at ${i}: pending conf change at ${this.pendingConfIndex} not applied (applied ${this.raftLog.applied})`,
-        );
+      if (!isConfChangeEntry(e)) continue;
+      const refusal = this.confChangeEntryRefusal(e);
+      if (refusal !== undefined) {
+        this.logger.info(`${this.id} ignores conf change at ${i}: ${refusal}`);
         if (entries === m.entries) entries = [...m.entries];
         (entries as Entry[])[i] = { ...e, type: "Normal", data: new Uint8Array(0) };
       } else {
@@ -831,6 +852,55 @@ export class Raft {
     }
     this.appendEntry(entries);
     this.appendPending = true;
+  }
+
+  /**
+   * Why this leader would refuse the conf change `cc` now, or undefined if it would accept it.
+   * Refused: any conf change while another is unapplied (`pendingConfIndex`); a single-step
+   * `ConfChange` in a joint configuration; a `ConfChangeV2` that breaks a rule of
+   * `confchange.ts`. Checking against the configuration in force is exact: with nothing
+   * pending, every conf change in the log is applied, so `cc` would apply to this very
+   * configuration. Only a leader's answer is meaningful (a follower forwards proposals).
+   */
+  confChangeRefusal(cc: ConfChange | ConfChangeV2): string | undefined {
+    if (!isConfChangeV2(cc)) return this.pendingRefusal() ?? this.singleStepRefusal();
+    return this.pendingRefusal() ?? this.changeRefusal(cc);
+  }
+
+  /**
+   * `confChangeRefusal` for a proposed entry. A single-step entry is not decoded (its content
+   * never makes it invalid); a `ConfChangeV2` that does not decode is refused.
+   */
+  private confChangeEntryRefusal(e: Entry): string | undefined {
+    const pending = this.pendingRefusal();
+    if (pending !== undefined) return pending;
+    if (e.type === "ConfChange") return this.singleStepRefusal();
+    try {
+      return this.changeRefusal(decodeConfChangeV2(e.data));
+    } catch (err) {
+      if (err instanceof DecodeError) return err.message;
+      throw err;
+    }
+  }
+
+  private pendingRefusal(): string | undefined {
+    if (this.pendingConfIndex <= this.raftLog.applied) return undefined;
+    return `pending conf change at ${this.pendingConfIndex} not applied (applied ${this.raftLog.applied})`;
+  }
+
+  private singleStepRefusal(): string | undefined {
+    if (!this.trk.isJoint()) return undefined;
+    return "a single-step ConfChange cannot be made in a joint configuration; leave it first";
+  }
+
+  private changeRefusal(cc: ConfChangeV2): string | undefined {
+    try {
+      changeConfig(this.trk.config(), cc);
+    } catch (err) {
+      if (err instanceof ConfChangeError) return err.message;
+      throw err;
+    }
+    return undefined;
   }
 
   /**
@@ -1182,13 +1252,22 @@ export class Raft {
       return false;
     }
     const cs = meta.confState;
-    if (!cs.voters.includes(this.id) && !cs.learners.includes(this.id)) {
+    if (!inConfState(cs, this.id)) {
       this.logger.warn(`${this.id} attempted to restore snapshot but it is not in the ConfState`);
       return false;
     }
     if (this.raftLog.matchTerm(meta.index, meta.term)) {
       // Our log already has the snapshot's last entry: fast-forward the commit index only.
       this.raftLog.commitTo(meta.index);
+      return false;
+    }
+    if (this.raftLog.applying > this.raftLog.applied) {
+      // The application is still applying committed entries it took in a Ready. Switching
+      // configuration under it now would make it apply their conf changes to the snapshot's
+      // configuration. Refuse for now; the leader sends the snapshot again later.
+      this.logger.info(
+        `${this.id} defers snapshot ${meta.index}: entries up to ${this.raftLog.applying} are being applied`,
+      );
       return false;
     }
     this.raftLog.restore(s);
@@ -1233,6 +1312,9 @@ export class Raft {
     if (this.heartbeatElapsed >= this.heartbeatTimeout) {
       this.heartbeatElapsed = 0;
       this.step(newMessage({ type: "MsgBeat", from: this.id }));
+      // A leave the leader could not propose when it applied the joint configuration (a
+      // transfer was in progress then) is retried here rather than waiting for more entries.
+      this.maybeAutoLeave();
     }
   }
 
@@ -1240,10 +1322,31 @@ export class Raft {
 
   /**
    * Applies a committed conf change (the application calls this when it applies the entry)
-   * and returns the new configuration. Adding an existing member is a no-op; AddNode on a
-   * learner promotes it.
+   * and returns the new configuration.
+   *
+   * A single-step `ConfChange` keeps its historical meaning: adding an existing member is a
+   * no-op, AddNode on a learner promotes it, AddLearnerNode on a voter is ignored, and removing
+   * the last voter is allowed. It is refused in a joint configuration.
+   *
+   * A `ConfChangeV2` follows the rules of `confchange.ts` (enter or leave a joint
+   * configuration, or change at most one voter in one step; AddLearnerNode on a voter demotes
+   * it). Throws `ConfChangeError`, with the configuration unchanged, when the change is not
+   * valid for the configuration in force; a leader never proposes such a change, so the
+   * application may treat the entry as a no-op.
    */
-  applyConfChange(cc: ConfChange): ConfState {
+  applyConfChange(cc: ConfChange | ConfChangeV2): ConfState {
+    if (isConfChangeV2(cc)) {
+      const { config, fresh } = changeConfig(this.trk.config(), cc);
+      this.logger.info(
+        `${this.id} applies conf change ${cc.transition} [${describeChanges(cc.changes)}]`,
+      );
+      return this.switchToConfig(config, fresh);
+    }
+    if (this.trk.isJoint()) {
+      throw new ConfChangeError(
+        `cannot apply single-step ${cc.type}(${cc.nodeId}) in a joint configuration`,
+      );
+    }
     switch (cc.type) {
       case "AddNode":
         this.addNode(cc.nodeId, false);
@@ -1259,10 +1362,12 @@ export class Raft {
   }
 
   /**
-   * Adds `id` as a voter or learner, or promotes a learner. Invariant kept: voters and learners
-   * stay disjoint and are exactly the peers with progress.
+   * Single-step: adds `id` as a voter or learner, or promotes a learner. Invariant kept: voters
+   * and learners stay disjoint and are exactly the peers with progress. Not for joint
+   * configurations (use a `ConfChangeV2`).
    */
   addNode(id: number, isLearner: boolean): void {
+    invariant(!this.trk.isJoint(), `${this.id} addNode(${id}) in a joint configuration`);
     const pr = this.trk.progress.get(id);
     if (pr === undefined) {
       const np = new Progress({
@@ -1291,10 +1396,12 @@ export class Raft {
   }
 
   /**
-   * Removes a peer. Its progress is dropped, so the commit index is recomputed at once with
-   * the smaller quorum; a transfer to it is aborted; a leader that removed itself steps down.
+   * Single-step: removes a peer. Its progress is dropped, so the commit index is recomputed at
+   * once with the smaller quorum; a transfer to it is aborted; a leader that removed itself
+   * steps down.
    */
   removeNode(id: number): void {
+    invariant(!this.trk.isJoint(), `${this.id} removeNode(${id}) in a joint configuration`);
     if (!this.trk.progress.has(id)) return;
     this.trk.progress.delete(id);
     this.trk.voters.delete(id);
@@ -1306,6 +1413,86 @@ export class Raft {
       return;
     }
     this.onConfigChanged();
+  }
+
+  /**
+   * Switches to a configuration computed by `confchange.ts`: progress is dropped for peers
+   * that left, created for `fresh` ones (recently active, so that CheckQuorum does not count
+   * them as silent before they could answer), and kept for the others.
+   *
+   * A leader that is no longer a voter of either half (removed, or demoted to learner) steps
+   * down, as in etcd; until the joint state is left it is still an outgoing voter and keeps
+   * leading, which is what lets it commit the leave entry. A pending transfer to a peer that is
+   * no longer a voter is aborted.
+   */
+  private switchToConfig(cfg: MembershipConfig, fresh: ReadonlySet<number>): ConfState {
+    const last = this.raftLog.lastIndex();
+    for (const id of [...this.trk.progress.keys()]) {
+      if (!isTracked(cfg, id)) this.trk.progress.delete(id);
+    }
+    for (const id of trackedIds(cfg)) {
+      let pr = this.trk.progress.get(id);
+      if (pr === undefined || fresh.has(id)) {
+        // A new peer is probed at our last entry, so that an append (or a snapshot, when its
+        // log is empty) goes out at once instead of at the next heartbeat.
+        pr = new Progress({
+          next: id === this.id ? last + 1 : Math.max(last, 1),
+          maxInflight: this.maxInflight,
+        });
+        pr.recentActive = true;
+        if (id === this.id) pr.match = last;
+        this.trk.progress.set(id, pr);
+      }
+      pr.isLearner = cfg.learners.has(id);
+    }
+    this.trk.setConfig(cfg);
+    this.isLearner = this.trk.learners.has(this.id);
+    const cs = this.trk.confState();
+    if (this.state !== "Leader") return cs;
+    if (!this.trk.isVoter(this.id)) {
+      this.logger.info(`${this.id} is no longer a voter of the configuration; stepping down`);
+      this.becomeFollower(this.term, NONE);
+      return cs;
+    }
+    if (this.leadTransferee !== NONE && !this.trk.isVoter(this.leadTransferee)) {
+      this.abortLeaderTransfer();
+    }
+    this.onConfigChanged();
+    return cs;
+  }
+
+  /**
+   * Leader in a joint configuration to be left automatically: once the entry that entered it
+   * is applied (and no other conf change is pending), propose the leave, an empty
+   * `ConfChangeV2`. A refusal (say, a leader transfer in progress) is retried at the next
+   * apply or tick; a new leader does the same once it has applied its predecessors' entries.
+   */
+  private maybeAutoLeave(): void {
+    if (
+      this.state !== "Leader" || !this.trk.autoLeave ||
+      this.pendingConfIndex > this.raftLog.applied
+    ) return;
+    const data = encodeConfChangeV2({ transition: "Auto", changes: [] });
+    try {
+      this.step(newMessage({
+        type: "MsgProp",
+        from: this.id,
+        entries: [{ term: 0, index: 0, type: "ConfChangeV2", data }],
+      }));
+      this.logger.info(`${this.id} proposes leaving the joint configuration`);
+    } catch (e) {
+      if (!(e instanceof ProposalDroppedError)) throw e;
+      this.logger.info(`${this.id} cannot leave the joint configuration yet: ${e.message}`);
+    }
+  }
+
+  /**
+   * The application applied every entry through `index` (`RawNode.advance`). A leader may now
+   * leave a joint configuration it has just applied.
+   */
+  appliedTo(index: number): void {
+    this.raftLog.appliedTo(index);
+    this.maybeAutoLeave();
   }
 
   /**

@@ -6,8 +6,9 @@
  * 2. when `hasReady()`, take `rd = ready()`;
  * 3. persist `rd.snapshot`, `rd.entries` and `rd.hardState` (entries before the hard state);
  * 4. send `rd.messages` (only now: they may depend on what step 3 persisted);
- * 5. apply `rd.snapshot` then `rd.committedEntries` (calling `applyConfChange` for conf change
- *    entries), and make `rd.readStates` available to waiting reads;
+ * 5. apply `rd.snapshot` then `rd.committedEntries` (calling `applyConfChange` for
+ *    `ConfChange` and `ConfChangeV2` entries), and make `rd.readStates` available to waiting
+ *    reads;
  * 6. call `advance(rd)`.
  *
  * A leader counts its own log as replicated as soon as it appends, so `committedEntries` may
@@ -16,13 +17,15 @@
  *
  * @module
  */
-import { encodeConfChange } from "./codec.ts";
+import { encodeConfChange, encodeConfChangeV2 } from "./codec.ts";
 import { type Config, Raft, type Status } from "./raft.ts";
 import {
   type ConfChange,
+  type ConfChangeV2,
   type ConfState,
   type Entry,
   type HardState,
+  isConfChangeV2,
   isHardStateEqual,
   isLocalMessage,
   isResponseMessage,
@@ -97,17 +100,35 @@ export class RawNode {
     }));
   }
 
-  /** Proposes a membership change; apply it with `applyConfChange` once committed. */
-  proposeConfChange(cc: ConfChange): void {
-    this.raft.step(newMessage({
-      type: "MsgProp",
-      from: this.raft.id,
-      entries: [{ term: 0, index: 0, type: "ConfChange", data: encodeConfChange(cc) }],
-    }));
+  /**
+   * Proposes a membership change: a single-step `ConfChange` (a `ConfChange` entry) or a
+   * `ConfChangeV2` (a `ConfChangeV2` entry: several changes, joint consensus; with no changes,
+   * the explicit leave of a joint configuration). Once committed, decode it
+   * (`decodeConfChangeEntry`) and apply it with `applyConfChange`. The leader turns a change it
+   * refuses (another one pending, or invalid for the configuration) into an empty normal entry.
+   */
+  proposeConfChange(cc: ConfChange | ConfChangeV2): void {
+    const entry = isConfChangeV2(cc)
+      ? { term: 0, index: 0, type: "ConfChangeV2" as const, data: encodeConfChangeV2(cc) }
+      : { term: 0, index: 0, type: "ConfChange" as const, data: encodeConfChange(cc) };
+    this.raft.step(newMessage({ type: "MsgProp", from: this.raft.id, entries: [entry] }));
   }
 
-  /** Applies a committed conf change; returns the configuration now in force. */
-  applyConfChange(cc: ConfChange): ConfState {
+  /**
+   * Why the leader would refuse `cc` if it were proposed now (it would become an empty entry),
+   * or undefined; see `Raft.confChangeRefusal`. Meaningful on the leader only: check there,
+   * then propose, so that a refused change can be reported instead of tracked.
+   */
+  checkConfChange(cc: ConfChange | ConfChangeV2): string | undefined {
+    return this.raft.confChangeRefusal(cc);
+  }
+
+  /**
+   * Applies a committed conf change of either kind; returns the configuration now in force
+   * (persist it with the applied index). Throws `ConfChangeError`, changing nothing, for a
+   * `ConfChangeV2` that is invalid for the configuration in force (see `Raft.applyConfChange`).
+   */
+  applyConfChange(cc: ConfChange | ConfChangeV2): ConfState {
     return this.raft.applyConfChange(cc);
   }
 
@@ -179,6 +200,8 @@ export class RawNode {
           (hs.term !== this.prevHardState.term || hs.vote !== this.prevHardState.vote)),
     };
     if (softChanged) this.prevSoftState = ss;
+    const lastCommitted = rd.committedEntries.at(-1);
+    if (lastCommitted) r.raftLog.applying = Math.max(r.raftLog.applying, lastCommitted.index);
     r.msgs = [];
     r.readStates = [];
     return rd;
@@ -189,8 +212,8 @@ export class RawNode {
     const r = this.raft;
     if (rd.hardState) this.prevHardState = rd.hardState;
     const lastCommitted = rd.committedEntries.at(-1);
-    if (lastCommitted) r.raftLog.appliedTo(lastCommitted.index);
-    else if (rd.snapshot) r.raftLog.appliedTo(rd.snapshot.metadata.index);
+    if (lastCommitted) r.appliedTo(lastCommitted.index);
+    else if (rd.snapshot) r.appliedTo(rd.snapshot.metadata.index);
     const lastEntry = rd.entries.at(-1);
     if (lastEntry) r.raftLog.stableTo(lastEntry.index, lastEntry.term);
     if (rd.snapshot) r.raftLog.stableSnapTo(rd.snapshot.metadata.index);

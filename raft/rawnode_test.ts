@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { ProposalDroppedError } from "./errors.ts";
 import { RawNode } from "./rawnode.ts";
 import { MemoryStorage } from "./storage.ts";
-import { msg } from "./testing/helpers.ts";
+import { ent, msg } from "./testing/helpers.ts";
 import type { Snapshot } from "./types.ts";
 
 function newNode(voters: number[] = [1], id = 1, storage = new MemoryStorage(voters)): RawNode {
@@ -173,4 +173,30 @@ Deno.test("a proposal while a conf change is pending still reaches the log; read
   rn.readIndex(new TextEncoder().encode("q"));
   const rd2 = persist(rn, s);
   assert.equal(rd2.readStates.length, 1);
+});
+
+Deno.test("a snapshot is not restored while the application applies entries it took in a Ready", () => {
+  const s = new MemoryStorage([1, 2]);
+  const rn = newNode([1, 2], 2, s);
+  rn.step(
+    msg({ type: "MsgApp", from: 1, to: 2, term: 1, entries: [ent(1, 1), ent(2, 1)], commit: 2 }),
+  );
+  const rd = rn.ready();
+  assert.equal(rd.committedEntries.length, 2);
+  s.append(rd.entries);
+  // While those two entries are being applied, a snapshot arrives: switching to it (and to its
+  // configuration) now would have the application apply them on top of it. It is deferred.
+  const snap: Snapshot = {
+    metadata: { index: 10, term: 1, confState: { voters: [1, 2, 3], learners: [] } },
+    data: new Uint8Array(),
+  };
+  rn.step(msg({ type: "MsgSnap", from: 1, to: 2, term: 1, snapshot: snap }));
+  assert.equal(rn.raft.raftLog.hasPendingSnapshot(), false);
+  assert.deepEqual(rn.raft.trk.confState(), { voters: [1, 2], learners: [] });
+  const resp = rn.raft.msgs.find((m) => m.type === "MsgAppResp");
+  assert.equal(resp?.index, 2, "the leader learns where the log stands and retries later");
+  rn.advance(rd);
+  rn.step(msg({ type: "MsgSnap", from: 1, to: 2, term: 1, snapshot: snap }));
+  assert.equal(rn.raft.raftLog.hasPendingSnapshot(), true, "restored once applied");
+  assert.deepEqual(rn.raft.trk.confState(), { voters: [1, 2, 3], learners: [] });
 });

@@ -9,9 +9,11 @@
  * send, then apply, then advance — sometimes many steps after taking the Ready, while the node
  * keeps stepping messages and ticks, as with a slow disk), over a network that loses, reorders and duplicates messages
  * and partitions peers, while peers crash and restart from what they persisted (unstable
- * entries are lost), clients propose, the membership changes (add voter, add learner, promote,
- * remove) and leadership is transferred. Peers that apply their own removal are destroyed, as
- * a store destroys a removed region peer.
+ * entries are lost), clients propose, the membership changes — single-step (add voter, add
+ * learner, promote, remove) and joint (`ConfChangeV2`: replace, grow, shrink, promote and
+ * demote, the leader included, entering a joint configuration left automatically or by the
+ * application; see simulation_conf.ts) — and leadership is transferred. Peers that apply a
+ * configuration without themselves are destroyed, as a store destroys a removed region peer.
  *
  * Checked after every step:
  * - election safety: at most one leader per term;
@@ -26,19 +28,32 @@
  * - state machine safety: every peer applies consecutive indexes, and its running hash after
  *   each index (or after a snapshot) equals the one global sequence's hash at that index;
  * - ReadIndex: a read state's index is at least the highest commit index known anywhere when
- *   the read was requested (linearizable reads).
+ *   the read was requested (linearizable reads);
+ * - config agreement: every peer that applies the conf change at an index ends in the same
+ *   configuration, a snapshot carries the configuration in force at its index, no committed
+ *   conf change is refused at apply (the leader validated it against that very
+ *   configuration), and a peer's raft configuration is the one its application applied.
  *
  * The whole run is a function of the seed: replay a failure with `MRKV_SEED=<seed>`.
  *
  * @module
  */
-import { decodeConfChange } from "./codec.ts";
-import { ProposalDroppedError } from "./errors.ts";
+import { decodeConfChangeEntry } from "./codec.ts";
+import { ConfChangeError, ProposalDroppedError } from "./errors.ts";
 import { seededRandom } from "./logger.ts";
 import { RawNode } from "./rawnode.ts";
 import { MemoryStorage } from "./storage.ts";
 import type { Ready } from "./rawnode.ts";
-import type { ConfChange, ConfState, Entry, Message } from "./types.ts";
+import { ConfigHistory, confKey, jointSeam, randomConfChange } from "./simulation_conf.ts";
+import {
+  type ConfState,
+  type Entry,
+  inConfState,
+  isConfChangeEntry,
+  isConfChangeV2,
+  isJointConfState,
+  type Message,
+} from "./types.ts";
 
 /** Knobs of one simulation run. */
 export interface SimulationOptions {
@@ -60,7 +75,15 @@ export interface SimulationStats {
   /** Distinct (term, leader) pairs seen. */
   leaders: number;
   crashes: number;
+  /** Conf change entries applied, summed over peers. */
   confChangesApplied: number;
+  /**
+   * Committed `ConfChangeV2` entries, and how many of them entered and left a joint
+   * configuration (each index counted once, however many peers applied it).
+   */
+  confChangesV2: number;
+  jointEntered: number;
+  jointLeft: number;
   transfers: number;
   snapshotsSent: number;
   readStates: number;
@@ -163,9 +186,14 @@ class Simulation {
   readonly reads = new Map<string, number>();
   maxCommitted = 0;
   readonly appliedProposals = new Set<number>();
+  /** The configuration after each conf change index (config agreement). */
+  readonly configs: ConfigHistory;
   readonly stats = {
     crashes: 0,
     confChangesApplied: 0,
+    confChangesV2: 0,
+    jointEntered: 0,
+    jointLeft: 0,
     transfers: 0,
     snapshotsSent: 0,
     readStates: 0,
@@ -182,6 +210,7 @@ class Simulation {
     this.dropRate = this.rand() * 0.15;
     const n = 3 + Math.floor(this.rand() * 3); // 3..5 voters
     const voters = Array.from({ length: n }, (_, i) => i + 1);
+    this.configs = new ConfigHistory(1, { voters, learners: [] });
     this.nextId = n + 1;
     for (const id of voters) {
       // Bootstrapped like a TiKV region: a snapshot at index 1 holds the initial config, so a
@@ -414,6 +443,11 @@ class Simulation {
         this.fail(`peer ${p.id} got a snapshot at ${meta.index} nobody applied`);
       }
       if (expect !== h) this.fail(`peer ${p.id} snapshot at ${meta.index} has a different state`);
+      if (this.configs.keyAt(meta.index) !== confKey(meta.confState)) {
+        this.fail(
+          `peer ${p.id} snapshot at ${meta.index} has configuration ${confKey(meta.confState)}`,
+        );
+      }
       p.applied = meta.index;
       p.hash = h;
       p.confState = meta.confState;
@@ -442,18 +476,66 @@ class Simulation {
     else if (expect !== p.hash) {
       this.fail(`peer ${p.id} applied a different entry (or history) at index ${e.index}`);
     }
-    if (e.type === "ConfChange") {
-      const cc = decodeConfChange(e.data);
-      p.confState = p.rn!.applyConfChange(cc);
-      this.stats.confChangesApplied++;
-      if (cc.type !== "RemoveNode" && !this.peers.has(cc.nodeId)) {
-        // A store creates the new peer (empty) when it is added; a snapshot brings it up.
-        this.addPeer(cc.nodeId, new MemoryStorage(), 0, 0, { voters: [], learners: [] });
-      }
-      if (cc.type === "RemoveNode" && cc.nodeId === p.id) p.destroyed = true;
+    if (isConfChangeEntry(e)) {
+      this.applyConfChange(p, e);
     } else if (e.data.byteLength === 8) {
       this.appliedProposals.add(readU32(e.data.subarray(4)));
     }
+  }
+
+  /**
+   * Applies a conf change entry of either kind, checks config agreement, creates the peers it
+   * adds (empty: a snapshot brings them up, as a store creates a new region peer) and destroys
+   * this peer if it is no longer in the configuration. A refusal at apply is a violation: the
+   * leader checked the change against the configuration it applies to.
+   */
+  private applyConfChange(p: SimPeer, e: Entry): void {
+    const cc = decodeConfChangeEntry(e);
+    try {
+      p.confState = p.rn!.applyConfChange(cc);
+    } catch (err) {
+      if (!(err instanceof ConfChangeError)) throw err;
+      this.fail(`peer ${p.id} refused the committed conf change at ${e.index}: ${err.message}`);
+    }
+    this.stats.confChangesApplied++;
+    const seen = this.configs.record(e.index, p.confState);
+    if (seen.verdict === "different") {
+      this.fail(`peer ${p.id} has configuration ${confKey(p.confState)} after index ${e.index}`);
+    }
+    if (seen.verdict === "new" && isConfChangeV2(cc)) {
+      this.stats.confChangesV2++;
+      if (seen.entered) this.stats.jointEntered++;
+      if (seen.left) this.stats.jointLeft++;
+    }
+    this.trace?.(
+      `[${this.step}] ${p.id} applied conf change at ${e.index}: ${confKey(p.confState)}`,
+    );
+    for (const id of [...p.confState.voters, ...p.confState.learners]) {
+      if (!this.peers.has(id)) {
+        this.addPeer(id, new MemoryStorage(), 0, 0, { voters: [], learners: [] });
+      }
+    }
+    if (!inConfState(p.confState, p.id)) {
+      p.destroyed = true;
+    } else if (this.rand() < 0.5) {
+      // Stores often snapshot their current state soon after a membership change, so a peer
+      // just added is caught up by a snapshot that includes it (an older one is refused).
+      this.snapshotApplied(p);
+    }
+  }
+
+  /**
+   * Snapshots the peer's applied state (data: the state hash) if that is newer than its
+   * stored snapshot and its log holds the applied entry. Returns whether it did.
+   */
+  private snapshotApplied(p: SimPeer): boolean {
+    const unavailable = p.storage.snapshotUnavailable;
+    p.storage.snapshotUnavailable = false;
+    const snapIndex = p.storage.snapshot().metadata.index;
+    p.storage.snapshotUnavailable = unavailable;
+    if (p.applied <= snapIndex || p.applied > p.storage.lastIndex()) return false;
+    p.storage.createSnapshot(p.applied, p.confState, u32(p.hash));
+    return true;
   }
 
   // --- actions ----------------------------------------------------------------------------
@@ -536,31 +618,20 @@ class Simulation {
   }
 
   /**
-   * Proposes a membership change at the leader, like a scheduler would: add a new peer (as
-   * learner or voter, with a fresh id — ids are never reused), promote a learner, remove a
-   * member (rarely the leader itself), or re-add an existing voter (a no-op).
+   * Proposes a membership change at the leader, like a scheduler would: a single-step change
+   * or a joint one, or the leave of an explicit joint configuration (simulation_conf.ts).
    */
   private changeConf(): void {
     const p = this.leader();
     if (!p) return;
-    const cs = p.rn!.raft.trk.confState();
-    const members = [...cs.voters, ...cs.learners];
-    const r = this.rand();
-    let cc: ConfChange | undefined;
-    if (r < 0.3 && members.length < 6) {
-      cc = { type: this.rand() < 0.6 ? "AddLearnerNode" : "AddNode", nodeId: this.nextId++ };
-    } else if (r < 0.55 && cs.learners.length > 0) {
-      cc = { type: "AddNode", nodeId: this.pick(cs.learners)! };
-    } else if (r < 0.9 && members.length > 3) {
-      // Removing the leader itself is rare (a store transfers leadership first).
-      const candidates = members.filter((id) => id !== p.id || this.rand() < 0.1);
-      const id = this.pick(candidates);
-      if (id !== undefined) cc = { type: "RemoveNode", nodeId: id };
-    } else if (members.length > 0) {
-      // Adding an existing member: a harmless no-op.
-      cc = { type: "AddNode", nodeId: this.pick(cs.voters)! };
-    }
+    const cc = randomConfChange(p.rn!.raft.trk.confState(), p.id, {
+      rand: () => this.rand(),
+      int: (n) => this.int(n),
+      pick: (xs) => this.pick(xs),
+      newId: () => this.nextId++,
+    });
     if (!cc) return;
+    this.trace?.(`[${this.step}] propose conf change at ${p.id}: ${JSON.stringify(cc)}`);
     try {
       p.rn!.proposeConfChange(cc);
     } catch (e) {
@@ -568,11 +639,14 @@ class Simulation {
     }
   }
 
-  /** Asks the leader to transfer leadership to a random voter (possibly itself). */
+  /**
+   * Asks the leader to transfer leadership to a random voter (possibly itself; in a joint
+   * configuration, a voter of either half).
+   */
   private transfer(): void {
     const p = this.leader();
     if (!p) return;
-    const to = this.pick([...p.rn!.raft.trk.voters]);
+    const to = this.pick(p.rn!.raft.trk.voterIds());
     if (to === undefined) return;
     this.stats.transfers++;
     p.rn!.transferLeader(to);
@@ -602,10 +676,20 @@ class Simulation {
     this.stats.crashes++;
   }
 
-  /** Heals the network, or splits the peers into two random groups. */
+  /**
+   * Heals the network, or splits the peers into two random groups. While a joint
+   * configuration is in force, the split often runs along its seam — voters of the old
+   * configuration against voters of the new one — the partition where a leader that counted
+   * only one configuration would lose committed entries.
+   */
   private repartition(): void {
     this.group.clear();
     if (this.rand() < 0.4) return; // healed
+    const cs = this.leader()?.rn?.raft.trk.confState();
+    if (cs !== undefined && isJointConfState(cs) && this.rand() < 0.5) {
+      this.group = jointSeam(cs, this.peers.keys(), () => this.int(2));
+      return;
+    }
     for (const id of this.peers.keys()) this.group.set(id, this.int(2));
   }
 
@@ -615,14 +699,8 @@ class Simulation {
    */
   private compact(): void {
     const p = this.pick(this.live());
-    if (!p) return;
-    const unavailable = p.storage.snapshotUnavailable;
-    p.storage.snapshotUnavailable = false;
-    const snapIndex = p.storage.snapshot().metadata.index;
-    p.storage.snapshotUnavailable = unavailable;
+    if (!p || !this.snapshotApplied(p)) return;
     const compacted = p.storage.firstIndex() - 1;
-    if (p.applied <= snapIndex || p.applied > p.storage.lastIndex()) return;
-    p.storage.createSnapshot(p.applied, p.confState, u32(p.hash));
     // Keep a few entries so that slightly lagging followers still get appends.
     const keep = this.int(4);
     if (p.applied - keep > compacted) p.storage.compact(p.applied - keep);
@@ -682,6 +760,14 @@ class Simulation {
     let newLeader: SimPeer | undefined;
     for (const p of this.live()) {
       const r = p.rn!.raft;
+      // The core's configuration is the one the application applied, except while a received
+      // snapshot (which switched the core at once) is not yet applied.
+      if (!p.pending && !r.raftLog.hasPendingSnapshot()) {
+        const k = confKey(r.trk.confState());
+        if (k !== confKey(p.confState)) {
+          this.fail(`peer ${p.id} runs configuration ${k}, applied ${confKey(p.confState)}`);
+        }
+      }
       if (r.state === "Leader") {
         const l = this.leaderOfTerm.get(r.term);
         if (l === undefined) {

@@ -1,7 +1,8 @@
 /**
  * Randomized simulation (see simulation.ts): many seeds, each thousands of steps of message
- * loss, reordering, duplication, partitions, crash-restart, proposals, membership changes and
- * leader transfers, with Raft's safety properties checked after every step.
+ * loss, reordering, duplication, partitions, crash-restart, proposals, membership changes
+ * (single-step and joint) and leader transfers, with Raft's safety properties and config
+ * agreement checked after every step.
  *
  * 200 seeds by default; 10,000 with `MRKV_LONG=1` (`deno task test:long`). Replay one seed
  * with `MRKV_SEED=<seed>`.
@@ -15,12 +16,15 @@ const seeds = only !== undefined
   ? [Number(only)]
   : Array.from({ length: long ? 10_000 : 200 }, (_, i) => i + 1);
 
-Deno.test(`simulation: ${seeds.length} seeds keep election safety, log matching, committed and applied prefixes`, () => {
+Deno.test(`simulation: ${seeds.length} seeds keep election safety, log matching, committed and applied prefixes, config agreement`, () => {
   const total = {
     committed: 0,
     applied: 0,
     leaders: 0,
     confChanges: 0,
+    confChangesV2: 0,
+    jointEntered: 0,
+    jointLeft: 0,
     snapshots: 0,
     reads: 0,
     crashes: 0,
@@ -38,6 +42,9 @@ Deno.test(`simulation: ${seeds.length} seeds keep election safety, log matching,
     total.applied += st.appliedProposals;
     total.leaders += st.leaders;
     total.confChanges += st.confChangesApplied;
+    total.confChangesV2 += st.confChangesV2;
+    total.jointEntered += st.jointEntered;
+    total.jointLeft += st.jointLeft;
     total.snapshots += st.snapshotsSent;
     total.reads += st.readStates;
     total.crashes += st.crashes;
@@ -53,6 +60,9 @@ Deno.test(`simulation: ${seeds.length} seeds keep election safety, log matching,
     `leadership changed in only ${withLeaderChange} of ${n} seeds`,
   );
   assert.ok(total.confChanges >= n, `too few conf changes applied: ${total.confChanges}`);
+  // Joint consensus was exercised: joint configurations were entered and left again.
+  assert.ok(total.jointEntered >= n / 4, `too few joint configurations: ${total.jointEntered}`);
+  assert.ok(total.jointLeft >= n / 4, `too few joint configurations left: ${total.jointLeft}`);
   assert.ok(total.snapshots > 0, "no snapshot was ever sent");
   assert.ok(total.reads > 0, "no read index was ever served");
   assert.ok(total.crashes >= n, "too few crashes");

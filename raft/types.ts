@@ -51,13 +51,17 @@ export const MESSAGE_TYPES: readonly MessageType[] = [
   "MsgReadIndexResp",
 ];
 
-/** The kind of a log entry: application data, or an encoded `ConfChange`. */
-export type EntryType = "Normal" | "ConfChange";
+/**
+ * The kind of a log entry: application data, an encoded single-step `ConfChange`, or an encoded
+ * `ConfChangeV2` (several changes at once, joint consensus).
+ */
+export type EntryType = "Normal" | "ConfChange" | "ConfChangeV2";
 
 /**
  * One log entry. Invariant: within a log, indexes are consecutive and terms never decrease.
- * `data` of a `ConfChange` entry is `encodeConfChange(cc)`; an empty `Normal` entry is the
- * leader's no-op (or a conf change the leader refused, see `Raft.stepLeader`).
+ * `data` of a `ConfChange` entry is `encodeConfChange(cc)`, of a `ConfChangeV2` entry
+ * `encodeConfChangeV2(cc)`; an empty `Normal` entry is the leader's no-op (or a conf change the
+ * leader refused, see `Raft.handleProposal`).
  */
 export interface Entry {
   readonly term: number;
@@ -75,10 +79,44 @@ export interface HardState {
   readonly commit: number;
 }
 
-/** A membership configuration. Invariant: `voters` and `learners` are disjoint. */
+/**
+ * A membership configuration. Outside joint consensus it is two disjoint sets, `voters` and
+ * `learners`, and the three joint fields are absent. In a joint configuration (Raft thesis
+ * §4.3, C_old,new) `voters` is the incoming configuration and `votersOutgoing` the outgoing one:
+ * every decision needs a majority of each.
+ *
+ * Invariants (checked by `confStateProblem`): ids are positive and listed once per field;
+ * `learners` is disjoint from `voters` and `votersOutgoing`; `learnersNext` is a subset of
+ * `votersOutgoing` disjoint from `voters`; when not joint (`votersOutgoing` absent or empty),
+ * `learnersNext` is empty and `autoLeave` false; a joint configuration has incoming voters.
+ */
 export interface ConfState {
+  /** Voters (the incoming voters of a joint configuration). */
   readonly voters: readonly number[];
   readonly learners: readonly number[];
+  /** Joint only: the outgoing voters, which keep voting until the joint state is left. */
+  readonly votersOutgoing?: readonly number[];
+  /**
+   * Joint only: outgoing voters that become learners when the joint state is left (a voter
+   * demoted in the change that entered it cannot be a voter and a learner at once).
+   */
+  readonly learnersNext?: readonly number[];
+  /** Joint only: the leader leaves the joint state on its own once it is applied. */
+  readonly autoLeave?: boolean;
+}
+
+/**
+ * True when `id` has a place in `cs`: a voter of either half, or a learner (a peer in
+ * `learnersNext` is an outgoing voter, so it is covered).
+ */
+export function inConfState(cs: ConfState, id: number): boolean {
+  return cs.voters.includes(id) || cs.learners.includes(id) ||
+    (cs.votersOutgoing ?? []).includes(id);
+}
+
+/** True when `cs` is a joint configuration (it has outgoing voters). */
+export function isJointConfState(cs: ConfState): boolean {
+  return (cs.votersOutgoing?.length ?? 0) > 0;
 }
 
 /** Where a snapshot sits in the log, and the configuration in force at that index. */
@@ -114,7 +152,10 @@ export interface Message {
   readonly context?: Uint8Array;
 }
 
-/** The kind of a single-step membership change. `AddNode` on a learner promotes it. */
+/**
+ * The kind of one membership change. `AddNode` on a learner promotes it. `AddLearnerNode` on a
+ * voter demotes it inside a `ConfChangeV2` and is ignored in a single-step `ConfChange`.
+ */
 export type ConfChangeType = "AddNode" | "AddLearnerNode" | "RemoveNode";
 
 /** A single-step membership change, proposed through the log and applied by the application. */
@@ -122,6 +163,43 @@ export interface ConfChange {
   readonly type: ConfChangeType;
   readonly nodeId: number;
   readonly context?: Uint8Array;
+}
+
+/** One change inside a `ConfChangeV2`. */
+export interface ConfChangeSingle {
+  readonly type: ConfChangeType;
+  readonly nodeId: number;
+}
+
+/**
+ * How a `ConfChangeV2` is carried out:
+ * - `Auto`: one change that alters at most one voter is applied in a single step; anything
+ *   else enters a joint configuration that the leader leaves on its own (like `JointImplicit`);
+ * - `JointImplicit`: always enter a joint configuration; the leader proposes the leave as soon
+ *   as the entering entry is applied;
+ * - `JointExplicit`: always enter a joint configuration and stay in it until the application
+ *   proposes the leave (an empty `ConfChangeV2`).
+ */
+export type ConfChangeTransition = "Auto" | "JointImplicit" | "JointExplicit";
+
+/**
+ * A membership change of any size (etcd's ConfChangeV2). Its `changes` apply in order. With no
+ * changes (and transition `Auto`) it asks to leave the joint configuration.
+ */
+export interface ConfChangeV2 {
+  readonly transition: ConfChangeTransition;
+  readonly changes: readonly ConfChangeSingle[];
+  readonly context?: Uint8Array;
+}
+
+/** Tells the two kinds of conf change apart. */
+export function isConfChangeV2(cc: ConfChange | ConfChangeV2): cc is ConfChangeV2 {
+  return "changes" in cc;
+}
+
+/** True for the entry types that carry a conf change. */
+export function isConfChangeEntry(e: Entry): boolean {
+  return e.type === "ConfChange" || e.type === "ConfChangeV2";
 }
 
 /** The role a peer plays. */

@@ -14,6 +14,8 @@ const [first = "1", count = "100", steps = "3000", trace] = Deno.args;
 const start = Number(first);
 let applied = 0;
 let leaders = 0;
+let joint = 0;
+let single = 0;
 for (let seed = start; seed < start + Number(count); seed++) {
   try {
     const st = runSimulation({
@@ -23,6 +25,8 @@ for (let seed = start; seed < start + Number(count); seed++) {
     });
     applied += st.appliedProposals;
     leaders += st.leaders;
+    joint += st.jointEntered;
+    single += st.confChangesV2 - st.jointEntered - st.jointLeft;
   } catch (e) {
     console.error((e as Error).message);
     Deno.exit(1);
@@ -31,5 +35,6 @@ for (let seed = start; seed < start + Number(count); seed++) {
 console.log(
   `ok: seeds ${start}..${
     start + Number(count) - 1
-  }, ${applied} proposals applied, ${leaders} leaders elected`,
+  }, ${applied} proposals applied, ${leaders} leaders elected, ${joint} joint configurations ` +
+    `entered, ${single} single-step ConfChangeV2s applied`,
 );

@@ -12,6 +12,8 @@ export {
   nextEnts,
   nodes,
 } from "./network.ts";
+export { ccAdd, ccLearner, ccRemove, ccV2, confState, LEAVE_JOINT } from "./conf.ts";
+export { type ClusterNode, type ClusterOptions, RawNodeCluster } from "./cluster.ts";
 export {
   checkState,
   electedNetwork,
