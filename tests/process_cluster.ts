@@ -107,6 +107,8 @@ export class ChildProc {
    */
   readonly status: Promise<ExitStatus>;
   #exited: ExitStatus | undefined;
+  /** Called with every line of output (e.g. to count a message over a long run). */
+  onLine: ((line: string) => void) | undefined;
 
   readonly #group: boolean;
 
@@ -210,6 +212,7 @@ export class ChildProc {
   }
 
   #keep(line: string): void {
+    this.onLine?.(line);
     if (verbose) console.error(`[${this.name}] ${line}`);
     this.#lines.push(line);
     if (this.#lines.length > LOG_LINES) this.#lines.shift();
