@@ -5,6 +5,10 @@
  * across the boundaries keep working. Splits that cannot happen are refused with the reason.
  */
 import assert from "node:assert/strict";
+import type { Region } from "../proto/metapb.ts";
+import type { PdClient } from "../proto/pd_client.ts";
+import type { AskBatchSplitResponse } from "../proto/pdpb.ts";
+import { SplitWorker } from "../raftstore/split.ts";
 import { b, str, type TestCluster, waitFor, withCluster } from "./cluster.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
@@ -223,5 +227,53 @@ Deno.test(
           } ms after the request`,
         );
       }
+    }),
+);
+
+Deno.test(
+  "a split retried after its leader lost and regained leadership reuses its IDs; the next split asks again",
+  opts,
+  () =>
+    withCluster({ stores: 3 }, async (c) => {
+      await c.waitReplicas(1, 3);
+      await c.put("a", "1");
+      await waitFor("a leader of region 1", () => c.leaderOf(1) !== undefined);
+      const leader = c.leaderOf(1)!;
+      const node = c.running().find((n) => n.store.peers.get(1) === leader)!;
+      const other = leader.region.peers.find((p) => p.storeId !== node.store.storeId)!;
+      const pd = node.workers.split.client;
+      const answers: AskBatchSplitResponse[] = [];
+      // The first time IDs come back, leadership moves away before the split is proposed.
+      const client = {
+        askBatchSplit: async (region: Region, count: number) => {
+          const res = await pd.askBatchSplit(region, count);
+          answers.push(res);
+          if (answers.length === 1) {
+            leader.transferLeader(other.id);
+            await waitFor("leadership to move away", () => !leader.isLeader());
+          }
+          return res;
+        },
+      } as unknown as PdClient;
+      const worker = new SplitWorker(node.store, client);
+
+      await assert.rejects(worker.splitRegion(leader, [b("m")]), /leader/i);
+      assert.equal(leader.region.epoch.version, 1, "nothing split");
+      await waitFor("leadership to come back", () => {
+        if (leader.isLeader()) return true;
+        c.leaderOf(1)?.transferLeader(leader.meta.id);
+        return false;
+      }, 15_000);
+
+      await worker.splitRegion(leader, [b("m")]);
+      assert.equal(answers.length, 1, "the retry used the IDs it had");
+      const right = node.store.meta.regionForKey(b("x"))!;
+      assert.equal(right.id, answers[0]!.ids[0]!.newRegionId);
+      assert.deepEqual(right.peers.map((p) => p.id), answers[0]!.ids[0]!.newPeerIds);
+
+      // The region's version moved on: a split of it now asks for fresh IDs.
+      await worker.splitRegion(leader, [b("f")]);
+      assert.equal(answers.length, 2);
+      assert.equal(node.store.meta.regionForKey(b("g"))!.id, answers[1]!.ids[0]!.newRegionId);
     }),
 );
