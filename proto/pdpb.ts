@@ -220,6 +220,23 @@ export interface GetStoreResponse {
   readonly stateName: string;
 }
 
+/**
+ * The scheduler's refusal of a store it has removed for good (`Tombstone`): the store's
+ * heartbeats and registrations get this, and the store stops instead of retrying forever.
+ */
+export function storeRemovedError(storeId: number): MrkvError {
+  return new MrkvError(
+    "BadRequest",
+    `store ${storeId} is a tombstone: it was removed from the cluster and cannot come back`,
+    { store_state: "Tombstone" },
+  );
+}
+
+/** True if `e` is {@link storeRemovedError}'s refusal (also after a trip over the wire). */
+export function isStoreRemoved(e: unknown): e is MrkvError {
+  return e instanceof MrkvError && e.details.store_state === "Tombstone";
+}
+
 /** `get_all_stores` response: every store the scheduler knows, with its state. */
 export interface GetAllStoresResponse {
   readonly stores: readonly GetStoreResponse[];

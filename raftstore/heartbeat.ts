@@ -26,11 +26,12 @@
  */
 import { MrkvError } from "../proto/errors.ts";
 import { epochEqual, type Peer as PeerMeta } from "../proto/metapb.ts";
-import type {
-  OperatorStep,
-  RefusedStep,
-  RegionHeartbeat,
-  RegionHeartbeatResult,
+import {
+  isStoreRemoved,
+  type OperatorStep,
+  type RefusedStep,
+  type RegionHeartbeat,
+  type RegionHeartbeatResult,
 } from "../proto/pdpb.ts";
 import type { Peer } from "./peer.ts";
 import type { PdClient } from "../proto/pd_client.ts";
@@ -69,14 +70,9 @@ function isRefusal(step: OperatorStep, e: MrkvError): boolean {
   return step.type === "SplitRegion" && (e.code === "BadRequest" || e.code === "KeyNotInRegion");
 }
 
-/** True if a scheduler error says this store is a Tombstone. */
-export function isTombstoneError(e: unknown): e is MrkvError {
-  return e instanceof MrkvError && e.details.store_tombstone === true;
-}
-
 /** What to tell an operator whose store turned out to be a Tombstone. */
-export function tombstoneMessage(storeId: number, dataDir: string, why: string): string {
-  return `store ${storeId} is a Tombstone (${why}): it was removed from the cluster for good ` +
+export function tombstoneMessage(storeId: number, dataDir: string): string {
+  return `store ${storeId} is a Tombstone (the scheduler says so): it was removed from the cluster for good ` +
     `and must not serve again. Its data dir ${dataDir} holds nothing the cluster needs: delete ` +
     `it (or move it away) and start the store with an empty data dir to join as a new store.`;
 }
@@ -194,7 +190,7 @@ export class HeartbeatWorker implements RegionObserver {
       });
       await this.sendRegionHeartbeats();
     } catch (e) {
-      if (isTombstoneError(e)) {
+      if (isStoreRemoved(e)) {
         this.#tombstoned = true;
         this.stop();
         this.onTombstone(e);

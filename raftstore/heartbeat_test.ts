@@ -3,9 +3,8 @@
  * reported for a short window, and a Tombstone answer stops the worker and tells its owner.
  */
 import assert from "node:assert/strict";
-import { MrkvError } from "../proto/errors.ts";
 import type { PdClient } from "../proto/pd_client.ts";
-import type { StoreStats } from "../proto/pdpb.ts";
+import { storeRemovedError, type StoreStats } from "../proto/pdpb.ts";
 import { KvEngine } from "../storage/mod.ts";
 import { HeartbeatWorker, unreachableWindowMs } from "./heartbeat.ts";
 import { Store, type StoreConfig } from "./store.ts";
@@ -62,7 +61,7 @@ Deno.test("a Tombstone answer stops the worker and tells its owner once", async 
   const engine = await KvEngine.openInMemory();
   const store = new Store(1, engine, TEST_STORE_CONFIG, quiet);
   const { client, sent } = fakeClient(() => {
-    throw new MrkvError("BadRequest", "store 1 is a tombstone", { store_tombstone: true });
+    throw storeRemovedError(1);
   });
   const worker = new HeartbeatWorker(
     store,
@@ -73,7 +72,7 @@ Deno.test("a Tombstone answer stops the worker and tells its owner once", async 
   worker.onTombstone = (e) => told.push(e.message);
   await worker.tick();
   await worker.tick();
-  assert.deepEqual(told, ["store 1 is a tombstone"]);
+  assert.deepEqual(told, [storeRemovedError(1).message]);
   assert.equal(sent.length, 1, "no heartbeat after the Tombstone answer");
   engine.close();
 });

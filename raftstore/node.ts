@@ -11,11 +11,12 @@ import { KvEngine, type KvEngineOptions } from "../storage/mod.ts";
 import { DirLock } from "../proto/dir_lock.ts";
 import { errorResponse, MrkvError, unknownOutcome } from "../proto/errors.ts";
 import { AddressBook } from "./address_book.ts";
-import { HeartbeatWorker, isTombstoneError, tombstoneMessage } from "./heartbeat.ts";
+import { HeartbeatWorker, tombstoneMessage } from "./heartbeat.ts";
 import { type ForwardFn, KvService } from "./kv_service.ts";
 import { LogGcWorker } from "./log_gc.ts";
 import type { PeerConfig } from "./peer.ts";
 import { type Fetcher, PdClient } from "../proto/pd_client.ts";
+import { isStoreRemoved } from "../proto/pdpb.ts";
 import { storeApp } from "./server.ts";
 import { SplitWorker } from "./split.ts";
 import { Store, type StoreConfig, type StoreLogger } from "./store.ts";
@@ -318,7 +319,7 @@ export async function startStoreNode(opts: StoreNodeOptions): Promise<StoreNode>
     // A store the scheduler calls a Tombstone stops serving and exits (heartbeat.ts).
     const retired = new Promise<void>((_, reject) => {
       heartbeat.onTombstone = (e) => {
-        const why = new Error(tombstoneMessage(storeId, config.dataDir, e.message), { cause: e });
+        const why = new Error(tombstoneMessage(storeId, config.dataDir), { cause: e });
         log.error(why.message);
         void node.stop().finally(() => reject(why));
       };
@@ -379,8 +380,8 @@ async function register(
   } catch (e) {
     if (e instanceof MrkvError && e.code === "Timeout") return false;
     // A Tombstone store must not start: say what to do with its data dir (heartbeat.ts).
-    if (isTombstoneError(e)) {
-      throw new Error(tombstoneMessage(ident.storeId, config.dataDir, e.message), { cause: e });
+    if (isStoreRemoved(e)) {
+      throw new Error(tombstoneMessage(ident.storeId, config.dataDir), { cause: e });
     }
     throw e;
   }

@@ -8,12 +8,13 @@
  */
 import { MrkvError } from "../proto/errors.ts";
 import type { Region, Store } from "../proto/metapb.ts";
-import type {
-  BootstrapResponse,
-  RegionHeartbeat,
-  RegionHeartbeatResult,
-  SplitId,
-  StoreStats,
+import {
+  type BootstrapResponse,
+  type RegionHeartbeat,
+  type RegionHeartbeatResult,
+  type SplitId,
+  storeRemovedError,
+  type StoreStats,
 } from "../proto/pdpb.ts";
 import { applyConfigJson, type ScheduleConfig } from "./config.ts";
 import { IdAllocator } from "./id_allocator.ts";
@@ -201,7 +202,7 @@ export class Cluster {
   /** Registers a store, or updates its address after a restart. */
   async putStore(store: Store): Promise<void> {
     const old = this.#stores.get(store.id);
-    if (old?.state === "Tombstone") throw tombstoneError(store.id);
+    if (old?.state === "Tombstone") throw storeRemovedError(store.id);
     this.#checkAddress(store);
     const info = this.#freshStore(store, old);
     await this.storage.saveStore({ ...store, state: info.state });
@@ -211,7 +212,7 @@ export class Cluster {
   /** Records a store heartbeat. */
   handleStoreHeartbeat(stats: StoreStats): void {
     const s = this.getStore(stats.storeId);
-    if (s.state === "Tombstone") throw tombstoneError(stats.storeId);
+    if (s.state === "Tombstone") throw storeRemovedError(stats.storeId);
     this.counters.storeHeartbeats++;
     this.#stores.set(s.meta.id, { ...s, lastHeartbeat: this.now(), heartbeatSeen: true, stats });
   }
@@ -378,18 +379,6 @@ export class Cluster {
     }
     return r;
   }
-}
-
-/**
- * The answer to a Tombstone store: it was drained and removed and may never come back. The
- * `store_tombstone` detail tells the store to stop serving.
- */
-function tombstoneError(storeId: number): MrkvError {
-  return new MrkvError(
-    "BadRequest",
-    `store ${storeId} is a tombstone and cannot come back`,
-    { store_tombstone: true },
-  );
 }
 
 function alreadyBootstrapped(clusterId: number): MrkvError {
