@@ -310,9 +310,15 @@ async function main(): Promise<void> {
       stop = true;
       await Promise.all(writers);
       const ops = await operators();
+      // Operators that would send work to the victim while it is dead: made after the kill,
+      // or made before and still running then.
       const targeting = ops.filter((op) =>
-        Date.parse(op.created_at) >= killedAt &&
+        (op.ended_at === null || Date.parse(op.ended_at) >= killedAt) &&
         op.steps.some((s) => s.type !== "RemovePeer" && s.peer?.store_id === victim)
+      );
+      const lastTargetEnd = Math.max(
+        killedAt,
+        ...targeting.map((op) => op.ended_at ? Date.parse(op.ended_at) : Infinity),
       );
       const during = writes.filter((w) => w.at >= killedAt && w.at <= (repairedAt || Date.now()));
       const baseline = writes.filter((w) => w.at < killedAt);
@@ -323,6 +329,8 @@ async function main(): Promise<void> {
         disconnectedAfterMs: disconnectedAt - killedAt,
         downAfterMs: downAt - killedAt,
         repairedAfterDownMs: repairedAt ? repairedAt - downAt : null,
+        repairedAfterKillMs: repairedAt ? repairedAt - killedAt : null,
+        noOperatorTargetsVictimAfterMs: lastTargetEnd - killedAt,
         operatorsTargetingVictimAfterKill: targeting.map((op) => ({
           desc: op.desc,
           createdAfterKillMs: Date.parse(op.created_at) - killedAt,
