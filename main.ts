@@ -1,12 +1,15 @@
 /**
- * mrkv's single entry point: `--role scheduler` or `--role store`.
+ * mrkv's single entry point: `--role scheduler`, `--role store`, or `ctl …` (the command-line
+ * client, here so that the compiled binary has it too).
  *
  * This file only composes: parse flags, start the chosen role, stop it on SIGINT/SIGTERM.
- * Exit codes (interface.md): 0 clean shutdown, 2 bad flags, 1 fatal error.
+ * Exit codes (docs/configuration.md): 0 clean shutdown, 2 bad flags, 1 fatal error.
  *
  * @module
  */
 import { type Config, ConfigError, parseCommandLine, type Role, usage } from "./config/config.ts";
+import { processEnv, runCtl } from "./ctl/mod.ts";
+import { versionLine } from "./telemetry/mod.ts";
 import { startScheduler } from "./scheduler/mod.ts";
 import { startStoreNode } from "./raftstore/mod.ts";
 
@@ -17,18 +20,19 @@ export interface Server {
   readonly finished: Promise<void>;
 }
 
-/** How each role starts. A role whose issue has not landed yet says so. */
+/** How each role starts. */
 const ROLES: Record<Role, (config: Config) => Promise<Server>> = {
   scheduler: (config) => startScheduler(config),
   store: (config) => startStoreNode({ config }),
 };
 
 async function main(args: string[]): Promise<number> {
+  if (args[0] === "ctl") return await runCtl(args.slice(1), processEnv());
   let config: Config;
   try {
     const parsed = parseCommandLine(args);
     if (parsed.help) {
-      console.log(usage());
+      console.log(parsed.version ? versionLine() : usage());
       return 0;
     }
     config = parsed.config;

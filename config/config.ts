@@ -21,9 +21,20 @@ export class ConfigError extends Error {
   }
 }
 
-type Kind = "string" | "addr" | "url" | "size" | "duration" | "int" | "level" | "bool" | "kvAuth";
+/** How a key's value is parsed. */
+export type Kind =
+  | "string"
+  | "addr"
+  | "url"
+  | "size"
+  | "duration"
+  | "int"
+  | "level"
+  | "bool"
+  | "kvAuth";
 
-interface KeySpec {
+/** How a key is declared: its kind, roles, default and help line. */
+export interface KeySpec {
   readonly kind: Kind;
   readonly roles: readonly Role[];
   readonly default?: string | number;
@@ -36,13 +47,21 @@ const BOTH: readonly Role[] = ["scheduler", "store"];
 
 /** Every key mrkv accepts. The order here is the order of `--help`. */
 export const CONFIG_KEYS = {
-  "addr": { kind: "addr", roles: BOTH, help: "HOST:PORT to listen on" },
+  "addr": {
+    kind: "addr",
+    roles: BOTH,
+    help: "HOST:PORT to listen on (scheduler 127.0.0.1:2379, store 127.0.0.1:20160)",
+  },
   "advertise-addr": {
     kind: "addr",
     roles: BOTH,
     help: "HOST:PORT others dial (defaults to --addr)",
   },
-  "data-dir": { kind: "string", roles: BOTH, help: "directory for this process's data" },
+  "data-dir": {
+    kind: "string",
+    roles: BOTH,
+    help: "directory for this process's data (./data/scheduler or ./data/store)",
+  },
   "log-level": {
     kind: "level",
     roles: BOTH,
@@ -215,6 +234,29 @@ const SIZE_UNITS: Record<string, number> = {
 };
 const DURATION_UNITS: Record<string, number> = { "": 1, "ms": 1, "s": 1000, "m": 60_000 };
 
+/** A byte count in the largest unit that divides it exactly: `96MiB`, `512KiB`, `1000`. */
+export function formatSize(bytes: number): string {
+  for (const [unit, n] of [["GiB", 1024 ** 3], ["MiB", 1024 ** 2], ["KiB", 1024]] as const) {
+    if (bytes >= n && bytes % n === 0) return `${bytes / n}${unit}`;
+  }
+  return String(bytes);
+}
+
+/** Milliseconds in the largest unit that divides them exactly: `30m`, `10s`, `100ms`. */
+export function formatDuration(ms: number): string {
+  if (ms >= 60_000 && ms % 60_000 === 0) return `${ms / 60_000}m`;
+  if (ms >= 1000 && ms % 1000 === 0) return `${ms / 1000}s`;
+  return `${ms}ms`;
+}
+
+/** A key's default as `--help` and the docs show it (units for sizes and durations). */
+export function formatDefault(spec: KeySpec): string | undefined {
+  if (spec.default === undefined) return undefined;
+  if (spec.kind === "size") return formatSize(Number(spec.default));
+  if (spec.kind === "duration") return formatDuration(Number(spec.default));
+  return String(spec.default);
+}
+
 /** Parses `64MiB`, `512KiB`, `1GiB` or a plain byte count. */
 export function parseSize(text: string): number {
   return parseWithUnit(text, SIZE_UNITS, "a size such as 64MiB, 512KiB or 1048576");
@@ -302,8 +344,11 @@ function parseValue(key: ConfigKey, raw: unknown, flag: string): string | number
   }
 }
 
-/** What {@link parseCommandLine} found: either a request for help or a full config. */
-export type CommandLine = { help: true } | { help: false; config: Config };
+/**
+ * What {@link parseCommandLine} found: a request to print something and exit 0 (`--help`, or
+ * `--version` with `version` set), or a full config.
+ */
+export type CommandLine = { help: true; version?: boolean } | { help: false; config: Config };
 
 /**
  * Parses `args` (as in `Deno.args`) and, if `--config` names a file, that file's JSON object.
@@ -317,6 +362,7 @@ export function parseCommandLine(
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
     if (arg === "--help" || arg === "-h") return { help: true };
+    if (arg === "--version" || arg === "-V") return { help: true, version: true };
     if (!arg.startsWith("--") || arg === "--") {
       throw new ConfigError(arg, `unexpected argument "${arg}" (flags look like --name value)`);
     }
@@ -338,33 +384,26 @@ export function parseCommandLine(
     flags.set(name, value);
   }
 
-  const role = flags.get("role");
+  const configPath = flags.get("config");
+  const file = configPath === undefined ? undefined : readConfigFile(configPath, readFile);
+  // The role may come from the file too; the flag wins, like every other key.
+  const fileRole = file?.role;
+  const role = flags.get("role") ?? fileRole;
+  const roleWhere = flags.has("role") ? "--role" : `"role" in ${configPath}`;
   if (role === undefined) {
     throw new ConfigError("--role", "missing flag --role (scheduler or store)");
   }
   if (role !== "scheduler" && role !== "store") {
     throw new ConfigError(
-      "--role",
-      `invalid value for --role: "${role}" is not scheduler or store`,
+      flags.has("role") ? "--role" : "role",
+      `invalid value for ${roleWhere}: ${JSON.stringify(role)} is not scheduler or store`,
     );
   }
 
   const values = new Map<ConfigKey, string | number>();
-  const configPath = flags.get("config");
-  if (configPath !== undefined) {
-    let file: unknown;
-    try {
-      file = JSON.parse(readFile(configPath));
-    } catch (e) {
-      throw new ConfigError(
-        "--config",
-        `cannot read --config ${configPath}: ${(e as Error).message}`,
-      );
-    }
-    if (typeof file !== "object" || file === null || Array.isArray(file)) {
-      throw new ConfigError("--config", `--config ${configPath} must hold a JSON object`);
-    }
+  if (file !== undefined && configPath !== undefined) {
     for (const [key, raw] of Object.entries(file)) {
+      if (key === "role") continue;
       if (!(key in CONFIG_KEYS)) {
         throw new ConfigError(key, `unknown key "${key}" in --config ${configPath}`);
       }
@@ -409,6 +448,23 @@ export function parseCommandLine(
   return { help: false, config };
 }
 
+/** Reads and parses a `--config` file: a JSON object. */
+function readConfigFile(
+  path: string,
+  readFile: (path: string) => string,
+): Record<string, unknown> {
+  let file: unknown;
+  try {
+    file = JSON.parse(readFile(path));
+  } catch (e) {
+    throw new ConfigError("--config", `cannot read --config ${path}: ${(e as Error).message}`);
+  }
+  if (typeof file !== "object" || file === null || Array.isArray(file)) {
+    throw new ConfigError("--config", `--config ${path} must hold a JSON object`);
+  }
+  return file as Record<string, unknown>;
+}
+
 function isBoolFlag(name: string): boolean {
   return name in CONFIG_KEYS && CONFIG_KEYS[name as ConfigKey].kind === "bool";
 }
@@ -451,19 +507,54 @@ function checkRole(key: ConfigKey, role: Role, where: string): void {
   }
 }
 
+/** What a flag's value looks like in `--help`. */
+const VALUE_NAMES: Record<Kind, string> = {
+  string: "DIR",
+  addr: "HOST:PORT",
+  url: "URL",
+  size: "SIZE",
+  duration: "DURATION",
+  int: "N",
+  level: "LEVEL",
+  bool: "",
+  kvAuth: "MODE",
+};
+
+/** Keys whose value is not what their kind suggests. */
+const VALUE_NAME_OF: Partial<Record<ConfigKey, string>> = {
+  "cluster-secret-file": "FILE",
+  "cacert": "FILE",
+  "cert": "FILE",
+  "key": "FILE",
+  "cert-allowed-cn": "CN,...",
+};
+
 /** The text printed by `--help`. */
 export function usage(): string {
+  const row = (flag: string, text: string) => `  ${flag.padEnd(36)} ${text}`;
   const lines = [
     "usage: mrkv --role scheduler|store [--flag value]...",
+    "       mrkv ctl COMMAND [args]      the command-line client (mrkv ctl --help)",
     "",
-    "  --role scheduler|store         which server to run",
-    "  --config FILE.json             any key below, as JSON; flags win over the file",
+    row("--role scheduler|store", "which server to run"),
+    row("--config FILE.json", "any key below (and role), as JSON; flags win over the file"),
   ];
   for (const [key, spec] of Object.entries(CONFIG_KEYS) as [ConfigKey, KeySpec][]) {
-    const dflt = spec.default === undefined ? "" : ` [${spec.default}]`;
+    const dflt = formatDefault(spec);
     const roles = spec.roles.length === 2 ? "" : ` (${spec.roles[0]})`;
-    lines.push(`  --${key.padEnd(28)} ${spec.help}${roles}${dflt}`);
+    lines.push(
+      row(
+        `--${key} ${VALUE_NAME_OF[key] ?? VALUE_NAMES[spec.kind]}`.trimEnd(),
+        `${spec.help}${roles}${dflt ? ` [${dflt}]` : ""}`,
+      ),
+    );
   }
-  lines.push("", "Sizes accept KiB/MiB/GiB, durations ms/s/m.");
+  lines.push(
+    row("-h, --help", "show this help"),
+    row("-V, --version", "show the version"),
+    "",
+    "SIZE: 512KiB, 64MiB, 1GiB or a byte count. DURATION: 100ms, 10s, 30m or milliseconds.",
+    "LEVEL: debug, info, warn or error. Exit codes: 0 clean shutdown, 1 fatal error, 2 bad flags.",
+  );
   return lines.join("\n");
 }

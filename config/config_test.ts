@@ -1,10 +1,13 @@
 import assert from "node:assert/strict";
 import {
   ConfigError,
+  formatDuration,
+  formatSize,
   isLoopbackAddr,
   parseCommandLine,
   parseDuration,
   parseSize,
+  usage,
 } from "./config.ts";
 
 function parse(args: string[], file?: string) {
@@ -131,6 +134,38 @@ Deno.test("inconsistent Raft timing and split sizes are refused", () => {
 
 Deno.test("--help is answered without needing --role", () => {
   assert.deepEqual(parseCommandLine(["--help"]), { help: true });
+});
+
+Deno.test("role may come from the --config file; the flag wins over it", () => {
+  const file = JSON.stringify({ role: "scheduler", "max-replicas": 5 });
+  assert.equal(parse(["--config", "c.json"], file).role, "scheduler");
+  assert.equal(parse(["--config", "c.json"], file).maxReplicas, 5);
+  const store = JSON.stringify({ role: "store", scheduler: "http://127.0.0.1:2379" });
+  assert.equal(parse(["--config", "c.json"], store).role, "store");
+  assert.equal(
+    parse(["--config", "c.json", "--role", "scheduler"], JSON.stringify({ role: "store" })).role,
+    "scheduler",
+  );
+  const bad = flagError(["--config", "c.json"], JSON.stringify({ role: "dancer" }));
+  assert.match(bad.message, /"role" in c.json: "dancer" is not scheduler or store/);
+});
+
+Deno.test("--version and -V ask for the version; --help shows sizes and durations with units", () => {
+  assert.deepEqual(parseCommandLine(["--version"]), { help: true, version: true });
+  assert.deepEqual(parseCommandLine(["--role", "store", "-V"]), { help: true, version: true });
+  const text = usage();
+  assert.match(
+    text,
+    /--region-max-size SIZE\s+split a region once it is larger than this \(store\) \[96MiB\]/,
+  );
+  assert.match(text, /--max-store-down-time DURATION .*\[30m\]/);
+  assert.match(text, /--raft-tick-ms DURATION .*\[100ms\]/);
+  assert.match(text, /--split-check-ms DURATION .*\[10s\]/);
+  assert.match(text, /-V, --version/);
+  assert.equal(formatSize(64 * 1024 * 1024), "64MiB");
+  assert.equal(formatSize(1000), "1000");
+  assert.equal(formatDuration(1_000), "1s");
+  assert.equal(formatDuration(1_500), "1500ms");
 });
 
 Deno.test("a non-loopback address needs a secret, TLS or --insecure; TLS needs all three files", () => {

@@ -161,6 +161,16 @@ export function optional<T, F>(
   return v === undefined || v === null ? fallback : check(v, fieldName);
 }
 
+/** Percent-encodes every byte of a key for a URL path segment (the inverse of the below). */
+export function percentEncodeBytes(key: Uint8Array): string {
+  let out = "";
+  for (const b of key) {
+    const c = String.fromCharCode(b);
+    out += /[A-Za-z0-9_.~-]/.test(c) ? c : `%${b.toString(16).padStart(2, "0").toUpperCase()}`;
+  }
+  return out;
+}
+
 /**
  * Percent-decodes a URL path segment to raw bytes (`%ff` is byte 0xff, not UTF-8 text), as the
  * KV API and the admin API's `/region/key/{key}` define keys.

@@ -10,6 +10,7 @@ import {
   expectSafeInt,
   field,
   percentDecodeBytes,
+  percentEncodeBytes,
 } from "./codec.ts";
 import { errorResponse, MrkvError } from "./errors.ts";
 
@@ -82,4 +83,10 @@ Deno.test("errors map to the spec's status, JSON body and Retry-After", async ()
   const bug = errorResponse(new TypeError("oops"));
   assert.equal(bug.status, 500);
   assert.equal((await bug.json()).error.code, "Internal");
+});
+
+Deno.test("percent-encoding a key round-trips through percentDecodeBytes", () => {
+  const key = new Uint8Array([0x61, 0x2f, 0x00, 0xff, 0x20, 0x7e]);
+  assert.equal(percentEncodeBytes(key), "a%2F%00%FF%20~");
+  assert.deepEqual(percentDecodeBytes(percentEncodeBytes(key)), key);
 });

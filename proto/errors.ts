@@ -1,12 +1,12 @@
 /**
  * The one error family both servers speak ({@link MrkvError}) and its mapping to HTTP
- * (interface.md, "Errors"). Every route handler throws; `app.onError` calls
+ * (docs/api.md, "Errors"). Every route handler throws; `app.onError` calls
  * {@link errorResponse}, so the status/code table lives here and nowhere else.
  *
  * @module
  */
 
-/** Every wire error code, grouped by HTTP status (interface.md). */
+/** Every wire error code, grouped by HTTP status (docs/api.md). */
 export const ERROR_STATUS = {
   BadRequest: 400,
   Unauthenticated: 401,
@@ -15,6 +15,7 @@ export const ERROR_STATUS = {
   RegionNotFound: 404,
   StoreNotFound: 404,
   NotFound: 404,
+  MethodNotAllowed: 405,
   TooLarge: 413,
   EpochNotMatch: 409,
   KeyNotInRegion: 409,

@@ -1,5 +1,5 @@
 /**
- * How keys appear in JSON for people (interface.md, Admin API): a key that is valid UTF-8 is a
+ * How keys appear in JSON for people (docs/api.md, Conventions): a key that is valid UTF-8 is a
  * string; one that is not is given hex-encoded under the field name suffixed `_hex`. Both
  * servers render keys this way.
  *

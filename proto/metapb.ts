@@ -17,7 +17,7 @@ import {
 } from "./codec.ts";
 import { MrkvError } from "./errors.ts";
 
-/** Largest key accepted anywhere (interface.md: keys are 1..1024 bytes; split keys likewise). */
+/** Largest key accepted anywhere (docs/api.md: keys are 1..1024 bytes; split keys likewise). */
 export const MAX_KEY_BYTES = 4096;
 
 /** A peer's role in its Raft group. Learners replicate but do not vote. */

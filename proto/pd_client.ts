@@ -7,6 +7,7 @@
  */
 import { CBOR_CONTENT_TYPE, decodeCbor, encodeCbor } from "./codec.ts";
 import { errorFromResponse, MrkvError } from "./errors.ts";
+import { describeFetchError } from "./fetch_error.ts";
 import type { Region, Store } from "./metapb.ts";
 import {
   type AllocIdResponse,
@@ -63,8 +64,9 @@ export class PdClient {
 
   async #call<T>(method: string, body: unknown, decode: (v: unknown) => T): Promise<T> {
     let res: Response;
+    const url = `${this.baseUrl}${RPC_PREFIX}/${method}`;
     try {
-      res = await this.#fetch(`${this.baseUrl}${RPC_PREFIX}/${method}`, {
+      res = await this.#fetch(url, {
         method: "POST",
         body: encodeCbor(body),
         headers: { "content-type": CBOR_CONTENT_TYPE },
@@ -72,9 +74,8 @@ export class PdClient {
       });
     } catch (e) {
       // Unreachable or too slow: a retryable condition for the caller, not a bug.
-      throw new MrkvError("Timeout", `scheduler ${method}: ${(e as Error).message}`, {}, {
-        cause: e,
-      });
+      const why = describeFetchError(e, url, this.#timeoutMs);
+      throw new MrkvError("Timeout", `scheduler ${method}: ${why}`, {}, { cause: e });
     }
     if (!res.ok) throw await errorFromResponse(res);
     return decode(decodeCbor(new Uint8Array(await res.arrayBuffer()), `${method} response`));

@@ -132,7 +132,29 @@ export interface RegionHeartbeat {
   readonly approximateKeys: number;
   /** The step the leader refused since its last report, if any. */
   readonly refusedStep?: RefusedStep;
+  /** Bytes written and read since the previous full report (absent: not measured this time). */
+  readonly flow?: RegionFlow;
 }
+
+/** A region's traffic over one reporting interval (for hot-region statistics). */
+export interface RegionFlow {
+  readonly bytesWritten: number;
+  readonly bytesRead: number;
+  /** Length of the interval the bytes were counted over, in ms (at least 1). */
+  readonly intervalMs: number;
+}
+
+function decodeRegionFlow(v: unknown, name: string): RegionFlow {
+  const o = expectObject(v, name);
+  const intervalMs = expectUint(field(o, "intervalMs"), `${name}.intervalMs`);
+  if (intervalMs < 1) throw new MrkvError("BadRequest", `${name}.intervalMs must be at least 1`);
+  return {
+    bytesWritten: expectUint(field(o, "bytesWritten"), `${name}.bytesWritten`),
+    bytesRead: expectUint(field(o, "bytesRead"), `${name}.bytesRead`),
+    intervalMs,
+  };
+}
+
 /** `region_heartbeat`: many regions in one request (one per region led by this store). */
 export interface RegionHeartbeatRequest {
   readonly heartbeats: readonly RegionHeartbeat[];
@@ -388,6 +410,8 @@ export function decodeRegionHeartbeat(v: unknown, name: string): RegionHeartbeat
     ),
     ...(refused !== undefined && refused !== null &&
       { refusedStep: decodeRefusedStep(refused, `${name}.refusedStep`) }),
+    ...(field(o, "flow") !== undefined &&
+      { flow: decodeRegionFlow(field(o, "flow"), `${name}.flow`) }),
   };
 }
 

@@ -30,7 +30,7 @@ import {
 import { MrkvError } from "../proto/errors.ts";
 import { decodeTag, type RequestTag } from "./applied_requests.ts";
 
-/** Largest value a client may write (interface.md: up to 1 MiB). */
+/** Largest value a client may write (docs/api.md: up to 1 MiB). */
 export const MAX_VALUE_BYTES = 1024 * 1024;
 
 /** Identifies the target of a command and the epoch its proposer saw. */

@@ -70,13 +70,6 @@ function isRefusal(step: OperatorStep, e: MrkvError): boolean {
   return step.type === "SplitRegion" && (e.code === "BadRequest" || e.code === "KeyNotInRegion");
 }
 
-/** What to tell an operator whose store turned out to be a Tombstone. */
-export function tombstoneMessage(storeId: number, dataDir: string): string {
-  return `store ${storeId} is a Tombstone (the scheduler says so): it was removed from the cluster for good ` +
-    `and must not serve again. Its data dir ${dataDir} holds nothing the cluster needs: delete ` +
-    `it (or move it away) and start the store with an empty data dir to join as a new store.`;
-}
-
 /** Sends heartbeats for one store and executes the operator steps in the answers. */
 export class HeartbeatWorker implements RegionObserver {
   #timer: ReturnType<typeof setInterval> | undefined;
@@ -93,9 +86,12 @@ export class HeartbeatWorker implements RegionObserver {
   stepsRefused = 0;
   /** Steps that failed, by error code (a storm of `EpochNotMatch` means repeated steps). */
   readonly stepErrors: Record<string, number> = {};
-  /** Called once if the scheduler says this store is a Tombstone (the owner stops it). */
-  onTombstone: (e: MrkvError) => void = () => {};
-  #tombstoned = false;
+  /**
+   * Called once if the scheduler answers that this store was removed for good (Tombstone):
+   * retrying would only repeat the refusal every interval while the store looked healthy.
+   */
+  onRemoved: ((reason: Error) => void) | undefined;
+  #removed = false;
   #stopped = false;
   /** Ends the `wait_steps` loop's back-off pause early (on stop). */
   #wakeWatcher: () => void = () => {};
@@ -144,7 +140,7 @@ export class HeartbeatWorker implements RegionObserver {
    */
   async #watchSteps(): Promise<void> {
     let backoff = 0;
-    while (!this.#stopped && !this.store.stopped && !this.#tombstoned) {
+    while (!this.#stopped && !this.store.stopped && !this.#removed) {
       try {
         const ids = await this.client.waitSteps(this.store.storeId, WAIT_STEPS_MS);
         backoff = 0;
@@ -166,7 +162,7 @@ export class HeartbeatWorker implements RegionObserver {
 
   /** One periodic round: store stats, then every led region. */
   async tick(): Promise<void> {
-    if (this.store.stopped || this.#tombstoned) return;
+    if (this.store.stopped || this.#removed) return;
     try {
       const peers = [...this.store.peers.values()];
       const cap = this.capacity();
@@ -191,9 +187,9 @@ export class HeartbeatWorker implements RegionObserver {
       await this.sendRegionHeartbeats();
     } catch (e) {
       if (isStoreRemoved(e)) {
-        this.#tombstoned = true;
+        this.#removed = true;
         this.stop();
-        this.onTombstone(e);
+        this.onRemoved?.(e);
         return;
       }
       this.store.log.warn(`store ${this.store.storeId}: heartbeat failed: ${(e as Error).message}`);
@@ -209,13 +205,17 @@ export class HeartbeatWorker implements RegionObserver {
     const peers = (regionIds ?? [...this.store.peers.keys()])
       .map((id) => this.store.peers.get(id))
       .filter((p): p is Peer => p !== undefined && p.isLeader() && p.storage.isInitialized());
+    // A full round ends the flow interval; a report of changes between rounds carries none.
+    const flow = regionIds ? undefined : this.store.flow.take(peers.map((p) => p.regionId));
     if (peers.length === 0) return;
     this.#inFlight = true;
     const now = Date.now();
     const downMs = this.store.config.maxPeerDownDuration ?? DEFAULT_MAX_PEER_DOWN_MS;
     const refused = new Map<number, RefusedStep>();
     const heartbeats = peers.map((p) => {
-      const hb = regionHeartbeatOf(p, now, downMs, this.#unheardSinceOf(p));
+      const f = flow?.get(p.regionId);
+      const base = regionHeartbeatOf(p, now, downMs, this.#unheardSinceOf(p));
+      const hb = f ? { ...base, flow: f } : base;
       const r = this.#refused.get(p.regionId);
       if (!r) return hb;
       this.#refused.delete(p.regionId);

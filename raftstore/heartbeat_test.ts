@@ -69,7 +69,7 @@ Deno.test("a Tombstone answer stops the worker and tells its owner once", async 
     () => ({ capacity: 0, available: 0, usedSize: 0 }),
   );
   const told: string[] = [];
-  worker.onTombstone = (e) => told.push(e.message);
+  worker.onRemoved = (e) => told.push(e.message);
   await worker.tick();
   await worker.tick();
   assert.deepEqual(told, [storeRemovedError(1).message]);

@@ -18,6 +18,7 @@
  *
  * @module
  */
+import { percentEncodeBytes } from "../proto/codec.ts";
 import { errorFromResponse, MrkvError, unknownOutcome } from "../proto/errors.ts";
 import {
   compareBytes,
@@ -167,7 +168,7 @@ export class KvService {
     done.catch(() => {}).finally(() => {
       if (this.#pendingWrites.get(hex) === entry) this.#pendingWrites.delete(hex);
     });
-    await done;
+    await this.store.metrics.time(this.store.metrics.proposeApply, done);
   }
 
   /** Writes proposed here and not yet answered, by tag (see {@link localWrite}). */
@@ -183,7 +184,9 @@ export class KvService {
     if (peer.region.epoch.version !== epoch.version && !keyInRegion(key, peer.region)) {
       throw new MrkvError("EpochNotMatch", `region ${peer.regionId} split during the read`);
     }
-    return await this.store.engine.get(key);
+    const value = await this.store.engine.get(key);
+    if (value) this.store.flow.read(peer.regionId, key.length + value.length);
+    return value;
   }
 
   /**
@@ -216,6 +219,7 @@ export class KvService {
       bytes += pair.key.length + pair.value.length;
       if (bytes >= maxBytes) break;
     }
+    this.store.flow.read(region.id, bytes);
     return { kvs, region };
   }
 
@@ -454,7 +458,7 @@ export class KvService {
     body?: Uint8Array | null,
     tag?: RequestTag,
   ): Promise<Uint8Array | null> {
-    const path = `/kv/${encodeKeySegment(key)}`;
+    const path = `/kv/${percentEncodeBytes(key)}`;
     const headers: Record<string, string> = { [FORWARDED_HEADER]: "1" };
     if (tag) headers[REQUEST_TAG_HEADER] = encodeTagHeader(tag);
     const res = await this.forward(
@@ -528,16 +532,6 @@ function withDeadline<T>(p: Promise<T>, deadline: number): Promise<T> {
     );
   });
   return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
-}
-
-/** Percent-encodes every byte of a key for a URL path segment. */
-export function encodeKeySegment(key: Uint8Array): string {
-  let out = "";
-  for (const b of key) {
-    const c = String.fromCharCode(b);
-    out += /[A-Za-z0-9_.~-]/.test(c) ? c : `%${b.toString(16).padStart(2, "0").toUpperCase()}`;
-  }
-  return out;
 }
 
 /** Turns another store's error response back into a region error (a bug there is "busy" here). */

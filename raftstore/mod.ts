@@ -3,7 +3,8 @@
  * (store.ts), apply (apply.ts), peer storage on the engine, transports, snapshots, split, log
  * GC, heartbeats to the scheduler and the KV service with its HTTP routes.
  *
- * May import `raft/`, `storage/` and `proto/`; nothing imports raftstore but `main.ts` and tests.
+ * May import `raft/`, `storage/`, `proto/` and `telemetry/`; nothing imports raftstore but
+ * `main.ts` and tests.
  *
  * @module
  */

@@ -11,7 +11,7 @@ import { KvEngine, type KvEngineOptions } from "../storage/mod.ts";
 import { DirLock } from "../proto/dir_lock.ts";
 import { errorResponse, MrkvError, unknownOutcome } from "../proto/errors.ts";
 import { AddressBook } from "./address_book.ts";
-import { HeartbeatWorker, tombstoneMessage } from "./heartbeat.ts";
+import { HeartbeatWorker } from "./heartbeat.ts";
 import { type ForwardFn, KvService } from "./kv_service.ts";
 import { LogGcWorker } from "./log_gc.ts";
 import type { PeerConfig } from "./peer.ts";
@@ -23,6 +23,8 @@ import { Store, type StoreConfig, type StoreLogger } from "./store.ts";
 import type { RaftReceiver, Transport } from "./transport.ts";
 import { HttpTransport } from "./transport_http.ts";
 import type { Hono } from "hono";
+import { diskStats, Logger, type LogLevel } from "../telemetry/mod.ts";
+import { registerStoreMetrics } from "./metrics.ts";
 import { isLoopbackAddr } from "../config/config.ts";
 import type { ServerEnv } from "../proto/http_guard.ts";
 import { type HttpServer, serveHttp } from "../proto/http_server.ts";
@@ -35,6 +37,8 @@ export interface StoreNodeOptions {
     readonly advertiseAddr: string;
     readonly dataDir: string;
     readonly scheduler: string;
+    /** Used when no `log` is given: lines below it are dropped. */
+    readonly logLevel?: LogLevel;
     readonly kvAuth?: "auto" | "required" | "open";
   };
   /** Credentials to use instead of reading the files the config names (tests). */
@@ -101,11 +105,13 @@ export class StoreNode {
   async #stop(): Promise<void> {
     await this.book?.stop();
     this.workers.heartbeat.stop();
-    this.workers.split.stop();
+    const splitting = this.workers.split.stop();
     this.workers.gc.stop();
     this.store.stop();
     await this.#server?.shutdown();
     await this.store.idle();
+    // A size check still scanning must finish before the engine it reads is closed.
+    await splitting;
     if (this.#ownsEngine) this.store.engine.close();
     this.security.close();
     this.#lock?.release();
@@ -154,12 +160,6 @@ function splitAddr(addr: string): { hostname: string; port: number } {
   return { hostname: addr.slice(0, i).replace(/^\[|\]$/g, ""), port: Number(addr.slice(i + 1)) };
 }
 
-const consoleLog: StoreLogger = {
-  info: (m) => console.log(m),
-  warn: (m) => console.warn(m),
-  error: (m) => console.error(m),
-};
-
 async function waitForScheduler(client: PdClient, waitMs: number, log: StoreLogger) {
   const deadline = Date.now() + waitMs;
   let delay = 100;
@@ -168,7 +168,12 @@ async function waitForScheduler(client: PdClient, waitMs: number, log: StoreLogg
       return await client.isBootstrapped();
     } catch (e) {
       if (Date.now() + delay > deadline) {
-        throw new Error(`cannot reach the scheduler: ${(e as Error).message}`, { cause: e });
+        throw new Error(
+          `gave up waiting for the scheduler after ${waitMs / 1000} s: ${
+            (e as Error).message
+          } (is it running, and is --scheduler ${client.baseUrl} right?)`,
+          { cause: e },
+        );
       }
       log.warn(`waiting for the scheduler: ${(e as Error).message}`);
       await new Promise((r) => setTimeout(r, delay));
@@ -180,7 +185,8 @@ async function waitForScheduler(client: PdClient, waitMs: number, log: StoreLogg
 /** Starts a store as {@link StoreNodeOptions} say. */
 export async function startStoreNode(opts: StoreNodeOptions): Promise<StoreNode> {
   const { config } = opts;
-  const log = opts.log ?? consoleLog;
+  const baseLog = new Logger({ level: config.logLevel ?? "info", fields: { role: "store" } });
+  let log: StoreLogger = opts.log ?? baseLog;
   const security = opts.security ?? await Security.fromConfig(config);
   // Filled in as the store learns its cluster and its ID; every internal request carries it.
   const identity: Identity = { clusterId: 0, storeId: 0 };
@@ -230,6 +236,7 @@ export async function startStoreNode(opts: StoreNodeOptions): Promise<StoreNode>
     }
     const storeId = ident.storeId;
     identity.storeId = storeId;
+    if (!opts.log) log = baseLog.child({ store: storeId });
     const storeMeta = { id: storeId, address: config.advertiseAddr };
     const mode = `security: ${security.mode}`;
     if (security.secured) log.info(`store ${storeId}: ${mode}`);
@@ -257,6 +264,8 @@ export async function startStoreNode(opts: StoreNodeOptions): Promise<StoreNode>
       scheme: security.scheme,
       resolve: (id) => book.resolve(id),
       onUnreachable: (id) => store.onStoreUnreachable(id),
+      onSent: (seconds, ok) =>
+        store.metrics.raftSend.observe(seconds, { result: ok ? "ok" : "error" }),
     });
     await store.start();
 
@@ -285,12 +294,15 @@ export async function startStoreNode(opts: StoreNodeOptions): Promise<StoreNode>
     const kv = new KvService(store, client, forward);
     const split = new SplitWorker(store, client);
     const usedSize = () => [...store.peers.values()].reduce((n, p) => n + p.approximateSize, 0);
-    const heartbeat = new HeartbeatWorker(
+    // The filesystem's figures, as PD's stores report them: the whole disk, and what is free.
+    const capacity = () => ({ ...diskStats(config.dataDir), usedSize: usedSize() });
+    const heartbeat = new HeartbeatWorker(store, client, capacity, split);
+    registerStoreMetrics(store.metrics, {
       store,
-      client,
-      () => ({ capacity: 0, available: 0, usedSize: usedSize() }),
-      split,
-    );
+      kv,
+      capacity,
+      heartbeatsSent: () => heartbeat.sent,
+    });
     const gc = new LogGcWorker(store);
     const node = new StoreNode(
       store,
@@ -316,22 +328,24 @@ export async function startStoreNode(opts: StoreNodeOptions): Promise<StoreNode>
       }
       await maybeBootstrap(store, client, storeMeta, log);
     }
-    // A store the scheduler calls a Tombstone stops serving and exits (heartbeat.ts).
-    const retired = new Promise<void>((_, reject) => {
-      heartbeat.onTombstone = (e) => {
-        const why = new Error(tombstoneMessage(storeId, config.dataDir), { cause: e });
-        log.error(why.message);
-        void node.stop().finally(() => reject(why));
+    // A store the scheduler has removed stops serving (its listener too) and ends the process
+    // with what to do.
+    const removed = new Promise<never>((_, reject) => {
+      heartbeat.onRemoved = () => {
+        const reason = new Error(removedMessage(storeId, config.dataDir));
+        log.error(reason.message);
+        void node.stop().finally(() => reject(reason));
       };
     });
+    removed.catch(() => {}); // observed through `finished`
     heartbeat.start();
     split.start();
     gc.start();
     node.book = book;
-    node.finished = Promise.race([
+    node.finished = registered ? Promise.race([store.dead, removed]) : Promise.race([
       store.dead,
-      retired,
-      ...(registered ? [] : [registerInBackground(client, ident, config, log, store)]),
+      removed,
+      registerInBackground(client, ident, config, log, store),
     ]);
     return node;
   } catch (e) {
@@ -379,12 +393,16 @@ async function register(
     return true;
   } catch (e) {
     if (e instanceof MrkvError && e.code === "Timeout") return false;
-    // A Tombstone store must not start: say what to do with its data dir (heartbeat.ts).
-    if (isStoreRemoved(e)) {
-      throw new Error(tombstoneMessage(ident.storeId, config.dataDir), { cause: e });
-    }
+    if (isStoreRemoved(e)) throw new Error(removedMessage(ident.storeId, config.dataDir));
     throw e;
   }
+}
+
+/** Why a removed (Tombstone) store stops, and what its operator should do. */
+function removedMessage(storeId: number, dataDir: string): string {
+  return `store ${storeId} was removed from the cluster (it is a Tombstone) and cannot come ` +
+    `back: this process stops; delete its data directory ${dataDir} before starting a new ` +
+    `store there (it will get a new store ID)`;
 }
 
 /** How long a restarting store waits for the scheduler before it starts without it. */

@@ -1,5 +1,5 @@
 /**
- * A store's HTTP routes: the KV API of interface.md, the Raft batch intake, store-local
+ * A store's HTTP routes: the KV API of docs/api.md, the Raft batch intake, store-local
  * inspection (`/debug/*`), `/status` and `/metrics`. Handlers decode, call the KV service or the
  * store, and encode; every error goes through `errorResponse` in `app.onError`.
  *
@@ -8,6 +8,8 @@
 import { Hono } from "hono";
 import type { Context } from "hono";
 import { errorResponse, MrkvError } from "../proto/errors.ts";
+import { jsonNewline, notFoundHandler } from "../proto/routes.ts";
+import { VERSION } from "../telemetry/mod.ts";
 import { callerOf, guard } from "../proto/http_guard.ts";
 import { BodyReadError } from "../proto/http_body.ts";
 import { Security } from "../proto/security.ts";
@@ -30,7 +32,7 @@ import { decodeRaftBatch } from "./transport.ts";
 import { RAFT_BATCH_PATH } from "./transport_http.ts";
 import { RAFT_SNAPSHOT_PATH, SNAPSHOT_CHUNK_BYTES, SnapshotAssembler } from "./snapshot_stream.ts";
 
-/** Keys are 1..1024 bytes (interface.md). */
+/** Keys are 1..1024 bytes (docs/api.md). */
 export const MAX_KEY_BYTES = 1024;
 /** Scan page size: default and maximum. */
 const SCAN_DEFAULT_LIMIT = 100;
@@ -38,8 +40,13 @@ const SCAN_MAX_LIMIT = 10_000;
 /** Largest Raft batch accepted (snapshots come separately, in chunks). */
 const MAX_RAFT_BATCH_BYTES = 64 * 1024 * 1024;
 
-const VERSION = "0.1.0";
 const startedAt = Date.now();
+
+/** The KV operation a request is, for metrics (undefined: not a KV operation). */
+function kvOp(method: string, path: string): string | undefined {
+  if (path === "/kv") return method === "GET" ? "scan" : undefined;
+  return ({ GET: "get", PUT: "put", DELETE: "delete" } as Record<string, string>)[method];
+}
 
 /** How a store's app authenticates requests (docs/security.md); default: an open cluster. */
 export interface StoreAppOptions {
@@ -58,6 +65,7 @@ export function storeApp(store: Store, kv: KvService, opts: StoreAppOptions = {}
     if (err instanceof BodyReadError) opts.log?.(`store ${store.storeId}: ${err.message}`);
     return errorResponse(err);
   });
+  app.use("*", jsonNewline);
   app.use(guard({
     security: opts.security ?? Security.insecure(),
     classify: storeRouteClass,
@@ -65,9 +73,15 @@ export function storeApp(store: Store, kv: KvService, opts: StoreAppOptions = {}
     clientRoutesOpen: opts.clientRoutesOpen ?? true,
     log: opts.log,
   }));
-  app.notFound((c) =>
-    errorResponse(new MrkvError("NotFound", `no route ${c.req.method} ${c.req.path}`))
-  );
+
+  // Every KV request is timed, errors included (onError has set the response by then).
+  app.use("/kv/*", async (c, next) => {
+    const op = kvOp(c.req.method, c.req.path);
+    if (op === undefined) return await next();
+    const stop = store.metrics.kvRequest.startTimer({ op, forwarded: String(isForwarded(c)) });
+    await next();
+    stop({ code: String(c.res.status) });
+  });
 
   // The scan route must come first: `/kv/*` would also match `/kv`.
   app.get("/kv", async (c) => {
@@ -223,8 +237,12 @@ export function storeApp(store: Store, kv: KvService, opts: StoreAppOptions = {}
 
   app.get(
     "/metrics",
-    (c) => c.text(metricsText(store, kv), 200, { "content-type": "text/plain; version=0.0.4" }),
+    (c) =>
+      c.text(store.metrics.registry.render(), 200, {
+        "content-type": "text/plain; version=0.0.4",
+      }),
   );
+  app.notFound(notFoundHandler(app));
   return app;
 }
 
@@ -269,83 +287,4 @@ function regionJson(r: Region) {
     epoch: { conf_ver: r.epoch.confVer, version: r.epoch.version },
     peers: r.peers.map((p) => ({ id: p.id, store_id: p.storeId, role: p.role })),
   };
-}
-
-function metricsText(store: Store, kv: KvService): string {
-  const peers = [...store.peers.values()];
-  const lines: string[] = [];
-  const metric = (name: string, type: string, help: string, value: number) => {
-    lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, `${name} ${value}`);
-  };
-  metric("mrkv_store_regions", "gauge", "Region peers on this store.", peers.length);
-  metric(
-    "mrkv_store_leaders",
-    "gauge",
-    "Regions this store leads.",
-    peers.filter((p) => p.isLeader()).length,
-  );
-  metric("mrkv_ready_passes_total", "counter", "Ready loop passes.", store.stats.readyPasses);
-  metric(
-    "mrkv_entries_persisted_total",
-    "counter",
-    "Raft entries written.",
-    store.stats.entriesPersisted,
-  );
-  metric(
-    "mrkv_entries_applied_total",
-    "counter",
-    "Raft entries applied.",
-    store.stats.entriesApplied,
-  );
-  metric(
-    "mrkv_engine_writes_total",
-    "counter",
-    "Ready loop engine writes.",
-    store.stats.engineWrites,
-  );
-  metric(
-    "mrkv_engine_write_seconds_total",
-    "counter",
-    "Time spent in Ready loop engine writes.",
-    store.stats.engineWriteMs / 1000,
-  );
-  metric(
-    "mrkv_raft_messages_sent_total",
-    "counter",
-    "Raft messages sent.",
-    store.stats.messagesSent,
-  );
-  metric("mrkv_snapshots_sent_total", "counter", "Snapshots sent.", store.stats.snapshotsSent);
-  metric(
-    "mrkv_snapshots_applied_total",
-    "counter",
-    "Snapshots installed.",
-    store.stats.snapshotsApplied,
-  );
-  metric(
-    "mrkv_kv_forwarded_total",
-    "counter",
-    "KV requests forwarded to a leader on another store.",
-    kv.forwarded,
-  );
-  metric(
-    "mrkv_kv_via_raft_total",
-    "counter",
-    "Writes proposed on a local follower and forwarded by Raft.",
-    kv.viaRaft,
-  );
-  metric("mrkv_kv_retries_total", "counter", "KV request retries after region errors.", kv.retries);
-  metric(
-    "mrkv_apply_duplicate_writes_total",
-    "counter",
-    "Client writes skipped at apply: copies of a write already applied (retries, redeliveries).",
-    store.stats.duplicateWrites,
-  );
-  metric(
-    "mrkv_apply_expired_writes_total",
-    "counter",
-    "Client writes refused at apply: issued more than the dedup window before the newest.",
-    store.stats.expiredWrites,
-  );
-  return lines.join("\n") + "\n";
 }

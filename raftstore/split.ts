@@ -65,6 +65,8 @@ export async function scanRegionSize(store: Store, peer: Peer, at: number): Prom
 export class SplitWorker {
   #timer: ReturnType<typeof setInterval> | undefined;
   #running = false;
+  /** The round in progress, so that stopping can wait for it before the engine closes. */
+  #round: Promise<void> = Promise.resolve();
   /** The split in flight per region (at most one). */
   readonly #inFlight = new Map<number, Promise<void>>();
   /** IDs obtained per region for a split at one version, kept for a retry at that version. */
@@ -76,11 +78,22 @@ export class SplitWorker {
   constructor(readonly store: Store, readonly client: PdClient) {}
 
   start(): void {
-    this.#timer = setInterval(() => void this.checkAll(), this.store.config.splitCheckMs);
+    this.#timer = setInterval(() => {
+      if (this.#running) return; // the round in progress stays the one stop() waits for
+      this.#round = this.checkAll().catch((e) => {
+        if (!this.store.stopped) {
+          this.store.log.warn(
+            `store ${this.store.storeId}: split check failed: ${(e as Error).message}`,
+          );
+        }
+      });
+    }, this.store.config.splitCheckMs);
   }
 
-  stop(): void {
+  /** Stops the timer; resolves once a round in progress has ended (its scans read the engine). */
+  stop(): Promise<void> {
     clearInterval(this.#timer);
+    return this.#round;
   }
 
   /** One round over every led region. */
@@ -90,6 +103,7 @@ export class SplitWorker {
     try {
       const { regionMaxSize, regionSplitSize } = this.store.config;
       for (const peer of [...this.store.peers.values()]) {
+        if (this.store.stopped) break;
         if (!peer.isLeader() || peer.destroyed || !peer.storage.isInitialized()) continue;
         if (this.#inFlight.has(peer.regionId)) continue;
         if (peer.approximateSize > 0 && peer.sizeDiffHint < regionSplitSize / 8) continue;
@@ -102,13 +116,6 @@ export class SplitWorker {
             this.store.log.info(`region ${peer.regionId}: split not done: ${(e as Error).message}`);
           });
         }
-      }
-    } catch (e) {
-      // The engine closes under a scan when the store stops; anything else is worth a line.
-      if (!this.store.stopped) {
-        this.store.log.warn(
-          `store ${this.store.storeId}: split check failed: ${(e as Error).message}`,
-        );
       }
     } finally {
       this.#running = false;

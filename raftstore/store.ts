@@ -26,6 +26,8 @@ import { type AdminEffect, applyEntries, type ApplyOutcome, type EntryResult } f
 import { Peer, type PeerConfig } from "./peer.ts";
 import { PeerStorage, RAFT_INIT_LOG_INDEX, RAFT_INIT_LOG_TERM } from "./peer_storage.ts";
 import { StoreMeta } from "./store_meta.ts";
+import { StoreMetrics } from "./metrics.ts";
+import { FlowCounter } from "./flow.ts";
 import type { RaftBatch, RaftEnvelope, Transport } from "./transport.ts";
 import { generateSnapshot, installSnapshot, loadSavedSnapshot, saveSnapshot } from "./snapshot.ts";
 import { decodeCmd, type RaftCmd } from "./cmd.ts";
@@ -39,7 +41,7 @@ const PHASE_HARD_STATE = 1;
 const PHASE_APPLY_DATA = 2;
 const PHASE_APPLY_STATE = 3;
 
-/** Store-level settings (the store keys of interface.md, already parsed). */
+/** Store-level settings (the store keys of docs/configuration.md, already parsed). */
 export interface StoreConfig {
   readonly raftTickMs: number;
   readonly heartbeatTicks: number;
@@ -134,6 +136,10 @@ export class Store {
     duplicateWrites: 0,
     expiredWrites: 0,
   };
+  /** Latency histograms and the registry `/metrics` renders. */
+  readonly metrics = new StoreMetrics();
+  /** Bytes read and written per region, reported in heartbeats for hot-region statistics. */
+  readonly flow = new FlowCounter();
   /** Set if the Ready loop failed: the store must not serve anything more. */
   fatal: Error | undefined;
   #onDead!: (e: Error) => void;
@@ -376,6 +382,7 @@ export class Store {
       await this.engine.write(wb);
       this.stats.engineWrites++;
       this.stats.engineWriteMs += performance.now() - started;
+      this.metrics.engineWrite.observe((performance.now() - started) / 1000);
     }
     for (const range of compacted) this.#compactLog(range);
 
@@ -554,6 +561,7 @@ export class Store {
     p.storage.region = outcome.region;
     p.sizeDiffHint += outcome.writtenBytes;
     p.approximateSize += outcome.writtenBytes;
+    this.flow.write(p.regionId, outcome.writtenBytes);
     for (const effect of outcome.effects) this.#onAdminEffect(p, effect);
     if (!p.destroyed) {
       if (!epochEqual(before.epoch, p.region.epoch)) {

@@ -36,6 +36,8 @@ export interface HttpTransportOptions {
   readonly resolve: (storeId: number) => Promise<string>;
   /** Called when a store could not be reached (the Raft peers report it unreachable). */
   readonly onUnreachable?: (storeId: number) => void;
+  /** Told how long each send to a store took, in seconds, and whether it succeeded. */
+  readonly onSent?: (seconds: number, ok: boolean) => void;
   /** Sends requests with this process's credentials (`Security.fetcher`); default: `fetch`. */
   readonly fetch?: FetchFn;
   /** `http` (default) or `https`. */
@@ -113,6 +115,7 @@ export class HttpTransport implements Transport {
         lane.queue = [];
         const envelopes = queued.filter((e) => e.message.type !== "MsgSnap");
         const snapshots = queued.filter((e) => e.message.type === "MsgSnap");
+        const started = performance.now();
         try {
           const address = await this.options.resolve(storeId);
           if (envelopes.length > 0) {
@@ -128,9 +131,11 @@ export class HttpTransport implements Transport {
           }
           for (const env of snapshots) await this.#sendSnapshot(address, env);
           this.sentBatches++;
+          this.options.onSent?.((performance.now() - started) / 1000, true);
           lane.backoffMs = 0;
         } catch {
           this.failedBatches++;
+          this.options.onSent?.((performance.now() - started) / 1000, false);
           lane.backoffMs = Math.min(MAX_BACKOFF_MS, Math.max(MIN_BACKOFF_MS, lane.backoffMs * 2));
           if (!this.#abort.signal.aborted) this.options.onUnreachable?.(storeId);
         }

@@ -1,5 +1,5 @@
 /**
- * The admin API's JSON shapes (interface.md): snake_case fields; keys as UTF-8 strings, or
+ * The admin API's JSON shapes (docs/api.md): snake_case fields; keys as UTF-8 strings, or
  * hex under `<field>_hex` when not valid UTF-8. Sizes are MiB like PD's
  * (`approximate_size`, `region_size`), with exact bytes beside them.
  *

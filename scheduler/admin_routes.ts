@@ -1,5 +1,5 @@
 /**
- * The admin API (interface.md, shaped after PD's `/pd/api/v1`): JSON in and out, snake_case.
+ * The admin API (docs/api.md, shaped after PD's `/pd/api/v1`): JSON in and out, snake_case.
  * Beyond the listed routes, PD's conventions add `DELETE /store/{id}` (take a store Offline),
  * `POST /store/{id}/state?state=Up|Offline`, `GET /operators/records` (ended operators) and
  * `GET /regions/check/{miss-peer|down-peer|pending-peer|no-leader}` (`region_health.ts`).
@@ -22,6 +22,7 @@ import { hexToBytes, operatorJson, regionJson, storeJson } from "./admin_json.ts
 import type { Cluster } from "./cluster.ts";
 import { applyConfigJson, configToJson } from "./config.ts";
 import type { Coordinator } from "./coordinator.ts";
+import { drainReport } from "./diagnose.ts";
 import { readJson } from "./http.ts";
 import {
   type BuildContext,
@@ -51,8 +52,13 @@ function pathId(c: Context, name: string): number {
 /** Routes of the admin API. */
 export function adminRoutes(cluster: Cluster, coordinator: Coordinator): Hono {
   const app = new Hono();
-  const storeOut = (s: StoreInfo) =>
-    storeJson(s, cluster.stateName(s), cluster.regions.storeStats(s.meta.id));
+  const storeOut = (s: StoreInfo) => {
+    const out = storeJson(s, cluster.stateName(s), cluster.regions.storeStats(s.meta.id));
+    if (s.state !== "Offline") return out;
+    // A drain that cannot finish says why, instead of leaving the store Offline silently.
+    const d = drainReport(cluster, s.meta.id);
+    return { ...out, drain: { regions_left: d.regionsLeft, blocked: d.blocked } };
+  };
 
   app.get(`${API}/stores`, (c) => {
     const stores = cluster.stores().map(storeOut);

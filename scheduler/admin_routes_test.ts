@@ -1,4 +1,4 @@
-/** The admin API exactly as interface.md lists it, in-process through `app.request()`. */
+/** The admin API exactly as docs/api.md lists it, in-process through `app.request()`. */
 import assert from "node:assert/strict";
 import { admin, openTestApp, type TestApp } from "./_test_app.ts";
 import { heartbeat, region, voter } from "./_test_cluster.ts";

@@ -19,6 +19,7 @@ import {
 import { applyConfigJson, type ScheduleConfig } from "./config.ts";
 import { IdAllocator } from "./id_allocator.ts";
 import { OperatorController } from "./operator/controller.ts";
+import { HotStats } from "./hot_stats.ts";
 import {
   metaChanged,
   type RegionInfo,
@@ -62,6 +63,8 @@ export interface ClusterCounters {
 export class Cluster {
   readonly regions = new RegionsInfo();
   readonly operators = new OperatorController();
+  /** Read and write rates from region heartbeats (hot regions). */
+  readonly hot = new HotStats();
   readonly counters: ClusterCounters = {
     regionHeartbeats: 0,
     staleHeartbeats: 0,
@@ -304,6 +307,7 @@ export class Cluster {
       throw e;
     }
     const now = this.now();
+    if (hb.flow) this.hot.update(info.meta.id, hb.flow, now);
     if (result.changed) {
       this.counters.regionsChanged++;
       for (const o of result.overlaps) this.#saver.delete(o.meta.id);

@@ -1,5 +1,5 @@
 /**
- * Region heartbeat handling and the staleness rules (tinykv-project3-tests.md 3.1/3.2).
+ * Region heartbeat handling and the staleness rules (after TinyKV's project 3 heartbeat tests).
  * Setup as in 3C: stores 1, 2, 3 registered; regions 10..12 (3C's 0..2; IDs must be positive)
  * cover [i, i+1) with peers on stores (i+j) % 3, so store 0 is never registered.
  */

@@ -25,7 +25,7 @@ export interface ScheduleConfig {
   replicaScheduleLimit: number;
 }
 
-/** PD's defaults (anchor-systems.md 2.2) and interface.md's. */
+/** PD's defaults, and those of docs/configuration.md. */
 export const DEFAULT_SCHEDULE_CONFIG: Readonly<ScheduleConfig> = {
   maxReplicas: 3,
   maxStoreDownTime: 30 * 60_000,

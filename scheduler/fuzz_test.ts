@@ -1,6 +1,6 @@
 /**
- * Bad input on every route (issue #3 part 8): malformed, truncated, huge and wrong-typed
- * bodies and path parameters. Every answer must be a 4xx with the spec's JSON error — never a
+ * Bad input on every route: malformed, truncated, huge and wrong-typed bodies and path
+ * parameters. Every answer must be a 4xx with the spec's JSON error — never a
  * 500 or a crash — and a refused request must leave the cluster exactly as it was.
  */
 import assert from "node:assert/strict";

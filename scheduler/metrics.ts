@@ -1,116 +1,160 @@
 /**
- * `/metrics` in the Prometheus text format (version 0.0.4), rendered from the cluster's
- * counters and current figures on each scrape.
+ * The scheduler's `/metrics`: every metric is declared here, once, on one {@link Registry}
+ * (see `telemetry/metrics.ts` for the conventions it enforces). Most read the cluster at scrape
+ * time through `collect`; add one the same way.
  *
  * @module
  */
+import { type Labels, registerProcessMetrics, Registry } from "../telemetry/mod.ts";
 import type { Cluster } from "./cluster.ts";
+import type { OperatorKind, OperatorStatus } from "./operator/operator.ts";
 import { HEALTH_PROBLEMS, type HealthProblem, summarizeHealth } from "./region_health.ts";
 
-type Sample = readonly [labels: string, value: number];
+const STORE_STATES = ["Up", "Disconnected", "Down", "Offline", "Tombstone"] as const;
+const OPERATOR_KINDS: readonly OperatorKind[] = ["admin", "replica", "region", "leader"];
+const ENDED: readonly OperatorStatus[] = ["Finished", "Cancelled", "TimedOut"];
 
-/** Renders the scheduler's metrics. */
-export function renderMetrics(cluster: Cluster): string {
+/** Declares the scheduler's metrics over `cluster`; `/metrics` renders the returned registry. */
+export function schedulerMetrics(cluster: Cluster): Registry {
+  const r = new Registry();
   const c = cluster.counters;
   const ops = cluster.operators;
-  const stores = cluster.stores();
-  const perStore = (f: (id: number) => number): Sample[] =>
-    stores.map((s) => [`{store="${s.meta.id}"}`, f(s.meta.id)]);
+  const perStore = (f: (id: number) => number): [Labels, number][] =>
+    cluster.stores().map((s) => [{ store: s.meta.id }, f(s.meta.id)]);
   const stats = (id: number) => cluster.regions.storeStats(id);
-  const states = new Map<string, number>();
-  for (const s of stores) {
-    const n = cluster.stateName(s);
-    states.set(n, (states.get(n) ?? 0) + 1);
-  }
-  const health = summarizeHealth(cluster.regions.regions(), cluster.healthContext());
-  const label = (p: HealthProblem) => p.replace("-", "_");
-  const metrics: [name: string, type: string, help: string, samples: Sample[]][] = [
-    ["region_heartbeats_total", "counter", "Region heartbeats received.", [[
-      "",
-      c.regionHeartbeats,
-    ]]],
-    ["stale_region_heartbeats_total", "counter", "Region heartbeats refused as stale.", [[
-      "",
-      c.staleHeartbeats,
-    ]]],
-    ["region_changes_total", "counter", "Heartbeats that changed the map.", [[
-      "",
-      c.regionsChanged,
-    ]]],
-    ["store_heartbeats_total", "counter", "Store heartbeats received.", [["", c.storeHeartbeats]]],
-    ["regions", "gauge", "Regions in the cluster map.", [["", cluster.regions.count]]],
-    [
-      "stores",
-      "gauge",
-      "Registered stores by state.",
-      ["Up", "Disconnected", "Down", "Offline", "Tombstone"].map((
-        s,
-      ) => [`{state="${s}"}`, states.get(s) ?? 0]),
-    ],
-    [
-      "store_region_count",
-      "gauge",
-      "Regions with a peer on the store.",
-      perStore((id) => stats(id).regionCount),
-    ],
-    [
-      "store_leader_count",
-      "gauge",
-      "Regions led from the store.",
-      perStore((id) => stats(id).leaderCount),
-    ],
-    [
-      "store_region_size_mib",
-      "gauge",
-      "Size of the store's regions.",
-      perStore((id) => stats(id).regionSize),
-    ],
-    [
-      "unhealthy_regions",
-      "gauge",
-      "Regions with a problem: fewer healthy voters than max-replicas (miss_peer), a down peer, a pending peer, no live leader.",
-      HEALTH_PROBLEMS.map((p) => [`{problem="${label(p)}"}`, health.total[p]]),
-    ],
-    [
-      "store_unhealthy_regions",
-      "gauge",
-      "Per store: regions whose down or pending peer is there, or with a peer there that miss a peer or a leader.",
-      stores.flatMap((s) =>
-        HEALTH_PROBLEMS.map((p): Sample => [
-          `{store="${s.meta.id}",problem="${label(p)}"}`,
-          health.byStore.get(s.meta.id)?.[p] ?? 0,
+
+  r.counter({
+    name: "mrkv_scheduler_region_heartbeats_total",
+    help: "Region heartbeats received.",
+    collect: () => c.regionHeartbeats,
+  });
+  r.counter({
+    name: "mrkv_scheduler_stale_region_heartbeats_total",
+    help: "Region heartbeats refused as stale.",
+    collect: () => c.staleHeartbeats,
+  });
+  r.counter({
+    name: "mrkv_scheduler_region_changes_total",
+    help: "Region heartbeats that changed the cluster map.",
+    collect: () => c.regionsChanged,
+  });
+  r.counter({
+    name: "mrkv_scheduler_store_heartbeats_total",
+    help: "Store heartbeats received.",
+    collect: () => c.storeHeartbeats,
+  });
+  r.gauge({
+    name: "mrkv_scheduler_regions",
+    help: "Regions in the cluster map.",
+    collect: () => cluster.regions.count,
+  });
+  r.gauge({
+    name: "mrkv_scheduler_stores",
+    help: "Registered stores by state.",
+    labels: ["state"],
+    collect: () => {
+      const n = new Map<string, number>();
+      for (const s of cluster.stores()) {
+        const state = cluster.stateName(s);
+        n.set(state, (n.get(state) ?? 0) + 1);
+      }
+      return STORE_STATES.map((state) => [{ state }, n.get(state) ?? 0]);
+    },
+  });
+  r.gauge({
+    name: "mrkv_scheduler_store_regions",
+    help: "Regions with a peer on the store.",
+    labels: ["store"],
+    collect: () => perStore((id) => stats(id).regionCount),
+  });
+  r.gauge({
+    name: "mrkv_scheduler_store_leaders",
+    help: "Regions led from the store.",
+    labels: ["store"],
+    collect: () => perStore((id) => stats(id).leaderCount),
+  });
+  r.gauge({
+    name: "mrkv_scheduler_store_region_size_bytes",
+    help: "Approximate size of the regions with a peer on the store, in bytes.",
+    labels: ["store"],
+    collect: () => {
+      const bytes = new Map<number, number>();
+      for (const region of cluster.regions.regions()) {
+        for (const p of region.meta.peers) {
+          bytes.set(p.storeId, (bytes.get(p.storeId) ?? 0) + region.approximateSizeBytes);
+        }
+      }
+      return perStore((id) => bytes.get(id) ?? 0);
+    },
+  });
+  r.gauge({
+    name: "mrkv_scheduler_store_capacity_bytes",
+    help: "Size of the store's data filesystem, as last reported, in bytes.",
+    labels: ["store"],
+    collect: () => cluster.stores().map((s) => [{ store: s.meta.id }, s.stats?.capacity ?? 0]),
+  });
+  r.gauge({
+    name: "mrkv_scheduler_store_available_bytes",
+    help: "Free space on the store's data filesystem, as last reported, in bytes.",
+    labels: ["store"],
+    collect: () => cluster.stores().map((s) => [{ store: s.meta.id }, s.stats?.available ?? 0]),
+  });
+  r.gauge({
+    name: "mrkv_scheduler_operators_running",
+    help: "Running operators, by kind.",
+    labels: ["kind"],
+    collect: () => OPERATOR_KINDS.map((kind) => [{ kind }, ops.countOf(kind)]),
+  });
+  r.counter({
+    name: "mrkv_scheduler_operators_added_total",
+    help: "Operators added, by kind.",
+    labels: ["kind"],
+    collect: () => OPERATOR_KINDS.map((kind) => [{ kind }, ops.added[kind]]),
+  });
+  r.counter({
+    name: "mrkv_scheduler_operators_ended_total",
+    help: "Operators ended, by final status.",
+    labels: ["status"],
+    collect: () => ENDED.map((status) => [{ status }, ops.ended[status]]),
+  });
+  // Region health (region_health.ts); problem label values use `_` (miss_peer, no_leader).
+  const health = () => summarizeHealth(cluster.regions.regions(), cluster.healthContext());
+  const problem = (p: HealthProblem) => p.replace("-", "_");
+  r.gauge({
+    name: "mrkv_scheduler_unhealthy_regions",
+    help: "Regions with a problem: fewer healthy voters than max-replicas (miss_peer), " +
+      "a down peer, a pending peer, no live leader.",
+    labels: ["problem"],
+    collect: () => {
+      const h = health();
+      return HEALTH_PROBLEMS.map((p) => [{ problem: problem(p) }, h.total[p]]);
+    },
+  });
+  r.gauge({
+    name: "mrkv_scheduler_store_unhealthy_regions",
+    help: "Per store: regions whose down or pending peer is there, or with a peer there " +
+      "that miss a peer or a leader.",
+    labels: ["store", "problem"],
+    collect: () => {
+      const h = health();
+      return cluster.stores().flatMap((s) =>
+        HEALTH_PROBLEMS.map((p): [Labels, number] => [
+          { store: s.meta.id, problem: problem(p) },
+          h.byStore.get(s.meta.id)?.[p] ?? 0,
         ])
-      ),
-    ],
-    ["operators_running", "gauge", "Running operators.", [["", ops.running().length]]],
-    [
-      "operators_added_total",
-      "counter",
-      "Operators added, by kind.",
-      Object.entries(ops.added).map(([k, v]) => [`{kind="${k}"}`, v]),
-    ],
-    [
-      "operators_ended_total",
-      "counter",
-      "Operators ended, by status.",
-      (["Finished", "Cancelled", "TimedOut"] as const).map((
-        s,
-      ) => [`{status="${s}"}`, ops.ended[s]]),
-    ],
-    ["refused_steps_total", "counter", "Operator steps leaders reported refusing.", [[
-      "",
-      c.refusedSteps,
-    ]]],
-    ["id_high_water_mark", "gauge", "Persisted ID allocator mark.", [[
-      "",
-      cluster.ids.highWaterMark,
-    ]]],
-  ];
-  const lines: string[] = [];
-  for (const [name, type, help, samples] of metrics) {
-    const full = `mrkv_scheduler_${name}`;
-    lines.push(`# HELP ${full} ${help}`, `# TYPE ${full} ${type}`);
-    for (const [labels, v] of samples) lines.push(`${full}${labels} ${v}`);
-  }
-  return lines.join("\n") + "\n";
+      );
+    },
+  });
+  r.counter({
+    name: "mrkv_scheduler_refused_steps_total",
+    help: "Operator steps leaders reported refusing.",
+    collect: () => c.refusedSteps,
+  });
+  r.gauge({
+    name: "mrkv_scheduler_id_high_water_mark",
+    help: "Persisted high-water mark of the ID allocator.",
+    collect: () => cluster.ids.highWaterMark,
+  });
+  registerProcessMetrics(r, "scheduler");
+  return r;
 }

@@ -79,7 +79,7 @@ export function metaChanged(a: Region, b: Region): boolean {
     !bytesEqual(a.endKey, b.endKey) || !peersEqual(a.peers, b.peers);
 }
 
-/** True if anything the scheduler tracks differs (issue #3: leader, peers, pending, size...). */
+/** True if anything the scheduler tracks differs: meta, leader, pending or down peers, size. */
 export function regionChanged(a: RegionInfo, b: RegionInfo): boolean {
   return metaChanged(a.meta, b.meta) || a.leader?.id !== b.leader?.id ||
     !peersEqual(a.pendingPeers, b.pendingPeers) || a.downPeers.length !== b.downPeers.length ||

@@ -3,7 +3,7 @@
  * per-store indexes (leader, follower, pending) and per-store statistics, all kept in step by
  * {@link RegionsInfo.putRegion}, the one place that admits a heartbeat.
  *
- * Staleness (design.md; issue #3 part 3): a heartbeat is stale if the known region with its ID
+ * Staleness (docs/scheduler.md): a heartbeat is stale if the known region with its ID
  * has a larger `version` or `confVer` (either one, even if the other is smaller), or if any
  * other region it overlaps has a larger `version` or `confVer`. Equal is not stale. Stale
  * heartbeats change nothing; accepted ones replace the old region and remove every region they

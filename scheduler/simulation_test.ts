@@ -1,5 +1,5 @@
 /**
- * Balancing simulations (issue #3 part 7): 5 stores and 1,000 regions placed unevenly; a
+ * Balancing simulations: 5 stores and 1,000 regions placed unevenly; a
  * simulated cluster carries out every operator step the scheduler returns in heartbeat
  * responses, one step per region per round. The scheduler must reach max/min ≤ 1.05, never
  * move a region (or a leadership) back to a store it left, and use at most 1.2× the minimum

@@ -1,5 +1,5 @@
 /**
- * End-to-end tests with real processes, started as a user starts them (interface.md): one
+ * End-to-end tests with real processes, started as a user starts them (docs/operations.md): one
  * `--role scheduler`, three `--role store`, every request sent over HTTP with `fetch` exactly as
  * curl would. Set `MRKV_DEBUG=1` to see the processes' output live; on failure the last lines of
  * every process are printed.
@@ -711,6 +711,20 @@ Deno.test("e2e: `deno task start` brings up a playground a newcomer can curl; SI
       (await http("GET", "http://127.0.0.1:2379/pd/api/v1/regions", undefined, 5_000, admin)).text,
     );
     assert.ok(regions.count >= 1);
+    // The banner names each store by the ID the scheduler gave it, with its URL and data dir.
+    const banner = await pollUntil("the playground's ready banner", () => {
+      const out = task.output();
+      return /cluster ready: a scheduler and 3 store\(s\)/.test(out) && /Ctrl-C stops all/.test(out)
+        ? out
+        : undefined;
+    }, { timeoutMs: 30_000 });
+    const status = JSON.parse((await http("GET", "http://127.0.0.1:20161/status")).text);
+    assert.match(
+      banner,
+      new RegExp(`store ${status.id} +http://127\\.0\\.0\\.1:20161 +data .*/store-20161`),
+    );
+    assert.match(banner, /dashboard http:\/\/127\.0\.0\.1:2379\//);
+    assert.match(banner, /deno run -A main\.ts --role store --addr 127\.0\.0\.1:20164 /);
     assert.deepEqual(await task.stop("SIGTERM"), { code: 0, signal: null });
     passed = true;
   } finally {

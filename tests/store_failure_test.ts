@@ -2,11 +2,11 @@
  * The scheduler and the stores when a store fails: a store that stops is Disconnected within
  * `store-disconnect-time` and no operator targets it from then on; once it is Down every region
  * is repaired within a few seconds; a leader refuses a transfer to a peer it cannot hear and
- * keeps taking writes; a store drained to a Tombstone stops and says what to do with its data.
+ * keeps taking writes; a leader reports a peer down soon and the scheduler's health shows it.
  */
 import assert from "node:assert/strict";
 import { stepTarget } from "../scheduler/operator/operator.ts";
-import { b, type TestCluster, waitFor, withCluster } from "./cluster.ts";
+import { type TestCluster, waitFor, withCluster } from "./cluster.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -142,34 +142,6 @@ Deno.test(
         const ended = c.scheduler.cluster.operators.lastEnded(1);
         return ended?.desc === "admin-transfer-leader" && ended.status === "Finished";
       });
-    }),
-);
-
-Deno.test(
-  "a store drained to a Tombstone stops serving and exits with what to do with its data dir; it cannot start again",
-  opts,
-  () =>
-    withCluster({ stores: 4 }, async (c) => {
-      await c.put("k", "v");
-      const node = c.node(3);
-      const id = node.store.storeId;
-      const exited = node.finished.then(() => "finished", (e: Error) => e.message);
-      // Make sure store 4 holds a replica, so the drain has something to move.
-      await waitFor("region 1 to have 3 voters", () =>
-        c.scheduler.cluster.getRegion(1).meta.peers.length === 3);
-      assert.equal((await admin(c, "DELETE", `/store/${id}`)).status, 200);
-      const message = await exited;
-      assert.match(message, new RegExp(`store ${id} is a Tombstone`));
-      assert.match(message, /data dir .*store3 holds nothing the cluster needs: delete it/);
-      assert.ok(node.store.stopped, "the store stopped serving");
-      assert.equal(c.scheduler.cluster.getStore(id).state, "Tombstone");
-      await c.stopStore(3);
-      await assert.rejects(() =>
-        c.startStore(3), /is a Tombstone.*delete it/s);
-      assert.equal(await c.get("k"), "v");
-      assert.ok(c.scheduler.cluster.regions.getRegionByKey(b("k"))!.meta.peers.every((p) =>
-        p.storeId !== id
-      ));
     }),
 );
 

@@ -1,6 +1,6 @@
 /**
- * Runs the benchmark matrix of issue #4 against one system and prints it side by side with
- * earlier runs: 128-byte values, 100% writes and 90% reads (prefilled), concurrency 1, 16, 64,
+ * Runs the benchmark matrix of docs/benchmarks.md against one system and prints it side by
+ * side with earlier runs: 128-byte values, 100% writes and 90% reads (prefilled), concurrency 1, 16, 64,
  * 10 s per cell. Every cell is one in-process run of the load tool (tools/load.ts), with the
  * same flags it would get on the command line.
  *
@@ -18,12 +18,13 @@
  * --label NAME (column name, default the target), --concurrency 1,16,64, --write-pct 100,10,
  * --pause D between cells (default 2s), --out FILE (save this run as JSON), --compare FILE
  * (repeatable; earlier runs to put beside this one), --empty-column NAME (repeatable; a blank
- * column to fill in later).
+ * column to fill in later), --help, --version.
  *
  * @module
  */
 import { parseArgs } from "node:util";
 import { parseDuration } from "../config/config.ts";
+import { versionLine } from "../telemetry/mod.ts";
 import {
   LoadArgError,
   type LoadReport,
@@ -54,6 +55,11 @@ function list(flag: string, text: string): number[] {
   return values;
 }
 
+if (Deno.args.includes("--version") || Deno.args.includes("-V")) {
+  console.log(versionLine("bench_compare"));
+  Deno.exit(0);
+}
+
 let values;
 try {
   ({ values } = parseArgs({
@@ -81,7 +87,10 @@ try {
 }
 if (values.help) {
   const doc = await Deno.readTextFile(new URL(import.meta.url));
-  console.log(/\/\*\*([\s\S]*?)\*\//.exec(doc)![1]!.replace(/^ \* ?/gm, "").trim());
+  const text = /\/\*\*([\s\S]*?)\*\//.exec(doc)![1]!.replace(/^ \* ?/gm, "").trim();
+  console.log(
+    `usage: deno run -A tools/bench_compare.ts [flags]\n\n${text.replace(/@module$/, "")}`,
+  );
   Deno.exit(0);
 }
 

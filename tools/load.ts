@@ -23,8 +23,13 @@ import {
   runLoad,
   toReport,
 } from "./load/mod.ts";
+import { versionLine } from "../telemetry/mod.ts";
 
 async function main(args: string[]): Promise<number> {
+  if (args.includes("--version") || args.includes("-V")) {
+    console.log(versionLine("load"));
+    return 0;
+  }
   let options;
   try {
     options = parseLoadArgs(args);

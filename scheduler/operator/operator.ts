@@ -51,7 +51,7 @@ export interface StepTimeouts {
   readonly fastStepMs: number;
 }
 
-/** PD's defaults (anchor-systems.md 2.2): slow steps 10 min, fast steps 60 s. */
+/** PD's defaults: slow steps (adding a peer, which may need a snapshot) 10 min, fast steps 60 s. */
 export const DEFAULT_STEP_TIMEOUTS: StepTimeouts = { slowStepMs: 600_000, fastStepMs: 60_000 };
 
 /**

@@ -1,6 +1,6 @@
 /**
- * balance-region rules (tinykv-project3-tests.md 3.3/3.4): each test builds a mock cluster,
- * calls the scheduler and asserts on the operator returned, or on why none was.
+ * balance-region rules (after TinyKV's project 3C scheduler tests): each test builds a mock
+ * cluster, calls the scheduler and asserts on the operator returned, or on why none was.
  */
 import assert from "node:assert/strict";
 import { MockCluster } from "../_mock_cluster.ts";

@@ -82,7 +82,8 @@ export function loadUsage(): string {
   --seed N                seed for key and operation choice (default: random)
   --allow-remote          allow endpoints that are not on the loopback interface
   --json                  print one JSON object instead of the text report
-  --help                  this text`;
+  --help                  this text
+  --version               the version`;
 }
 
 /** Parses and validates the load tool's flags; `{ help: true }` for `--help`. */

@@ -1,6 +1,6 @@
 /**
- * The benchmark matrix of issue #4 (write percentages × concurrencies, one load run per cell)
- * and the markdown tables that put several systems side by side.
+ * The benchmark matrix of docs/benchmarks.md (write percentages × concurrencies, one load run
+ * per cell) and the markdown tables that put several systems side by side.
  *
  * @module
  */

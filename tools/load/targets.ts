@@ -1,7 +1,7 @@
 /**
  * Target adapters: how one put or get is spoken to each kind of server.
  *
- * - `mrkv`: the KV API of interface.md — `PUT /kv/{key}` (body = value) → 204,
+ * - `mrkv`: the KV API of docs/api.md — `PUT /kv/{key}` (body = value) → 204,
  *   `GET /kv/{key}` → 200 raw body or 404.
  * - `etcd`: etcd's v3 JSON gateway — `POST /v3/kv/put {"key","value"}` and
  *   `POST /v3/kv/range {"key"}`, keys and values base64. Range is linearizable by default
@@ -80,7 +80,7 @@ class MrkvTarget implements Target {
       body: this.value,
       signal,
     });
-    // interface.md says 204; a 200 is tolerated so that a benchmark measures, not lints.
+    // docs/api.md says 204; a 200 is tolerated so that a benchmark measures, not lints.
     if (res.status !== 204 && res.status !== 200) throw await mrkvError(res);
     await drain(res, signal);
   }

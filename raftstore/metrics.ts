@@ -1,0 +1,139 @@
+/**
+ * A store's metrics. {@link StoreMetrics} holds the histograms the hot paths observe (KV
+ * requests, proposal to apply, engine writes, Raft sends); {@link registerStoreMetrics} declares
+ * everything read at scrape time from figures the store already keeps. `GET /metrics` renders
+ * {@link StoreMetrics.registry}. Add a metric by declaring it here, once.
+ *
+ * @module
+ */
+import { type Histogram, type Labels, registerProcessMetrics, Registry } from "../telemetry/mod.ts";
+import type { KvService } from "./kv_service.ts";
+import type { Store } from "./store.ts";
+
+/** The histograms a store observes on its hot paths. */
+export class StoreMetrics {
+  readonly registry = new Registry();
+  /** KV API requests by `op` (get, put, delete, scan), HTTP `code` and whether forwarded. */
+  readonly kvRequest: Histogram = this.registry.histogram({
+    name: "mrkv_kv_request_duration_seconds",
+    help: "KV API requests, from arrival to response, in seconds.",
+    labels: ["op", "code", "forwarded"],
+  });
+  /** Writes proposed by a leader, from proposal until applied (or failed). */
+  readonly proposeApply: Histogram = this.registry.histogram({
+    name: "mrkv_propose_apply_duration_seconds",
+    help: "Writes proposed on a leader, from proposal until applied, in seconds.",
+  });
+  /** The Ready loop's batched engine writes. */
+  readonly engineWrite: Histogram = this.registry.histogram({
+    name: "mrkv_engine_write_duration_seconds",
+    help: "Ready loop engine writes (one fsync'd batch each), in seconds.",
+  });
+  /** Raft batches and snapshot streams sent to one store, by `result` (ok or error). */
+  readonly raftSend: Histogram = this.registry.histogram({
+    name: "mrkv_raft_send_duration_seconds",
+    help: "Raft message batches sent to another store (one HTTP request each), in seconds.",
+    labels: ["result"],
+  });
+
+  /** Times `work` into `h` (also when it throws). */
+  async time<T>(h: Histogram, work: Promise<T>, labels: Labels = {}): Promise<T> {
+    const stop = h.startTimer(labels);
+    try {
+      return await work;
+    } finally {
+      stop();
+    }
+  }
+}
+
+/** Figures the node knows about the data directory and what the store reports for it. */
+export interface StoreCapacity {
+  readonly capacity: number;
+  readonly available: number;
+  readonly usedSize: number;
+}
+
+/** What the scrape-time metrics read. */
+export interface StoreMetricSources {
+  readonly store: Store;
+  readonly kv: KvService;
+  readonly capacity: () => StoreCapacity;
+  /** Heartbeats sent so far (region reports). */
+  readonly heartbeatsSent?: () => number;
+}
+
+/** Declares the gauges and counters a store reads at scrape time, and `process_*`. */
+export function registerStoreMetrics(m: StoreMetrics, src: StoreMetricSources): void {
+  const r = m.registry;
+  const { store, kv } = src;
+  const peers = () => [...store.peers.values()];
+  r.gauge({
+    name: "mrkv_store_regions",
+    help: "Region peers on this store.",
+    collect: () => store.peers.size,
+  });
+  r.gauge({
+    name: "mrkv_store_leaders",
+    help: "Regions this store leads.",
+    collect: () => peers().filter((p) => p.isLeader()).length,
+  });
+  r.gauge({
+    name: "mrkv_store_capacity_bytes",
+    help: "Size of the filesystem holding the data directory, in bytes.",
+    collect: () => src.capacity().capacity,
+  });
+  r.gauge({
+    name: "mrkv_store_available_bytes",
+    help: "Free space on the filesystem holding the data directory, in bytes.",
+    collect: () => src.capacity().available,
+  });
+  r.gauge({
+    name: "mrkv_store_used_bytes",
+    help: "Approximate size of this store's regions, in bytes.",
+    collect: () => src.capacity().usedSize,
+  });
+  r.gauge({
+    name: "mrkv_store_pending_requests",
+    help: "Proposals and reads waiting on this store's peers.",
+    collect: () => peers().reduce((n, p) => n + p.pendingCount(), 0),
+  });
+  const counter = (name: string, help: string, collect: () => number) =>
+    r.counter({ name, help, collect });
+  const s = store.stats;
+  counter("mrkv_ready_passes_total", "Ready loop passes.", () => s.readyPasses);
+  counter("mrkv_entries_persisted_total", "Raft entries written.", () => s.entriesPersisted);
+  counter("mrkv_entries_applied_total", "Raft entries applied.", () => s.entriesApplied);
+  counter("mrkv_raft_messages_sent_total", "Raft messages sent.", () => s.messagesSent);
+  counter("mrkv_snapshots_sent_total", "Snapshots sent.", () => s.snapshotsSent);
+  counter("mrkv_snapshots_applied_total", "Snapshots installed.", () => s.snapshotsApplied);
+  counter(
+    "mrkv_kv_forwarded_total",
+    "KV requests forwarded to a leader on another store.",
+    () => kv.forwarded,
+  );
+  counter(
+    "mrkv_kv_via_raft_total",
+    "Writes proposed on a local follower and forwarded by Raft.",
+    () => kv.viaRaft,
+  );
+  counter("mrkv_kv_retries_total", "KV request retries after region errors.", () => kv.retries);
+  counter(
+    "mrkv_apply_duplicate_writes_total",
+    "Client writes skipped at apply: copies of a write already applied (retries, redeliveries).",
+    () => s.duplicateWrites,
+  );
+  counter(
+    "mrkv_apply_expired_writes_total",
+    "Client writes refused at apply: issued more than the dedup window before the newest.",
+    () => s.expiredWrites,
+  );
+  if (src.heartbeatsSent) {
+    counter(
+      "mrkv_region_heartbeats_sent_total",
+      "Region heartbeats sent to the scheduler.",
+      src.heartbeatsSent,
+    );
+  }
+  registerProcessMetrics(r, "store");
+}
