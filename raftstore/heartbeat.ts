@@ -291,6 +291,7 @@ export class HeartbeatWorker implements RegionObserver {
         return await change("AddNode", { ...step.peer, role: "Voter" });
       case "RemovePeer":
         if (!peer.region.peers.some((p) => p.id === step.peer.id)) return;
+        if (step.peer.id === peer.meta.id) return this.#handOver(peer);
         return await change("RemoveNode", step.peer);
       case "TransferLeader":
         if (step.peer.id === peer.meta.id) return;
@@ -306,6 +307,39 @@ export class HeartbeatWorker implements RegionObserver {
         await this.split.splitRegion(peer, step.keys);
         return;
     }
+  }
+
+  /**
+   * The step removes this leader itself (leadership came here after the operator was made, e.g.
+   * by an election): a leader cannot remove itself, so it hands leadership to another voter that
+   * would take a transfer now, and the new leader carries out the step on its next report.
+   * Throws `ServerIsBusy` either way, so the step is retried rather than refused.
+   */
+  #handOver(peer: Peer): never {
+    const transferee = peer.raw.raft.leadTransferee;
+    if (!transferee) {
+      const to = peer.region.peers.find((p) => {
+        if (p.id === peer.meta.id) return false;
+        try {
+          this.#checkTransferee(peer, p);
+          return true;
+        } catch {
+          return false;
+        }
+      });
+      if (!to) {
+        throw new MrkvError(
+          "ServerIsBusy",
+          `not removing leader peer ${peer.meta.id}: no other voter could take leadership now`,
+        );
+      }
+      peer.transferLeader(to.id);
+      this.store.schedule(peer);
+    }
+    throw new MrkvError(
+      "ServerIsBusy",
+      `removing leader peer ${peer.meta.id}: leadership moves to another voter first`,
+    );
   }
 
   /**

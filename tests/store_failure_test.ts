@@ -182,3 +182,32 @@ Deno.test(
       );
     }),
 );
+
+Deno.test(
+  "a RemovePeer step for the leader itself moves leadership to another voter, whose next report removes it",
+  opts,
+  () =>
+    withCluster({ stores: 3 }, async (c) => {
+      await c.put("k", "v");
+      await c.waitReplicas(1, 3);
+      const old = c.leaderOf(1)!;
+      const oldNode = c.running().find((n) => n.store.peers.get(1) === old)!;
+      const step = { type: "RemovePeer" as const, peer: old.meta };
+      await assert.rejects(
+        oldNode.workers.heartbeat.execute(old, step),
+        /leadership moves to another voter first/,
+      );
+      await waitFor("another peer to lead region 1", () => {
+        const l = c.leaderOf(1);
+        return l !== undefined && l.meta.id !== old.meta.id;
+      });
+      const leader = c.leaderOf(1)!;
+      const node = c.running().find((n) => n.store.peers.get(1) === leader)!;
+      await node.workers.heartbeat.execute(leader, step);
+      await waitFor("the old leader's peer to be removed", () =>
+        !leader.region.peers.some((p) => p.id === old.meta.id));
+      assert.equal(await c.get("k"), "v");
+      await c.put("k", "after");
+      assert.equal(await c.get("k"), "after");
+    }),
+);
