@@ -513,19 +513,32 @@ async function scaleSplits(c: ProcessCluster, api: string) {
   const splitMs: number[] = [];
   let busyRetries = 0;
   let next = 0;
+  // The first few operators that did not finish, with why.
+  const unfinished: { region: number; status: string; reason: string; afterMs: number }[] = [];
+  const ended = (op: OperatorJson): string => {
+    if (op.status !== "Finished" && unfinished.length < 8) {
+      unfinished.push({
+        region: op.region_id,
+        status: op.status,
+        reason: op.reason.slice(0, 200),
+        afterMs: op.ended_at ? Date.parse(op.ended_at) - Date.parse(op.created_at) : -1,
+      });
+    }
+    return op.status;
+  };
   const follow = async (regionId: number, createdAt: string): Promise<string> => {
     const deadline = started + budgetMs + 60_000;
     while (Date.now() < deadline) {
       const op = await getJson<OperatorJson>(`${api}/operators/${regionId}`).catch(() => undefined);
       if (op && op.created_at === createdAt) {
-        if (op.status !== "Created" && op.status !== "Running") return op.status;
+        if (op.status !== "Created" && op.status !== "Running") return ended(op);
       } else if (op) {
         // A newer operator on the region: ours ended; its record says how.
         const { operators } = await getJson<{ operators: OperatorJson[] }>(
           `${api}/operators/records`,
         );
         const mine = operators.find((o) => o.region_id === regionId && o.created_at === createdAt);
-        return mine?.status ?? "ended (record gone)";
+        return mine ? ended(mine) : "ended (record gone)";
       }
       await sleep(50);
     }
@@ -584,6 +597,7 @@ async function scaleSplits(c: ProcessCluster, api: string) {
     seconds: Math.round(seconds * 10) / 10,
     outcome,
     splitMs: summary(splitMs),
+    unfinished,
     busyRetries,
     regionsBefore,
     regionsAfter: regions.length,
