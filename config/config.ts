@@ -74,6 +74,11 @@ export const CONFIG_KEYS = {
     roles: BOTH,
     help: "file holding the cluster secret (secret mode, docs/security.md)",
   },
+  "accept-cluster-secret-file": {
+    kind: "string",
+    roles: BOTH,
+    help: "file holding a second secret whose credentials are also accepted (secret rotation)",
+  },
   "cacert": { kind: "string", roles: BOTH, help: "cluster CA certificate, PEM (TLS mode)" },
   "cert": { kind: "string", roles: BOTH, help: "this process's certificate, PEM (TLS mode)" },
   "key": { kind: "string", roles: BOTH, help: "this process's private key, PEM (TLS mode)" },
@@ -200,6 +205,8 @@ export interface Config {
   scheduler: string;
   /** Security (docs/security.md): a secret file and/or TLS files; absent means none. */
   clusterSecretFile?: string;
+  /** A second secret whose tokens are accepted but never sent (rolling secret rotation). */
+  acceptClusterSecretFile?: string;
   cacert?: string;
   cert?: string;
   key?: string;
@@ -488,6 +495,12 @@ function checkSecurity(config: Config): void {
     throw new ConfigError(
       "--cert-allowed-cn",
       "--cert-allowed-cn needs TLS (--cacert/--cert/--key)",
+    );
+  }
+  if (config.acceptClusterSecretFile !== undefined && config.clusterSecretFile === undefined) {
+    throw new ConfigError(
+      "--accept-cluster-secret-file",
+      "--accept-cluster-secret-file needs --cluster-secret-file (the secret this process sends)",
     );
   }
   const secured = tls === 3 || config.clusterSecretFile !== undefined;

@@ -197,6 +197,18 @@ Deno.test("a non-loopback address needs a secret, TLS or --insecure; TLS needs a
     () => parseCommandLine([...store, "--kv-auth", "maybe"]),
     (e: unknown) => e instanceof ConfigError && e.flag === "--kv-auth",
   );
+  assert.throws(
+    () => parseCommandLine([...store, "--accept-cluster-secret-file", "new"]),
+    (e: unknown) => e instanceof ConfigError && e.flag === "--accept-cluster-secret-file",
+  );
+  const rotating = parseCommandLine([
+    ...store,
+    "--cluster-secret-file",
+    "old",
+    "--accept-cluster-secret-file",
+    "new",
+  ]);
+  assert.ok(!rotating.help && rotating.config.acceptClusterSecretFile === "new");
   assert.ok(isLoopbackAddr("127.0.0.1:1") && isLoopbackAddr("[::1]:1"));
   assert.ok(!isLoopbackAddr("0.0.0.0:1") && !isLoopbackAddr("10.0.0.1:1"));
 });

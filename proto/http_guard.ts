@@ -68,6 +68,11 @@ const NEEDED: Record<Exclude<RouteClass, "public">, CredentialKind> = {
 /** Environment the HTTP listener passes to `app.fetch` (see `http_server.ts`). */
 export interface ServerEnv {
   readonly peer?: PeerInfo;
+  /**
+   * Calls `fn` once the response has been written to the connection, or the connection has
+   * closed (for resources held until a response is sent). Absent outside the listener.
+   */
+  readonly whenSent?: (fn: () => void) => void;
 }
 
 /** The guard middleware; install it with `app.use(guard(...))` before any route. */
@@ -110,7 +115,10 @@ export function guard(opts: GuardOptions): MiddlewareHandler {
     if (!credential.kinds.has(needed)) {
       return refuse(
         c,
-        new MrkvError("PermissionDenied", `${cls} route needs a ${needed} credential`),
+        new MrkvError(
+          "PermissionDenied",
+          `${cls} route needs ${needed === "admin" ? "an" : "a"} ${needed} credential`,
+        ),
       );
     }
     if (cls === "internal" || cls === "join") {

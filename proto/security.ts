@@ -30,6 +30,8 @@ export const MIN_SECRET_BYTES = 32;
 /** The security settings of one process, as flags give them. */
 export interface SecurityConfig {
   readonly clusterSecretFile?: string;
+  /** A second secret whose credentials are accepted too, never sent (rotation). */
+  readonly acceptClusterSecretFile?: string;
   readonly cacert?: string;
   readonly cert?: string;
   readonly key?: string;
@@ -104,19 +106,38 @@ export function generateSecret(): string {
 /** One process's security: how it authenticates requests and sends its own. */
 export class Security {
   readonly #secret: Uint8Array | undefined;
+  /** Every secret whose credentials are accepted: the one sent first, then the rotation's. */
+  readonly #secrets: readonly Uint8Array[];
   readonly #fixedTokens = new Map<string, CredentialKind>();
-  readonly #nodeTokens = new Map<number, string>();
+  /** Per store ID, its node token under each of {@link #secrets}. */
+  readonly #nodeTokens = new Map<number, readonly string[]>();
   readonly #allowedCn: ReadonlySet<string> | undefined;
   #client: Deno.HttpClient | undefined;
 
-  constructor(opts: { secret?: Uint8Array; tls?: TlsFiles; allowedCn?: readonly string[] } = {}) {
+  /**
+   * `secret` signs this process's requests; credentials made from it or from `acceptedSecret`
+   * are accepted. During a rotation the two secrets swap places, so old and new members
+   * understand each other (docs/security.md, "Rotating the secret").
+   */
+  constructor(
+    opts: {
+      secret?: Uint8Array;
+      acceptedSecret?: Uint8Array;
+      tls?: TlsFiles;
+      allowedCn?: readonly string[];
+    } = {},
+  ) {
+    if (opts.acceptedSecret && !opts.secret) {
+      throw new Error("an accepted secret needs a cluster secret to send");
+    }
     this.#secret = opts.secret;
+    this.#secrets = [opts.secret, opts.acceptedSecret].filter((s) => s !== undefined);
     this.tls = opts.tls;
     const cns = (opts.allowedCn ?? []).map((s) => s.trim()).filter((s) => s !== "");
     this.#allowedCn = cns.length > 0 ? new Set(cns) : undefined;
-    if (this.#secret) {
+    for (const secret of this.#secrets) {
       for (const kind of ["admin", "client"] as const) {
-        this.#fixedTokens.set(tokenFromSecret(this.#secret, kind), kind);
+        this.#fixedTokens.set(tokenFromSecret(secret, kind), kind);
       }
     }
   }
@@ -134,6 +155,9 @@ export class Security {
     const secret = config.clusterSecretFile === undefined
       ? undefined
       : await readSecretFile(config.clusterSecretFile);
+    const acceptedSecret = config.acceptClusterSecretFile === undefined
+      ? undefined
+      : await readSecretFile(config.acceptClusterSecretFile);
     let tls: TlsFiles | undefined;
     if (config.cacert !== undefined && config.cert !== undefined && config.key !== undefined) {
       const read = async (what: string, path: string) => {
@@ -149,7 +173,12 @@ export class Security {
         key: await read("--key", config.key),
       };
     }
-    return new Security({ secret, tls, allowedCn: config.certAllowedCn?.split(",") });
+    return new Security({
+      secret,
+      acceptedSecret,
+      tls,
+      allowedCn: config.certAllowedCn?.split(","),
+    });
   }
 
   /** Whether requests are authenticated at all. */
@@ -173,13 +202,14 @@ export class Security {
   /** The token of one credential (tests and tools; needs secret mode). */
   token(kind: CredentialKind, storeId = 0): string {
     if (!this.#secret) throw new Error("no cluster secret: tokens exist only in secret mode");
-    return kind === "node" ? this.#nodeToken(storeId) : tokenFromSecret(this.#secret, kind);
+    return kind === "node" ? this.#nodeTokensOf(storeId)[0]! : tokenFromSecret(this.#secret, kind);
   }
 
-  #nodeToken(storeId: number): string {
+  /** Store `storeId`'s node token under every accepted secret, the one sent first. */
+  #nodeTokensOf(storeId: number): readonly string[] {
     let t = this.#nodeTokens.get(storeId);
     if (t === undefined) {
-      t = tokenFromSecret(this.#secret!, "node", storeId);
+      t = this.#secrets.map((s) => tokenFromSecret(s, "node", storeId));
       // Bounded: IDs come from headers, so an attacker could otherwise fill the map.
       if (this.#nodeTokens.size > 4096) this.#nodeTokens.clear();
       this.#nodeTokens.set(storeId, t);
@@ -210,7 +240,9 @@ export class Security {
     const token = m[1]!;
     const fixed = [...this.#fixedTokens].find(([t]) => equalTokens(t, token));
     if (fixed) return { kinds: new Set(fixed[1] === "admin" ? ["admin", "client"] : ["client"]) };
-    if (equalTokens(this.#nodeToken(storeId), token)) return { kinds: NODE_KINDS, storeId };
+    if (this.#nodeTokensOf(storeId).some((t) => equalTokens(t, token))) {
+      return { kinds: NODE_KINDS, storeId };
+    }
     return undefined;
   }
 
@@ -225,10 +257,18 @@ export class Security {
       const own = this.fetcherHeaders(identity.storeId, identity.clusterId);
       for (const [k, v] of Object.entries(own)) headers.set(k, v);
       const withAuth: RequestInit = { ...init, headers };
-      if (base) return base(url, withAuth);
-      const client = this.#httpClient();
-      return fetch(url, client ? { ...withAuth, client } as RequestInit : withAuth);
+      return base ? base(url, withAuth) : this.fetch(url, withAuth);
     };
+  }
+
+  /**
+   * `fetch` over this process's TLS client (verifying servers against the cluster CA and
+   * presenting its certificate), or plain `fetch` without TLS. Adds no headers: tools add
+   * {@link credentialHeaders}, internal requests go through {@link fetcher}.
+   */
+  fetch(url: string, init: RequestInit = {}): Promise<Response> {
+    const client = this.#httpClient();
+    return fetch(url, client ? { ...init, client } as RequestInit : init);
   }
 
   /** The headers {@link fetcher} adds for store `storeId` of cluster `clusterId`. */
@@ -237,7 +277,7 @@ export class Security {
       [CLUSTER_ID_HEADER]: String(clusterId),
       [STORE_ID_HEADER]: String(storeId),
     };
-    if (this.#secret) out.authorization = `Bearer ${this.#nodeToken(storeId)}`;
+    if (this.#secret) out.authorization = `Bearer ${this.#nodeTokensOf(storeId)[0]}`;
     return out;
   }
 

@@ -60,11 +60,13 @@ const BUSY_FOLLOWER_WRITES = 8;
 const ATTEMPT_MS = 2_000;
 
 /**
- * Most key and value bytes in one scan page (besides the pair limit): 20 concurrent scans of
- * 1 MiB values then hold about 20 × 4 MiB of data, not 20 × 10 GiB. A page ends early at this
+ * Most key and value bytes in one scan page (besides the pair limit): a page ends early at this
  * point and `next` says where to continue; one pair larger than the budget still makes a page.
+ * 1 MiB: a page of the largest values is read, rendered and sent well within one attempt even
+ * on a busy machine (at 4 MiB, 20 concurrent scans of 1 MiB values timed out and retried most
+ * pages), and small values still fill thousands of pairs per page.
  */
-export const MAX_SCAN_PAGE_BYTES = 4 * 1024 * 1024;
+export const MAX_SCAN_PAGE_BYTES = 1024 * 1024;
 
 /** Header marking a request forwarded by another store (it must be served locally). */
 export const FORWARDED_HEADER = "x-mrkv-forwarded";
@@ -191,13 +193,16 @@ export class KvService {
 
   /**
    * Scans `[start, end)` within the local region holding `start`, at most `limit` pairs and
-   * (past the first pair) `maxBytes` of keys and values; returns the region too.
+   * (past the first pair) `maxBytes` of keys and values; returns the region too. Gives up
+   * (`Timeout`) once `until` has passed: by then whoever asked has stopped waiting, and a page
+   * read for nobody would still hold its memory and the engine.
    */
   async localScanRegion(
     start: Uint8Array,
     end: Uint8Array | undefined,
     limit: number,
     maxBytes = MAX_SCAN_PAGE_BYTES,
+    until = Date.now() + ATTEMPT_MS,
   ): Promise<{ kvs: KvPair[]; region: Region }> {
     const peer = this.localLeaderFor(start);
     const ready = peer.read();
@@ -215,6 +220,9 @@ export class KvService {
     const kvs: KvPair[] = [];
     let bytes = 0;
     for await (const pair of this.store.engine.iterate(start, stop, limit)) {
+      if (Date.now() > until) {
+        throw new MrkvError("Timeout", `the scan page was not read within its attempt`);
+      }
       kvs.push(pair);
       bytes += pair.key.length + pair.value.length;
       if (bytes >= maxBytes) break;
@@ -322,7 +330,7 @@ export class KvService {
       const part = await this.#routed(
         cursor,
         "read",
-        () => this.localScanRegion(cursor, end, limit - kvs.length, budget),
+        (until) => this.localScanRegion(cursor, end, limit - kvs.length, budget, until),
         (leader, signal) =>
           this.#forwardScan(leader, cursor, end, limit - kvs.length, budget, signal),
       );
@@ -351,7 +359,8 @@ export class KvService {
   async #routed<T>(
     key: Uint8Array,
     kind: "read" | "write",
-    local: () => Promise<T>,
+    /** Called with the attempt's end, after which nobody waits for its result. */
+    local: (until: number) => Promise<T>,
     remote: (leaderStore: number, signal: AbortSignal) => Promise<T>,
   ): Promise<T> {
     const deadline = Date.now() + this.deadlineMs;
@@ -383,7 +392,7 @@ export class KvService {
       const abort = new AbortController();
       try {
         const target = await this.#leaderStoreFor(key, attempt > 0, attemptEnd);
-        if (target === this.store.storeId) return await withDeadline(local(), attemptEnd);
+        if (target === this.store.storeId) return await withDeadline(local(attemptEnd), attemptEnd);
         if (target === undefined) {
           throw new MrkvError("NoLeader", "the key's region has no leader right now");
         }

@@ -10,7 +10,7 @@ import type { Context } from "hono";
 import { errorResponse, MrkvError } from "../proto/errors.ts";
 import { jsonNewline, notFoundHandler } from "../proto/routes.ts";
 import { VERSION } from "../telemetry/mod.ts";
-import { callerOf, guard } from "../proto/http_guard.ts";
+import { callerOf, guard, type ServerEnv } from "../proto/http_guard.ts";
 import { BodyReadError } from "../proto/http_body.ts";
 import { Security } from "../proto/security.ts";
 import { checkRaftBatch, storeRouteClass } from "./intake_guard.ts";
@@ -27,6 +27,7 @@ import {
   REQUEST_TAG_HEADER,
 } from "./kv_service.ts";
 import { newRequestTag, type RequestTag } from "./applied_requests.ts";
+import { ScanGate } from "./scan_gate.ts";
 import type { Store } from "./store.ts";
 import { decodeRaftBatch } from "./transport.ts";
 import { RAFT_BATCH_PATH } from "./transport_http.ts";
@@ -37,6 +38,16 @@ export const MAX_KEY_BYTES = 1024;
 /** Scan page size: default and maximum. */
 const SCAN_DEFAULT_LIMIT = 100;
 const SCAN_MAX_LIMIT = 10_000;
+/**
+ * Scan pages built and sent at once, per gate (client scans, and forwarded parts of other
+ * stores' scans): a page holds about 1 MiB of data (more if one pair is larger), several times
+ * that while it is rendered as JSON.
+ */
+const SCAN_PAGES_AT_ONCE = 4;
+/** How long a client's page waits for a slot before `ServerIsBusy` (clients retry). */
+const SCAN_SLOT_WAIT_MS = 5_000;
+/** A forwarded part waits less: its sender gives up on an attempt after 2 s. */
+const FORWARDED_SCAN_SLOT_WAIT_MS = 1_000;
 /** Largest Raft batch accepted (snapshots come separately, in chunks). */
 const MAX_RAFT_BATCH_BYTES = 64 * 1024 * 1024;
 
@@ -73,6 +84,8 @@ export function storeApp(store: Store, kv: KvService, opts: StoreAppOptions = {}
     clientRoutesOpen: opts.clientRoutesOpen ?? true,
     log: opts.log,
   }));
+  const clientScans = new ScanGate(SCAN_PAGES_AT_ONCE, SCAN_SLOT_WAIT_MS);
+  const forwardedScans = new ScanGate(SCAN_PAGES_AT_ONCE, FORWARDED_SCAN_SLOT_WAIT_MS);
 
   // Every KV request is timed, errors included (onError has set the response by then).
   app.use("/kv/*", async (c, next) => {
@@ -115,22 +128,37 @@ export function storeApp(store: Store, kv: KvService, opts: StoreAppOptions = {}
       throw new MrkvError("BadRequest", `start and end must be at most ${MAX_KEY_BYTES} bytes`);
     }
     const render = (b: Uint8Array) => (encoding === "base64" ? b.toBase64() : utf8OrNull(b));
-    if (isForwarded(c)) {
-      const budget = q.get("max_bytes");
-      const maxBytes = budget !== null && /^\d{1,12}$/.test(budget)
-        ? Math.min(Number(budget), MAX_SCAN_PAGE_BYTES)
-        : MAX_SCAN_PAGE_BYTES;
-      const { kvs, region } = await kv.localScanRegion(start, end, limit, maxBytes);
-      return c.json({
-        kvs: kvs.map((p) => ({ key: p.key.toBase64(), value: p.value.toBase64() })),
-        region_end: region.endKey.toBase64(),
-      });
+    const forwarded = isForwarded(c);
+    // Separate gates: a client scan holds a slot here while its forwarded part waits for one on
+    // the leader, so one shared gate could stall two stores scanning through each other.
+    const release = await (forwarded ? forwardedScans : clientScans).acquire();
+    try {
+      let res: Response;
+      if (forwarded) {
+        const budget = q.get("max_bytes");
+        const maxBytes = budget !== null && /^\d{1,12}$/.test(budget)
+          ? Math.min(Number(budget), MAX_SCAN_PAGE_BYTES)
+          : MAX_SCAN_PAGE_BYTES;
+        const { kvs, region } = await kv.localScanRegion(start, end, limit, maxBytes);
+        res = c.json({
+          kvs: kvs.map((p) => ({ key: p.key.toBase64(), value: p.value.toBase64() })),
+          region_end: region.endKey.toBase64(),
+        });
+      } else {
+        const page = await kv.scan(start, end, limit);
+        res = c.json({
+          kvs: page.kvs.map((p) => pairJson(p.key, p.value, render)),
+          next: page.next === null ? null : render(page.next) ?? page.next.toBase64(),
+        });
+      }
+      const whenSent = (c.env as ServerEnv | undefined)?.whenSent;
+      if (whenSent) whenSent(release);
+      else release();
+      return res;
+    } catch (e) {
+      release();
+      throw e;
     }
-    const page = await kv.scan(start, end, limit);
-    return c.json({
-      kvs: page.kvs.map((p) => pairJson(p.key, p.value, render)),
-      next: page.next === null ? null : render(page.next) ?? page.next.toBase64(),
-    });
   });
 
   app.put("/kv/*", async (c) => {

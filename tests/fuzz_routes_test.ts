@@ -7,7 +7,10 @@
  * credential is left out: with it, changing the config is allowed. `scheduler/fuzz_test.ts`
  * fuzzes the admin bodies in-process.) Client writes go to keys other than the one checked.
  *
- * Bounded for CI (`MRKV_FUZZ_REQUESTS`, default 400); `deno task fuzz:long` sends 100,000.
+ * Also over TLS (a member's valid certificate, random tokens past the handshake).
+ *
+ * Bounded for CI (`MRKV_FUZZ_REQUESTS`, default 400; `MRKV_FUZZ_TLS_REQUESTS`, default 200);
+ * `deno task fuzz:long` sends 100,000 and 10,000 over TLS.
  *
  * @module
  */
@@ -16,11 +19,14 @@ import { startScheduler } from "../scheduler/mod.ts";
 import { startStoreNode } from "../raftstore/node.ts";
 import { parseCommandLine } from "../config/config.ts";
 import { encodeCbor } from "../proto/codec.ts";
-import { generateSecret, Security } from "../proto/security.ts";
+import { generateSecret, Security, type TlsFiles } from "../proto/security.ts";
+import { TestPki } from "./test_pki.ts";
 import { TEST_STORE_CONFIG, waitFor } from "./cluster.ts";
 import { seededRandom } from "../scheduler/_mock_cluster.ts";
 
 const REQUESTS = Number(Deno.env.get("MRKV_FUZZ_REQUESTS") ?? "400");
+/** The TLS run is shorter: past the handshake it is the same server. */
+const TLS_REQUESTS = Number(Deno.env.get("MRKV_FUZZ_TLS_REQUESTS") ?? "200");
 const enc = new TextEncoder();
 
 const RPC = [
@@ -72,8 +78,41 @@ const STORE_PATHS = [
 const METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"];
 
 Deno.test("fuzz: every route of both roles, over sockets, secure by default: no 5xx, no change", async () => {
+  await fuzzRoutes(REQUESTS, false);
+});
+
+Deno.test("fuzz: every route of both roles, over TLS with a member's certificate: no 5xx, no change", async () => {
+  await fuzzRoutes(TLS_REQUESTS, true);
+});
+
+/**
+ * Starts a scheduler and a store (secret mode, with TLS if `tls`) and sends `requests` random
+ * requests; with TLS they come over connections with a valid member certificate, so everything
+ * past the handshake is the fuzzer's to get wrong.
+ */
+async function fuzzRoutes(requests: number, tls: boolean): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "mrkv-fuzz-" });
-  const security = new Security({ secret: enc.encode(generateSecret()) });
+  let tlsFiles: TlsFiles | undefined;
+  if (tls) {
+    const pki = await TestPki.create(`${dir}/pki`);
+    const node = await pki.issue("node", { cn: "mrkv-node" });
+    tlsFiles = {
+      ca: await Deno.readTextFile(pki.caFile),
+      cert: await Deno.readTextFile(node.cert),
+      key: await Deno.readTextFile(node.key),
+    };
+  }
+  const security = new Security({ secret: enc.encode(generateSecret()), tls: tlsFiles });
+  const connect = (port: number): Promise<Deno.Conn> =>
+    tlsFiles
+      ? Deno.connectTls({
+        hostname: "127.0.0.1",
+        port,
+        caCerts: [tlsFiles.ca],
+        cert: tlsFiles.cert,
+        key: tlsFiles.key,
+      })
+      : Deno.connect({ hostname: "127.0.0.1", port });
   const parsed = parseCommandLine([
     "--role",
     "scheduler",
@@ -90,7 +129,7 @@ Deno.test("fuzz: every route of both roles, over sockets, secure by default: no 
       addr: "127.0.0.1:0",
       advertiseAddr: "127.0.0.1:1",
       dataDir: `${dir}/store`,
-      scheduler: `http://${sched.addr}`,
+      scheduler: `${security.scheme}://${sched.addr}`,
       kvAuth: "required",
     },
     security,
@@ -153,7 +192,7 @@ Deno.test("fuzz: every route of both roles, over sockets, secure by default: no 
       ["store", node.port!, STORE_PATHS],
     ];
     const statuses = new Map<number, number>();
-    for (let n = 0; n < REQUESTS; n++) {
+    for (let n = 0; n < requests; n++) {
       const [role, port, paths] = pick(targets);
       const method = pick(METHODS);
       const path = pick(paths);
@@ -168,7 +207,7 @@ Deno.test("fuzz: every route of both roles, over sockets, secure by default: no 
       let head = `${method} ${path} HTTP/1.1\r\nhost: fuzz\r\nconnection: close\r\n`;
       for (const [k, v] of Object.entries(headers)) head += `${k}: ${v}\r\n`;
       if (declared >= 0) head += `content-length: ${declared}\r\n`;
-      const status = await rawRequest(port, enc.encode(head + "\r\n"), payload);
+      const status = await rawRequest(await connect(port), enc.encode(head + "\r\n"), payload);
       statuses.set(status, (statuses.get(status) ?? 0) + 1);
       const retryable = status === 503 && role === "store" && path.startsWith("/kv");
       assert.ok(
@@ -176,6 +215,10 @@ Deno.test("fuzz: every route of both roles, over sockets, secure by default: no 
         `${role} ${method} ${path} answered ${status}`,
       );
     }
+    const counts = [...statuses].sort(([a], [b]) => a - b).map(([s, n]) =>
+      `${s || "closed"}: ${n}`
+    );
+    console.log(`fuzz${tls ? " (TLS)" : ""}: ${requests} requests, answers ${counts.join(", ")}`);
     assert.deepEqual(await snapshot(), before, "nothing changed");
     assert.ok((statuses.get(401) ?? 0) > 0 && (statuses.get(403) ?? 0) > 0, "refusals happened");
   } finally {
@@ -183,11 +226,10 @@ Deno.test("fuzz: every route of both roles, over sockets, secure by default: no 
     await sched.stop();
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
-});
+}
 
 /** Sends raw bytes on a fresh connection; returns the status (0: closed without an answer). */
-async function rawRequest(port: number, head: Uint8Array, body: Uint8Array): Promise<number> {
-  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+async function rawRequest(conn: Deno.Conn, head: Uint8Array, body: Uint8Array): Promise<number> {
   try {
     await conn.write(head);
     if (body.length > 0) await conn.write(body).catch(() => 0);

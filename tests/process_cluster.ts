@@ -6,12 +6,17 @@
  * address. Every process's output is kept (last lines only) so a failing test can print it; set
  * `MRKV_DEBUG=1` to stream it live.
  *
- * Used by the end-to-end tests; it talks to the processes only over HTTP, like curl.
+ * Secure like any cluster (docs/security.md): a cluster secret by default, or mutual TLS with a
+ * test CA (`security: "tls"` or `"tls+secret"`), certificates made with `openssl`.
+ *
+ * Used by the end-to-end tests; it talks to the processes only over HTTP(S), like curl
+ * ({@link ProcessCluster.fetch} uses the harness's certificate in the TLS modes).
  *
  * @module
  */
 
-import { generateSecret, readSecretFile, Security } from "../proto/security.ts";
+import { generateSecret, readSecretFile, Security, type TlsFiles } from "../proto/security.ts";
+import { TestPki } from "./test_pki.ts";
 
 /** The repository root (children run there so `deno.json` and its import map apply). */
 export const REPO_ROOT = new URL("..", import.meta.url).pathname;
@@ -219,6 +224,12 @@ export class ChildProc {
   }
 }
 
+/**
+ * How the cluster's processes authenticate each other (docs/security.md): a cluster secret over
+ * plain HTTP (the default, as `deno task start`), mutual TLS with a test CA, or both.
+ */
+export type ClusterSecurity = "secret" | "tls" | "tls+secret";
+
 /** Options for {@link ProcessCluster.start}. */
 export interface ProcessClusterOptions {
   readonly stores?: number;
@@ -226,7 +237,14 @@ export interface ProcessClusterOptions {
   readonly storeFlags?: readonly string[];
   /** Extra flags for the scheduler, e.g. `["--max-store-down-time", "15s"]`. */
   readonly schedulerFlags?: readonly string[];
+  /** Default `secret`. */
+  readonly security?: ClusterSecurity;
 }
+
+/** The common name of the certificates of the cluster's processes (TLS modes). */
+export const NODE_CN = "mrkv-node";
+/** The common name of the certificate the harness itself (an operator) uses. */
+export const ADMIN_CN = "mrkv-admin";
 
 /** A store slot: its address and data dir stay the same across restarts. */
 interface StoreSlot {
@@ -249,8 +267,17 @@ export class ProcessCluster {
 
   private constructor(
     readonly dir: string,
-    /** The cluster secret every process reads (`--cluster-secret-file`). */
-    readonly secretFile: string,
+    /** The cluster secret every process reads (`--cluster-secret-file`), in secret modes. */
+    readonly secretFile: string | undefined,
+    /**
+     * The test CA (TLS modes): every process gets a certificate from it, CN {@link NODE_CN};
+     * tests can issue more (another CN, say).
+     */
+    readonly pki: TestPki | undefined,
+    /**
+     * The harness's own security: the secret (for tokens) and, in TLS modes, a certificate
+     * with CN {@link ADMIN_CN}. {@link fetch} goes through it.
+     */
     readonly security: Security,
     readonly schedulerPort: number,
     slots: StoreSlot[],
@@ -260,6 +287,32 @@ export class ProcessCluster {
     this.#slots = slots;
     this.#storeFlags = storeFlags;
     this.#schedulerFlags = schedulerFlags;
+  }
+
+  /**
+   * `fetch` as an operator's tool on this machine would: over TLS with the harness's certificate
+   * in TLS modes (no credential headers are added; see {@link adminHeaders}).
+   */
+  fetch(url: string, init: RequestInit = {}): Promise<Response> {
+    return this.security.fetch(url, init);
+  }
+
+  /** The security flags every process of this cluster gets (`name`: its certificate's files). */
+  #securityFlags(name: string): string[] {
+    const flags = this.secretFile ? ["--cluster-secret-file", this.secretFile] : [];
+    if (this.pki) {
+      flags.push(
+        "--cacert",
+        this.pki.caFile,
+        "--cert",
+        `${this.pki.dir}/${name}.crt`,
+        "--key",
+        `${this.pki.dir}/${name}.key`,
+        "--cert-allowed-cn",
+        `${NODE_CN},${ADMIN_CN}`,
+      );
+    }
+    return flags;
   }
 
   /** The current scheduler process. */
@@ -285,8 +338,7 @@ export class ProcessCluster {
       `${this.dir}/scheduler`,
       "--schedule-interval-ms",
       "50ms",
-      "--cluster-secret-file",
-      this.secretFile,
+      ...this.#securityFlags("scheduler"),
       ...this.#schedulerFlags,
     ]);
     this.#schedulers.push(proc);
@@ -299,7 +351,7 @@ export class ProcessCluster {
       if (this.scheduler.exited) {
         throw new Error(`the scheduler exited: ${JSON.stringify(await this.scheduler.status)}`);
       }
-      const res = await fetch(`${this.schedulerUrl}/status`, {
+      const res = await this.fetch(`${this.schedulerUrl}/status`, {
         signal: AbortSignal.timeout(2_000),
       });
       const body = await res.json();
@@ -315,10 +367,30 @@ export class ProcessCluster {
    */
   static async start(opts: ProcessClusterOptions = {}): Promise<ProcessCluster> {
     const n = opts.stores ?? 3;
+    const mode = opts.security ?? "secret";
     const dir = await Deno.makeTempDir({ prefix: "mrkv-e2e-" });
-    const secretFile = `${dir}/cluster.secret`;
-    await Deno.writeTextFile(secretFile, generateSecret(), { mode: 0o600 });
-    const security = new Security({ secret: await readSecretFile(secretFile) });
+    let secretFile: string | undefined;
+    let secret: Uint8Array | undefined;
+    if (mode !== "tls") {
+      secretFile = `${dir}/cluster.secret`;
+      await Deno.writeTextFile(secretFile, generateSecret(), { mode: 0o600 });
+      secret = await readSecretFile(secretFile);
+    }
+    let pki: TestPki | undefined;
+    let tls: TlsFiles | undefined;
+    if (mode !== "secret") {
+      pki = await TestPki.create(`${dir}/pki`);
+      for (const name of ["scheduler", ...Array.from({ length: n }, (_, i) => `store${i + 1}`)]) {
+        await pki.issue(name, { cn: NODE_CN });
+      }
+      const admin = await pki.issue("admin", { cn: ADMIN_CN });
+      tls = {
+        ca: await Deno.readTextFile(pki.caFile),
+        cert: await Deno.readTextFile(admin.cert),
+        key: await Deno.readTextFile(admin.key),
+      };
+    }
+    const security = new Security({ secret, tls });
     const [schedulerPort, ...storePorts] = freePorts(n + 1);
     const slots: StoreSlot[] = storePorts.map((port, i) => ({
       port,
@@ -330,6 +402,7 @@ export class ProcessCluster {
     const cluster = new ProcessCluster(
       dir,
       secretFile,
+      pki,
       security,
       schedulerPort!,
       slots,
@@ -362,14 +435,14 @@ export class ProcessCluster {
     return this.#slots.length;
   }
 
-  /** `http://127.0.0.1:PORT` of the scheduler. */
+  /** `http://127.0.0.1:PORT` of the scheduler (`https` in TLS modes). */
   get schedulerUrl(): string {
-    return `http://127.0.0.1:${this.schedulerPort}`;
+    return `${this.security.scheme}://127.0.0.1:${this.schedulerPort}`;
   }
 
-  /** `http://127.0.0.1:PORT` of store slot `i`. */
+  /** `http://127.0.0.1:PORT` of store slot `i` (`https` in TLS modes). */
   storeUrl(i: number): string {
-    return `http://127.0.0.1:${this.#slot(i).port}`;
+    return `${this.security.scheme}://127.0.0.1:${this.#slot(i).port}`;
   }
 
   /** The store ID of slot `i` (known once it has answered `/status`). */
@@ -408,8 +481,7 @@ export class ProcessCluster {
       this.schedulerUrl,
       "--data-dir",
       slot.dataDir,
-      "--cluster-secret-file",
-      this.secretFile,
+      ...this.#securityFlags(`store${i + 1}`),
       ...this.#storeFlags,
     ]);
     slot.proc = proc;
@@ -424,7 +496,9 @@ export class ProcessCluster {
       if (slot.proc?.exited) {
         throw new Error(`store slot ${i} exited: ${JSON.stringify(await slot.proc.status)}`);
       }
-      const res = await fetch(`${this.storeUrl(i)}/status`, { signal: AbortSignal.timeout(2_000) });
+      const res = await this.fetch(`${this.storeUrl(i)}/status`, {
+        signal: AbortSignal.timeout(2_000),
+      });
       const body = await res.json();
       return res.status === 200 && body.role === "store" && body.healthy === true
         ? body.id as number
@@ -446,7 +520,7 @@ export class ProcessCluster {
 
   /** Region `id` as the scheduler sees it (from `GET /pd/api/v1/regions`), or undefined. */
   async region(id: number): Promise<SchedulerRegion | undefined> {
-    const res = await fetch(`${this.schedulerUrl}/pd/api/v1/regions`, {
+    const res = await this.fetch(`${this.schedulerUrl}/pd/api/v1/regions`, {
       headers: this.adminHeaders(),
       signal: AbortSignal.timeout(2_000),
     });
@@ -495,6 +569,7 @@ export class ProcessCluster {
     const all = this.#all();
     for (const p of all) p.kill("SIGKILL");
     await Promise.all(all.map((p) => p.status.catch(() => {})));
+    this.security.close();
     await Deno.remove(this.dir, { recursive: true }).catch(() => {});
   }
 
