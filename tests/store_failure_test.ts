@@ -206,6 +206,14 @@ Deno.test(
       await node.workers.heartbeat.execute(leader, step);
       await waitFor("the old leader's peer to be removed", () =>
         !leader.region.peers.some((p) => p.id === old.meta.id));
+      // Its store destroys the peer (deleting its data); let that finish before the cluster
+      // closes its engine.
+      const oldIndex = c.nodes.indexOf(oldNode);
+      await waitFor(
+        "the removed peer's data to be deleted",
+        async () =>
+          (await c.localGet(oldIndex, "k")) === null,
+      );
       assert.equal(await c.get("k"), "v");
       await c.put("k", "after");
       assert.equal(await c.get("k"), "after");
