@@ -502,7 +502,8 @@ const operatorShow: Command = {
 /** Builds the body of `POST /operators` for `operator add NAME ...`. */
 function operatorBody(ctx: Context): Record<string, unknown> {
   const [name, region, ...rest] = ctx.args;
-  const known = "transfer-leader, add-peer, remove-peer, transfer-region, split-region";
+  const known =
+    "transfer-leader, add-peer, remove-peer, transfer-region, split-region, merge-region";
   if (name === undefined) throw usageError(`missing the operator name (${known})`);
   const regionId = id(region, "REGION_ID");
   const one = (what: string) => {
@@ -515,6 +516,12 @@ function operatorBody(ctx: Context): Record<string, unknown> {
     case "add-peer":
     case "remove-peer":
       return { name, region_id: regionId, store_id: one("STORE_ID") };
+    case "merge-region":
+      return {
+        name,
+        source_region_id: regionId,
+        target_region_id: one("TARGET_REGION_ID"),
+      };
     case "transfer-region": {
       const ids = rest.flatMap((x) => x.split(",")).filter((x) => x !== "");
       if (ids.length === 0) throw usageError("transfer-region takes REGION_ID and STORE_ID...");

@@ -169,9 +169,22 @@ Deno.test(
       const none = await ctl(c, "operator", "cancel", "1");
       assert.equal(none.code, EXIT.notFound);
       assert.match(none.err, /has no running operator/);
-      const unknown = await ctl(c, "operator", "add", "merge-region", "1", "2");
+      const unknown = await ctl(c, "operator", "add", "scatter-region", "1", "2");
       assert.equal(unknown.code, EXIT.usage);
-      assert.match(unknown.err, /unknown operator "merge-region" \(transfer-leader, add-peer/);
+      assert.match(unknown.err, /unknown operator "scatter-region" \(transfer-leader, add-peer/);
+
+      // Merge the region starting at "d" back into region 1, which ends there.
+      const d = await json<{ id: number }>(c, "region", "key", "d");
+      const notAdjacent = await ctl(c, "operator", "add", "merge-region", "1", String(right.id));
+      assert.equal(notAdjacent.code, EXIT.failed);
+      assert.match(notAdjacent.err, /not adjacent/);
+      const merging = await ok(c, "operator", "add", "merge-region", String(d.id), "1");
+      assert.match(merging, new RegExp(`^added admin-merge-region on region ${d.id}`, "m"));
+      await waitFor(
+        "region 1 to take the range up to h",
+        async () => (await json<{ id: number }>(c, "region", "key", "e")).id === 1,
+      );
+      assert.equal((await json<{ count: number }>(c, "region", "list")).count, 3);
     }),
 );
 

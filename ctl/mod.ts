@@ -48,6 +48,7 @@ export function ctlUsage(): string {
     "  remove-peer REGION_ID STORE_ID         remove the replica on STORE_ID",
     "  transfer-region REGION_ID S1,S2,S3     put the region's replicas on exactly these stores",
     "  split-region REGION_ID [KEY...]        split at the keys (none: at the size midpoint)",
+    "  merge-region REGION_ID TARGET_ID       merge the region into the adjacent TARGET_ID",
     "",
     "Flags (anywhere on the line):",
     "  --scheduler URL, -u URL                the scheduler [$MRKV_SCHEDULER, http://127.0.0.1:2379]",

@@ -20,8 +20,31 @@ import { MrkvError } from "./errors.ts";
 /** Largest key accepted anywhere (docs/api.md: keys are 1..1024 bytes; split keys likewise). */
 export const MAX_KEY_BYTES = 4096;
 
-/** A peer's role in its Raft group. Learners replicate but do not vote. */
-export type PeerRole = "Voter" | "Learner";
+/**
+ * A peer's role in its Raft group. Learners replicate but do not vote. The other two exist only
+ * in a joint configuration (TiKV's roles): an `IncomingVoter` votes in the incoming configuration
+ * only, a `DemotingVoter` in the outgoing one only, and becomes a learner when the joint
+ * configuration is left. A `Voter` votes in both.
+ */
+export type PeerRole = "Voter" | "Learner" | "IncomingVoter" | "DemotingVoter";
+
+/** Every {@link PeerRole}. */
+export const PEER_ROLES: readonly PeerRole[] = [
+  "Voter",
+  "Learner",
+  "IncomingVoter",
+  "DemotingVoter",
+];
+
+/** True for the roles that exist only in a joint configuration. */
+export function isJointRole(role: PeerRole): boolean {
+  return role === "IncomingVoter" || role === "DemotingVoter";
+}
+
+/** True if a region's peer list describes a joint configuration. */
+export function isJointRegion(region: Pick<Region, "peers">): boolean {
+  return region.peers.some((p) => isJointRole(p.role));
+}
 
 /** One replica of a region, living on one store. */
 export interface Peer {
@@ -54,7 +77,19 @@ export interface Store {
   readonly id: number;
   /** HOST:PORT other servers dial. */
   readonly address: string;
+  /**
+   * What the store's version can do beyond the basics ({@link STORE_FEATURES}); the scheduler
+   * uses a feature only once every store has it. Absent: none (an older store).
+   */
+  readonly features?: readonly string[];
 }
+
+/** Joint-consensus membership changes (ChangePeerV2). */
+export const FEATURE_JOINT_CONSENSUS = "joint-consensus";
+/** Region merge (PrepareMerge, CommitMerge, RollbackMerge). */
+export const FEATURE_MERGE = "merge";
+/** The features this version's stores register with. */
+export const STORE_FEATURES: readonly string[] = [FEATURE_JOINT_CONSENSUS, FEATURE_MERGE];
 
 /** Bytewise comparison: negative, zero or positive like `Array.prototype.sort` wants. */
 export function compareBytes(a: Uint8Array, b: Uint8Array): number {
@@ -113,13 +148,13 @@ export function peerOnStore(region: Region, storeId: number): Peer | undefined {
 export function decodePeer(v: unknown, name: string): Peer {
   const o = expectObject(v, name);
   const role = optional(field(o, "role"), `${name}.role`, expectString, "Voter");
-  if (role !== "Voter" && role !== "Learner") {
-    throw new MrkvError("BadRequest", `${name}.role must be "Voter" or "Learner"`);
+  if (!(PEER_ROLES as readonly string[]).includes(role)) {
+    throw new MrkvError("BadRequest", `${name}.role must be one of ${PEER_ROLES.join(", ")}`);
   }
   return {
     id: expectId(field(o, "id"), `${name}.id`),
     storeId: expectId(field(o, "storeId"), `${name}.storeId`),
-    role,
+    role: role as PeerRole,
   };
 }
 
@@ -172,5 +207,29 @@ export function decodeStore(v: unknown, name: string): Store {
   if (!/^[^\s/]+:\d{1,5}$/.test(address)) {
     throw new MrkvError("BadRequest", `${name}.address must look like HOST:PORT, got "${address}"`);
   }
-  return { id: expectId(field(o, "id"), `${name}.id`), address };
+  const features = optional(
+    field(o, "features"),
+    `${name}.features`,
+    (v, n) => expectArray(v, n, (x, m) => expectString(x, m, 64), 32),
+    undefined,
+  );
+  return {
+    id: expectId(field(o, "id"), `${name}.id`),
+    address,
+    ...(features === undefined ? {} : { features }),
+  };
+}
+
+/** True if `a` ends where `b` starts or `b` ends where `a` starts (they may merge). */
+export function regionsAdjacent(
+  a: Pick<Region, "startKey" | "endKey">,
+  b: Pick<Region, "startKey" | "endKey">,
+): boolean {
+  return (a.endKey.length > 0 && bytesEqual(a.endKey, b.startKey)) ||
+    (b.endKey.length > 0 && bytesEqual(b.endKey, a.startKey));
+}
+
+/** True if `store` registered with `feature`. */
+export function storeHasFeature(store: Store, feature: string): boolean {
+  return store.features?.includes(feature) ?? false;
 }

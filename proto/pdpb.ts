@@ -168,13 +168,35 @@ export interface RegionHeartbeatRequest {
  * - `RemovePeer`: propose ConfChange RemovePeer(peer) (never the leader itself).
  * - `TransferLeader`: transfer leadership to `peer`.
  * - `SplitRegion`: split at `keys` (empty: the store picks the size midpoint), then ask_batch_split.
+ * - `ChangePeerV2Enter`: propose one joint change promoting the learners `promote` and demoting
+ *   the voters `demote`; `ChangePeerV2Leave`: leave the joint configuration (both carry the
+ *   lists, so the step's end can be judged from the region).
+ * - `MergeRegion`: merge this region (`source`) into the adjacent `target`: propose PrepareMerge.
+ *   The target's own operator carries the same step with `passive` set; it is never sent.
  */
 export type OperatorStep =
   | { readonly type: "AddLearner"; readonly peer: Peer }
   | { readonly type: "PromoteLearner"; readonly peer: Peer }
   | { readonly type: "RemovePeer"; readonly peer: Peer }
   | { readonly type: "TransferLeader"; readonly peer: Peer }
-  | { readonly type: "SplitRegion"; readonly keys: readonly Uint8Array[] };
+  | { readonly type: "SplitRegion"; readonly keys: readonly Uint8Array[] }
+  | JointStep
+  | MergeStep;
+
+/** A step of a joint-consensus change (see {@link OperatorStep}). */
+export interface JointStep {
+  readonly type: "ChangePeerV2Enter" | "ChangePeerV2Leave";
+  readonly promote: readonly Peer[];
+  readonly demote: readonly Peer[];
+}
+
+/** A merge step (see {@link OperatorStep}). */
+export interface MergeStep {
+  readonly type: "MergeRegion";
+  readonly source: Region;
+  readonly target: Region;
+  readonly passive: boolean;
+}
 
 /**
  * The answer for one heartbeat that needs one. `error` is set if the heartbeat was refused
@@ -440,6 +462,20 @@ export function decodeOperatorStep(v: unknown, name: string): OperatorStep {
       return { type, peer: decodePeer(field(o, "peer"), `${name}.peer`) };
     case "SplitRegion":
       return { type, keys: expectArray(field(o, "keys"), `${name}.keys`, key, MAX_SPLIT_COUNT) };
+    case "ChangePeerV2Enter":
+    case "ChangePeerV2Leave":
+      return {
+        type,
+        promote: peers(field(o, "promote"), `${name}.promote`),
+        demote: peers(field(o, "demote"), `${name}.demote`),
+      };
+    case "MergeRegion":
+      return {
+        type,
+        source: decodeRegion(field(o, "source"), `${name}.source`),
+        target: decodeRegion(field(o, "target"), `${name}.target`),
+        passive: optional(field(o, "passive"), `${name}.passive`, expectBool, false),
+      };
     default:
       throw new MrkvError("BadRequest", `${name}.type "${type}" is not an operator step`);
   }

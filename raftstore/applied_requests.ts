@@ -87,6 +87,8 @@ export class AppliedRequests {
   #pending: RequestTag[] = [];
   /** Log index of the first of them: the record's key (unique: an entry is added only once). */
   #pendingIndex = 0;
+  /** A merge raised the clock: the pass writes a record even if it remembered no tag. */
+  #clockRaised = false;
   /** Writes skipped as duplicates and refused as expired, for metrics and tests. */
   duplicates = 0;
   expired = 0;
@@ -123,6 +125,21 @@ export class AppliedRequests {
   }
 
   /**
+   * Takes in every tag of `other` — the table of a region merged into this one, at log index
+   * `index` — and its clock, if newer. Both persist with this pass's record. The clock matters
+   * as much as the tags: a stray copy of a write the other region applied and has since
+   * forgotten must still be refused as expired here.
+   */
+  absorb(other: AppliedRequests, index: number): void {
+    if (this.#pending.length === 0) this.#pendingIndex = index;
+    for (const t of other.tags()) {
+      if (!this.#ids.has(t.id.toHex())) this.add(t, index);
+    }
+    if (other.#clock > this.#clock) this.#clock = other.#clock;
+    this.#clockRaised = true;
+  }
+
+  /**
    * Ends an apply pass: the tags it remembered become one record (in the data phase, after the
    * data it wrote), and records that have expired are deleted (in the state phase, after the
    * applied index). A pass that remembered nothing writes nothing.
@@ -131,9 +148,10 @@ export class AppliedRequests {
     readonly data: number;
     readonly state: number;
   }): void {
-    if (this.#pending.length === 0) return;
+    if (this.#pending.length === 0 && !this.#clockRaised) return;
     const tags = this.#pending;
     this.#pending = [];
+    this.#clockRaised = false;
     wb.atPhase(phases.data);
     this.#store(wb, regionId, this.#pendingIndex, tags);
     wb.atPhase(phases.state);

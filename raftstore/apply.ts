@@ -5,17 +5,26 @@
  * command's epoch and keys again (the proposer's view may be stale by the time the entry
  * commits), puts data mutations in the batch's data phase and state records (apply state, region
  * state) in its state phase, and returns what happened so the peer can answer proposals and the
- * store can act on membership changes and splits once the batch is durable.
+ * store can act on membership changes, splits and merges once the batch is durable. Membership
+ * changes are in conf_change.ts, the merge commands in merge.ts.
  *
  * @module
  */
-import { type ConfChange, decodeConfChange, type Entry } from "../raft/mod.ts";
+import type { ConfChange, ConfChangeV2, Entry } from "../raft/mod.ts";
 import type { WriteBatch } from "../storage/mod.ts";
 import { MrkvError } from "../proto/errors.ts";
-import { compareBytes, keyInRegion, type Peer, type Region } from "../proto/metapb.ts";
+import { compareBytes, keyInRegion, type Region } from "../proto/metapb.ts";
+import { execConfChange } from "./conf_change.ts";
 import {
-  type ChangePeerRequest,
+  ApplyBlocked,
+  execCommitMerge,
+  execPrepareMerge,
+  execRollbackMerge,
+  type MergeState,
+} from "./merge.ts";
+import {
   checkEpoch,
+  type CommitMergeRequest,
   type CompactLogRequest,
   decodeCmd,
   epochCheckKind,
@@ -40,8 +49,7 @@ export type AdminEffect =
   | {
     readonly type: "ChangePeer";
     readonly region: Region;
-    readonly cc: ConfChange;
-    readonly removed?: Peer;
+    readonly cc: ConfChange | ConfChangeV2;
   }
   | {
     readonly type: "Split";
@@ -50,7 +58,17 @@ export type AdminEffect =
     /** The regions the split created, in key order. */
     readonly regions: readonly Region[];
   }
-  | { readonly type: "CompactLog"; readonly index: number; readonly term: number };
+  | { readonly type: "CompactLog"; readonly index: number; readonly term: number }
+  | { readonly type: "PrepareMerge"; readonly state: MergeState }
+  | {
+    readonly type: "CommitMerge";
+    /** The merged region (the target with the source's range). */
+    readonly region: Region;
+    /** The source as of its PrepareMerge, at index `commit` of its log. */
+    readonly source: Region;
+    readonly commit: number;
+  }
+  | { readonly type: "RollbackMerge"; readonly commit: number };
 
 /** Everything one call to {@link applyEntries} did. */
 export interface ApplyOutcome {
@@ -58,6 +76,17 @@ export interface ApplyOutcome {
   appliedIndex: number;
   /** Bytes written by Put commands (for the approximate region size). */
   writtenBytes: number;
+  /** Delete commands applied (they shrink the region by an unknown amount). */
+  deletes: number;
+  /** The region's merge state after these entries (set by PrepareMerge, cleared by rollback). */
+  merge: MergeState | undefined;
+  /**
+   * Set when apply stopped before the entry at this index, a CommitMerge whose local source peer
+   * is not ready yet: that entry and the ones after it are applied later.
+   */
+  blockedAt?: number;
+  /** The source region a blocked CommitMerge waits for, with the command (to catch it up). */
+  waitingFor?: CommitMergeRequest;
   readonly results: EntryResult[];
   readonly effects: AdminEffect[];
   /** How many of `results` the store answered before the write landed. */
@@ -70,10 +99,23 @@ export interface ApplyPhases {
   readonly state: number;
 }
 
+/** What apply needs to know beyond the region itself. */
+export interface ApplyContext {
+  /** The region's merge state before these entries. */
+  readonly merge?: MergeState;
+  /**
+   * Whether the local peer of a CommitMerge's source has applied its PrepareMerge: its applied
+   * client writes if so, undefined if apply must wait (see merge.ts). Without it, every
+   * CommitMerge waits.
+   */
+  readonly mergeSource?: (req: CommitMergeRequest) => AppliedRequests | undefined;
+}
+
 /**
  * Applies `entries` (already committed, in order) to a region at `appliedIndex`. Entries at or
  * below the applied index are skipped (they were applied before a restart). Tagged client
- * writes run at most once, as `requests` decides (it is updated and persisted in `wb`).
+ * writes run at most once, as `requests` decides (it is updated and persisted in `wb`). Apply
+ * stops early only at a CommitMerge whose source is not ready (`blockedAt`).
  */
 export function applyEntries(
   region: Region,
@@ -82,20 +124,24 @@ export function applyEntries(
   wb: WriteBatch,
   phases: ApplyPhases,
   requests: AppliedRequests,
+  ctx: ApplyContext = {},
 ): ApplyOutcome {
   const out: ApplyOutcome = {
     region,
     appliedIndex,
     writtenBytes: 0,
+    deletes: 0,
+    merge: ctx.merge,
     results: [],
     effects: [],
     answered: 0,
   };
+  const mergeSource = ctx.mergeSource ?? (() => undefined);
   for (const e of entries) {
     if (e.index <= out.appliedIndex) continue;
     let error: MrkvError | undefined;
     let request: string | undefined;
-    let admin = e.type === "ConfChange";
+    let admin = e.type === "ConfChange" || e.type === "ConfChangeV2";
     // Apply is total: an entry that cannot be executed — malformed, stale, or forged — is applied
     // as a no-op that answers its proposer with the error. Whatever it added to the batch or the
     // outcome is rolled back, so it leaves no trace but the applied index. The result is a pure
@@ -103,12 +149,15 @@ export function applyEntries(
     const savepoint = wb.savepoint();
     const before = {
       region: out.region,
+      merge: out.merge,
       effects: out.effects.length,
       writtenBytes: out.writtenBytes,
+      deletes: out.deletes,
     };
     try {
-      if (e.type === "ConfChange") execConfChangeEntry(out, e, wb, phases);
-      else if (e.data.length > 0) {
+      if (e.type === "ConfChange" || e.type === "ConfChangeV2") {
+        execConfChangeEntry(out, e, wb, phases);
+      } else if (e.data.length > 0) {
         const cmd = decodeCmd(e.data);
         const tag = cmd.header.request;
         request = tag?.id.toHex();
@@ -123,15 +172,22 @@ export function applyEntries(
           );
         }
         if (verdict === "fresh") {
-          execCmd(out, cmd, wb, phases);
+          execCmd(out, cmd, e.index, wb, phases, requests, mergeSource);
           if (tag && !admin) requests.add(tag, e.index);
         }
       }
     } catch (err) {
       wb.rollbackTo(savepoint);
       out.region = before.region;
+      out.merge = before.merge;
       out.effects.length = before.effects;
       out.writtenBytes = before.writtenBytes;
+      out.deletes = before.deletes;
+      if (err instanceof ApplyBlocked) {
+        out.blockedAt = e.index;
+        out.waitingFor = err.req;
+        break;
+      }
       error = err instanceof MrkvError ? err : new MrkvError(
         "BadRequest",
         `entry ${e.index} of region ${region.id} cannot be applied and was skipped: ${
@@ -146,16 +202,42 @@ export function applyEntries(
   return out;
 }
 
-function execCmd(out: ApplyOutcome, cmd: RaftCmd, wb: WriteBatch, phases: ApplyPhases): void {
+function execCmd(
+  out: ApplyOutcome,
+  cmd: RaftCmd,
+  index: number,
+  wb: WriteBatch,
+  phases: ApplyPhases,
+  requests: AppliedRequests,
+  mergeSource: (req: CommitMergeRequest) => AppliedRequests | undefined,
+): void {
   checkHeader(out.region, cmd);
   if (cmd.admin) {
-    if (cmd.admin.type === "Split") execSplit(out, cmd.admin, wb, phases);
-    else if (cmd.admin.type === "CompactLog") execCompactLog(out, cmd.admin);
-    else throw new MrkvError("BadRequest", "ChangePeer must be proposed as a conf change entry");
-    return;
+    switch (cmd.admin.type) {
+      case "Split":
+        return execSplit(out, cmd.admin, wb, phases);
+      case "CompactLog":
+        return execCompactLog(out, cmd.admin);
+      case "PrepareMerge":
+        return execPrepareMerge(out, cmd.admin, index, wb, phases);
+      case "CommitMerge":
+        return execCommitMerge(out, cmd.admin, wb, phases, requests, index, mergeSource);
+      case "RollbackMerge":
+        return execRollbackMerge(out, cmd.admin, wb, phases);
+      case "ChangePeer":
+      case "ChangePeerV2":
+        throw new MrkvError("BadRequest", `${cmd.admin.type} must be proposed as a conf change`);
+    }
   }
-  const requests = cmd.requests ?? [];
-  for (const r of requests) {
+  const writes = cmd.requests ?? [];
+  // The epoch check already refuses every write proposed before the PrepareMerge; this holds
+  // whatever epoch a write names: a frozen region's data may already belong to the target.
+  if (out.merge && writes.length > 0) {
+    throw new MrkvError("ServerIsBusy", `region ${out.region.id} is merging; retry`, {
+      region_id: out.region.id,
+    });
+  }
+  for (const r of writes) {
     if (!keyInRegion(r.key, out.region)) {
       throw new MrkvError("KeyNotInRegion", `key is not in region ${out.region.id}`, {
         region_id: out.region.id,
@@ -163,12 +245,13 @@ function execCmd(out: ApplyOutcome, cmd: RaftCmd, wb: WriteBatch, phases: ApplyP
     }
   }
   wb.atPhase(phases.data);
-  for (const r of requests) {
+  for (const r of writes) {
     if (r.type === "Put") {
       wb.putData(r.key, r.value);
       out.writtenBytes += r.key.length + r.value.length;
     } else {
       wb.deleteData(r.key);
+      out.deletes++;
     }
   }
 }
@@ -189,75 +272,16 @@ function execConfChangeEntry(
   wb: WriteBatch,
   phases: ApplyPhases,
 ): void {
-  const cc = decodeConfChange(e.data);
-  if (!cc.context || cc.context.length === 0) {
-    throw new MrkvError("BadRequest", `conf change at ${e.index} carries no command`);
-  }
-  const cmd = decodeCmd(cc.context);
-  if (cmd.admin?.type !== "ChangePeer") {
-    throw new MrkvError("BadRequest", `conf change at ${e.index} does not carry ChangePeer`);
-  }
-  // Raft's view (the conf change) and the region's (the command) must describe one change, or
-  // the two membership lists would drift apart.
-  if (cc.type !== cmd.admin.changeType || cc.nodeId !== cmd.admin.peer.id) {
-    throw new MrkvError(
-      "BadRequest",
-      `conf change at ${e.index} (${cc.type} ${cc.nodeId}) does not match its command ` +
-        `(${cmd.admin.changeType} ${cmd.admin.peer.id})`,
-    );
-  }
-  checkHeader(out.region, cmd);
-  execChangePeer(out, cmd.admin, cc, wb, phases);
-}
-
-/** Applies one membership change; a change that would not alter the region is a no-op. */
-function execChangePeer(
-  out: ApplyOutcome,
-  req: ChangePeerRequest,
-  cc: ConfChange,
-  wb: WriteBatch,
-  phases: ApplyPhases,
-): void {
   const region = out.region;
-  const existing = region.peers.find((p) => p.id === req.peer.id || p.storeId === req.peer.storeId);
-  let peers: Peer[];
-  let removed: Peer | undefined;
-  switch (req.changeType) {
-    case "AddNode":
-      if (existing && existing.id !== req.peer.id) {
-        throw new MrkvError(
-          "StaleCommand",
-          `store ${req.peer.storeId} already has peer ${existing.id} of region ${region.id}`,
-        );
-      }
-      if (existing?.role === "Voter") return;
-      peers = existing
-        ? region.peers.map((p) => (p.id === existing.id ? { ...p, role: "Voter" as const } : p))
-        : [...region.peers, { ...req.peer, role: "Voter" }];
-      break;
-    case "AddLearnerNode":
-      if (existing) {
-        if (existing.id === req.peer.id && existing.role === "Learner") return;
-        throw new MrkvError(
-          "StaleCommand",
-          `store ${req.peer.storeId} already has peer ${existing.id} of region ${region.id}`,
-        );
-      }
-      peers = [...region.peers, { ...req.peer, role: "Learner" }];
-      break;
-    case "RemoveNode":
-      if (!existing || existing.id !== req.peer.id) return;
-      removed = existing;
-      peers = region.peers.filter((p) => p.id !== existing.id);
-      break;
-  }
-  out.region = {
-    ...region,
-    peers,
-    epoch: { ...region.epoch, confVer: region.epoch.confVer + 1 },
-  };
-  wb.atPhase(phases.state).putRegionState(region.id, { peerState: "Normal", region: out.region });
-  out.effects.push({ type: "ChangePeer", region: out.region, cc, removed });
+  const change = execConfChange(region, e, (cmd) => checkHeader(region, cmd));
+  // A change that would not alter the region is a no-op.
+  if (!change) return;
+  out.region = change.region;
+  wb.atPhase(phases.state).putRegionState(region.id, {
+    peerState: "Normal",
+    region: change.region,
+  });
+  out.effects.push({ type: "ChangePeer", region: change.region, cc: change.cc });
 }
 
 /**
@@ -323,6 +347,10 @@ function execSplit(
 }
 
 function execCompactLog(out: ApplyOutcome, req: CompactLogRequest): void {
+  // A merge target may still carry a lagging source peer up from this log (see merge.ts).
+  if (out.merge) {
+    throw new MrkvError("StaleCommand", `region ${out.region.id} is merging: its log stays`);
+  }
   if (req.compactIndex > out.appliedIndex) {
     throw new MrkvError(
       "StaleCommand",

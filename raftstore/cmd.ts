@@ -23,8 +23,10 @@ import {
 import {
   decodeEpoch,
   decodePeer,
+  decodeRegion,
   MAX_KEY_BYTES,
   type Peer,
+  type Region,
   type RegionEpoch,
 } from "../proto/metapb.ts";
 import { MrkvError } from "../proto/errors.ts";
@@ -58,6 +60,53 @@ export interface ChangePeerRequest {
   readonly peer: Peer;
 }
 
+/** One change of a {@link ChangePeerV2Request}. */
+export interface PeerChange {
+  readonly changeType: "AddNode" | "AddLearnerNode" | "RemoveNode";
+  readonly peer: Peer;
+}
+
+/**
+ * A joint-consensus membership change (TiKV's ChangePeerV2), carried by a Raft `ConfChangeV2`.
+ * Several changes enter a joint configuration (`AddNode` on a learner makes it an
+ * `IncomingVoter`, `AddLearnerNode` on a voter a `DemotingVoter`, `RemoveNode` removes a
+ * learner; a voter must be demoted before it can be removed); one change is a single step; no
+ * changes leaves the joint configuration.
+ */
+export interface ChangePeerV2Request {
+  readonly type: "ChangePeerV2";
+  readonly changes: readonly PeerChange[];
+}
+
+/**
+ * Merge, first step, on the source region: freezes it (no more writes) and records the smallest
+ * log index every peer has (`minIndex`), so the target can carry the entries after it to a
+ * lagging source peer. `target` is the target region as the proposer saw it.
+ */
+export interface PrepareMergeRequest {
+  readonly type: "PrepareMerge";
+  readonly target: Region;
+  readonly minIndex: number;
+}
+
+/**
+ * Merge, second step, on the target region: take over the source's range. `source` is the
+ * source region as of its PrepareMerge (at log index `commit`); `entries` are the source's
+ * encoded Raft entries `minIndex + 1 ..= commit`, for a source peer that has not got them yet.
+ */
+export interface CommitMergeRequest {
+  readonly type: "CommitMerge";
+  readonly source: Region;
+  readonly commit: number;
+  readonly entries: readonly Uint8Array[];
+}
+
+/** Merge abandoned, on the source region: unfreezes it (the target can no longer take it). */
+export interface RollbackMergeRequest {
+  readonly type: "RollbackMerge";
+  readonly commit: number;
+}
+
 /** One region a split creates: it starts at `splitKey`. */
 export interface SplitTarget {
   readonly splitKey: Uint8Array;
@@ -87,7 +136,14 @@ export interface CompactLogRequest {
 }
 
 /** A command that changes the region itself rather than its data. */
-export type AdminRequest = ChangePeerRequest | SplitRequest | CompactLogRequest;
+export type AdminRequest =
+  | ChangePeerRequest
+  | ChangePeerV2Request
+  | SplitRequest
+  | CompactLogRequest
+  | PrepareMergeRequest
+  | CommitMergeRequest
+  | RollbackMergeRequest;
 
 /** One replicated command: either data writes or one admin request. */
 export interface RaftCmd {
@@ -98,15 +154,20 @@ export interface RaftCmd {
 
 /**
  * Which epoch fields a command must match at propose and apply time (TiKV's table):
- * data writes need the same `version` (a split moved keys away); ChangePeer the same `confVer`;
- * Split and TransferLeader both; CompactLog neither (it only touches this peer's log).
+ * data writes need the same `version` (a split or merge moved keys); ChangePeer and ChangePeerV2
+ * the same `confVer`; Split, TransferLeader and the merge commands both; CompactLog neither (it
+ * only touches this peer's log).
  */
 export const EPOCH_CHECK: Readonly<Record<string, { confVer: boolean; version: boolean }>> = {
   Data: { confVer: false, version: true },
   ChangePeer: { confVer: true, version: false },
+  ChangePeerV2: { confVer: true, version: false },
   Split: { confVer: true, version: true },
   TransferLeader: { confVer: true, version: true },
   CompactLog: { confVer: false, version: false },
+  PrepareMerge: { confVer: true, version: true },
+  CommitMerge: { confVer: true, version: true },
+  RollbackMerge: { confVer: true, version: true },
 };
 
 /** The {@link EPOCH_CHECK} row for a command. */
@@ -189,18 +250,71 @@ function decodeSplitTarget(o: Fields, name: string): SplitTarget {
   };
 }
 
+/** Most changes one ChangePeerV2 may carry (a region has at most 64 peers). */
+const MAX_PEER_CHANGES = 64;
+/** Most source entries one CommitMerge may carry (their size is bounded when proposing). */
+const MAX_MERGE_ENTRIES = 100_000;
+
+function decodeChangeType(o: Fields, name: string): PeerChange["changeType"] {
+  const changeType = field(o, "changeType");
+  if (
+    changeType !== "AddNode" && changeType !== "AddLearnerNode" && changeType !== "RemoveNode"
+  ) {
+    throw new MrkvError("BadRequest", `${name}.changeType is not a conf change type`);
+  }
+  return changeType;
+}
+
+function decodePeerChange(v: unknown, name: string): PeerChange {
+  const o = expectObject(v, name);
+  return {
+    changeType: decodeChangeType(o, name),
+    peer: decodePeer(field(o, "peer"), `${name}.peer`),
+  };
+}
+
 function decodeAdmin(v: unknown, name: string): AdminRequest {
   const o = expectObject(v, name);
   switch (field(o, "type")) {
-    case "ChangePeer": {
-      const changeType = field(o, "changeType");
-      if (
-        changeType !== "AddNode" && changeType !== "AddLearnerNode" && changeType !== "RemoveNode"
-      ) {
-        throw new MrkvError("BadRequest", `${name}.changeType is not a conf change type`);
-      }
-      return { type: "ChangePeer", changeType, peer: decodePeer(field(o, "peer"), `${name}.peer`) };
-    }
+    case "ChangePeer":
+      return {
+        type: "ChangePeer",
+        changeType: decodeChangeType(o, name),
+        peer: decodePeer(field(o, "peer"), `${name}.peer`),
+      };
+    case "ChangePeerV2":
+      return {
+        type: "ChangePeerV2",
+        changes: expectArray(
+          field(o, "changes"),
+          `${name}.changes`,
+          decodePeerChange,
+          MAX_PEER_CHANGES,
+        ),
+      };
+    case "PrepareMerge":
+      return {
+        type: "PrepareMerge",
+        target: decodeRegion(field(o, "target"), `${name}.target`),
+        minIndex: expectUint(field(o, "minIndex"), `${name}.minIndex`),
+      };
+    case "CommitMerge":
+      return {
+        type: "CommitMerge",
+        source: decodeRegion(field(o, "source"), `${name}.source`),
+        commit: expectUint(field(o, "commit"), `${name}.commit`),
+        entries: expectArray(
+          field(o, "entries"),
+          `${name}.entries`,
+          (x, n) => expectBytes(x, n, 64 * 1024 * 1024),
+          MAX_MERGE_ENTRIES,
+        ),
+      };
+    case "RollbackMerge":
+      return {
+        type: "RollbackMerge",
+        commit: expectUint(field(o, "commit"), `${name}.commit`),
+      };
     case "Split":
       // A log written before batch splits holds the single-key shape: one split target.
       if (field(o, "splits") === undefined) {

@@ -25,7 +25,8 @@
  * @module
  */
 import { MrkvError } from "../proto/errors.ts";
-import { epochEqual, type Peer as PeerMeta } from "../proto/metapb.ts";
+import { epochEqual, isJointRegion, type Peer as PeerMeta } from "../proto/metapb.ts";
+import type { PeerChange } from "./cmd.ts";
 import {
   isStoreRemoved,
   type OperatorStep,
@@ -37,6 +38,7 @@ import type { Peer } from "./peer.ts";
 import type { PdClient } from "../proto/pd_client.ts";
 import type { RegionObserver, Store } from "./store.ts";
 import type { SplitWorker } from "./split.ts";
+import type { MergeWorker } from "./merge_worker.ts";
 
 /** How soon a changed region is reported. */
 const CHANGE_FLUSH_MS = 20;
@@ -101,6 +103,7 @@ export class HeartbeatWorker implements RegionObserver {
     readonly client: PdClient,
     readonly capacity: () => { capacity: number; available: number; usedSize: number },
     readonly split?: SplitWorker,
+    readonly merge?: MergeWorker,
   ) {}
 
   start(): void {
@@ -306,6 +309,29 @@ export class HeartbeatWorker implements RegionObserver {
         if (!this.split || this.split.isSplitting(peer.regionId)) return;
         await this.split.splitRegion(peer, step.keys);
         return;
+      case "ChangePeerV2Enter": {
+        const roleOf = (id: number) => peer.region.peers.find((p) => p.id === id)?.role;
+        const changes: PeerChange[] = [
+          ...step.promote.filter((p) => roleOf(p.id) === "Learner")
+            .map((p): PeerChange => ({ changeType: "AddNode", peer: p })),
+          ...step.demote.filter((p) => roleOf(p.id) === "Voter")
+            .map((p): PeerChange => ({ changeType: "AddLearnerNode", peer: p })),
+        ];
+        // Done already (or entered and left): nothing to propose.
+        if (changes.length === 0 || isJointRegion(peer.region)) return;
+        const p = peer.proposeConfChange({ header, admin: { type: "ChangePeerV2", changes } });
+        this.store.schedule(peer);
+        return await p;
+      }
+      case "ChangePeerV2Leave": {
+        if (!isJointRegion(peer.region)) return;
+        const p = peer.proposeConfChange({ header, admin: { type: "ChangePeerV2", changes: [] } });
+        this.store.schedule(peer);
+        return await p;
+      }
+      case "MergeRegion":
+        if (step.passive || !this.merge) return;
+        return await this.merge.proposePrepareMerge(peer, step.target);
     }
   }
 

@@ -9,11 +9,13 @@
  */
 import { KvEngine, type KvEngineOptions } from "../storage/mod.ts";
 import { DirLock } from "../proto/dir_lock.ts";
+import { type Store as StoreMeta, STORE_FEATURES } from "../proto/metapb.ts";
 import { errorResponse, MrkvError, unknownOutcome } from "../proto/errors.ts";
 import { AddressBook } from "./address_book.ts";
 import { HeartbeatWorker } from "./heartbeat.ts";
 import { type ForwardFn, KvService } from "./kv_service.ts";
 import { LogGcWorker } from "./log_gc.ts";
+import { MergeWorker } from "./merge_worker.ts";
 import type { PeerConfig } from "./peer.ts";
 import { type Fetcher, PdClient } from "../proto/pd_client.ts";
 import { isStoreRemoved } from "../proto/pdpb.ts";
@@ -72,7 +74,12 @@ export class StoreNode {
     readonly store: Store,
     readonly kv: KvService,
     readonly app: Hono,
-    readonly workers: { heartbeat: HeartbeatWorker; split: SplitWorker; gc: LogGcWorker },
+    readonly workers: {
+      heartbeat: HeartbeatWorker;
+      split: SplitWorker;
+      gc: LogGcWorker;
+      merge: MergeWorker;
+    },
     ownsEngine: boolean,
     readonly security: Security = Security.insecure(),
     lock?: DirLock,
@@ -107,6 +114,7 @@ export class StoreNode {
     this.workers.heartbeat.stop();
     const splitting = this.workers.split.stop();
     this.workers.gc.stop();
+    this.workers.merge.stop();
     this.store.stop();
     await this.#server?.shutdown();
     await this.store.idle();
@@ -223,7 +231,11 @@ export async function startStoreNode(opts: StoreNodeOptions): Promise<StoreNode>
       wb.putStoreIdent(ident);
       await engine.write(wb);
       log.info(`store ${ident.storeId}: new store in cluster ${ident.clusterId}`);
-      registered = await client.putStore({ id: ident.storeId, address: config.advertiseAddr })
+      registered = await client.putStore({
+        id: ident.storeId,
+        address: config.advertiseAddr,
+        features: STORE_FEATURES,
+      })
         .then(() => true, () => false);
     } else {
       // A known store starts without waiting for the scheduler: its regions must elect leaders
@@ -237,7 +249,7 @@ export async function startStoreNode(opts: StoreNodeOptions): Promise<StoreNode>
     const storeId = ident.storeId;
     identity.storeId = storeId;
     if (!opts.log) log = baseLog.child({ store: storeId });
-    const storeMeta = { id: storeId, address: config.advertiseAddr };
+    const storeMeta = { id: storeId, address: config.advertiseAddr, features: STORE_FEATURES };
     const mode = `security: ${security.mode}`;
     if (security.secured) log.info(`store ${storeId}: ${mode}`);
     else {
@@ -293,10 +305,11 @@ export async function startStoreNode(opts: StoreNodeOptions): Promise<StoreNode>
     });
     const kv = new KvService(store, client, forward);
     const split = new SplitWorker(store, client);
+    const merge = new MergeWorker(store);
     const usedSize = () => [...store.peers.values()].reduce((n, p) => n + p.approximateSize, 0);
     // The filesystem's figures, as PD's stores report them: the whole disk, and what is free.
     const capacity = () => ({ ...diskStats(config.dataDir), usedSize: usedSize() });
-    const heartbeat = new HeartbeatWorker(store, client, capacity, split);
+    const heartbeat = new HeartbeatWorker(store, client, capacity, split, merge);
     registerStoreMetrics(store.metrics, {
       store,
       kv,
@@ -314,7 +327,7 @@ export async function startStoreNode(opts: StoreNodeOptions): Promise<StoreNode>
           ((config.kvAuth ?? "auto") === "auto" && isLoopbackAddr(config.addr)),
         log: (m) => log.warn(m),
       }),
-      { heartbeat, split, gc },
+      { heartbeat, split, gc, merge },
       opts.engine === undefined,
       security,
       lock,
@@ -341,6 +354,7 @@ export async function startStoreNode(opts: StoreNodeOptions): Promise<StoreNode>
     heartbeat.start();
     split.start();
     gc.start();
+    merge.start();
     node.book = book;
     node.finished = registered ? Promise.race([store.dead, removed]) : Promise.race([
       store.dead,
@@ -389,7 +403,11 @@ async function register(
     );
   }
   try {
-    await pd.putStore({ id: ident.storeId, address: config.advertiseAddr });
+    await pd.putStore({
+      id: ident.storeId,
+      address: config.advertiseAddr,
+      features: STORE_FEATURES,
+    });
     return true;
   } catch (e) {
     if (e instanceof MrkvError && e.code === "Timeout") return false;
@@ -446,7 +464,7 @@ async function registerInBackground(
 async function maybeBootstrap(
   store: Store,
   client: PdClient,
-  meta: { id: number; address: string },
+  meta: StoreMeta,
   log: StoreLogger,
 ): Promise<void> {
   const { bootstrapped } = await client.isBootstrapped();

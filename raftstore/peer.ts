@@ -10,6 +10,7 @@
  */
 import {
   type ConfChange,
+  type ConfChangeV2,
   encodeConfChange,
   type Entry,
   type Message,
@@ -18,8 +19,18 @@ import {
   type Ready,
 } from "../raft/mod.ts";
 import { MrkvError, unknownOutcome } from "../proto/errors.ts";
-import type { Peer as PeerMeta, Region } from "../proto/metapb.ts";
-import { checkEpoch, encodeCmd, epochCheckKind, type RaftCmd } from "./cmd.ts";
+import type { Peer as PeerMeta, Region, RegionEpoch } from "../proto/metapb.ts";
+import {
+  type AdminRequest,
+  type ChangePeerRequest,
+  type ChangePeerV2Request,
+  checkEpoch,
+  encodeCmd,
+  epochCheckKind,
+  type RaftCmd,
+} from "./cmd.ts";
+import { confChangeV2Of } from "./conf_change.ts";
+import type { MergeState } from "./merge.ts";
 import type { EntryResult } from "./apply.ts";
 import type { RequestTag } from "./applied_requests.ts";
 import type { PeerStorage } from "./peer_storage.ts";
@@ -88,6 +99,20 @@ export class Peer {
   destroyed = false;
   /** Last time (ms) each peer was heard from, for the scheduler's down-peer list. */
   readonly lastHeard = new Map<number, number>();
+  /**
+   * Set once the region has applied a PrepareMerge (and not rolled it back): it is frozen and
+   * waits for its merge target to take it over (see merge.ts).
+   */
+  mergeState: MergeState | undefined;
+  /**
+   * Set when another store said this peer's region was merged into that region (at that epoch
+   * of it) while this peer was cut off: see merge_worker.ts.
+   */
+  mergedInto: { readonly id: number; readonly epoch: RegionEpoch } | undefined;
+  /** Deletes applied since the last size scan (they shrink the region by an unknown amount). */
+  deletesSinceScan = 0;
+  /** Where this leader proposed a PrepareMerge (see {@link checkProposable}). */
+  #prepareMerge = { index: 0, term: 0 };
 
   constructor(
     readonly storeId: number,
@@ -158,13 +183,42 @@ export class Peer {
   }
 
   /**
+   * Throws unless this peer may propose now (a command of `admin` type, or data): it must lead,
+   * and a merging region takes nothing but its RollbackMerge. While a PrepareMerge this leader
+   * proposed is not applied, no other admin command is proposed either: one landing after it
+   * (a CompactLog, say) would run on the frozen region.
+   */
+  checkProposable(admin?: AdminRequest["type"]): void {
+    this.checkLeader();
+    if (this.mergeState && admin !== "RollbackMerge") throw this.#mergingError();
+    if (
+      admin !== undefined && this.#prepareMerge.index > this.appliedIndex &&
+      this.#prepareMerge.term === this.raw.raft.term
+    ) {
+      throw new MrkvError(
+        "ServerIsBusy",
+        `region ${this.regionId} is preparing a merge; retry`,
+        { region_id: this.regionId },
+      );
+    }
+  }
+
+  #mergingError(): MrkvError {
+    return new MrkvError(
+      "ServerIsBusy",
+      `region ${this.regionId} is merging into region ${this.mergeState?.target.id}; retry`,
+      { region_id: this.regionId },
+    );
+  }
+
+  /**
    * Proposes a command; resolves once it is applied, rejects with the apply error, `NotLeader`
    * or `StaleCommand`. The epoch is checked here and again at apply. Like every method here
    * that proposes, it never throws: failures are rejections (callers on timers rely on it), and
    * the proposal itself happens synchronously, before the first await.
    */
   async propose(cmd: RaftCmd): Promise<void> {
-    this.checkLeader();
+    this.checkProposable(cmd.admin?.type);
     checkEpoch(epochCheckKind(cmd), cmd.header.epoch, this.region.epoch, this.regionId);
     const data = encodeCmd(cmd);
     try {
@@ -179,6 +233,9 @@ export class Peer {
       }
       throw e;
     }
+    if (cmd.admin?.type === "PrepareMerge") {
+      this.#prepareMerge = { index: this.raw.raft.raftLog.lastIndex(), term: this.raw.raft.term };
+    }
     return await this.#track();
   }
 
@@ -192,6 +249,7 @@ export class Peer {
     if (this.destroyed) {
       throw new MrkvError("RegionNotFound", `region ${this.regionId} is gone from this store`);
     }
+    if (this.mergeState) throw this.#mergingError();
     if (this.leaderId() === 0) {
       throw new MrkvError("NotLeader", `region ${this.regionId} has no known leader`, {
         region_id: this.regionId,
@@ -236,19 +294,42 @@ export class Peer {
     }
   }
 
-  /** Proposes a membership change (ChangePeer carried in the conf change's context). */
-  async proposeConfChange(cmd: RaftCmd & { admin: { type: "ChangePeer" } }): Promise<void> {
-    this.checkLeader();
-    checkEpoch("ChangePeer", cmd.header.epoch, this.region.epoch, this.regionId);
-    const { changeType, peer } = cmd.admin;
-    if (changeType === "RemoveNode" && peer.id === this.meta.id) {
+  /**
+   * Proposes a membership change: a single-step ChangePeer (a Raft `ConfChange`) or a
+   * ChangePeerV2 (a `ConfChangeV2`; see conf_change.ts), the command carried in the conf change's
+   * context. Raft would turn a change it refuses (another one pending, a joint configuration
+   * only the leave may follow, ...) into an empty entry, so it is asked first and a refusal is
+   * answered `ServerIsBusy` (nothing was proposed).
+   */
+  async proposeConfChange(
+    cmd: RaftCmd & { admin: ChangePeerRequest | ChangePeerV2Request },
+  ): Promise<void> {
+    const admin = cmd.admin;
+    this.checkProposable(admin.type);
+    checkEpoch(admin.type, cmd.header.epoch, this.region.epoch, this.regionId);
+    // The leader stays until it has handed leadership over: in one step it may not remove
+    // itself, and in a joint change it may only be demoted (it keeps leading, as an outgoing
+    // voter, until the configuration is left).
+    const removesSelf = admin.type === "ChangePeer"
+      ? admin.changeType === "RemoveNode" && admin.peer.id === this.meta.id
+      : admin.changes.some((c) => c.changeType === "RemoveNode" && c.peer.id === this.meta.id);
+    if (removesSelf) {
       throw new MrkvError(
         "BadRequest",
-        `cannot remove leader peer ${peer.id} of region ${this.regionId}: transfer leadership first`,
+        `cannot remove leader peer ${this.meta.id} of region ${this.regionId}: transfer leadership first`,
       );
     }
-    const cc: ConfChange = { type: changeType, nodeId: peer.id, context: encodeCmd(cmd) };
-    const before = this.raw.raft.raftLog.lastIndex();
+    const context = encodeCmd(cmd);
+    const cc: ConfChange | ConfChangeV2 = admin.type === "ChangePeer"
+      ? { type: admin.changeType, nodeId: admin.peer.id, context }
+      : confChangeV2Of(admin.changes, context);
+    const refusal = this.raw.checkConfChange(cc);
+    if (refusal !== undefined) {
+      throw new MrkvError(
+        "ServerIsBusy",
+        `region ${this.regionId} cannot take this conf change now: ${refusal}`,
+      );
+    }
     try {
       this.raw.proposeConfChange(cc);
     } catch (e) {
@@ -259,9 +340,6 @@ export class Peer {
         );
       }
       throw e;
-    }
-    if (this.raw.raft.raftLog.lastIndex() === before) {
-      throw new MrkvError("ServerIsBusy", `region ${this.regionId} has a conf change pending`);
     }
     return await this.#track();
   }
@@ -275,6 +353,8 @@ export class Peer {
   /** Resolves once a linearizable local read is safe (ReadIndex confirmed and applied). */
   async read(): Promise<void> {
     this.checkLeader();
+    // A merging region's data may already be served, and changed, by the merge target.
+    if (this.mergeState) throw this.#mergingError();
     if (this.hasLease()) {
       // Renew ahead of expiry so steady read traffic never falls back to ReadIndex.
       if (this.#leaseUntil - performance.now() < this.leaseMs / 2) this.#renewLease = true;
@@ -350,6 +430,14 @@ export class Peer {
   }
 
   releaseReads(): void {
+    if (this.mergeState) {
+      // The merge target may take the range over (and change it) from now on: this region's
+      // data answers no read any more (see read()).
+      const reads = this.#readsWaitingApply.flatMap((w) => w.reads);
+      this.#readsWaitingApply = [];
+      for (const r of reads) r.reject(this.#mergingError());
+      return;
+    }
     const applied = this.appliedIndex;
     this.#readsWaitingApply = this.#readsWaitingApply.filter(({ index, reads }) => {
       if (index > applied) return true;

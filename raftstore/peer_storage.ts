@@ -27,18 +27,13 @@ import {
 import { type ApplyState, Keys, type KvEngine, type WriteBatch } from "../storage/mod.ts";
 import { epochEqual, type Region, type RegionEpoch } from "../proto/metapb.ts";
 import { AppliedRequests } from "./applied_requests.ts";
+import { confStateOf } from "./conf_change.ts";
 
 /** Index and term every region starts at when created by bootstrap or split (TiKV's value). */
 export const RAFT_INIT_LOG_INDEX = 5;
 export const RAFT_INIT_LOG_TERM = 5;
 
-/** Raft's view of a region's membership. */
-export function confStateOf(region: Region): ConfState {
-  return {
-    voters: region.peers.filter((p) => p.role === "Voter").map((p) => p.id),
-    learners: region.peers.filter((p) => p.role === "Learner").map((p) => p.id),
-  };
-}
+export { confStateOf };
 
 /** Raft storage for one region peer, in memory, persisted through the engine. */
 export class PeerStorage implements Storage {

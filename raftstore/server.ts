@@ -229,7 +229,12 @@ export function storeApp(store: Store, kv: KvService, opts: StoreAppOptions = {}
         applied_index: p.appliedIndex,
         truncated_index: p.storage.applyState.truncatedIndex,
         last_index: p.storage.lastIndex(),
-        peer_state: p.storage.isInitialized() ? "Normal" : "Uninitialized",
+        peer_state: !p.storage.isInitialized()
+          ? "Uninitialized"
+          : p.mergeState
+          ? "Merging"
+          : "Normal",
+        ...(p.mergeState && { merging_into: p.mergeState.target.id }),
         approximate_size: p.approximateSize,
       };
     });
@@ -238,6 +243,7 @@ export function storeApp(store: Store, kv: KvService, opts: StoreAppOptions = {}
       region_id: id,
       peer_id: t.peerId,
       peer_state: "Tombstone",
+      ...(t.merge && { merged_into: t.merge.target.id }),
     }));
     return c.json({ store_id: store.storeId, count: regions.length, regions, tombstones });
   });

@@ -2,8 +2,9 @@
  * Region split: driven by size, or by the scheduler's `SplitRegion` step.
  *
  * Every `split-check-ms` each leader whose region grew by at least an eighth of
- * `region-split-size` since its last check (or was never checked) scans its range, adding up
- * key and value sizes. That total becomes the approximate size reported to the scheduler; past
+ * `region-split-size` since its last check, or lost at least an eighth of its keys to deletes
+ * (so the scheduler sees it shrink and can merge it), or was never checked, scans its range,
+ * adding up key and value sizes. That total becomes the approximate size reported to the scheduler; past
  * `region-max-size` the first key at which the running total passes `region-split-size` becomes
  * the split key. A `SplitRegion` step names its keys, or none for the size midpoint.
  *
@@ -106,8 +107,12 @@ export class SplitWorker {
         if (this.store.stopped) break;
         if (!peer.isLeader() || peer.destroyed || !peer.storage.isInitialized()) continue;
         if (this.#inFlight.has(peer.regionId)) continue;
-        if (peer.approximateSize > 0 && peer.sizeDiffHint < regionSplitSize / 8) continue;
+        const grew = peer.sizeDiffHint >= regionSplitSize / 8;
+        const shrank = peer.deletesSinceScan > 0 &&
+          peer.deletesSinceScan * 8 >= peer.approximateKeys;
+        if (peer.approximateSize > 0 && !grew && !shrank) continue;
         peer.sizeDiffHint = 0;
+        peer.deletesSinceScan = 0;
         const scan = await scanRegionSize(this.store, peer, regionSplitSize);
         peer.approximateSize = scan.size;
         peer.approximateKeys = scan.keys;

@@ -18,10 +18,17 @@
  * @module
  */
 import { setImmediate } from "node:timers";
-import { isEmptySnapshot, type Message, type Ready } from "../raft/mod.ts";
+import { ConfChangeError, isEmptySnapshot, type Message, type Ready } from "../raft/mod.ts";
 import type { KvEngine, WriteBatch } from "../storage/mod.ts";
 import { MrkvError } from "../proto/errors.ts";
-import { epochEqual, type Peer as PeerMeta, rangesOverlap, type Region } from "../proto/metapb.ts";
+import {
+  epochEqual,
+  isJointRegion,
+  type Peer as PeerMeta,
+  rangesOverlap,
+  type Region,
+  type RegionEpoch,
+} from "../proto/metapb.ts";
 import { type AdminEffect, applyEntries, type ApplyOutcome, type EntryResult } from "./apply.ts";
 import { Peer, type PeerConfig } from "./peer.ts";
 import { PeerStorage, RAFT_INIT_LOG_INDEX, RAFT_INIT_LOG_TERM } from "./peer_storage.ts";
@@ -30,7 +37,15 @@ import { StoreMetrics } from "./metrics.ts";
 import { FlowCounter } from "./flow.ts";
 import type { RaftBatch, RaftEnvelope, Transport } from "./transport.ts";
 import { generateSnapshot, installSnapshot, loadSavedSnapshot, saveSnapshot } from "./snapshot.ts";
-import { decodeCmd, type RaftCmd } from "./cmd.ts";
+import { type CommitMergeRequest, decodeCmd, type RaftCmd } from "./cmd.ts";
+import { maybeLeaveJoint } from "./conf_change.ts";
+import {
+  catchUpMergeSource,
+  decodeMergeState,
+  isMergedSourceOf,
+  type MergeState,
+  regionCovers,
+} from "./merge.ts";
 import { type AppliedRequests, MAX_TAG_CLOCK_AHEAD_MS } from "./applied_requests.ts";
 import { EarlyVotes, isVoteRequest } from "./split.ts";
 import { decodeSnapshotData } from "./snapshot.ts";
@@ -40,6 +55,13 @@ const PHASE_ENTRIES = 0;
 const PHASE_HARD_STATE = 1;
 const PHASE_APPLY_DATA = 2;
 const PHASE_APPLY_STATE = 3;
+/**
+ * A merge's source peer becomes a tombstone after the merged target's state: a cut between the
+ * two leaves a source that start-up recognizes as merged (see #finishInterruptedMerges).
+ */
+const PHASE_MERGE_SOURCE = 4;
+/** Ticks between checks that leaders of joint configurations are leaving them. */
+const JOINT_CHECK_TICKS = 5;
 
 /** Store-level settings (the store keys of docs/configuration.md, already parsed). */
 export interface StoreConfig {
@@ -94,8 +116,11 @@ function isInitialMessage(m: Message): boolean {
 export class Store {
   readonly peers = new Map<number, Peer>();
   readonly meta = new StoreMeta();
-  /** Regions whose local peer was destroyed, with the last region meta it had. */
-  readonly tombstones = new Map<number, { region: Region; peerId: number }>();
+  /**
+   * Regions whose local peer was destroyed, with the last region meta it had (and, for a region
+   * merged away, its merge state: stale peers of it are told where it went).
+   */
+  readonly tombstones = new Map<number, { region: Region; peerId: number; merge?: MergeState }>();
   /** Vote requests for regions a split will create here once applied (split.ts). */
   readonly earlyVotes = new EarlyVotes();
   transport!: Transport;
@@ -150,6 +175,12 @@ export class Store {
   readonly #splitRequests = new Map<number, AppliedRequests>();
   /** Background deletions of compacted log ranges, one after another (see #compactLog). */
   #logGc: Promise<void> = Promise.resolve();
+  /**
+   * Merge targets whose apply waits at a CommitMerge, by source region; the command is kept to
+   * catch the local source peer up at the start of the next pass (see merge.ts).
+   */
+  readonly #waitingMerges = new Map<number, { target: Peer; req: CommitMergeRequest }>();
+  #ticks = 0;
 
   constructor(
     readonly storeId: number,
@@ -167,7 +198,10 @@ export class Store {
       const region = state.region as Region;
       const peerMeta = region.peers.find((p) => p.storeId === this.storeId);
       if (state.peerState === "Tombstone") {
-        this.tombstones.set(regionId, { region, peerId: peerMeta?.id ?? 0 });
+        const merge = state.merge === undefined
+          ? undefined
+          : decodeMergeState(state.merge, `merge state of region ${regionId}`);
+        this.tombstones.set(regionId, { region, peerId: peerMeta?.id ?? 0, merge });
         // Left by a destruction a crash cut short (see #destroy).
         await this.engine.deleteAppliedRequests(regionId);
         continue;
@@ -183,8 +217,12 @@ export class Store {
         await this.#loadPeer(again.region as Region);
         continue;
       }
-      await this.#loadPeer(region);
+      const peer = await this.#loadPeer(region);
+      if (peer && state.peerState === "Merging") {
+        peer.mergeState = decodeMergeState(state.merge, `merge state of region ${regionId}`);
+      }
     }
+    await this.#finishInterruptedMerges();
     this.#ticker = setInterval(() => this.#tick(), this.config.raftTickMs);
     this.#started();
     this.log.info(`store ${this.storeId}: started with ${this.peers.size} region peers`);
@@ -232,11 +270,15 @@ export class Store {
     }
   }
 
-  /** Resolves once the Ready loop and inbound message handling have gone quiet. */
+  /**
+   * Resolves once the Ready loop, inbound message handling and peer destructions have gone
+   * quiet (a destruction still deleting when the engine closes would fail loudly).
+   */
   async idle(): Promise<void> {
     await this.#inbound;
     await this.#loopDone;
     await this.#logGc;
+    await Promise.allSettled([...this.#destroying.values()]);
   }
 
   get stopped(): boolean {
@@ -278,11 +320,22 @@ export class Store {
     }
   }
 
+  #scheduleRegion(regionId: number): void {
+    const p = this.peers.get(regionId);
+    if (p) this.schedule(p);
+  }
+
   #tick(): void {
     if (this.#stopped) return;
+    const jointCheck = ++this.#ticks % JOINT_CHECK_TICKS === 0;
     for (const peer of this.peers.values()) {
       peer.raw.tick();
       this.schedule(peer);
+      // A joint configuration is left by its leader, whoever that is by now (see
+      // conf_change.ts); a refused or lost leave is tried again here.
+      if (jointCheck && peer.isLeader() && isJointRegion(peer.region)) {
+        maybeLeaveJoint(peer, () => this.schedule(peer), this.log);
+      }
     }
   }
 
@@ -307,9 +360,12 @@ export class Store {
 
   async #readyPass(peers: Peer[]): Promise<void> {
     this.stats.readyPasses++;
-    // Snapshots Raft asked for are generated here, between passes: apply is paused.
+    this.#catchUpMergeSources();
+    // Snapshots Raft asked for are generated here, between passes: apply is paused. A merging
+    // region sends none: its peers all had its log up to the merge's min index, and a snapshot
+    // could not carry its frozen state.
     for (const p of peers) {
-      if (p.storage.snapshotRequested && !p.destroyed) {
+      if (p.storage.snapshotRequested && !p.destroyed && !p.mergeState) {
         p.storage.setGeneratedSnapshot(await generateSnapshot(this.engine, p.storage));
       }
     }
@@ -353,10 +409,21 @@ export class Store {
       if (rd.committedEntries.length === 0) continue;
       const requests = p.storage.requests;
       const [duplicates, expired] = [requests.duplicates, requests.expired];
-      const outcome = applyEntries(p.region, p.appliedIndex, rd.committedEntries, wb, {
-        data: PHASE_APPLY_DATA,
-        state: PHASE_APPLY_STATE,
-      }, requests);
+      const outcome = applyEntries(
+        p.region,
+        p.appliedIndex,
+        rd.committedEntries,
+        wb,
+        {
+          data: PHASE_APPLY_DATA,
+          state: PHASE_APPLY_STATE,
+        },
+        requests,
+        {
+          merge: p.mergeState,
+          mergeSource: (req) => this.#mergeSourceReady(p, req),
+        },
+      );
       this.stats.duplicateWrites += requests.duplicates - duplicates;
       this.stats.expiredWrites += requests.expired - expired;
       this.#persistEffects(p, outcome, wb, compacted);
@@ -404,11 +471,22 @@ export class Store {
       p.onReadStates(rd);
     }
 
-    // 5. Advance.
+    // 5. Advance. A peer whose apply waits at a CommitMerge tells Raft it applied only what it
+    // did: the rest is handed out again, and the peer waits for its source (or a tick) instead
+    // of spinning.
+    const blocked = new Map<Peer, number>();
+    for (const [p, outcome] of outcomes) {
+      if (outcome.blockedAt !== undefined) blocked.set(p, outcome.blockedAt);
+    }
     for (const [p, rd] of readies) {
       if (p.destroyed) continue;
-      p.raw.advance(rd);
-      if (p.raw.hasReady()) this.#dirty.add(p);
+      const at = blocked.get(p);
+      if (at === undefined) {
+        p.raw.advance(rd);
+        if (p.raw.hasReady()) this.#dirty.add(p);
+      } else {
+        p.raw.advance({ ...rd, committedEntries: rd.committedEntries.filter((e) => e.index < at) });
+      }
     }
   }
 
@@ -492,6 +570,15 @@ export class Store {
           this.#splitRequests.set(right.id, requests);
           writeInitialState(wb.atPhase(PHASE_APPLY_STATE), right, existing?.storage.hardState);
         }
+      } else if (effect.type === "CommitMerge") {
+        const source = this.peers.get(effect.source.id);
+        const wbs = wb.atPhase(PHASE_MERGE_SOURCE);
+        wbs.putRegionState(effect.source.id, {
+          peerState: "Tombstone",
+          region: source?.region ?? effect.source,
+          merge: source?.mergeState,
+        });
+        wbs.deleteRaftState(effect.source.id);
       } else if (effect.type === "CompactLog") {
         // The truncated index is persisted with this write's apply state; the entries are
         // deleted only once it has landed (#compactLog), so a crash can leave entries below
@@ -561,6 +648,7 @@ export class Store {
     p.storage.region = outcome.region;
     p.sizeDiffHint += outcome.writtenBytes;
     p.approximateSize += outcome.writtenBytes;
+    p.deletesSinceScan += outcome.deletes;
     this.flow.write(p.regionId, outcome.writtenBytes);
     for (const effect of outcome.effects) this.#onAdminEffect(p, effect);
     if (!p.destroyed) {
@@ -578,12 +666,40 @@ export class Store {
   #onAdminEffect(p: Peer, effect: AdminEffect): void {
     switch (effect.type) {
       case "ChangePeer":
-        p.raw.applyConfChange(effect.cc);
-        for (const peer of effect.region.peers) p.peerCache.set(peer.id, peer);
-        if (effect.removed?.id === p.meta.id) {
-          this.log.info(`region ${p.regionId}: peer ${p.meta.id} was removed; destroying it`);
-          void this.destroyPeer(p, effect.region);
+        try {
+          p.raw.applyConfChange(effect.cc);
+        } catch (e) {
+          // Apply checked the change with Raft's own rules, so this is a bug; the region keeps
+          // going rather than crash the store.
+          if (!(e instanceof ConfChangeError)) throw e;
+          this.log.error(`region ${p.regionId}: Raft refused an applied conf change: ${e.message}`);
         }
+        for (const peer of effect.region.peers) p.peerCache.set(peer.id, peer);
+        // Destroyed only once out of both configurations: a demoted voter stays as a learner.
+        if (!effect.region.peers.some((x) => x.id === p.meta.id)) {
+          this.log.info(`region ${p.regionId}: peer ${p.meta.id} was removed; destroying it`);
+          this.destroyPeer(p, effect.region).catch((e) =>
+            this.log.error(`region ${p.regionId}: destroying peer ${p.meta.id} failed: ${e}`)
+          );
+        } else if (isJointRegion(effect.region)) {
+          maybeLeaveJoint(p, () => this.schedule(p), this.log);
+        }
+        break;
+      case "PrepareMerge":
+        p.mergeState = effect.state;
+        this.log.info(
+          `region ${p.regionId}: prepared to merge into region ${effect.state.target.id} ` +
+            `(at ${effect.state.commit})`,
+        );
+        // A target waiting at the CommitMerge for this source may go on.
+        this.#scheduleRegion(effect.state.target.id);
+        break;
+      case "CommitMerge":
+        this.#retireMergedSource(p, effect.source.id);
+        break;
+      case "RollbackMerge":
+        p.mergeState = undefined;
+        this.log.info(`region ${p.regionId}: merge rolled back`);
         break;
       case "Split": {
         this.#setRegion(effect.left, true);
@@ -600,6 +716,112 @@ export class Store {
       }
       case "CompactLog":
         break; // already applied to the peer storage in #persistEffects
+    }
+  }
+
+  // ---- merge (see merge.ts) ----
+
+  /**
+   * Whether the local peer of a CommitMerge's source has applied its PrepareMerge: its applied
+   * client writes if so. If not, the target's apply waits, and the next pass catches the source
+   * up from the entries the command carries.
+   */
+  #mergeSourceReady(target: Peer, req: CommitMergeRequest) {
+    const source = this.peers.get(req.source.id);
+    if (
+      source && !source.destroyed && source.storage.isInitialized() &&
+      source.appliedIndex >= req.commit
+    ) {
+      const ms = source.mergeState;
+      if (ms?.commit === req.commit && ms.target.id === target.regionId) {
+        return source.storage.requests;
+      }
+      // The target committed a merge the source does not know: never merge a range that may
+      // have moved on. Waits (and says so) rather than guess.
+      this.log.error(
+        `region ${target.regionId}: CommitMerge of region ${req.source.id} at ${req.commit} ` +
+          `does not match its local merge state (${JSON.stringify(ms && ms.commit)}); waiting`,
+      );
+      return undefined;
+    }
+    this.#waitingMerges.set(req.source.id, { target, req });
+    return undefined;
+  }
+
+  /** Appends the entries waiting merges carry to their lagging local source peers. */
+  #catchUpMergeSources(): void {
+    for (const [sourceId, { target, req }] of this.#waitingMerges) {
+      this.#waitingMerges.delete(sourceId);
+      const source = this.peers.get(sourceId);
+      if (!source || source.destroyed || !source.storage.isInitialized()) {
+        this.log.warn(
+          `region ${target.regionId}: waiting to merge region ${sourceId}, which has no ` +
+            `initialized peer on store ${this.storeId}`,
+        );
+        continue;
+      }
+      const note = catchUpMergeSource(source, req);
+      if (note) this.log.warn(`region ${sourceId}: cannot catch up for merge: ${note}`);
+      this.schedule(source);
+    }
+  }
+
+  /**
+   * The target applied the merge of `sourceId`: its local source peer goes (its tombstone is in
+   * the write that just landed), keeping the data, which now belongs to the target.
+   */
+  #retireMergedSource(target: Peer, sourceId: number): void {
+    const source = this.peers.get(sourceId);
+    if (!source) return;
+    target.approximateSize += source.approximateSize;
+    target.approximateKeys += source.approximateKeys;
+    this.log.info(`region ${target.regionId}: merged region ${sourceId}`);
+    this.#retire(source, source.mergeState);
+  }
+
+  /**
+   * Takes a peer out of service whose tombstone is already durable, without touching the data
+   * in its range; its log and applied requests are deleted in the background.
+   */
+  #retire(p: Peer, merge: MergeState | undefined): void {
+    p.destroyed = true;
+    p.failPending(
+      new MrkvError("RegionNotFound", `region ${p.regionId} was merged into another region`),
+    );
+    this.peers.delete(p.regionId);
+    this.meta.removeRegion(p.regionId);
+    this.tombstones.set(p.regionId, { region: p.region, peerId: p.meta.id, merge });
+    const done = (async () => {
+      await this.engine.deleteRaftLog(p.regionId, 1);
+      await this.engine.deleteAppliedRequests(p.regionId);
+    })().catch((e) => {
+      this.log.warn(`region ${p.regionId}: cleaning up after a merge failed: ${e}`);
+    }).finally(() => {
+      if (this.#destroying.get(p.regionId) === done) this.#destroying.delete(p.regionId);
+    });
+    this.#destroying.set(p.regionId, done);
+  }
+
+  /**
+   * Start-up: a merging source whose local target already covers its range with a newer
+   * version was merged, but a crash cut the write before its tombstone: finish the job.
+   */
+  async #finishInterruptedMerges(): Promise<void> {
+    for (const p of [...this.peers.values()]) {
+      const ms = p.mergeState;
+      const target = ms && this.peers.get(ms.target.id);
+      if (
+        !ms || !target?.storage.isInitialized() ||
+        target.region.epoch.version <= ms.target.epoch.version ||
+        !regionCovers(target.region, p.region)
+      ) continue;
+      this.log.warn(`region ${p.regionId}: finishing its merge into region ${target.regionId}`);
+      const wb = this.engine.batch();
+      wb.putRegionState(p.regionId, { peerState: "Tombstone", region: p.region, merge: ms });
+      wb.deleteRaftState(p.regionId);
+      await this.engine.write(wb);
+      this.#retire(p, ms);
+      this.#setRegion(target.region, true);
     }
   }
 
@@ -699,6 +921,18 @@ export class Store {
     if (env.toPeer.storeId !== this.storeId) return;
     let peer = this.peers.get(env.regionId);
     if (env.isTombstone) {
+      if (env.mergeTarget) {
+        // Our region was merged away while this peer was cut off. It is not destroyed here:
+        // its data may still be needed by the local target to catch up (merge_worker.ts).
+        if (peer && peer.meta.id === env.toPeer.id && !peer.mergedInto) {
+          this.log.info(
+            `region ${env.regionId}: peer ${peer.meta.id} learns its region was merged into ` +
+              `region ${env.mergeTarget.id} (told by peer ${env.fromPeer.id})`,
+          );
+          peer.mergedInto = env.mergeTarget;
+        }
+        return;
+      }
       // Only a sender with a newer membership can tell us we are gone.
       if (peer && peer.meta.id === env.toPeer.id && peer.region.epoch.confVer < env.epoch.confVer) {
         this.log.info(
@@ -718,6 +952,11 @@ export class Store {
       peer = undefined;
     }
     if (!peer) {
+      const tomb = this.tombstones.get(env.regionId);
+      if (tomb?.merge && env.toPeer.id <= tomb.peerId) {
+        this.#replyMerged(env, tomb.region, tomb.merge);
+        return;
+      }
       peer = await this.#maybeCreatePeer(env);
       if (!peer) return;
     }
@@ -757,6 +996,18 @@ export class Store {
     }
     if (env.message.type === "MsgSnap" && env.message.snapshot) {
       const snapRegion = decodeSnapshotData(env.message.snapshot.data).region;
+      // A snapshot of a merge target taken after the merge covers its source: a local source
+      // peer that missed the merge goes first.
+      for (const r of this.meta.overlapping(snapRegion)) {
+        const source = this.peers.get(r.id);
+        if (r.id !== snapRegion.id && source && isMergedSourceOf(source, snapRegion)) {
+          this.log.info(
+            `region ${r.id}: merged into region ${snapRegion.id}, whose snapshot arrived; ` +
+              `destroying peer ${source.meta.id}`,
+          );
+          await this.destroyPeer(source);
+        }
+      }
       const clash = this.meta.overlapping(snapRegion).find((r) => r.id !== snapRegion.id);
       if (clash) {
         this.log.warn(
@@ -767,6 +1018,31 @@ export class Store {
     }
     peer.step(env.message, env.fromPeer);
     this.schedule(peer);
+  }
+
+  /** Tells a stale peer of a region merged away where its region went (see merge_worker.ts). */
+  #replyMerged(env: RaftEnvelope, region: Region, merge: MergeState): void {
+    const isStale = (e: RegionEpoch) =>
+      e.version < region.epoch.version || e.confVer < region.epoch.confVer;
+    if (!isStale(env.epoch)) return;
+    this.transport.send(env.fromPeer.storeId, [{
+      regionId: region.id,
+      fromPeer: env.toPeer,
+      toPeer: env.fromPeer,
+      epoch: region.epoch,
+      startKey: region.startKey,
+      endKey: region.endKey,
+      isTombstone: true,
+      mergeTarget: { id: merge.target.id, epoch: merge.target.epoch },
+      message: {
+        ...env.message,
+        type: "MsgHeartbeat",
+        to: env.fromPeer.id,
+        from: env.toPeer.id,
+        entries: [],
+        snapshot: undefined,
+      },
+    }]);
   }
 
   async #maybeCreatePeer(env: RaftEnvelope): Promise<Peer | undefined> {

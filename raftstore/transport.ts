@@ -40,6 +40,11 @@ export interface RaftEnvelope {
   readonly endKey: Uint8Array;
   /** Set when the sender knows `toPeer` was removed: the receiver destroys it. */
   readonly isTombstone?: boolean;
+  /**
+   * With `isTombstone`: the region was not removed but merged into this region (at this epoch
+   * of it), which the receiver's local peer of that region must reach first.
+   */
+  readonly mergeTarget?: { readonly id: number; readonly epoch: RegionEpoch };
   readonly message: Message;
 }
 
@@ -89,6 +94,14 @@ export function decodeRaftBatch(bytes: Uint8Array): RaftBatch {
   };
 }
 
+function decodeMergeTarget(v: unknown, name: string): RaftEnvelope["mergeTarget"] {
+  const t = expectObject(v, name);
+  return {
+    id: expectId(field(t, "id"), `${name}.id`),
+    epoch: decodeEpoch(field(t, "epoch"), `${name}.epoch`),
+  };
+}
+
 function decodeEnvelope(v: unknown, name: string): RaftEnvelope {
   const o = expectObject(v, name);
   const keyField = (k: string) => expectBytes(field(o, k), `${name}.${k}`, MAX_KEY_BYTES);
@@ -106,6 +119,9 @@ function decodeEnvelope(v: unknown, name: string): RaftEnvelope {
     startKey: keyField("startKey"),
     endKey: keyField("endKey"),
     isTombstone: optional(field(o, "isTombstone"), `${name}.isTombstone`, (x) => x === true, false),
+    ...(field(o, "mergeTarget") !== undefined && {
+      mergeTarget: decodeMergeTarget(field(o, "mergeTarget"), `${name}.mergeTarget`),
+    }),
     message,
   };
 }

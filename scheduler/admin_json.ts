@@ -61,9 +61,29 @@ export function storeJson(s: StoreInfo, state: StoreStateName, st: Readonly<Stor
 }
 
 function stepJson(s: OperatorStep) {
-  return s.type === "SplitRegion"
-    ? { type: s.type, keys: s.keys.map((k) => keyJson("key", k)), desc: describeStep(s) }
-    : { type: s.type, peer: peerJson(s.peer), desc: describeStep(s) };
+  const desc = describeStep(s);
+  switch (s.type) {
+    case "SplitRegion":
+      return { type: s.type, keys: s.keys.map((k) => keyJson("key", k)), desc };
+    case "ChangePeerV2Enter":
+    case "ChangePeerV2Leave":
+      return {
+        type: s.type,
+        promote: s.promote.map(peerJson),
+        demote: s.demote.map(peerJson),
+        desc,
+      };
+    case "MergeRegion":
+      return {
+        type: s.type,
+        source_region_id: s.source.id,
+        target_region_id: s.target.id,
+        passive: s.passive,
+        desc,
+      };
+    default:
+      return { type: s.type, peer: peerJson(s.peer), desc };
+  }
 }
 
 /** An operator as the admin API shows it. */

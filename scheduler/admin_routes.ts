@@ -17,12 +17,13 @@ import {
   percentDecodeBytes,
 } from "../proto/codec.ts";
 import { MrkvError } from "../proto/errors.ts";
-import { MAX_KEY_BYTES } from "../proto/metapb.ts";
+import { FEATURE_MERGE, MAX_KEY_BYTES } from "../proto/metapb.ts";
 import { hexToBytes, operatorJson, regionJson, storeJson } from "./admin_json.ts";
 import type { Cluster } from "./cluster.ts";
 import { applyConfigJson, configToJson } from "./config.ts";
-import type { Coordinator } from "./coordinator.ts";
+import { buildContext, type Coordinator } from "./coordinator.ts";
 import { drainReport } from "./diagnose.ts";
+import { createMergeRegionOperators } from "./operator/merge_builder.ts";
 import { readJson } from "./http.ts";
 import {
   type BuildContext,
@@ -106,6 +107,16 @@ export function adminRoutes(cluster: Cluster, coordinator: Coordinator): Hono {
   app.post(`${API}/operators`, async (c) => {
     const body = expectObject(await readJson(c), "body");
     await cluster.ids.reserve(16);
+    if (field(body, "name") === "merge-region") {
+      const ops = buildMergeOperators(cluster, body);
+      if (!cluster.operators.addMergeOperators(ops, cluster.now())) {
+        throw new MrkvError(
+          "BadRequest",
+          `region ${ops[0].regionId} or ${ops[1].regionId} already has an admin operator running`,
+        );
+      }
+      return c.json(operatorJson(ops[0]), 201);
+    }
     const op = buildAdminOperator(cluster, body);
     if (!cluster.operators.addOperator(op, cluster.now())) {
       throw new MrkvError(
@@ -180,15 +191,30 @@ function adminKeys(body: Fields): Uint8Array[] {
   return keys;
 }
 
+/**
+ * The operators of a `merge-region` body (PD's shape: `source_region_id`, `target_region_id`):
+ * the source's and the target's.
+ */
+function buildMergeOperators(cluster: Cluster, body: Fields): [Operator, Operator] {
+  if (!cluster.supports(FEATURE_MERGE)) {
+    throw new MrkvError("BadRequest", "not every store supports region merge yet");
+  }
+  const source = cluster.getRegion(expectId(field(body, "source_region_id"), "source_region_id"));
+  const target = cluster.getRegion(expectId(field(body, "target_region_id"), "target_region_id"));
+  return createMergeRegionOperators(
+    "admin-merge-region",
+    "admin",
+    source,
+    target,
+    buildContext(cluster),
+  );
+}
+
 /** Builds the operator a `POST /operators` body asks for, or throws why it cannot be done. */
 function buildAdminOperator(cluster: Cluster, body: Fields): Operator {
   const name = expectString(field(body, "name"), "name", 64);
   const region = cluster.getRegion(expectId(field(body, "region_id"), "region_id"));
-  const ctx: BuildContext = {
-    now: cluster.now(),
-    allocPeerId: () => cluster.ids.allocSync(),
-    unusableTarget: cluster.unusableTarget,
-  };
+  const ctx: BuildContext = buildContext(cluster);
   const targetStore = (k: string) => registered(cluster, expectId(field(body, k), k));
   const desc = `admin-${name}`;
   switch (name) {
@@ -220,7 +246,8 @@ function buildAdminOperator(cluster: Cluster, body: Fields): Operator {
     default:
       throw new MrkvError(
         "BadRequest",
-        `unknown operator "${name}" (transfer-leader, add-peer, remove-peer, transfer-region, split-region)`,
+        `unknown operator "${name}" (transfer-leader, add-peer, remove-peer, transfer-region, ` +
+          `split-region, merge-region)`,
       );
   }
 }

@@ -163,7 +163,8 @@ Deno.test("operators: each kind is accepted with 201, shown, cancelled; impossib
     /store 3 is Disconnected and cannot take leadership/,
   );
   await refuse({ name: "add-peer", region_id: 20, store_id: 3 }, 400, /store 3 is Disconnected/);
-  await refuse({ name: "merge-region", region_id: 10 }, 400, /unknown operator/);
+  await refuse({ name: "merge-region", region_id: 10 }, 400, /supports region merge/);
+  await refuse({ name: "bogus", region_id: 10 }, 400, /unknown operator/);
   await refuse({ region_id: 10 }, 400, /name must be a string/);
   await admin(t.app, "DELETE", "/store/4");
   await refuse({ name: "add-peer", region_id: 20, store_id: 4 }, 400, /Offline/);

@@ -7,7 +7,13 @@
  * @module
  */
 import { MrkvError } from "../proto/errors.ts";
-import type { Region, Store } from "../proto/metapb.ts";
+import {
+  compareBytes,
+  compareEndKeys,
+  type Region,
+  type Store,
+  storeHasFeature,
+} from "../proto/metapb.ts";
 import {
   type BootstrapResponse,
   type RegionHeartbeat,
@@ -80,6 +86,10 @@ export class Cluster {
   #bootstrapping: Promise<unknown> = Promise.resolve();
   config: ScheduleConfig;
   readonly now: () => number;
+  /** When this scheduler started (the merge checker counts it as a split of every region). */
+  readonly startedAt: number;
+  /** When each region was last seen to split (see {@link sinceSplit}). */
+  readonly #lastSplit = new Map<number, number>();
 
   private constructor(
     readonly storage: ClusterStorage,
@@ -91,6 +101,7 @@ export class Cluster {
     this.#bootstrapped = bootstrapped;
     this.config = { ...opts.config };
     this.now = opts.now ?? Date.now;
+    this.startedAt = this.now();
     this.#saver = new RegionSaver(storage, opts.saveIntervalMs ?? 100, opts.onError);
     this.operators.onAdded = (op) => {
       const leader = this.regions.getRegion(op.regionId)?.leader;
@@ -110,7 +121,7 @@ export class Cluster {
     const now = c.now();
     for (const s of loaded.stores) {
       c.#stores.set(s.id, {
-        meta: { id: s.id, address: s.address },
+        meta: { id: s.id, address: s.address, ...(s.features && { features: s.features }) },
         state: s.state,
         lastHeartbeat: now,
         heartbeatSeen: false,
@@ -233,6 +244,15 @@ export class Cluster {
   }
 
   /**
+   * Whether every registered store (but tombstones) has `feature`: a feature that needs every
+   * replica's cooperation is used only once the whole cluster runs a version with it.
+   */
+  supports(feature: string): boolean {
+    const live = this.stores().filter((s) => s.state !== "Tombstone");
+    return live.length > 0 && live.every((s) => storeHasFeature(s.meta, feature));
+  }
+
+  /**
    * A store's state name now. Besides silence (store_info.ts), an Up store that most other
    * live stores report they cannot reach is Disconnected: a killed process refuses
    * connections at once, long before it misses enough heartbeats.
@@ -310,6 +330,12 @@ export class Cluster {
     if (hb.flow) this.hot.update(info.meta.id, hb.flow, now);
     if (result.changed) {
       this.counters.regionsChanged++;
+      // A split: a region seen for the first time (the other half of a split), or one whose
+      // range shrank. A merge only grows the target.
+      if (!origin || regionShrank(origin.meta, info.meta)) {
+        this.#lastSplit.set(info.meta.id, this.now());
+      }
+      for (const o of result.overlaps) this.#lastSplit.delete(o.meta.id);
       for (const o of result.overlaps) this.#saver.delete(o.meta.id);
       if (result.overlaps.length > 0) {
         this.operators.onRegionsOverlapped(result.overlaps, info, now);
@@ -365,6 +391,20 @@ export class Cluster {
     return out;
   }
 
+  /**
+   * ms since region `id` was last seen to split, the scheduler's start counting as a split of
+   * every region (it cannot know what split before).
+   */
+  sinceSplit(id: number): number {
+    return this.now() - Math.max(this.startedAt, this.#lastSplit.get(id) ?? 0);
+  }
+
+  /** Forgets split times older than `ms` (they no longer hold a merge back). */
+  forgetSplitsBefore(ms: number): void {
+    const horizon = this.now() - ms;
+    for (const [id, at] of this.#lastSplit) if (at < horizon) this.#lastSplit.delete(id);
+  }
+
   /** A region by ID, or `RegionNotFound`. */
   getRegion(id: number): RegionInfo {
     const r = this.regions.getRegion(id);
@@ -383,6 +423,12 @@ export class Cluster {
     }
     return r;
   }
+}
+
+/** True if `after`'s range lost keys `before` had (a split took part of it away). */
+function regionShrank(before: Region, after: Region): boolean {
+  return compareBytes(after.startKey, before.startKey) > 0 ||
+    compareEndKeys(after.endKey, before.endKey) < 0;
 }
 
 function alreadyBootstrapped(clusterId: number): MrkvError {

@@ -298,3 +298,41 @@ Deno.test("regions saved before a restart come back; overlapping saved records r
   assert.equal((await t.kv.get(["region", 9])).value, null, "the stale record was dropped");
   t.kv.close();
 });
+
+Deno.test("split times for the merge cool-down: start-up counts as a split; a shrunk or new region splits, a merge does not", async () => {
+  const { t, regions } = await setUp();
+  try {
+    const c = t.cluster;
+    const [r10, r11] = [regions[0]!, regions[1]!];
+    t.clock.advance(1000);
+    assert.equal(c.sinceSplit(10), 1000, "nothing is known to have split before start-up");
+    // Region 10 splits: it keeps [0, 0.5) and new region 20 takes the rest.
+    const half = new Uint8Array([0, 128]);
+    c.handleRegionHeartbeat(heartbeat({ ...r10, endKey: half, epoch: { confVer: 2, version: 3 } }));
+    t.clock.advance(500);
+    assert.equal(c.sinceSplit(10), 500, "the shrunk region split");
+    c.handleRegionHeartbeat(heartbeat({
+      ...r10,
+      id: 20,
+      startKey: half,
+      epoch: { confVer: 2, version: 3 },
+      peers: r10.peers.map((p) => ({ ...p, id: p.id + 1000 })),
+    }));
+    t.clock.advance(500);
+    assert.equal(c.sinceSplit(20), 500, "the new region split");
+    assert.equal(c.sinceSplit(11), 2000);
+    // Region 11 takes in region 12 (a merge): its range grows, which is no split.
+    c.handleRegionHeartbeat(heartbeat({
+      ...r11,
+      endKey: regions[2]!.endKey,
+      epoch: { confVer: 2, version: 4 },
+    }));
+    assert.equal(c.sinceSplit(11), 2000, "a merge is not a split");
+    assert.equal(c.regions.getRegion(12), undefined, "the merged source is gone");
+    c.forgetSplitsBefore(600);
+    assert.equal(c.sinceSplit(10), 2000, "forgotten: counted from start-up again");
+    assert.equal(c.sinceSplit(20), 500, "still remembered");
+  } finally {
+    await t.close();
+  }
+});

@@ -23,6 +23,22 @@ export interface ScheduleConfig {
   leaderScheduleLimit: number;
   /** Most running replica-checker operators (PD: replica-schedule-limit). */
   replicaScheduleLimit: number;
+  /** Most merges at once (PD: merge-schedule-limit); 0 turns the merge checker off. */
+  mergeScheduleLimit: number;
+  /** A region at most this large (MiB) may be merged into a neighbour. */
+  maxMergeRegionSize: number;
+  /** ... and with at most this many keys. */
+  maxMergeRegionKeys: number;
+  /**
+   * A merge never makes a region larger than this (MiB): keep it below the stores'
+   * `region-max-size`, or merged regions split again.
+   */
+  maxMergedRegionSize: number;
+  /**
+   * ms a region must go unsplit before it is merged (PD: split-merge-interval), also counted
+   * from the scheduler's start: ranges do not flap between splitting and merging.
+   */
+  splitMergeInterval: number;
 }
 
 /** PD's defaults, and those of docs/configuration.md. */
@@ -35,6 +51,11 @@ export const DEFAULT_SCHEDULE_CONFIG: Readonly<ScheduleConfig> = {
   regionScheduleLimit: 2048,
   leaderScheduleLimit: 4,
   replicaScheduleLimit: 64,
+  mergeScheduleLimit: 8,
+  maxMergeRegionSize: 20,
+  maxMergeRegionKeys: 200_000,
+  maxMergedRegionSize: 64,
+  splitMergeInterval: 60 * 60_000,
 };
 
 const FIELDS: ReadonlyArray<[keyof ScheduleConfig, string, number, boolean]> = [
@@ -46,6 +67,11 @@ const FIELDS: ReadonlyArray<[keyof ScheduleConfig, string, number, boolean]> = [
   ["regionScheduleLimit", "region_schedule_limit", 0, false],
   ["leaderScheduleLimit", "leader_schedule_limit", 0, false],
   ["replicaScheduleLimit", "replica_schedule_limit", 0, false],
+  ["mergeScheduleLimit", "merge_schedule_limit", 0, false],
+  ["maxMergeRegionSize", "max_merge_region_size", 0, false],
+  ["maxMergeRegionKeys", "max_merge_region_keys", 0, false],
+  ["maxMergedRegionSize", "max_merged_region_size", 1, false],
+  ["splitMergeInterval", "split_merge_interval", 0, true],
 ];
 
 /** The admin JSON of a config. */

@@ -8,11 +8,14 @@
  * @module
  */
 import { MrkvError } from "../proto/errors.ts";
+import { FEATURE_JOINT_CONSENSUS, FEATURE_MERGE } from "../proto/metapb.ts";
 import type { Cluster } from "./cluster.ts";
+import type { ScheduleConfig } from "./config.ts";
 import type { BuildContext } from "./operator/builder.ts";
 import { KIND_PRIORITY, type Operator, type OperatorKind } from "./operator/operator.ts";
 import type { RegionInfo } from "./region_info.ts";
 import { checkLostReplicas, checkReplicas } from "./schedulers/replica_checker.ts";
+import { checkMerge, type MergeView } from "./schedulers/merge_checker.ts";
 import { DEFAULT_SCHEDULERS, SCHEDULER_FACTORIES } from "./schedulers/mod.ts";
 import type { ClusterView, RegionRole, Scheduler, StoreView } from "./schedulers/view.ts";
 
@@ -23,17 +26,22 @@ const NO_STORES: ReadonlySet<number> = new Set();
 const ID_RESERVE = 256;
 
 /** The cluster as checkers and schedulers see it, with running operators' influence. */
-export class LiveView implements ClusterView {
+export class LiveView implements ClusterView, MergeView {
   #stores: StoreView[] | null = null;
   readonly build: BuildContext;
 
   constructor(private readonly cluster: Cluster, readonly random: () => number = Math.random) {
-    const now = cluster.now();
-    this.build = {
-      now,
-      allocPeerId: () => cluster.ids.allocSync(),
-      unusableTarget: cluster.unusableTarget,
-    };
+    this.build = buildContext(cluster);
+  }
+
+  get config(): Readonly<ScheduleConfig> {
+    return this.cluster.config;
+  }
+  neighbors(r: RegionInfo): { prev?: RegionInfo; next?: RegionInfo } {
+    return this.cluster.regions.neighbors(r.meta);
+  }
+  sinceSplit(regionId: number): number {
+    return this.cluster.sinceSplit(regionId);
   }
 
   get maxReplicas(): number {
@@ -121,6 +129,19 @@ export class LiveView implements ClusterView {
   }
 }
 
+/**
+ * How operators are built now: fresh peer IDs, and joint-consensus peer moves once every store
+ * supports them.
+ */
+export function buildContext(cluster: Cluster): BuildContext {
+  return {
+    now: cluster.now(),
+    allocPeerId: () => cluster.ids.allocSync(),
+    jointConsensus: cluster.supports(FEATURE_JOINT_CONSENSUS),
+    unusableTarget: cluster.unusableTarget,
+  };
+}
+
 /** Runs checkers and schedulers on a timer. */
 export class Coordinator {
   readonly #schedulers = new Map<string, Scheduler>();
@@ -195,7 +216,13 @@ export class Coordinator {
     const c = this.cluster;
     await c.ids.reserve(ID_RESERVE);
     const now = c.now();
-    c.operators.checkAll(now, (id) => c.regions.getRegion(id) !== undefined, c.unusableTarget);
+    c.operators.checkAll(
+      now,
+      (id) => c.regions.getRegion(id) !== undefined,
+      (id) => c.regions.getRegion(id),
+      c.unusableTarget,
+    );
+    c.forgetSplitsBefore(c.config.splitMergeInterval);
     for (const s of c.stores()) {
       if (s.state === "Offline" && c.regions.storeStats(s.meta.id).regionCount === 0) {
         await c.setStoreState(s.meta.id, "Tombstone");
@@ -218,10 +245,12 @@ export class Coordinator {
     const limit: Record<OperatorKind, number> = {
       admin: Infinity,
       replica: c.config.replicaScheduleLimit,
+      // Two operators per merge (source and target).
+      merge: 2 * c.config.mergeScheduleLimit,
       region: c.config.regionScheduleLimit,
       leader: c.config.leaderScheduleLimit,
     };
-    const tryBuild = (f: () => Operator | null): Operator | null => {
+    const tryBuild = <T>(f: () => T | null): T | null => {
       try {
         return f();
       } catch (e) {
@@ -230,19 +259,34 @@ export class Coordinator {
         throw e;
       }
     };
-    // Replica checker: walk PATROL_BATCH regions from the cursor.
+    // Replica checker, then merge checker: walk PATROL_BATCH regions from the cursor.
     const regions = c.regions.regions();
     const n = Math.min(PATROL_BATCH, regions.length);
     let replicaOps = c.operators.countOf("replica");
-    // A region with a running operator is checked only for lost replicas, and only if that
-    // operator is a balance one: the repair replaces it at once (KIND_PRIORITY).
-    for (let i = 0; i < n && replicaOps < limit.replica; i++) {
+    let mergeOps = c.operators.countOf("merge");
+    const merging = c.supports(FEATURE_MERGE);
+    for (let i = 0; i < n; i++) {
       const r = regions[(this.#patrolCursor + i) % regions.length]!;
+      // A region with a running operator is checked only for lost replicas, and only if that
+      // operator is a balance one: the repair replaces it at once (KIND_PRIORITY).
       const running = c.operators.get(r.meta.id);
-      if (!running) {
-        if (add(tryBuild(() => checkReplicas(view, r)))) replicaOps++;
-      } else if (KIND_PRIORITY[running.kind] < KIND_PRIORITY.replica) {
-        if (add(tryBuild(() => checkLostReplicas(view, r)))) replicaOps++;
+      if (running) {
+        if (
+          KIND_PRIORITY[running.kind] < KIND_PRIORITY.replica && replicaOps < limit.replica &&
+          add(tryBuild(() => checkLostReplicas(view, r)))
+        ) replicaOps++;
+        continue;
+      }
+      if (replicaOps < limit.replica && add(tryBuild(() => checkReplicas(view, r)))) {
+        replicaOps++;
+        continue;
+      }
+      if (!merging || mergeOps >= limit.merge) continue;
+      const ops = tryBuild(() => checkMerge(view, r));
+      if (ops && c.operators.addMergeOperators(ops, view.build.now)) {
+        added.push(...ops);
+        view.invalidate();
+        mergeOps += 2;
       }
     }
     this.#patrolCursor = regions.length ? (this.#patrolCursor + n) % regions.length : 0;

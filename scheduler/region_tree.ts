@@ -80,6 +80,13 @@ export class RegionTree {
     return true;
   }
 
+  /** The items just before and just after the item starting at `startKey` (if any). */
+  neighbors(startKey: Uint8Array): { prev?: RangeItem; next?: RangeItem } {
+    const i = this.#lastAtOrBefore(startKey);
+    if (i < 0 || compareBytes(this.#items[i]!.startKey, startKey) !== 0) return {};
+    return { prev: this.#items[i - 1], next: this.#items[i + 1] };
+  }
+
   /** All items in key order. */
   items(): readonly RangeItem[] {
     return this.#items;

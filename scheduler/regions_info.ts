@@ -3,9 +3,10 @@
  * per-store indexes (leader, follower, pending) and per-store statistics, all kept in step by
  * {@link RegionsInfo.putRegion}, the one place that admits a heartbeat.
  *
- * Staleness (docs/scheduler.md): a heartbeat is stale if the known region with its ID
- * has a larger `version` or `confVer` (either one, even if the other is smaller), or if any
- * other region it overlaps has a larger `version` or `confVer`. Equal is not stale. Stale
+ * Staleness (docs/scheduler.md): a heartbeat is stale if the known region with its ID has a
+ * larger `version` or `confVer` (either one, even if the other is smaller), or if any other
+ * region it overlaps has a larger `version` (PD's rule; `confVer` does not compare across
+ * regions since merges). Equal is not stale. Stale
  * heartbeats change nothing; accepted ones replace the old region and remove every region they
  * overlap from both indexes (the gap a split leaves stays until the other half reports).
  *
@@ -74,6 +75,17 @@ export class RegionsInfo {
     return item && this.#byId.get(item.id);
   }
 
+  /** The regions adjacent to `region` on either side, if known (a merge's candidates). */
+  neighbors(region: Region): { prev?: RegionInfo; next?: RegionInfo } {
+    const { prev, next } = this.#tree.neighbors(region.startKey);
+    return {
+      prev: prev && bytesEqual(prev.endKey, region.startKey) ? this.#byId.get(prev.id) : undefined,
+      next: next && region.endKey.length > 0 && bytesEqual(next.startKey, region.endKey)
+        ? this.#byId.get(next.id)
+        : undefined,
+    };
+  }
+
   /** All regions in key order. */
   regions(): RegionInfo[] {
     return this.#tree.items().map((item) => this.#byId.get(item.id)!);
@@ -97,7 +109,9 @@ export class RegionsInfo {
     for (const item of this.#tree.overlaps(region)) {
       if (item.id === region.id) continue;
       const other = this.#byId.get(item.id)!;
-      if (isEpochStale(region.epoch, other.meta.epoch)) throw staleError(region, other.meta);
+      // Only `version` compares across regions (PD's rule): a merged region does not carry its
+      // source's `confVer`, which may well be larger than its own.
+      if (region.epoch.version < other.meta.epoch.version) throw staleError(region, other.meta);
       overlaps.push(other);
     }
     return overlaps;

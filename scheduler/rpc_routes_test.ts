@@ -96,7 +96,7 @@ Deno.test("a store's life: bootstrap once, register, heartbeat, receive steps, s
       id: 50,
       startKey: b("zz"),
       endKey: new Uint8Array(),
-      epoch: { confVer: 0, version: 1 },
+      epoch: { confVer: 9, version: 0 },
       peers: [],
     },
   };
@@ -110,7 +110,7 @@ Deno.test("a store's life: bootstrap once, register, heartbeat, receive steps, s
   assert.equal(
     res.results[0]!.error?.code,
     "EpochNotMatch",
-    "region 50 overlaps region 1 with a lower conf_ver",
+    "region 50 overlaps region 1 with a lower version (conf_ver does not compare across regions)",
   );
 
   const one = decodeAskSplitResponse(await rpc(app, "ask_split", { region: boot.region }));

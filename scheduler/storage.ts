@@ -8,7 +8,7 @@
  * | `["meta","bootstrapped"]` | true, written atomically with region 1 and the first store |
  * | `["meta","config"]` | CBOR: schedule config changed at run time |
  * | `["meta","schedulers"]` | CBOR: names of the running schedulers |
- * | `["store",id]` | CBOR `{id, address, state}` |
+ * | `["store",id]` | CBOR `{id, address, features?, state}` |
  * | `["region",id]` | CBOR `{region, leader}`: last known region meta |
  *
  * Stores are written before the request is answered. Regions are written behind
@@ -36,6 +36,7 @@ const MAX_COMMIT_BYTES = 512 * 1024;
 export interface SavedStore {
   readonly id: number;
   readonly address: string;
+  readonly features?: readonly string[];
   readonly state: StoreMetaState;
 }
 

@@ -88,14 +88,19 @@ export interface ApplyState {
 
 /**
  * State of the local peer of a region: `Applying` while snapshot data is being written (the data
- * in the region's range is not trustworthy until `Normal`), `Tombstone` once the peer is removed.
+ * in the region's range is not trustworthy until `Normal`), `Merging` while the region is frozen
+ * to be merged into another, `Tombstone` once the peer is removed (or merged away).
  */
-export type PeerState = "Normal" | "Applying" | "Tombstone";
+export type PeerState = "Normal" | "Applying" | "Merging" | "Tombstone";
 
-/** Region meta and the local peer's state. `region` is opaque here (raftstore's type). */
+/**
+ * Region meta and the local peer's state. `region` and `merge` are opaque here (raftstore's
+ * types): `merge` is the merge state of a `Merging` region, or of a `Tombstone` merged away.
+ */
 export interface RegionLocalState {
   readonly peerState: PeerState;
   readonly region: unknown;
+  readonly merge?: unknown;
 }
 
 /** Identity of the store owning this engine. */
@@ -161,11 +166,15 @@ export function decodeApplyState(bytes: Uint8Array, what = "apply state"): Apply
   };
 }
 
-const PEER_STATES: readonly PeerState[] = ["Normal", "Applying", "Tombstone"];
+const PEER_STATES: readonly PeerState[] = ["Normal", "Applying", "Merging", "Tombstone"];
 
 /** CBOR-encodes a {@link RegionLocalState}; `region` must be CBOR-encodable. */
 export function encodeRegionState(s: RegionLocalState): Uint8Array {
-  return encode({ peerState: s.peerState, region: s.region });
+  return encode(
+    s.merge === undefined
+      ? { peerState: s.peerState, region: s.region }
+      : { peerState: s.peerState, region: s.region, merge: s.merge },
+  );
 }
 
 /** Decodes a {@link RegionLocalState}, validating the peer state (not the region). */
@@ -177,7 +186,9 @@ export function decodeRegionState(bytes: Uint8Array, what = "region state"): Reg
       `${what}: peer state ${String(peerState)} is not one of ${PEER_STATES}`,
     );
   }
-  return { peerState: peerState as PeerState, region: r.region };
+  return r.merge === undefined
+    ? { peerState: peerState as PeerState, region: r.region }
+    : { peerState: peerState as PeerState, region: r.region, merge: r.merge };
 }
 
 /** CBOR-encodes a {@link StoreIdent}. */

@@ -287,6 +287,14 @@ export class TestCluster {
   }
 }
 
+/** Stops the balance schedulers, so only a test's own operators move regions and leaders. */
+export async function pauseBalancers(c: TestCluster): Promise<void> {
+  for (const name of ["balance-region-scheduler", "balance-leader-scheduler"]) {
+    await fetch(`http://${c.scheduler.addr}/pd/api/v1/schedulers/${name}`, { method: "DELETE" })
+      .then((r) => r.body?.cancel());
+  }
+}
+
 /**
  * Runs `scenario` on a fresh cluster whose region 1 already has its replicas, and always closes
  * the cluster afterwards.

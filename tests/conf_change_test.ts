@@ -7,20 +7,21 @@ import assert from "node:assert/strict";
 import { MrkvError } from "../proto/errors.ts";
 import type { Peer as PeerMeta } from "../proto/metapb.ts";
 import type { Peer } from "../raftstore/peer.ts";
-import { type TestCluster, waitFor, withCluster } from "./cluster.ts";
+import { pauseBalancers, type TestCluster, waitFor, withCluster } from "./cluster.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
 /**
- * Stops the scheduler from scheduling: it would put removed peers straight back (and with
- * fewer max-replicas than peers it would remove one itself, racing the test's removal).
+ * Stops the scheduler from scheduling: it would put removed peers straight back, and its replica
+ * checker would race the test's own removals (moving the leader away under them).
  */
 async function pauseScheduling(c: TestCluster): Promise<void> {
-  for (const name of ["balance-region-scheduler", "balance-leader-scheduler"]) {
-    await fetch(`http://${c.scheduler.addr}/pd/api/v1/schedulers/${name}`, { method: "DELETE" })
-      .then((r) => r.body?.cancel());
-  }
-  c.scheduler.cluster.config = { ...c.scheduler.cluster.config, replicaScheduleLimit: 0 };
+  await pauseBalancers(c);
+  c.scheduler.cluster.config = {
+    ...c.scheduler.cluster.config,
+    maxReplicas: 2,
+    replicaScheduleLimit: 0,
+  };
 }
 
 function removePeer(c: TestCluster, leader: Peer, target: PeerMeta): Promise<void> {

@@ -4,7 +4,11 @@
  * with the reason otherwise, so the admin API can pass the message on.
  *
  * AddPeer is two steps, AddLearner then PromoteLearner, so a new peer catches up before it
- * counts in a quorum. MovePeer = AddPeer → TransferLeader (if the source leads) → RemovePeer.
+ * counts in a quorum. MovePeer = AddPeer → TransferLeader (if the source leads) → RemovePeer;
+ * once every store supports joint consensus (`BuildContext.jointConsensus`) it is AddLearner →
+ * one joint change promoting the new peer and demoting the old one (ChangePeerV2Enter, then
+ * ChangePeerV2Leave; a demoted leader hands its leadership over by itself) → RemovePeer of the
+ * old peer, now a learner: the region never has four voters, or two.
  *
  * @module
  */
@@ -26,6 +30,8 @@ export interface BuildContext {
   /** A fresh peer ID (throws if none is at hand). */
   allocPeerId(): number;
   readonly timeouts?: StepTimeouts;
+  /** Every store supports joint-consensus changes: peer moves use them. */
+  readonly jointConsensus?: boolean;
   /** Which stores may not receive a peer or leadership (default: every store may). */
   readonly unusableTarget?: TargetCheck;
 }
@@ -142,9 +148,25 @@ export function createMovePeerOperator(
   const old = mustPeerOnStore(r, source);
   const [steps] = addPeerSteps(r, target, ctx);
   const promoted = (steps[1] as { peer: Peer }).peer;
+  if (ctx.jointConsensus && old.role === "Voter") {
+    return make(desc, kind, r, [steps[0]!, ...jointSteps([promoted], [old])], ctx);
+  }
   if (r.leader?.id === old.id) steps.push({ type: "TransferLeader", peer: promoted });
   steps.push({ type: "RemovePeer", peer: old });
   return make(desc, kind, r, steps, ctx);
+}
+
+/**
+ * One joint change promoting the learners `promote` and demoting the voters `demote`, then the
+ * removal of the demoted peers (learners by then).
+ */
+function jointSteps(promote: readonly Peer[], demote: readonly Peer[]): OperatorStep[] {
+  const voters = promote.map((p): Peer => ({ ...p, role: "Voter" }));
+  return [
+    { type: "ChangePeerV2Enter", promote: voters, demote },
+    { type: "ChangePeerV2Leave", promote: voters, demote },
+    ...demote.map((p): OperatorStep => ({ type: "RemovePeer", peer: { ...p, role: "Learner" } })),
+  ];
 }
 
 /** Transfers leadership to the region's voter on `storeId`. */
@@ -229,13 +251,34 @@ export function createTransferRegionOperator(
   }
   const steps: OperatorStep[] = [];
   const voters: Peer[] = r.meta.peers.filter((p) => want.has(p.storeId) && p.role === "Voter");
+  const leaving = r.meta.peers.filter((p) => !want.has(p.storeId));
+  if (ctx.jointConsensus) {
+    const learners: Peer[] = [];
+    for (const storeId of storeIds) {
+      if (r.meta.peers.some((p) => p.storeId === storeId)) continue;
+      const [add, learner] = addPeerSteps(r, storeId, ctx);
+      steps.push(add[0]!);
+      learners.push(learner);
+    }
+    const demote = leaving.filter((p) => p.role === "Voter");
+    if (learners.length > 0 || demote.length > 0) steps.push(...jointSteps(learners, demote));
+    for (const p of leaving) {
+      if (p.role !== "Voter") steps.push({ type: "RemovePeer", peer: p });
+    }
+    if (steps.length === 0) {
+      throw new MrkvError(
+        "BadRequest",
+        `region ${r.meta.id} is already on stores ${storeIds.join(", ")}`,
+      );
+    }
+    return make(desc, kind, r, steps, ctx);
+  }
   for (const storeId of storeIds) {
     if (r.meta.peers.some((p) => p.storeId === storeId)) continue;
     const [add] = addPeerSteps(r, storeId, ctx);
     steps.push(...add);
     voters.push((add[1] as { peer: Peer }).peer);
   }
-  const leaving = r.meta.peers.filter((p) => !want.has(p.storeId));
   if (r.leader && leaving.some((p) => p.id === r.leader!.id)) {
     const to = healthyVoter(r, voters, ctx);
     if (!to) {

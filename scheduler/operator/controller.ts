@@ -5,9 +5,10 @@
  *
  * @module
  */
-import type { OperatorStep } from "../../proto/pdpb.ts";
+import type { MergeStep, OperatorStep } from "../../proto/pdpb.ts";
 import type { RegionInfo } from "../region_info.ts";
 import {
+  isMergedInto,
   isSplitChild,
   isSplitOvertaken,
   KIND_PRIORITY,
@@ -16,6 +17,7 @@ import {
   type OperatorStatus,
   type TargetCheck,
 } from "./operator.ts";
+import { mergeStepOf } from "./merge_builder.ts";
 
 const ANY_TARGET: TargetCheck = () => undefined;
 
@@ -38,7 +40,13 @@ export class OperatorController {
     TimedOut: 0,
   };
   /** Operators ever added, by kind. */
-  readonly added: Record<OperatorKind, number> = { admin: 0, replica: 0, region: 0, leader: 0 };
+  readonly added: Record<OperatorKind, number> = {
+    admin: 0,
+    replica: 0,
+    merge: 0,
+    region: 0,
+    leader: 0,
+  };
   /** Called for every operator added (the cluster tells the region's leader at once). */
   onAdded: (op: Operator) => void = () => {};
 
@@ -88,6 +96,19 @@ export class OperatorController {
     return true;
   }
 
+  /**
+   * Adds the two operators of a merge (see merge_builder.ts), both or neither. Returns true if
+   * added.
+   */
+  addMergeOperators(ops: readonly [Operator, Operator], now: number): boolean {
+    const [source, target] = ops;
+    for (const op of ops) {
+      const old = this.#running.get(op.regionId);
+      if (old && KIND_PRIORITY[old.kind] >= KIND_PRIORITY[op.kind]) return false;
+    }
+    return this.addOperator(target, now) && this.addOperator(source, now);
+  }
+
   /** Cancels the region's operator; returns it, or undefined if none was running. */
   cancel(regionId: number, now: number, reason: string): Operator | undefined {
     const op = this.#running.get(regionId);
@@ -112,7 +133,10 @@ export class OperatorController {
       return undefined;
     }
     const split = op.steps.find((s) => s.type === "SplitRegion");
-    if (!split && r.meta.epoch.version !== op.epoch.version) {
+    const merge = mergeStepOf(op);
+    if (
+      !split && r.meta.epoch.version !== op.epoch.version && !isMergeVersion(op, merge, r)
+    ) {
       this.#end(op, "Cancelled", now, "the region split or merged under the operator");
       return undefined;
     }
@@ -127,6 +151,8 @@ export class OperatorController {
     }
     if (this.#cancelIfTargetUnusable(op, now, unusable)) return undefined;
     if (op.status === "Created") op.transition("Running", now);
+    // The target of a merge only waits: its region is held still, nothing is sent to it.
+    if (step.type === "MergeRegion" && step.passive) return undefined;
     return step;
   }
 
@@ -148,18 +174,29 @@ export class OperatorController {
   }
 
   /**
-   * Times out overdue operators, cancels those whose region is gone and those that still have
-   * to send work to a store that may not receive any now.
+   * Times out overdue operators and cancels those whose region is gone — but a merge's source
+   * operator whose region is gone because its target took it in has finished. `regionOf` gives
+   * the known region with an ID. Also cancels operators that still have to send work to a store
+   * that may not receive any now.
    */
   checkAll(
     now: number,
     regionExists: (id: number) => boolean,
+    regionOf?: (id: number) => RegionInfo | undefined,
     unusable: TargetCheck = ANY_TARGET,
   ): void {
     for (const op of [...this.#running.values()]) {
+      if (op.status !== "Created" && op.status !== "Running") continue; // ended with its partner
       if (now > op.deadline) this.#end(op, "TimedOut", now, "deadline passed");
-      else if (!regionExists(op.regionId)) this.#end(op, "Cancelled", now, "the region is gone");
-      else this.#cancelIfTargetUnusable(op, now, unusable);
+      else if (!regionExists(op.regionId)) {
+        const merge = mergeStepOf(op);
+        const target = merge && !merge.passive ? regionOf?.(merge.target.id) : undefined;
+        if (merge && target && isMergedInto(target.meta, merge, merge.target.epoch)) {
+          this.#end(op, "Finished", now, `merged into region ${merge.target.id}`);
+        } else {
+          this.#end(op, "Cancelled", now, "the region is gone");
+        }
+      } else this.#cancelIfTargetUnusable(op, now, unusable);
     }
   }
 
@@ -195,10 +232,36 @@ export class OperatorController {
   #end(op: Operator, status: OperatorStatus, now: number, reason = ""): void {
     op.transition(status, now, reason);
     this.#running.delete(op.regionId);
+    // The two operators of a merge end together: a merge done on one side is done on both.
+    const merge = mergeStepOf(op);
+    if (merge) {
+      const partner = this.#running.get(merge.passive ? merge.source.id : merge.target.id);
+      if (partner && mergeStepOf(partner)) {
+        this.#end(
+          partner,
+          status === "Finished" ? "Finished" : "Cancelled",
+          now,
+          `its merge partner, region ${op.regionId}, ended: ${status}${
+            reason ? ` (${reason})` : ""
+          }`,
+        );
+      }
+    }
     this.ended[status]++;
     this.#history.push(op);
     if (this.#history.length > HISTORY_LIMIT) {
       this.#history.splice(0, this.#history.length - HISTORY_LIMIT);
     }
   }
+}
+
+/**
+ * Whether a merge operator's region changed version as the merge expects: the source by its
+ * PrepareMerge (one more), the target by taking the source in.
+ */
+function isMergeVersion(op: Operator, merge: MergeStep | undefined, r: RegionInfo): boolean {
+  if (!merge) return false;
+  return merge.passive
+    ? isMergedInto(r.meta, merge, op.epoch)
+    : r.meta.epoch.version === op.epoch.version + 1;
 }

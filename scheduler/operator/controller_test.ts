@@ -8,6 +8,7 @@ import {
   createTransferLeaderOperator,
 } from "./builder.ts";
 import { HISTORY_LIMIT, OperatorController } from "./controller.ts";
+import { createMergeRegionOperators } from "./merge_builder.ts";
 import { Operator, OPERATOR_TRANSITIONS } from "./operator.ts";
 
 const T0 = 1_000_000;
@@ -204,14 +205,14 @@ Deno.test("operators that still have to send work to a store that may not receiv
   const move = createMovePeerOperator("m", "region", r, 1, 4, ctx());
   oc.addOperator(move, T0);
   dead.add(4);
-  oc.checkAll(T0, () => true, unusable);
+  oc.checkAll(T0, () => true, undefined, unusable);
   assert.equal(move.status, "Cancelled", "the periodic check catches it without a heartbeat");
   const remove = new Operator("r", "replica", 7, r.meta.epoch, [{
     type: "RemovePeer",
     peer: r.meta.peers[1]!,
   }], T0);
   oc.addOperator(remove, T0);
-  oc.checkAll(T0, () => true, unusable);
+  oc.checkAll(T0, () => true, undefined, unusable);
   assert.equal(remove.status, "Created", "removing a peer on a dead store is what repair does");
 });
 
@@ -244,4 +245,56 @@ Deno.test("status changes follow the transition table; ended operators are kept 
   }
   assert.equal(oc.history().length, HISTORY_LIMIT);
   assert.equal(oc.history()[0]!.regionId, 11);
+});
+
+Deno.test("a merge's two operators: the source is told, the target held; they end together", () => {
+  const left = regionInfoFromMeta({
+    id: 1,
+    startKey: new Uint8Array(),
+    endKey: new Uint8Array([5]),
+    epoch: { confVer: 1, version: 3 },
+    peers: [voter(11, 1), voter(12, 2), voter(13, 3)],
+  }, voter(11, 1));
+  const right = regionInfoFromMeta({
+    id: 2,
+    startKey: new Uint8Array([5]),
+    endKey: new Uint8Array(),
+    epoch: { confVer: 1, version: 4 },
+    peers: [voter(21, 1), voter(22, 2), voter(23, 3)],
+  }, voter(22, 2));
+  const run = () => {
+    const oc = new OperatorController();
+    const ops = createMergeRegionOperators("merge", "admin", right, left, ctx());
+    assert.ok(oc.addMergeOperators(ops, T0));
+    assert.equal(oc.dispatch(right, T0 + 1)?.type, "MergeRegion", "the source's leader is told");
+    assert.equal(oc.dispatch(left, T0 + 1), undefined, "nothing is sent to the target");
+    // PrepareMerge applied: the source's version is one more; the step is repeated.
+    const frozen = { ...right, meta: { ...right.meta, epoch: { confVer: 2, version: 5 } } };
+    assert.equal(oc.dispatch(frozen, T0 + 2)?.type, "MergeRegion");
+    return { oc, ops, frozen };
+  };
+  // The target reports the merge: both end Finished.
+  const a = run();
+  const merged = {
+    ...left,
+    meta: { ...left.meta, endKey: new Uint8Array(), epoch: { confVer: 1, version: 6 } },
+  };
+  assert.equal(a.oc.dispatch(merged, T0 + 3), undefined);
+  assert.deepEqual(a.ops.map((op) => op.status), ["Finished", "Finished"]);
+  // The source vanishes from the map first: the periodic check sees the target took it in.
+  const b = run();
+  b.oc.checkAll(T0 + 3, (id) => id !== 2, (id) => (id === 1 ? merged : undefined));
+  assert.deepEqual(b.ops.map((op) => op.status), ["Finished", "Finished"]);
+  // A rolled-back merge (the source's version + 2) cancels both.
+  const c = run();
+  const thawed = { ...right, meta: { ...right.meta, epoch: { confVer: 2, version: 6 } } };
+  assert.equal(c.oc.dispatch(thawed, T0 + 3), undefined);
+  assert.deepEqual(c.ops.map((op) => op.status), ["Cancelled", "Cancelled"]);
+  // Either region busy with an operator of equal or higher priority: neither is added.
+  const d = new OperatorController();
+  d.addOperator(createTransferLeaderOperator("t", "admin", left, 2, ctx()), T0);
+  assert.ok(
+    !d.addMergeOperators(createMergeRegionOperators("m", "merge", right, left, ctx()), T0),
+  );
+  assert.equal(d.get(2), undefined, "the source got no operator either");
 });

@@ -6,8 +6,16 @@
  *
  * @module
  */
-import { bytesEqual, compareBytes, type Region, type RegionEpoch } from "../../proto/metapb.ts";
-import type { OperatorStep } from "../../proto/pdpb.ts";
+import {
+  bytesEqual,
+  compareBytes,
+  compareEndKeys,
+  isJointRegion,
+  type PeerRole,
+  type Region,
+  type RegionEpoch,
+} from "../../proto/metapb.ts";
+import type { MergeStep, OperatorStep } from "../../proto/pdpb.ts";
 import type { RegionInfo } from "../region_info.ts";
 
 /** Life cycle of an operator. */
@@ -31,16 +39,19 @@ export function isEndStatus(s: OperatorStatus): boolean {
 }
 
 /** Who made the operator; decides priority (an admin operator replaces a scheduler's). */
-export type OperatorKind = "admin" | "replica" | "region" | "leader";
+export type OperatorKind = "admin" | "replica" | "merge" | "region" | "leader";
 
 /**
  * Higher replaces lower for the same region, at once: an admin's operator replaces any
  * other; the replica checker's repair replaces a balance operator (it examines regions that
  * have one and replaces it when a replica is lost); balance operators never replace anything.
+ * A merge is not replaced by balancing: moving a peer of either region under it would only make
+ * it roll back.
  */
 export const KIND_PRIORITY: Readonly<Record<OperatorKind, number>> = {
   admin: 3,
   replica: 2,
+  merge: 2,
   region: 1,
   leader: 1,
 };
@@ -117,7 +128,30 @@ export function isStepFinished(step: OperatorStep, r: RegionInfo, start: RegionE
       const first = firstKey(step.keys);
       return first === undefined || bytesEqual(r.meta.endKey, first);
     }
+    case "ChangePeerV2Enter":
+      return step.promote.every((p) => hasRole(r.meta, p.id, "IncomingVoter", "Voter")) &&
+        step.demote.every((p) => hasRole(r.meta, p.id, "DemotingVoter", "Learner", undefined));
+    case "ChangePeerV2Leave":
+      return !isJointRegion(r.meta) &&
+        step.promote.every((p) => hasRole(r.meta, p.id, "Voter")) &&
+        step.demote.every((p) => hasRole(r.meta, p.id, "Learner", undefined));
+    case "MergeRegion":
+      // The target's operator sees the merge in the target's heartbeat; the source's ends when
+      // its region is gone (OperatorController.checkAll).
+      return step.passive && isMergedInto(r.meta, step, start);
   }
+}
+
+/** True if `region`'s peer `id` has one of `roles` (undefined: the peer is gone). */
+function hasRole(region: Region, id: number, ...roles: (PeerRole | undefined)[]): boolean {
+  return roles.includes(region.peers.find((p) => p.id === id)?.role);
+}
+
+/** True if `target` (last seen at `start`) shows it has taken in the merge step's source. */
+export function isMergedInto(target: Region, step: MergeStep, start: RegionEpoch): boolean {
+  return target.id === step.target.id && target.epoch.version > start.version &&
+    compareBytes(target.startKey, step.source.startKey) <= 0 &&
+    compareEndKeys(target.endKey, step.source.endKey) >= 0;
 }
 
 /** True if the region's version grew without the split step taking effect (see above). */
@@ -147,7 +181,23 @@ export function describeStep(step: OperatorStep): string {
       return step.keys.length === 0
         ? "split region at the size midpoint"
         : `split region at ${step.keys.length} key(s)`;
+    case "ChangePeerV2Enter":
+      return `enter a joint configuration: promote ${peerList(step.promote)}, demote ${
+        peerList(step.demote)
+      }`;
+    case "ChangePeerV2Leave":
+      return "leave the joint configuration";
+    case "MergeRegion":
+      return step.passive
+        ? `take in region ${step.source.id} (merge)`
+        : `merge into region ${step.target.id}`;
   }
+}
+
+function peerList(peers: readonly { id: number; storeId: number }[]): string {
+  return peers.length === 0
+    ? "none"
+    : peers.map((p) => `peer ${p.id} on store ${p.storeId}`).join(", ");
 }
 
 /** One operator on one region. Mutable only through {@link Operator.transition} and `check`. */
@@ -170,12 +220,14 @@ export class Operator {
     readonly steps: readonly OperatorStep[],
     readonly createdAt: number,
     timeouts: StepTimeouts = DEFAULT_STEP_TIMEOUTS,
+    /** Overrides the deadline the steps give (operators that must end together share one). */
+    deadline?: number,
   ) {
     let total = 0;
     for (const s of steps) {
       total += s.type === "AddLearner" ? timeouts.slowStepMs : timeouts.fastStepMs;
     }
-    this.deadline = createdAt + total;
+    this.deadline = deadline ?? createdAt + total;
   }
 
   get status(): OperatorStatus {

@@ -2,8 +2,10 @@
  * The replica checker (PD's `checker/replica_checker.go`): keeps every region at
  * `max-replicas` healthy voters. In order of urgency:
  * 1. a learner left behind by an ended operator is removed;
- * 2. a peer on a Down store is removed (the next pass adds a replacement, so the region never
- *    needs the down peer in a quorum while a new one catches up): {@link checkLostReplicas};
+ * 2. a peer on a Down store is replaced: with joint consensus, a new learner catches up and one
+ *    joint change swaps it in for the down peer (the quorum never needs the new peer before it
+ *    has caught up, nor four voters); without, the down peer is removed and the next pass adds
+ *    a replacement ({@link checkLostReplicas});
  * 3. a peer on an Offline store is moved to the best Up store;
  * 4. missing peers are added on the Up store with the least region size that lacks one;
  * 5. extra peers are removed, worst first (a non-Up store, then the largest store).
@@ -43,6 +45,17 @@ export function checkLostReplicas(view: ClusterView, r: RegionInfo): Operator | 
     p.id !== r.leader?.id && view.store(p.storeId)?.stateName === "Down"
   );
   if (!down || peers.length < 2) return null;
+  const target = view.build.jointConsensus ? bestTarget(view, r) : undefined;
+  if (target && down.role === "Voter") {
+    return createMovePeerOperator(
+      "replace-down-replica",
+      "replica",
+      r,
+      down.storeId,
+      target.id,
+      view.build,
+    );
+  }
   return createRemovePeerOperator("remove-down-replica", "replica", r, down.storeId, view.build);
 }
 

@@ -18,6 +18,7 @@ export const FAULT_KINDS = [
   "kill",
   "transfer-leader",
   "split-region",
+  "merge-region",
   "membership",
 ] as const;
 
@@ -35,6 +36,7 @@ export const FAULT_HELP: Readonly<Record<FaultKind, string>> = {
   "kill": "kill -9 a store (often a leader), restart it with the same data dir",
   "transfer-leader": "admin operator: move a region's leader to another voter",
   "split-region": "admin operator: split a region at a workload key",
+  "merge-region": "admin operator: merge two adjacent regions (split one first if none)",
   "membership": "admin: remove a follower, add it back (3 stores); transfer-region (5)",
 };
 
@@ -52,7 +54,7 @@ export const FAULT_GROUPS: Readonly<Record<string, readonly FaultKind[]>> = {
   all: FAULT_KINDS,
   partition: PARTITION_KINDS,
   process: ["pause", "kill"],
-  admin: ["transfer-leader", "split-region", "membership"],
+  admin: ["transfer-leader", "split-region", "merge-region", "membership"],
   none: [],
 };
 

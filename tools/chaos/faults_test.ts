@@ -17,6 +17,7 @@ Deno.test("--faults takes kinds and groups, in catalogue order, and names what i
     "kill",
     "transfer-leader",
     "split-region",
+    "merge-region",
     "membership",
   ]);
   assert.deepEqual(parseFaults("none"), []);

@@ -149,6 +149,9 @@ export class FaultInjector {
         case "split-region":
           await this.#splitRegion(ev, holdMs, signal);
           break;
+        case "merge-region":
+          await this.#mergeRegion(ev, holdMs, signal);
+          break;
         case "membership":
           await this.#membership(ev, holdMs, signal);
           break;
@@ -347,6 +350,38 @@ export class FaultInjector {
     throw new Error("every workload key is already a region boundary");
   }
 
+  /**
+   * Merges a region into its left-hand neighbour: two adjacent regions with a leader and peers
+   * on the same stores (the merge then moves no replica). With none, a region is split first.
+   */
+  async #mergeRegion(ev: FaultEvent, holdMs: number, signal: AbortSignal): Promise<void> {
+    let pair = mergeablePair(await this.#admin().regions(), this.ctx.rand);
+    if (!pair) {
+      await this.#splitRegion(ev, holdMs, signal);
+      ev.description += "; then ";
+      // The new half is listed once it has reported, with its leader.
+      const deadline = this.ctx.now() + Math.max(holdMs * 3, 5_000);
+      while (!pair && this.ctx.now() < deadline && !signal.aborted) {
+        pair = mergeablePair(await this.#regions(), this.ctx.rand);
+        if (!pair) await sleep(100, signal);
+      }
+      if (!pair) throw new Error("no two adjacent regions with peers on the same stores");
+    }
+    const [source, target] = pair;
+    ev.description += `merge region ${source.id} into region ${target.id}`;
+    await this.#operator(
+      ev,
+      source.id,
+      {
+        name: "merge-region",
+        source_region_id: source.id,
+        target_region_id: target.id,
+      },
+      holdMs,
+      signal,
+    );
+  }
+
   async #membership(ev: FaultEvent, holdMs: number, signal: AbortSignal): Promise<void> {
     const { cluster, rand } = this.ctx;
     const admin = this.#admin();
@@ -468,4 +503,26 @@ export class FaultInjector {
 
 function fmt(ms: number | undefined): string {
   return ms === undefined ? "?" : `${(ms / 1000).toFixed(1)}s`;
+}
+
+/**
+ * Two adjacent regions (a source, then the target that ends where it starts) that both have a
+ * leader and voters on the same stores, picked at random; undefined if there are none.
+ */
+export function mergeablePair(
+  regions: readonly RegionView[],
+  rand: () => number,
+): [RegionView, RegionView] | undefined {
+  const stores = (r: RegionView) => r.peers.map((p) => `${p.store_id}:${p.role}`).sort().join(",");
+  // The admin API gives a key as text if it is UTF-8, else as hex: compare both as hex.
+  const hex = (text: string | undefined, h: string | undefined) =>
+    text !== undefined ? new TextEncoder().encode(text).toHex() : h ?? "";
+  const pairs: [RegionView, RegionView][] = [];
+  for (const target of regions) {
+    const end = hex(target.end_key, target.end_key_hex);
+    if (!target.leader || end === "") continue;
+    const source = regions.find((r) => hex(r.start_key, r.start_key_hex) === end);
+    if (source?.leader && stores(source) === stores(target)) pairs.push([source, target]);
+  }
+  return pairs[Math.floor(rand() * pairs.length)];
 }

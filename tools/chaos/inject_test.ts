@@ -3,7 +3,7 @@ import { seededRandom } from "../../raft/mod.ts";
 import { Admin, type RegionView } from "./admin.ts";
 import { FAULT_KINDS } from "./faults.ts";
 import { Http } from "./http.ts";
-import { FaultInjector } from "./inject.ts";
+import { FaultInjector, mergeablePair } from "./inject.ts";
 import type { Cut, Net } from "./netns.ts";
 import type { Servers, UnexpectedExit } from "./procs.ts";
 
@@ -211,5 +211,43 @@ Deno.test("a counted schedule runs every kind once", async () => {
     assert.ok(events.every((e) => e.end !== undefined && e.heal !== undefined));
   } finally {
     await f.server.shutdown();
+  }
+});
+
+Deno.test("the merge fault merges adjacent regions on the same stores, else splits first", async () => {
+  const left = { ...region(1, [1, 2, 3], 1), end_key: "k" };
+  const right = { ...region(2, [1, 2, 3], 2), start_key: "k" };
+  const elsewhere = { ...region(3, [1, 2, 4], 1), start_key: "k" };
+  const rand = seededRandom(1);
+  assert.deepEqual(mergeablePair([left, right], rand)?.map((r) => r.id), [2, 1]);
+  assert.equal(mergeablePair([left, elsewhere], rand), undefined, "peers on other stores");
+  assert.equal(
+    mergeablePair([left, { ...right, leader: null }], rand),
+    undefined,
+    "no leader",
+  );
+  const hexLeft = { ...region(1, [1, 2, 3], 1), end_key_hex: "ff" };
+  const hexRight = { ...region(2, [1, 2, 3], 2), start_key_hex: "ff" };
+  assert.deepEqual(mergeablePair([hexLeft, hexRight], rand)?.map((r) => r.id), [2, 1]);
+  const f = fakeCluster(3, [left, right]);
+  try {
+    const ev = await injector(f).inject("merge-region", 100, never);
+    assert.deepEqual(f.operators, [{
+      name: "merge-region",
+      source_region_id: 2,
+      target_region_id: 1,
+      region_id: 2,
+    }]);
+    assert.match(ev.description, /merge region 2 into region 1; merge-region Finished/);
+  } finally {
+    await f.server.shutdown();
+  }
+  const one = fakeCluster(3, [region(1, [1, 2, 3], 1)]);
+  try {
+    const ev = await injector(one).inject("merge-region", 100, never);
+    assert.equal(one.operators[0]!.name, "split-region", "a lone region is split first");
+    assert.match(ev.error ?? "", /no two adjacent regions/, "the fake never shows the split");
+  } finally {
+    await one.server.shutdown();
   }
 });
