@@ -147,6 +147,12 @@ export const CONFIG_KEYS = {
     min: 1,
     help: "compact the Raft log past this many entries",
   },
+  "hibernate-regions": {
+    kind: "bool",
+    roles: ["store"],
+    default: "true",
+    help: "idle regions stop ticking and heartbeating until something needs them",
+  },
   "scheduler-heartbeat-ms": {
     kind: "duration",
     roles: ["store"],
@@ -221,6 +227,7 @@ export interface Config {
   regionSplitSize: number;
   splitCheckMs: number;
   raftLogGcCountLimit: number;
+  hibernateRegions: boolean;
   schedulerHeartbeatMs: number;
   maxPeerDownDuration: number;
   maxReplicas: number;

@@ -24,7 +24,6 @@ import {
   decodeGetStoreResponse,
   decodeIsBootstrappedResponse,
   decodeRegionHeartbeatResponse,
-  decodeWaitStepsResponse,
   type GetAllStoresResponse,
   type GetRegionResponse,
   type GetStoreResponse,
@@ -62,15 +61,21 @@ export class PdClient {
     return new PdClient(this.baseUrl, { fetch: this.#fetch, timeoutMs });
   }
 
-  async #call<T>(method: string, body: unknown, decode: (v: unknown) => T): Promise<T> {
+  async #call<T>(
+    method: string,
+    body: unknown,
+    decode: (v: unknown) => T,
+    signal?: AbortSignal,
+  ): Promise<T> {
     let res: Response;
+    const timeout = AbortSignal.timeout(this.#timeoutMs);
     const url = `${this.baseUrl}${RPC_PREFIX}/${method}`;
     try {
       res = await this.#fetch(url, {
         method: "POST",
         body: encodeCbor(body),
         headers: { "content-type": CBOR_CONTENT_TYPE },
-        signal: AbortSignal.timeout(this.#timeoutMs),
+        signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
       });
     } catch (e) {
       // Unreachable or too slow: a retryable condition for the caller, not a bug.
@@ -110,13 +115,20 @@ export class PdClient {
     return this.#call("region_heartbeat", { heartbeats }, decodeRegionHeartbeatResponse);
   }
   /**
-   * Waits up to `timeoutMs` for regions led from `storeId` to get an operator; returns their
-   * IDs (empty after the timeout).
+   * Waits up to `waitMs` for operator steps the scheduler pushes to this store (give the client
+   * a timeout above `waitMs`); `signal` ends the wait early.
    */
-  async waitSteps(storeId: number, timeoutMs: number): Promise<readonly number[]> {
-    const held = this.withTimeout(timeoutMs + this.#timeoutMs);
-    return (await held.#call("wait_steps", { storeId, timeoutMs }, decodeWaitStepsResponse))
-      .regionIds;
+  waitOperatorSteps(
+    storeId: number,
+    waitMs: number,
+    signal?: AbortSignal,
+  ): Promise<RegionHeartbeatResponse> {
+    return this.#call(
+      "wait_operator_steps",
+      { storeId, waitMs },
+      decodeRegionHeartbeatResponse,
+      signal,
+    );
   }
   /** IDs for one new region split out of `region`. */
   askSplit(region: Region): Promise<AskSplitResponse> {

@@ -218,20 +218,14 @@ export interface RegionHeartbeatResponse {
 }
 
 /**
- * `wait_steps`: held by the scheduler until a region led from `storeId` gets an operator, or
- * `timeoutMs` passes. The store then reports `regionIds` at once (their steps come in the
- * heartbeat answer).
+ * `wait_operator_steps`: a store's long poll for operator steps the scheduler pushes as soon as
+ * they are made (the answer has the shape of a {@link RegionHeartbeatResponse}: steps for regions
+ * the store leads, possibly none if `waitMs` passed first).
  */
-export interface WaitStepsRequest {
+export interface WaitOperatorStepsRequest {
   readonly storeId: number;
-  readonly timeoutMs: number;
+  readonly waitMs: number;
 }
-/** Regions led from the store that got an operator (empty after the timeout). */
-export interface WaitStepsResponse {
-  readonly regionIds: readonly number[];
-}
-/** Longest `wait_steps` hold a store may ask for. */
-export const MAX_WAIT_STEPS_MS = 30_000;
 
 /** `ask_batch_split`: IDs for `splitCount` new regions carved out of `region`. */
 export interface AskBatchSplitRequest {
@@ -504,24 +498,12 @@ export function decodeRegionHeartbeatResponse(v: unknown): RegionHeartbeatRespon
   return { results };
 }
 
-/** Decodes a {@link WaitStepsRequest}. */
-export function decodeWaitStepsRequest(v: unknown): WaitStepsRequest {
+/** Decodes a {@link WaitOperatorStepsRequest}. */
+export function decodeWaitOperatorStepsRequest(v: unknown): WaitOperatorStepsRequest {
   const o = expectObject(v, "body");
   return {
     storeId: expectId(field(o, "storeId"), "storeId"),
-    timeoutMs: expectSafeInt(field(o, "timeoutMs"), "timeoutMs", 1, MAX_WAIT_STEPS_MS),
-  };
-}
-/** Decodes a {@link WaitStepsResponse}. */
-export function decodeWaitStepsResponse(v: unknown): WaitStepsResponse {
-  const o = expectObject(v, "body");
-  return {
-    regionIds: expectArray(
-      field(o, "regionIds"),
-      "regionIds",
-      expectId,
-      MAX_HEARTBEATS_PER_REQUEST,
-    ),
+    waitMs: expectSafeInt(field(o, "waitMs"), "waitMs", 0, 60_000),
   };
 }
 

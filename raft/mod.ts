@@ -53,6 +53,7 @@ export {
   type Status,
 } from "./raft.ts";
 export { RawNode, type Ready } from "./rawnode.ts";
+export { isQuiesceMessage, QUIESCE } from "./quiesce.ts";
 export {
   decodeConfChange,
   decodeConfChangeEntry,

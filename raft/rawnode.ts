@@ -19,6 +19,7 @@
  */
 import { encodeConfChange, encodeConfChangeV2 } from "./codec.ts";
 import { type Config, Raft, type Status } from "./raft.ts";
+import { quiesce, quiesceBlocker, stepQuiesce, wake } from "./quiesce.ts";
 import {
   type ConfChange,
   type ConfChangeV2,
@@ -232,5 +233,27 @@ export class RawNode {
   /** Reports the outcome of sending a snapshot to `id`. */
   reportSnapshot(id: number, status: "Finish" | "Failure"): void {
     this.raft.step(newMessage({ type: "MsgSnapStatus", from: id, reject: status === "Failure" }));
+  }
+
+  // --- quiescence (see quiesce.ts): the application stops ticking an idle group ---
+
+  /** Why this peer cannot quiesce its group now (undefined: it can). */
+  quiesceBlocker(skip?: (id: number) => boolean): string | undefined {
+    return quiesceBlocker(this.raft, skip);
+  }
+
+  /** Leader: queues quiesce heartbeats and returns true if the group may stop ticking. */
+  quiesce(skip?: (id: number) => boolean): boolean {
+    return quiesce(this.raft, skip);
+  }
+
+  /** Steps a quiesce heartbeat; true if this follower may stop ticking. */
+  stepQuiesce(m: Message): boolean {
+    return stepQuiesce(this.raft, m);
+  }
+
+  /** Resumes ticking after `idleTicks` (real time) without news of the leader. */
+  wake(idleTicks: number): void {
+    wake(this.raft, idleTicks);
   }
 }

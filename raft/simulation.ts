@@ -14,6 +14,10 @@
  * demote, the leader included, entering a joint configuration left automatically or by the
  * application; see simulation_conf.ts) — and leadership is transferred. Peers that apply a
  * configuration without themselves are destroyed, as a store destroys a removed region peer.
+ * Idle groups quiesce (quiesce.ts) the way a store lets its regions sleep: sleeping peers are
+ * not ticked, any message or local request wakes them, and the time a woken peer believes it
+ * went without news of its leader is arbitrary (the application's clock and its view of which
+ * peers are down are not trusted for safety).
  *
  * Checked after every step:
  * - election safety: at most one leader per term;
@@ -41,6 +45,7 @@
 import { decodeConfChangeEntry } from "./codec.ts";
 import { ConfChangeError, ProposalDroppedError } from "./errors.ts";
 import { seededRandom } from "./logger.ts";
+import { isQuiesceMessage } from "./quiesce.ts";
 import { RawNode } from "./rawnode.ts";
 import { MemoryStorage } from "./storage.ts";
 import type { Ready } from "./rawnode.ts";
@@ -87,6 +92,9 @@ export interface SimulationStats {
   transfers: number;
   snapshotsSent: number;
   readStates: number;
+  /** Leaders that quiesced, and followers that went to sleep on a quiesce heartbeat. */
+  quiesced: number;
+  followersSlept: number;
 }
 
 /** A safety property was broken. The message names the seed and how to replay it. */
@@ -118,6 +126,8 @@ interface SimPeer {
   pending: Ready | undefined;
   /** This peer's writes often take many steps. */
   slowDisk: boolean;
+  /** Quiesced: not ticked until something wakes it. */
+  asleep: boolean;
 }
 
 /**
@@ -197,7 +207,11 @@ class Simulation {
     transfers: 0,
     snapshotsSent: 0,
     readStates: 0,
+    quiesced: 0,
+    followersSlept: 0,
   };
+  /** Set in the settling phase: the application keeps everyone awake. */
+  settling = false;
 
   readonly trace: ((line: string) => void) | undefined;
 
@@ -259,6 +273,7 @@ class Simulation {
       restarts: 0,
       pending: undefined,
       slowDisk: this.rand() < 0.2,
+      asleep: false,
     };
     this.peers.set(id, p);
     this.start(p);
@@ -266,6 +281,7 @@ class Simulation {
 
   /** (Re)starts a peer from its durable state. */
   private start(p: SimPeer): void {
+    p.asleep = false;
     p.storage.setConfState(
       p.confState.voters.length + p.confState.learners.length > 0 ? p.confState : undefined,
     );
@@ -329,6 +345,8 @@ class Simulation {
   /** Heals everything and lets the group run fault-free for a while (more checks). */
   private settle(): void {
     this.group.clear();
+    this.settling = true;
+    for (const p of this.live()) this.wake(p);
     for (const p of this.peers.values()) if (!p.rn && !p.destroyed) this.start(p);
     for (let i = 0; i < 300; i++, this.step++) {
       this.deliverAll();
@@ -350,9 +368,11 @@ class Simulation {
     if (r < 0.4) {
       for (let k = 1 + this.int(4); k > 0; k--) this.deliverOne();
     } else if (r < 0.6) {
-      for (const p of this.live()) p.rn!.tick();
-    } else if (r < 0.72) {
+      for (const p of this.live()) if (!p.asleep) p.rn!.tick();
+    } else if (r < 0.7) {
       this.propose(this.rand() < 0.8);
+    } else if (r < 0.72) {
+      this.quiesce();
     } else if (r < 0.75) {
       this.changeConf();
     } else if (r < 0.77) {
@@ -372,6 +392,10 @@ class Simulation {
     } else if (r < 0.88) {
       const p = this.pick(this.live());
       if (p) p.storage.snapshotUnavailable = !p.storage.snapshotUnavailable;
+    } else if (r < 0.89) {
+      // The application wakes a peer on its own (its view of a store's liveness changed).
+      const p = this.pick(this.live().filter((x) => x.asleep));
+      if (p) this.wake(p);
     } else {
       this.deliverAll();
     }
@@ -571,7 +595,10 @@ class Simulation {
       from.rn.reportSnapshot(m.to, lost ? "Failure" : "Finish");
     }
     if (lost) {
-      if (cut && from?.rn && !from.destroyed && this.rand() < 0.3) from.rn.reportUnreachable(m.to);
+      if (cut && from?.rn && !from.destroyed && this.rand() < 0.3) {
+        this.wake(from);
+        from.rn.reportUnreachable(m.to);
+      }
       return;
     }
     this.trace?.(
@@ -581,10 +608,54 @@ class Simulation {
         }` +
         `${m.reject ? ` reject hint${m.rejectHint}` : ""}`,
     );
+    if (isQuiesceMessage(m) && !this.settling) {
+      // Stepped as a heartbeat (and answered) unless the follower matches and may sleep.
+      if (to.rn!.stepQuiesce(m)) {
+        if (!to.asleep) this.stats.followersSlept++;
+        to.asleep = true;
+      } else this.wake(to);
+      return;
+    }
+    this.wake(to);
     try {
       to.rn!.step(m);
     } catch (e) {
       if (!(e instanceof ProposalDroppedError)) throw e;
+    }
+  }
+
+  /**
+   * Wakes a sleeping peer, telling it it went an arbitrary time without news of its leader (a
+   * store derives it from its clock and its view of other stores' liveness; safety must not
+   * depend on either).
+   */
+  private wake(p: SimPeer): void {
+    if (!p.asleep || !p.rn) return;
+    p.asleep = false;
+    p.rn.wake(this.int(2 * ELECTION_TICK + 1));
+  }
+
+  /**
+   * The leader quiesces its group if it is idle, skipping peers the application believes are
+   * down: crashed or cut off, and now and then a live one by mistake.
+   */
+  private quiesce(): void {
+    // A quiet moment first (no new requests, no crashes): what is in flight lands, so an idle
+    // group is reached now and then despite the steady faults.
+    for (let k = 0; k < 3; k++) {
+      this.deliverAll();
+      for (const q of this.live()) this.handleReady(q);
+    }
+    const p = this.leader();
+    if (!p || p.asleep) return;
+    const cut = (id: number) => (this.group.get(id) ?? 0) !== (this.group.get(p.id) ?? 0);
+    const skip = (id: number) => {
+      const q = this.peers.get(id);
+      return !q?.rn || q.destroyed || cut(id) || this.rand() < 0.05;
+    };
+    if (p.rn!.quiesce(skip)) {
+      p.asleep = true;
+      this.stats.quiesced++;
     }
   }
 
@@ -595,6 +666,7 @@ class Simulation {
   private propose(atLeader: boolean): void {
     const p = atLeader ? this.leader() : this.pick(this.live());
     if (!p) return;
+    this.wake(p);
     const n = this.nextProposal++;
     const data = new Uint8Array(8);
     data.set(u32(0x70726f70), 0);
@@ -624,6 +696,7 @@ class Simulation {
   private changeConf(): void {
     const p = this.leader();
     if (!p) return;
+    this.wake(p);
     const cc = randomConfChange(p.rn!.raft.trk.confState(), p.id, {
       rand: () => this.rand(),
       int: (n) => this.int(n),
@@ -646,6 +719,7 @@ class Simulation {
   private transfer(): void {
     const p = this.leader();
     if (!p) return;
+    this.wake(p);
     const to = this.pick(p.rn!.raft.trk.voterIds());
     if (to === undefined) return;
     this.stats.transfers++;
@@ -713,6 +787,7 @@ class Simulation {
   private readIndex(): void {
     const p = this.pick(this.live());
     if (!p) return;
+    this.wake(p);
     const ctx = u32(this.nextProposal++);
     let known = 0;
     for (const q of this.live()) known = Math.max(known, q.rn!.raft.raftLog.committed);

@@ -1,8 +1,8 @@
 /**
  * Randomized simulation (see simulation.ts): many seeds, each thousands of steps of message
  * loss, reordering, duplication, partitions, crash-restart, proposals, membership changes
- * (single-step and joint) and leader transfers, with Raft's safety properties and config
- * agreement checked after every step.
+ * (single-step and joint), leader transfers and quiescing groups, with Raft's safety properties
+ * and config agreement checked after every step.
  *
  * 200 seeds by default; 10,000 with `MRKV_LONG=1` (`deno task test:long`). Replay one seed
  * with `MRKV_SEED=<seed>`.
@@ -28,6 +28,8 @@ Deno.test(`simulation: ${seeds.length} seeds keep election safety, log matching,
     snapshots: 0,
     reads: 0,
     crashes: 0,
+    quiesced: 0,
+    followersSlept: 0,
   };
   let withLeaderChange = 0;
   for (const seed of seeds) {
@@ -48,6 +50,8 @@ Deno.test(`simulation: ${seeds.length} seeds keep election safety, log matching,
     total.snapshots += st.snapshotsSent;
     total.reads += st.readStates;
     total.crashes += st.crashes;
+    total.quiesced += st.quiesced;
+    total.followersSlept += st.followersSlept;
     if (st.leaders > 1) withLeaderChange++;
   }
   // The run must not pass vacuously: work was committed, leaders changed, every fault and
@@ -66,5 +70,7 @@ Deno.test(`simulation: ${seeds.length} seeds keep election safety, log matching,
   assert.ok(total.snapshots > 0, "no snapshot was ever sent");
   assert.ok(total.reads > 0, "no read index was ever served");
   assert.ok(total.crashes >= n, "too few crashes");
+  assert.ok(total.quiesced >= n, `too few leaders quiesced: ${total.quiesced}`);
+  assert.ok(total.followersSlept >= n, `too few followers slept: ${total.followersSlept}`);
   console.log(`simulation: ${n} seeds, ${JSON.stringify(total)}`);
 });

@@ -39,6 +39,11 @@ export class FlowCounter {
     if (bytes > 0) this.#get(regionId).bytesRead += bytes;
   }
 
+  /** The regions with counts in the current interval. */
+  regions(): IterableIterator<number> {
+    return this.#counts.keys();
+  }
+
   /**
    * Ends the current interval: the flow of each region in `regionIds` (zeros if none) over it,
    * and every other region's counts are dropped.

@@ -2,11 +2,14 @@
  * Heartbeats to the scheduler and the operator steps that come back.
  *
  * Every `scheduler-heartbeat-ms` the store sends its stats and one batched region heartbeat for
- * every region it leads; a region whose leader, epoch or size changed is reported again within
+ * the regions it leads that have something new to say (heartbeat_report.ts: a changed leader,
+ * epoch, peers or size, a step under way, and a slice of all of them so each is refreshed every
+ * {@link REFRESH_ROUNDS} rounds); a region whose leader or epoch changed is reported within
  * {@link CHANGE_FLUSH_MS}. The scheduler answers with at most one operator step per region, which
  * the leader carries out if its epoch still matches what the scheduler saw. Every step is
- * idempotent: the scheduler repeats it until a heartbeat shows it done. Steps run concurrently
- * (a split waits for its apply; other regions' steps need not wait for it).
+ * idempotent: the scheduler repeats it until a heartbeat shows it done. A new operator's first
+ * step does not wait for a heartbeat: the scheduler pushes it down a long poll (step_poll.ts).
+ * Steps run concurrently (a split waits for its apply; other regions' steps need not wait for it).
  *
  * A transfer to a peer this leader has not heard from within two election timeouts, or that is
  * still catching up, is declined for now: while a transfer is pending the leader drops
@@ -18,7 +21,10 @@
  * region, a transfer to a peer that is not a voter.
  *
  * A leader reports a peer down once it has not heard from it for `max-peer-down-duration`; the
- * store heartbeat lists the stores its Raft messages could not reach lately.
+ * store heartbeat lists the stores its Raft messages could not reach lately. A sleeping region
+ * hears nothing from its followers, so for a sleeping leader a follower on a store heard from
+ * lately counts as heard from then (hibernate.ts): sleep alone never makes a peer down, nor a
+ * transferee silent.
  * A store the scheduler calls a Tombstone has been removed from the cluster for good: the
  * worker tells its owner, which stops the store.
  *
@@ -38,14 +44,16 @@ import type { Peer } from "./peer.ts";
 import type { PdClient } from "../proto/pd_client.ts";
 import type { RegionObserver, Store } from "./store.ts";
 import type { SplitWorker } from "./split.ts";
+import { ReportPlan } from "./heartbeat_report.ts";
+import { StepPoller } from "./step_poll.ts";
 import type { MergeWorker } from "./merge_worker.ts";
 
 /** How soon a changed region is reported. */
-const CHANGE_FLUSH_MS = 20;
-/** How long the scheduler may hold each `wait_steps` call. */
-const WAIT_STEPS_MS = 5_000;
-/** Longest pause between `wait_steps` calls after failures. */
-const WAIT_STEPS_MAX_BACKOFF_MS = 5_000;
+const CHANGE_FLUSH_MS = 5;
+/** Every led region is reported at least once per this many rounds (TiKV: 60 s at 1 s). */
+export const REFRESH_ROUNDS = 60;
+/** Most awake leaders with pending peers looked at again between rounds (see below). */
+const MAX_PENDING_RECHECK = 1_000;
 /** `max-peer-down-duration` when the store config does not set it. */
 export const DEFAULT_MAX_PEER_DOWN_MS = 10_000;
 
@@ -77,6 +85,14 @@ export class HeartbeatWorker implements RegionObserver {
   #timer: ReturnType<typeof setInterval> | undefined;
   #flushTimer: ReturnType<typeof setTimeout> | undefined;
   #changed = new Set<number>();
+  /**
+   * Awake leaders whose last look found pending peers, looked at again within a few Raft
+   * heartbeats rather than at the next round: the scheduler will not transfer leadership to a
+   * pending peer nor promote a pending learner, and a new leader reports every follower pending
+   * until it hears back, so waiting a round (a second or more) would hold up such operators.
+   */
+  #pendingRecheck = new Set<number>();
+  #recheckTimer: ReturnType<typeof setTimeout> | undefined;
   #inFlight = false;
   /** Steps refused since the last report, by region. */
   readonly #refused = new Map<number, RefusedStep>();
@@ -88,15 +104,16 @@ export class HeartbeatWorker implements RegionObserver {
   stepsRefused = 0;
   /** Steps that failed, by error code (a storm of `EpochNotMatch` means repeated steps). */
   readonly stepErrors: Record<string, number> = {};
+  /** What was reported, and what each round looks at. */
+  readonly plan: ReportPlan;
+  /** The long poll for steps the scheduler pushes. */
+  readonly poller: StepPoller;
   /**
    * Called once if the scheduler answers that this store was removed for good (Tombstone):
    * retrying would only repeat the refusal every interval while the store looked healthy.
    */
   onRemoved: ((reason: Error) => void) | undefined;
   #removed = false;
-  #stopped = false;
-  /** Ends the `wait_steps` loop's back-off pause early (on stop). */
-  #wakeWatcher: () => void = () => {};
 
   constructor(
     readonly store: Store,
@@ -104,30 +121,43 @@ export class HeartbeatWorker implements RegionObserver {
     readonly capacity: () => { capacity: number; available: number; usedSize: number },
     readonly split?: SplitWorker,
     readonly merge?: MergeWorker,
-  ) {}
+  ) {
+    const ms = store.config.schedulerHeartbeatMs;
+    this.plan = new ReportPlan(REFRESH_ROUNDS * ms, ms);
+    this.poller = new StepPoller(store.storeId, client, (r) => this.onPushedStep(r));
+  }
 
   start(): void {
     this.store.observer = this;
     this.#timer = setInterval(() => void this.tick(), this.store.config.schedulerHeartbeatMs);
     void this.tick();
-    void this.#watchSteps();
+    this.poller.start();
   }
 
   stop(): void {
-    this.#stopped = true;
     clearInterval(this.#timer);
     clearTimeout(this.#flushTimer);
-    this.#wakeWatcher();
+    clearTimeout(this.#recheckTimer);
+    void this.poller.stop();
+  }
+
+  /**
+   * Carries out a step the scheduler pushed, as if it had come with a heartbeat answer; the
+   * region is then reported every round until its answers carry no step.
+   */
+  async onPushedStep(result: RegionHeartbeatResult): Promise<void> {
+    this.plan.expectStep(result.regionId);
+    await this.#onResult(result);
   }
 
   regionChanged(peer: Peer): void {
     if (!peer.isLeader()) return;
-    this.#queue([peer.regionId]);
+    this.#changed.add(peer.regionId);
+    this.#armFlush();
   }
 
-  /** Reports `regionIds` within {@link CHANGE_FLUSH_MS}, together with other changes. */
-  #queue(regionIds: readonly number[]): void {
-    for (const id of regionIds) this.#changed.add(id);
+  /** Reports the changed regions within {@link CHANGE_FLUSH_MS}, in one request. */
+  #armFlush(): void {
     this.#flushTimer ??= setTimeout(() => {
       this.#flushTimer = undefined;
       const ids = [...this.#changed];
@@ -136,34 +166,7 @@ export class HeartbeatWorker implements RegionObserver {
     }, CHANGE_FLUSH_MS);
   }
 
-  /**
-   * Keeps one `wait_steps` call open: when a region this store leads gets an operator, the
-   * scheduler answers at once and the region is reported, so its first step comes in the
-   * heartbeat answer without waiting for the next periodic heartbeat.
-   */
-  async #watchSteps(): Promise<void> {
-    let backoff = 0;
-    while (!this.#stopped && !this.store.stopped && !this.#removed) {
-      try {
-        const ids = await this.client.waitSteps(this.store.storeId, WAIT_STEPS_MS);
-        backoff = 0;
-        if (ids.length > 0 && !this.#stopped) void this.sendRegionHeartbeats(ids);
-      } catch {
-        // The scheduler is restarting, or does not know wait_steps: steps still come with
-        // every periodic heartbeat, only later.
-        backoff = Math.min(WAIT_STEPS_MAX_BACKOFF_MS, Math.max(200, backoff * 2));
-        await new Promise<void>((resolve) => {
-          const t = setTimeout(resolve, backoff);
-          this.#wakeWatcher = () => {
-            clearTimeout(t);
-            resolve();
-          };
-        });
-      }
-    }
-  }
-
-  /** One periodic round: store stats, then every led region. */
+  /** One periodic round: store stats, then the regions with news (see the module comment). */
   async tick(): Promise<void> {
     if (this.store.stopped || this.#removed) return;
     try {
@@ -187,7 +190,7 @@ export class HeartbeatWorker implements RegionObserver {
         isBusy: false,
         unreachableStores,
       });
-      await this.sendRegionHeartbeats();
+      await this.#reportRound();
     } catch (e) {
       if (isStoreRemoved(e)) {
         this.#removed = true;
@@ -199,35 +202,85 @@ export class HeartbeatWorker implements RegionObserver {
     }
   }
 
-  /** Reports the given regions (all led regions if omitted) in one request. */
-  async sendRegionHeartbeats(regionIds?: readonly number[]): Promise<void> {
+  /**
+   * The round's regions: a refresh slice, steps under way and led regions that read or wrote
+   * since the last round (their flow, for the hot-region view), plus watched ones with news.
+   * The round ends the flow interval.
+   */
+  async #reportRound(): Promise<void> {
+    if (this.#inFlight) return; // the slice comes next round
+    const h = this.store.hibernation;
+    const watched = new Set<number>();
+    for (const p of h.awakePeers()) if (p.isLeader()) watched.add(p.regionId);
+    for (const id of h.regionsOnDownStores()) watched.add(id);
+    const round = this.plan.round(() => this.#ledRegions(), watched);
+    for (const id of this.store.flow.regions()) {
+      if (this.store.peers.get(id)?.isLeader()) {
+        round.forced.add(id);
+        round.watched.delete(id);
+      }
+    }
+    await this.sendRegionHeartbeats([...round.forced, ...round.watched], round.watched, true);
+  }
+
+  #ledRegions(): number[] {
+    const out: number[] = [];
+    for (const p of this.store.peers.values()) {
+      if (p.isLeader() && p.storage.isInitialized()) out.push(p.regionId);
+    }
+    this.plan.retain((id) => this.store.peers.get(id)?.isLeader() === true);
+    return out;
+  }
+
+  /**
+   * Reports the given regions (all led regions if omitted) in one request; those in `ifNews`
+   * only if they say something new (a refused step always is). A periodic round (`endsFlow`, or
+   * all regions) carries each region's flow since the last one; a report of changes between
+   * rounds carries none.
+   */
+  async sendRegionHeartbeats(
+    regionIds?: readonly number[],
+    ifNews?: ReadonlySet<number>,
+    endsFlow = regionIds === undefined,
+  ): Promise<void> {
     if (this.#inFlight && regionIds) {
-      this.#queue(regionIds);
+      // Sent when the request out now is answered (see below); a recheck comes again.
+      for (const id of regionIds) {
+        if (!ifNews?.has(id)) this.#changed.add(id);
+        else this.#recheckPending(id);
+      }
       return;
     }
     const peers = (regionIds ?? [...this.store.peers.keys()])
       .map((id) => this.store.peers.get(id))
       .filter((p): p is Peer => p !== undefined && p.isLeader() && p.storage.isInitialized());
-    // A full round ends the flow interval; a report of changes between rounds carries none.
-    const flow = regionIds ? undefined : this.store.flow.take(peers.map((p) => p.regionId));
-    if (peers.length === 0) return;
-    this.#inFlight = true;
     const now = Date.now();
     const downMs = this.store.config.maxPeerDownDuration ?? DEFAULT_MAX_PEER_DOWN_MS;
+    const heartbeats: RegionHeartbeat[] = [];
     const refused = new Map<number, RefusedStep>();
-    const heartbeats = peers.map((p) => {
-      const f = flow?.get(p.regionId);
-      const base = regionHeartbeatOf(p, now, downMs, this.#unheardSinceOf(p));
-      const hb = f ? { ...base, flow: f } : base;
+    for (const p of peers) {
+      if (p.sleep.asleep) this.store.hibernation.refreshHeard(p);
+      const hb = regionHeartbeatOf(p, now, downMs, this.#unheardSinceOf(p));
+      if (hb.pendingPeers.length > 0 && !p.sleep.asleep) this.#recheckPending(p.regionId);
       const r = this.#refused.get(p.regionId);
-      if (!r) return hb;
-      this.#refused.delete(p.regionId);
-      refused.set(p.regionId, r);
-      return { ...hb, refusedStep: r };
-    });
+      if (r) {
+        this.#refused.delete(p.regionId);
+        refused.set(p.regionId, r);
+        heartbeats.push({ ...hb, refusedStep: r });
+      } else if (!ifNews?.has(p.regionId) || this.plan.isNews(hb)) {
+        heartbeats.push(hb);
+      }
+    }
+    const flow = endsFlow ? this.store.flow.take(heartbeats.map((hb) => hb.region.id)) : undefined;
+    if (heartbeats.length === 0) return;
+    this.#inFlight = true;
     try {
-      const res = await this.client.regionHeartbeat(heartbeats);
-      this.sent += peers.length;
+      const res = await this.client.regionHeartbeat(heartbeats.map((hb) => {
+        const f = flow?.get(hb.region.id);
+        return f ? { ...hb, flow: f } : hb;
+      }));
+      this.sent += heartbeats.length;
+      this.plan.sent(heartbeats, new Set(res.results.filter((r) => r.step).map((r) => r.regionId)));
       for (const result of res.results) void this.#onResult(result);
     } catch (e) {
       // Not delivered: the refusals go with the next report.
@@ -237,7 +290,21 @@ export class HeartbeatWorker implements RegionObserver {
       );
     } finally {
       this.#inFlight = false;
+      // Changes noted while this request was out go now (a quiet region may not report again).
+      if (this.#changed.size > 0) this.#armFlush();
     }
+  }
+
+  #recheckPending(regionId: number): void {
+    if (this.#pendingRecheck.size >= MAX_PENDING_RECHECK) return;
+    this.#pendingRecheck.add(regionId);
+    const { heartbeatTicks, raftTickMs } = this.store.config;
+    this.#recheckTimer ??= setTimeout(() => {
+      this.#recheckTimer = undefined;
+      const ids = [...this.#pendingRecheck];
+      this.#pendingRecheck.clear();
+      void this.sendRegionHeartbeats(ids, new Set(ids));
+    }, Math.max(50, 2 * heartbeatTicks * raftTickMs));
   }
 
   #unheardSinceOf(peer: Peer): Map<number, number> {
@@ -378,7 +445,9 @@ export class HeartbeatWorker implements RegionObserver {
       throw refusal(`peer ${target.id} is not a voter of region ${peer.regionId}`);
     }
     // Two election timeouts: a live follower answers every heartbeat, even on a busy machine;
-    // a dead one stays silent (and its store is soon Disconnected at the scheduler anyway).
+    // a dead one stays silent (and its store is soon Disconnected at the scheduler anyway). A
+    // sleeping region's followers send nothing: their stores' liveness speaks for them.
+    if (peer.sleep.asleep) this.store.hibernation.refreshHeard(peer);
     const { electionTicks, raftTickMs } = this.store.config;
     const heard = peer.lastHeard.get(target.id);
     const silentMs = heard === undefined ? Infinity : Date.now() - heard;

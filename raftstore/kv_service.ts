@@ -444,6 +444,9 @@ export class KvService {
     const peer = region ? this.store.peers.get(region.id) : undefined;
     if (peer && !peer.destroyed) {
       if (peer.isLeader()) return this.store.storeId;
+      // The region is needed: a sleeping follower wakes (and wakes its leader), so a dead leader
+      // is replaced within an election timeout.
+      this.store.schedule(peer);
       const leader = peer.leader();
       if (leader && (!askScheduler || leader.storeId !== this.store.storeId)) return leader.storeId;
     }

@@ -101,6 +101,23 @@ export function registerStoreMetrics(m: StoreMetrics, src: StoreMetricSources): 
   const counter = (name: string, help: string, collect: () => number) =>
     r.counter({ name, help, collect });
   const s = store.stats;
+  const h = store.hibernation;
+  r.gauge({
+    name: "mrkv_regions_asleep",
+    help: "Region peers asleep (hibernating).",
+    collect: () => h.asleep,
+  });
+  counter("mrkv_region_wakes_total", "Sleeping region peers woken.", () => h.stats.wakes);
+  counter(
+    "mrkv_region_sleeps_total",
+    "Regions this store's leaders let sleep.",
+    () => h.stats.leaderSleeps,
+  );
+  counter(
+    "mrkv_liveness_pings_total",
+    "Store liveness pings sent (empty Raft batches).",
+    () => h.liveness.pings,
+  );
   counter("mrkv_ready_passes_total", "Ready loop passes.", () => s.readyPasses);
   counter("mrkv_entries_persisted_total", "Raft entries written.", () => s.entriesPersisted);
   counter("mrkv_entries_applied_total", "Raft entries applied.", () => s.entriesApplied);

@@ -50,8 +50,11 @@ export interface StoreNodeOptions {
   /** Options for the engine opened on `dataDir` (crash tests: small commits, commit hooks). */
   readonly engineOptions?: KvEngineOptions;
   readonly schedulerFetch?: Fetcher;
-  /** Makes the transport (tests: an in-memory network). Default: HTTP. */
-  readonly transport?: (storeId: number, receiver: RaftReceiver) => Transport;
+  /**
+   * Makes the transport (tests: an in-memory network), whose batches carry `incarnation` (see
+   * liveness.ts). Default: HTTP.
+   */
+  readonly transport?: (storeId: number, receiver: RaftReceiver, incarnation: number) => Transport;
   /** Reaches another store's HTTP API (tests: in-process). Default: fetch to its address. */
   readonly forward?: ForwardFn;
   /** Sends this store's requests to other stores (default: `fetch`; tests inject faults). */
@@ -269,9 +272,11 @@ export async function startStoreNode(opts: StoreNodeOptions): Promise<StoreNode>
       }
       store.onRaftBatch(batch);
     };
-    store.transport = opts.transport?.(storeId, receiver) ?? new HttpTransport({
+    const incarnation = store.hibernation.liveness.incarnation;
+    store.transport = opts.transport?.(storeId, receiver, incarnation) ?? new HttpTransport({
       fromStoreId: storeId,
       fromAddress: config.advertiseAddr,
+      incarnation,
       fetch: security.fetcher(identity, opts.fetch),
       scheme: security.scheme,
       resolve: (id) => book.resolve(id),

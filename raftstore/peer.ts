@@ -34,6 +34,7 @@ import type { MergeState } from "./merge.ts";
 import type { EntryResult } from "./apply.ts";
 import type { RequestTag } from "./applied_requests.ts";
 import type { PeerStorage } from "./peer_storage.ts";
+import { newSleepState, type SleepState } from "./hibernate.ts";
 
 /** Raft settings a store gives each of its peers. */
 export interface PeerConfig {
@@ -99,6 +100,8 @@ export class Peer {
   destroyed = false;
   /** Last time (ms) each peer was heard from, for the scheduler's down-peer list. */
   readonly lastHeard = new Map<number, number>();
+  /** Whether the region sleeps here, and what waking it needs (hibernate.ts). */
+  readonly sleep: SleepState = newSleepState();
   /**
    * Set once the region has applied a PrepareMerge (and not rolled it back): it is frozen and
    * waits for its merge target to take it over (see merge.ts).
@@ -529,9 +532,22 @@ export class Peer {
 
   /** Steps a Raft message from another peer. */
   step(m: Message, from: PeerMeta): void {
+    this.#heard(from);
+    this.raw.step(m);
+    if (from.id === this.raw.raft.lead) this.sleep.leaderHeardAt = performance.now();
+  }
+
+  /** Steps a leader's quiesce heartbeat; true if this follower may sleep (raft/quiesce.ts). */
+  stepQuiesce(m: Message, from: PeerMeta): boolean {
+    this.#heard(from);
+    const sleep = this.raw.stepQuiesce(m);
+    if (from.id === this.raw.raft.lead) this.sleep.leaderHeardAt = performance.now();
+    return sleep;
+  }
+
+  #heard(from: PeerMeta): void {
     this.peerCache.set(from.id, from);
     this.lastHeard.set(from.id, Date.now());
-    this.raw.step(m);
   }
 
   /** Entries this peer still has to apply, for tests. */

@@ -236,6 +236,7 @@ export function storeApp(store: Store, kv: KvService, opts: StoreAppOptions = {}
           : "Normal",
         ...(p.mergeState && { merging_into: p.mergeState.target.id }),
         approximate_size: p.approximateSize,
+        asleep: p.sleep.asleep,
       };
     });
     const tombstones = [...store.tombstones.entries()].map(([id, t]) => ({
@@ -246,6 +247,17 @@ export function storeApp(store: Store, kv: KvService, opts: StoreAppOptions = {}
       ...(t.merge && { merged_into: t.merge.target.id }),
     }));
     return c.json({ store_id: store.storeId, count: regions.length, regions, tombstones });
+  });
+
+  app.get("/debug/hibernation", (c) => {
+    const h = store.hibernation;
+    return c.json({
+      store_id: store.storeId,
+      regions: store.peers.size,
+      asleep: h.asleep,
+      stats: h.stats,
+      liveness: { pings: h.liveness.pings, changes: h.liveness.changes },
+    });
   });
 
   app.get("/debug/kv/*", async (c) => {

@@ -75,6 +75,8 @@ export class SplitWorker {
   /** Split commands proposed and ID requests made, for metrics and tests. */
   splitsProposed = 0;
   idRequests = 0;
+  /** Leaders measured since they led: an empty region is not scanned again until written. */
+  readonly #measured = new WeakSet<Peer>();
 
   constructor(readonly store: Store, readonly client: PdClient) {}
 
@@ -110,10 +112,13 @@ export class SplitWorker {
         const grew = peer.sizeDiffHint >= regionSplitSize / 8;
         const shrank = peer.deletesSinceScan > 0 &&
           peer.deletesSinceScan * 8 >= peer.approximateKeys;
-        if (peer.approximateSize > 0 && !grew && !shrank) continue;
+        // A region measured empty stays 0 bytes: it is not measured again until it grows.
+        const known = peer.approximateSize > 0 || this.#measured.has(peer);
+        if (known && !grew && !shrank) continue;
         peer.sizeDiffHint = 0;
         peer.deletesSinceScan = 0;
         const scan = await scanRegionSize(this.store, peer, regionSplitSize);
+        this.#measured.add(peer);
         peer.approximateSize = scan.size;
         peer.approximateKeys = scan.keys;
         if (scan.size > regionMaxSize && scan.keyAt) {

@@ -18,7 +18,13 @@
  * @module
  */
 import { setImmediate } from "node:timers";
-import { ConfChangeError, isEmptySnapshot, type Message, type Ready } from "../raft/mod.ts";
+import {
+  ConfChangeError,
+  isEmptySnapshot,
+  isQuiesceMessage,
+  type Message,
+  type Ready,
+} from "../raft/mod.ts";
 import type { KvEngine, WriteBatch } from "../storage/mod.ts";
 import { MrkvError } from "../proto/errors.ts";
 import {
@@ -49,6 +55,8 @@ import {
 import { type AppliedRequests, MAX_TAG_CLOCK_AHEAD_MS } from "./applied_requests.ts";
 import { EarlyVotes, isVoteRequest } from "./split.ts";
 import { decodeSnapshotData } from "./snapshot.ts";
+import { Hibernation } from "./hibernate.ts";
+import { newIncarnation } from "./liveness.ts";
 
 /** Phases of the Ready loop's one write (see the module comment). */
 const PHASE_ENTRIES = 0;
@@ -75,6 +83,8 @@ export interface StoreConfig {
   readonly schedulerHeartbeatMs: number;
   /** A leader reports a peer down after this long unheard of (ms; heartbeat.ts has a default). */
   readonly maxPeerDownDuration?: number;
+  /** Idle regions sleep (hibernate.ts); default true. */
+  readonly hibernateRegions?: boolean;
 }
 
 /** Something that wants to hear about region changes (the heartbeat task). */
@@ -175,6 +185,8 @@ export class Store {
   readonly #splitRequests = new Map<number, AppliedRequests>();
   /** Background deletions of compacted log ranges, one after another (see #compactLog). */
   #logGc: Promise<void> = Promise.resolve();
+  /** Which peers sleep, and the other stores' liveness (hibernate.ts, liveness.ts). */
+  readonly hibernation: Hibernation;
   /**
    * Merge targets whose apply waits at a CommitMerge, by source region; the command is kept to
    * catch the local source peer up at the start of the next pass (see merge.ts).
@@ -188,7 +200,9 @@ export class Store {
     readonly config: StoreConfig,
     readonly log: StoreLogger,
     readonly peerConfig: Partial<PeerConfig> = {},
-  ) {}
+  ) {
+    this.hibernation = new Hibernation(this, config.hibernateRegions ?? true, newIncarnation());
+  }
 
   /** Loads every peer from the engine and starts ticking. `transport` must be set first. */
   async start(): Promise<void> {
@@ -238,6 +252,7 @@ export class Store {
     const peer = new Peer(this.storeId, meta, storage, this.#peerConfig());
     await this.#sweepLog(peer);
     this.peers.set(region.id, peer);
+    this.hibernation.added(peer);
     this.#setRegion(region, storage.isInitialized());
     this.schedule(peer);
     return peer;
@@ -301,11 +316,28 @@ export class Store {
   /** Records a region in the store meta and tells {@link onRegionPeers} who its peers are. */
   #setRegion(region: Region, initialized: boolean): void {
     this.meta.setRegion(region, initialized);
+    this.hibernation.regionChanged(region);
     if (region.peers.length > 0) this.onRegionPeers?.(region);
   }
 
-  /** Marks a peer as having work; the Ready loop picks it up soon. */
+  /**
+   * Something needs this peer (a proposal, a read, an operator step): wakes it if its region
+   * sleeps, and marks it for the Ready loop.
+   */
   schedule(peer: Peer): void {
+    if (this.#stopped || peer.destroyed) return;
+    this.hibernation.touch(peer);
+    this.markDirty(peer);
+  }
+
+  /** Sends envelopes to another store (noted as news of this store, see liveness.ts). */
+  send(storeId: number, envelopes: RaftEnvelope[]): void {
+    this.hibernation.liveness.sent(storeId);
+    this.transport.send(storeId, envelopes);
+  }
+
+  /** Marks a peer as having work, without waking it; the Ready loop picks it up soon. */
+  markDirty(peer: Peer): void {
     if (this.#stopped || peer.destroyed) return;
     this.#dirty.add(peer);
     if (!this.#looping) {
@@ -327,13 +359,13 @@ export class Store {
 
   #tick(): void {
     if (this.#stopped) return;
-    const jointCheck = ++this.#ticks % JOINT_CHECK_TICKS === 0;
-    for (const peer of this.peers.values()) {
-      peer.raw.tick();
-      this.schedule(peer);
-      // A joint configuration is left by its leader, whoever that is by now (see
-      // conf_change.ts); a refused or lost leave is tried again here.
-      if (jointCheck && peer.isLeader() && isJointRegion(peer.region)) {
+    this.hibernation.tick();
+    // A joint configuration is left by its leader, whoever that is by now (see conf_change.ts);
+    // a refused or lost leave is tried again here. Only awake peers: a leader in a joint
+    // configuration does not sleep (raft/quiesce.ts).
+    if (++this.#ticks % JOINT_CHECK_TICKS !== 0) return;
+    for (const peer of this.hibernation.awakePeers()) {
+      if (peer.isLeader() && isJointRegion(peer.region)) {
         maybeLeaveJoint(peer, () => this.schedule(peer), this.log);
       }
     }
@@ -516,7 +548,7 @@ export class Store {
     }
     for (const [storeId, envelopes] of byStore) {
       this.stats.messagesSent += envelopes.length;
-      this.transport.send(storeId, envelopes);
+      this.send(storeId, envelopes);
     }
     // The transport does not confirm delivery. Reporting the snapshot done puts the follower
     // back into probing; if it never got the snapshot, its rejection makes Raft send another.
@@ -789,6 +821,7 @@ export class Store {
       new MrkvError("RegionNotFound", `region ${p.regionId} was merged into another region`),
     );
     this.peers.delete(p.regionId);
+    this.hibernation.removed(p);
     this.meta.removeRegion(p.regionId);
     this.tombstones.set(p.regionId, { region: p.region, peerId: p.meta.id, merge });
     const done = (async () => {
@@ -837,6 +870,7 @@ export class Store {
     if (existing) {
       existing.destroyed = true;
       this.peers.delete(right.id);
+      this.hibernation.removed(existing);
     }
     const storage = new PeerStorage(
       right,
@@ -851,6 +885,7 @@ export class Store {
     );
     const peer = new Peer(this.storeId, meta, storage, this.#peerConfig());
     this.peers.set(right.id, peer);
+    this.hibernation.added(peer);
     this.#setRegion(right, true);
     peer.approximateSize = approximateSize;
     // The parent's leader campaigns at once for the new region so it is not leaderless for an
@@ -883,6 +918,7 @@ export class Store {
       ),
     );
     this.peers.delete(p.regionId);
+    this.hibernation.removed(p);
     this.meta.removeRegion(p.regionId);
     this.tombstones.set(p.regionId, { region, peerId: p.meta.id });
     const wb = this.engine.batch();
@@ -901,6 +937,8 @@ export class Store {
 
   /** Handles a batch of Raft messages from another store. */
   onRaftBatch(batch: RaftBatch): void {
+    if (this.#stopped) return;
+    this.hibernation.heard(batch.fromStoreId, batch.incarnation);
     this.#inbound = this.#inbound.then(async () => {
       for (const env of batch.envelopes) {
         if (this.#stopped) return;
@@ -966,7 +1004,7 @@ export class Store {
       peer.storage.isInitialized() && env.epoch.confVer < region.epoch.confVer &&
       !region.peers.some((x) => x.id === env.fromPeer.id)
     ) {
-      this.transport.send(env.fromPeer.storeId, [{
+      this.send(env.fromPeer.storeId, [{
         regionId: region.id,
         fromPeer: peer.meta,
         toPeer: env.fromPeer,
@@ -1016,8 +1054,9 @@ export class Store {
         return;
       }
     }
+    if (this.hibernation.onMessage(peer, env, isQuiesceMessage(env.message))) return;
     peer.step(env.message, env.fromPeer);
-    this.schedule(peer);
+    this.markDirty(peer);
   }
 
   /** Tells a stale peer of a region merged away where its region went (see merge_worker.ts). */
@@ -1080,6 +1119,7 @@ export class Store {
     const peer = new Peer(this.storeId, meta, storage, this.#peerConfig());
     this.tombstones.delete(env.regionId);
     this.peers.set(env.regionId, peer);
+    this.hibernation.added(peer);
     this.meta.setRegion(region, false);
     this.log.info(
       `region ${env.regionId}: created peer ${meta.id} on demand (from peer ${env.fromPeer.id})`,
@@ -1090,11 +1130,18 @@ export class Store {
   /** When a message to each store last failed (heartbeat.ts reports recent ones). */
   readonly unreachableAt = new Map<number, number>();
 
-  /** Tells leaders with a peer on `storeId` that it could not be reached. */
+  /**
+   * A send to `storeId` failed: it is down until heard from (which wakes the regions it shares
+   * with this store), and awake leaders with a peer there fall back to probing it. The store
+   * heartbeat lists it as unreachable for a while, so the scheduler can call it Disconnected.
+   */
   onStoreUnreachable(storeId: number): void {
+    if (this.#stopped) return;
     this.unreachableAt.set(storeId, Date.now());
-    for (const p of this.peers.values()) {
-      if (!p.isLeader()) continue;
+    this.hibernation.liveness.unreachable(storeId);
+    for (const regionId of this.hibernation.regionsOn(storeId)) {
+      const p = this.peers.get(regionId);
+      if (!p || !p.isLeader() || !this.hibernation.isAwake(p)) continue;
       const target = p.region.peers.find((x) => x.storeId === storeId);
       if (target) p.raw.reportUnreachable(target.id);
     }

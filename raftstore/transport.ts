@@ -56,12 +56,21 @@ export interface RaftBatch {
    * itself, so Raft keeps working when the scheduler is out of reach (see address_book.ts).
    */
   readonly fromAddress?: string;
+  /**
+   * The sender process's incarnation (random per start): a batch proves its sender alive, and a
+   * new incarnation says it restarted (see liveness.ts). A batch may carry no envelopes at all:
+   * a liveness ping.
+   */
+  readonly incarnation?: number;
   readonly envelopes: readonly RaftEnvelope[];
 }
 
 /** Delivers batches of Raft messages to other stores. */
 export interface Transport {
-  /** Queues `envelopes` for `toStoreId`. Never blocks and never throws. */
+  /**
+   * Queues `envelopes` for `toStoreId`. Never blocks and never throws. With no envelopes, sends
+   * an empty batch (a liveness ping) unless something is queued for that store already.
+   */
   send(toStoreId: number, envelopes: readonly RaftEnvelope[]): void;
   /** Stops sending; queued messages are dropped. */
   close(): void;
@@ -75,6 +84,7 @@ export function encodeRaftBatch(batch: RaftBatch): Uint8Array<ArrayBuffer> {
   return encodeCbor({
     fromStoreId: batch.fromStoreId,
     ...(batch.fromAddress === undefined ? {} : { fromAddress: batch.fromAddress }),
+    ...(batch.incarnation === undefined ? {} : { incarnation: batch.incarnation }),
     envelopes: batch.envelopes.map((e) => ({ ...e, message: encodeMessage(e.message) })),
   });
 }
@@ -90,6 +100,7 @@ export function decodeRaftBatch(bytes: Uint8Array): RaftBatch {
       (v, n) => expectString(v, n, 255),
       undefined,
     ),
+    incarnation: optional(field(o, "incarnation"), "batch.incarnation", expectId, undefined),
     envelopes: expectArray(field(o, "envelopes"), "batch.envelopes", decodeEnvelope, 100_000),
   };
 }

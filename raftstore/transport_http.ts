@@ -32,6 +32,8 @@ export interface HttpTransportOptions {
   readonly fromStoreId: number;
   /** This store's advertised HOST:PORT, sent with every batch. */
   readonly fromAddress?: string;
+  /** This process's incarnation, sent with every batch (see liveness.ts). */
+  readonly incarnation?: number;
   /** HOST:PORT of a store (see address_book.ts). Throws if unknown. */
   readonly resolve: (storeId: number) => Promise<string>;
   /** Called when a store could not be reached (the Raft peers report it unreachable). */
@@ -46,6 +48,8 @@ export interface HttpTransportOptions {
 
 interface Lane {
   queue: RaftEnvelope[];
+  /** An empty batch (a liveness ping) is owed. */
+  ping: boolean;
   sending: boolean;
   backoffMs: number;
 }
@@ -65,9 +69,10 @@ export class HttpTransport implements Transport {
     if (this.#abort.signal.aborted) return;
     let lane = this.#lanes.get(toStoreId);
     if (!lane) {
-      lane = { queue: [], sending: false, backoffMs: 0 };
+      lane = { queue: [], ping: false, sending: false, backoffMs: 0 };
       this.#lanes.set(toStoreId, lane);
     }
+    if (envelopes.length === 0) lane.ping = true;
     lane.queue.push(...envelopes);
     if (lane.queue.length > MAX_QUEUED) lane.queue.splice(0, lane.queue.length - MAX_QUEUED);
     if (!lane.sending) void this.#drain(toStoreId, lane);
@@ -76,6 +81,15 @@ export class HttpTransport implements Transport {
   close(): void {
     this.#abort.abort();
     this.#lanes.clear();
+  }
+
+  #encode(envelopes: readonly RaftEnvelope[]): Uint8Array<ArrayBuffer> {
+    return encodeRaftBatch({
+      fromStoreId: this.options.fromStoreId,
+      fromAddress: this.options.fromAddress,
+      incarnation: this.options.incarnation,
+      envelopes,
+    });
   }
 
   async #post(address: string, path: string, body: Uint8Array<ArrayBuffer>): Promise<void> {
@@ -97,11 +111,7 @@ export class HttpTransport implements Transport {
     for (const [seq, chunk] of chunks.entries()) {
       await this.#post(address, `${RAFT_SNAPSHOT_PATH}?id=${id}&seq=${seq}`, chunk.slice());
     }
-    const batch = encodeRaftBatch({
-      fromStoreId: this.options.fromStoreId,
-      fromAddress: this.options.fromAddress,
-      envelopes: [head],
-    });
+    const batch = this.#encode([head]);
     await this.#post(address, `${RAFT_SNAPSHOT_PATH}?id=${id}&seq=${chunks.length}&last=1`, batch);
     this.snapshotsStreamed++;
   }
@@ -109,25 +119,20 @@ export class HttpTransport implements Transport {
   async #drain(storeId: number, lane: Lane): Promise<void> {
     lane.sending = true;
     try {
-      while (lane.queue.length > 0 && !this.#abort.signal.aborted) {
+      while ((lane.queue.length > 0 || lane.ping) && !this.#abort.signal.aborted) {
         if (lane.backoffMs > 0) await sleep(lane.backoffMs, this.#abort.signal);
         const queued = lane.queue;
         lane.queue = [];
+        // Anything sent proves this store alive as well as a ping does.
+        const ping = lane.ping && queued.length === 0;
+        lane.ping = false;
         const envelopes = queued.filter((e) => e.message.type !== "MsgSnap");
         const snapshots = queued.filter((e) => e.message.type === "MsgSnap");
         const started = performance.now();
         try {
           const address = await this.options.resolve(storeId);
-          if (envelopes.length > 0) {
-            await this.#post(
-              address,
-              RAFT_BATCH_PATH,
-              encodeRaftBatch({
-                fromStoreId: this.options.fromStoreId,
-                fromAddress: this.options.fromAddress,
-                envelopes,
-              }),
-            );
+          if (envelopes.length > 0 || ping) {
+            await this.#post(address, RAFT_BATCH_PATH, this.#encode(envelopes));
           }
           for (const env of snapshots) await this.#sendSnapshot(address, env);
           this.sentBatches++;

@@ -3,7 +3,8 @@
  * {@link MemoryNetwork}, and every envelope passes through the network's filters, which can drop
  * it (randomly, by partition, by isolation) or delay it (which also reorders). Delivery is always
  * asynchronous, like a real network. Randomness comes from a seeded generator so a failing test
- * can be replayed.
+ * can be replayed. A send with no envelopes (a liveness ping) is an empty batch; the partitions,
+ * isolations and drop rates below apply to it as to any envelope.
  *
  * @module
  */
@@ -21,6 +22,9 @@ export type NetworkFilter = (
 export class MemoryNetwork {
   readonly #receivers = new Map<number, RaftReceiver>();
   #filters: NetworkFilter[] = [];
+  /** Links the built-in faults cut, and their drop rates: what an empty batch goes through. */
+  #cuts: ((from: number, to: number) => boolean)[] = [];
+  #dropRates: number[] = [];
   readonly rand: () => number;
   /** Envelopes delivered and dropped, for assertions that a fault really happened. */
   delivered = 0;
@@ -30,13 +34,16 @@ export class MemoryNetwork {
     this.rand = seededRandom(seed);
   }
 
-  /** A transport for `storeId` whose inbound batches go to `receiver`. */
-  connect(storeId: number, receiver: RaftReceiver): Transport {
+  /**
+   * A transport for `storeId` whose inbound batches go to `receiver`; its batches carry
+   * `incarnation` (see liveness.ts).
+   */
+  connect(storeId: number, receiver: RaftReceiver, incarnation?: number): Transport {
     this.#receivers.set(storeId, receiver);
     let closed = false;
     return {
       send: (to, envelopes) => {
-        if (!closed) this.#route(storeId, to, envelopes);
+        if (!closed) this.#route(storeId, to, envelopes, incarnation);
       },
       close: () => {
         closed = true;
@@ -51,10 +58,13 @@ export class MemoryNetwork {
 
   clearFilters(): void {
     this.#filters = [];
+    this.#cuts = [];
+    this.#dropRates = [];
   }
 
   /** Drops each envelope with probability `rate`. */
   dropRate(rate: number): void {
+    this.#dropRates.push(rate);
     this.addFilter(() => (this.rand() < rate ? "drop" : undefined));
   }
 
@@ -67,17 +77,33 @@ export class MemoryNetwork {
   partition(a: readonly number[], b: readonly number[]): void {
     const sa = new Set(a);
     const sb = new Set(b);
-    this.addFilter((from, to) =>
-      (sa.has(from) && sb.has(to)) || (sb.has(from) && sa.has(to)) ? "drop" : undefined
-    );
+    const cut = (from: number, to: number) =>
+      (sa.has(from) && sb.has(to)) || (sb.has(from) && sa.has(to));
+    this.#cuts.push(cut);
+    this.addFilter((from, to) => cut(from, to) ? "drop" : undefined);
   }
 
   /** Cuts a store off from every other. */
   isolate(storeId: number): void {
-    this.addFilter((from, to) => (from === storeId || to === storeId ? "drop" : undefined));
+    const cut = (from: number, to: number) => from === storeId || to === storeId;
+    this.#cuts.push(cut);
+    this.addFilter((from, to) => (cut(from, to) ? "drop" : undefined));
   }
 
-  #route(from: number, to: number, envelopes: readonly RaftEnvelope[]): void {
+  #route(
+    from: number,
+    to: number,
+    envelopes: readonly RaftEnvelope[],
+    incarnation: number | undefined,
+  ): void {
+    if (envelopes.length === 0) {
+      const lost = this.#cuts.some((cut) => cut(from, to)) ||
+        this.#dropRates.some((rate) => this.rand() < rate);
+      if (!lost) {
+        queueMicrotask(() => this.#deliver(to, { fromStoreId: from, incarnation, envelopes: [] }));
+      }
+      return;
+    }
     const now: RaftEnvelope[] = [];
     for (const env of envelopes) {
       let delay = 0;
@@ -92,11 +118,14 @@ export class MemoryNetwork {
         continue;
       }
       if (delay > 0) {
-        setTimeout(() => this.#deliver(to, { fromStoreId: from, envelopes: [env] }), delay);
+        setTimeout(
+          () => this.#deliver(to, { fromStoreId: from, incarnation, envelopes: [env] }),
+          delay,
+        );
       } else now.push(env);
     }
     if (now.length > 0) {
-      queueMicrotask(() => this.#deliver(to, { fromStoreId: from, envelopes: now }));
+      queueMicrotask(() => this.#deliver(to, { fromStoreId: from, incarnation, envelopes: now }));
     }
   }
 

@@ -34,7 +34,8 @@ import {
 } from "./region_info.ts";
 import type { HealthContext } from "./region_health.ts";
 import { RegionsInfo } from "./regions_info.ts";
-import { StepNotifier } from "./step_notifier.ts";
+import { StepOutbox } from "./step_push.ts";
+import type { Operator } from "./operator/operator.ts";
 import { ClusterStorage, RegionSaver, type SavedStore } from "./storage.ts";
 import {
   isTargetState,
@@ -69,6 +70,8 @@ export interface ClusterCounters {
 export class Cluster {
   readonly regions = new RegionsInfo();
   readonly operators = new OperatorController();
+  /** Operator steps waiting for their leader stores' polls (step_push.ts). */
+  readonly outbox = new StepOutbox();
   /** Read and write rates from region heartbeats (hot regions). */
   readonly hot = new HotStats();
   readonly counters: ClusterCounters = {
@@ -78,8 +81,6 @@ export class Cluster {
     storeHeartbeats: 0,
     refusedSteps: 0,
   };
-  /** Wakes a store's `wait_steps` call when a region it leads gets an operator. */
-  readonly steps = new StepNotifier();
   readonly #stores = new Map<number, StoreInfo>();
   readonly #saver: RegionSaver;
   #bootstrapped: boolean;
@@ -103,10 +104,25 @@ export class Cluster {
     this.now = opts.now ?? Date.now;
     this.startedAt = this.now();
     this.#saver = new RegionSaver(storage, opts.saveIntervalMs ?? 100, opts.onError);
-    this.operators.onAdded = (op) => {
-      const leader = this.regions.getRegion(op.regionId)?.leader;
-      if (leader) this.steps.notify(leader.storeId, op.regionId);
-    };
+    // Once the code that added it has finished (it may still be answering its caller).
+    this.operators.onAdded = (op) => queueMicrotask(() => this.#pushFirstStep(op));
+  }
+
+  /**
+   * Hands a new operator's first step to its region's leader store now, rather than with the
+   * region's next heartbeat (step_push.ts).
+   */
+  #pushFirstStep(op: Operator): void {
+    if (this.operators.get(op.regionId) !== op) return;
+    const region = this.regions.getRegion(op.regionId);
+    if (!region?.leader) return;
+    const step = this.operators.dispatch(region, this.now());
+    if (!step) return;
+    this.outbox.push(region.leader.storeId, {
+      regionId: op.regionId,
+      step,
+      epoch: region.meta.epoch,
+    });
   }
 
   /** Opens the cluster stored in `kv`, loading stores and regions. */
@@ -153,9 +169,9 @@ export class Cluster {
     return this.#bootstrapped;
   }
 
-  /** Writes queued region changes and stops the write-behind timer. */
+  /** Ends stores' polls, writes queued region changes and stops the write-behind timer. */
   close(): Promise<void> {
-    this.steps.close();
+    this.outbox.close();
     return this.#saver.close();
   }
 

@@ -47,7 +47,7 @@ const VALID: Record<string, Record<string, unknown>> = {
       unreachableStores: [3],
     },
   },
-  wait_steps: { storeId: 2, timeoutMs: 1 },
+  wait_operator_steps: { storeId: 2, waitMs: 1 },
   region_heartbeat: { heartbeats: [HEARTBEAT] },
   ask_split: { region: region1 },
   ask_batch_split: { region: region1, splitCount: 2 },

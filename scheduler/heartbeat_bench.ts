@@ -4,34 +4,12 @@
  * per iteration for heartbeats/s. `tools/heartbeat_bench.ts` measures the same over HTTP.
  */
 import { decodeCbor, encodeCbor } from "../proto/codec.ts";
-import type { Peer } from "../proto/metapb.ts";
-import { decodeRegionHeartbeatRequest, type RegionHeartbeat } from "../proto/pdpb.ts";
+import { decodeRegionHeartbeatRequest } from "../proto/pdpb.ts";
+import { benchHeartbeats } from "./_bench_heartbeats.ts";
 import { openTestCluster } from "./_test_cluster.ts";
 
 const N = 10_000;
-const key = (i: number) => new TextEncoder().encode(`t_${String(i).padStart(8, "0")}`);
-const hbs: RegionHeartbeat[] = [];
-for (let i = 0; i < N; i++) {
-  const peers: Peer[] = [0, 1, 2].map((j) => ({
-    id: 100_000 + 3 * i + j,
-    storeId: 1 + ((i + j) % 5),
-    role: "Voter",
-  }));
-  hbs.push({
-    region: {
-      id: 1000 + i,
-      startKey: i === 0 ? new Uint8Array() : key(i),
-      endKey: i === N - 1 ? new Uint8Array() : key(i + 1),
-      epoch: { confVer: 3, version: 2 },
-      peers,
-    },
-    leader: peers[0]!,
-    pendingPeers: [],
-    downPeers: [],
-    approximateSize: 64 << 20,
-    approximateKeys: 100_000,
-  });
-}
+const hbs = benchHeartbeats(N);
 const unchanged = encodeCbor({ heartbeats: hbs });
 const changed = [1, 2].map((d) =>
   encodeCbor({ heartbeats: hbs.map((h) => ({ ...h, approximateSize: h.approximateSize + d })) })

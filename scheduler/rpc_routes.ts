@@ -23,14 +23,13 @@ import {
   decodePutStoreRequest,
   decodeRegionHeartbeatRequest,
   decodeStoreHeartbeatRequest,
-  decodeWaitStepsRequest,
+  decodeWaitOperatorStepsRequest,
   type GetAllStoresResponse,
   type GetRegionResponse,
   type GetStoreResponse,
   type IsBootstrappedResponse,
   type RegionHeartbeatResponse,
   RPC_PREFIX,
-  type WaitStepsResponse,
 } from "../proto/pdpb.ts";
 import type { Cluster } from "./cluster.ts";
 import { cborResponse, readCbor } from "./http.ts";
@@ -87,13 +86,12 @@ export function rpcRoutes(cluster: Cluster): Hono {
     }
     return { results: cluster.handleRegionHeartbeats(heartbeats) };
   });
-  // Held until a region the store leads gets an operator (step_notifier.ts); only the store
-  // itself may wait on its own regions.
-  rpc("wait_steps", async (body, caller): Promise<WaitStepsResponse> => {
-    const req = decodeWaitStepsRequest(body);
-    checkCallerIsStore(caller, req.storeId, "wait_steps");
-    cluster.getStore(req.storeId);
-    return { regionIds: await cluster.steps.wait(req.storeId, req.timeoutMs) };
+  // A store's long poll for operator steps pushed as soon as they are made (step_push.ts).
+  rpc("wait_operator_steps", async (body, caller): Promise<RegionHeartbeatResponse> => {
+    const { storeId, waitMs } = decodeWaitOperatorStepsRequest(body);
+    checkCallerIsStore(caller, storeId, "wait_operator_steps");
+    cluster.getStore(storeId);
+    return { results: await cluster.outbox.wait(storeId, waitMs) };
   });
   rpc("ask_split", async (body, caller) => {
     const { region } = decodeAskSplitRequest(body);

@@ -248,7 +248,7 @@ export async function startScheduler(
     stopping ??= (async () => {
       stopWatching();
       await coordinator.stop();
-      cluster.steps.close(); // answers the stores' held wait_steps calls, so serving can end
+      cluster.outbox.close(); // stores' long polls end now, not at the shutdown grace period
       await server.shutdown();
       security.close();
       await cluster.close();

@@ -166,7 +166,8 @@ export class TestCluster {
         }
         : {
           serve: false,
-          transport: (storeId, receiver) => this.network.connect(storeId, receiver),
+          transport: (storeId, receiver, incarnation) =>
+            this.network.connect(storeId, receiver, incarnation),
           forward: (storeId, req) => {
             const target = this.nodes.find((n) => n?.store.storeId === storeId);
             if (!target) {

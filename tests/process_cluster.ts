@@ -125,12 +125,12 @@ export class ChildProc {
     readonly name: string,
     cmd: string,
     args: readonly string[],
-    { group = false }: { group?: boolean } = {},
+    { group = false, cwd = REPO_ROOT }: { group?: boolean; cwd?: string } = {},
   ) {
     this.#group = group;
     this.#child = new Deno.Command(cmd, {
       args: [...args],
-      cwd: REPO_ROOT,
+      cwd,
       stdout: "piped",
       stderr: "piped",
       stdin: "null",
@@ -233,10 +233,24 @@ export type ClusterSecurity = "secret" | "tls" | "tls+secret";
 /** Options for {@link ProcessCluster.start}. */
 export interface ProcessClusterOptions {
   readonly stores?: number;
-  /** Extra flags for every store (after {@link FAST_STORE_FLAGS}). */
+  /** Extra flags for every store (after {@link FAST_STORE_FLAGS}, unless `fast` is false). */
   readonly storeFlags?: readonly string[];
   /** Extra flags for the scheduler, e.g. `["--max-store-down-time", "15s"]`. */
   readonly schedulerFlags?: readonly string[];
+  /** Use {@link FAST_STORE_FLAGS} (default true); false: the stores' default timings. */
+  readonly fast?: boolean;
+  /**
+   * Run in this directory and keep it (default: a fresh temp dir, removed by `close`). A
+   * directory a cluster ran in before is reused: same secret, data dirs and store IDs.
+   */
+  readonly dir?: string;
+  /**
+   * Run the processes from this checkout (its `main.ts`, in its directory) instead of this one:
+   * benchmarks compare an older commit with this one this way.
+   */
+  readonly code?: string;
+  /** How long each store may take to answer `/status` (default 20 s; a big data dir loads slower). */
+  readonly startTimeoutMs?: number;
   /** Default `secret`. */
   readonly security?: ClusterSecurity;
 }
@@ -283,6 +297,10 @@ export class ProcessCluster {
     slots: StoreSlot[],
     storeFlags: readonly string[],
     schedulerFlags: readonly string[] = [],
+    /** Whether `close` removes the directory. */
+    readonly temporary = true,
+    /** The checkout the processes run from. */
+    readonly code = REPO_ROOT,
   ) {
     this.#slots = slots;
     this.#storeFlags = storeFlags;
@@ -329,7 +347,7 @@ export class ProcessCluster {
       "run",
       "-A",
       "--unstable-kv",
-      MAIN,
+      `${this.code}main.ts`,
       "--role",
       "scheduler",
       "--addr",
@@ -340,7 +358,7 @@ export class ProcessCluster {
       "50ms",
       ...this.#securityFlags("scheduler"),
       ...this.#schedulerFlags,
-    ]);
+    ], { cwd: this.code });
     this.#schedulers.push(proc);
     return proc;
   }
@@ -368,12 +386,16 @@ export class ProcessCluster {
   static async start(opts: ProcessClusterOptions = {}): Promise<ProcessCluster> {
     const n = opts.stores ?? 3;
     const mode = opts.security ?? "secret";
-    const dir = await Deno.makeTempDir({ prefix: "mrkv-e2e-" });
+    const dir = opts.dir ?? await Deno.makeTempDir({ prefix: "mrkv-e2e-" });
+    await Deno.mkdir(dir, { recursive: true });
     let secretFile: string | undefined;
     let secret: Uint8Array | undefined;
     if (mode !== "tls") {
       secretFile = `${dir}/cluster.secret`;
-      await Deno.writeTextFile(secretFile, generateSecret(), { mode: 0o600 });
+      // A directory a cluster ran in before keeps its secret (its stores joined with it).
+      const reused = opts.dir !== undefined &&
+        await Deno.stat(secretFile).then(() => true, () => false);
+      if (!reused) await Deno.writeTextFile(secretFile, generateSecret(), { mode: 0o600 });
       secret = await readSecretFile(secretFile);
     }
     let pki: TestPki | undefined;
@@ -406,13 +428,17 @@ export class ProcessCluster {
       security,
       schedulerPort!,
       slots,
-      [...FAST_STORE_FLAGS, ...(opts.storeFlags ?? [])],
+      [...(opts.fast ?? true ? FAST_STORE_FLAGS : []), ...(opts.storeFlags ?? [])],
       opts.schedulerFlags,
+      opts.dir === undefined,
+      opts.code === undefined
+        ? REPO_ROOT
+        : new URL(`${opts.code}/`, `file://${Deno.cwd()}/`).pathname,
     );
     try {
       cluster.startScheduler();
       for (let i = 0; i < n; i++) cluster.startStore(i);
-      for (let i = 0; i < n; i++) await cluster.waitStoreUp(i);
+      for (let i = 0; i < n; i++) await cluster.waitStoreUp(i, opts.startTimeoutMs);
     } catch (e) {
       await cluster.close();
       throw e;
@@ -472,7 +498,7 @@ export class ProcessCluster {
       "run",
       "-A",
       "--unstable-kv",
-      MAIN,
+      `${this.code}main.ts`,
       "--role",
       "store",
       "--addr",
@@ -483,7 +509,7 @@ export class ProcessCluster {
       slot.dataDir,
       ...this.#securityFlags(`store${i + 1}`),
       ...this.#storeFlags,
-    ]);
+    ], { cwd: this.code });
     slot.proc = proc;
     slot.history.push(proc);
     return proc;
@@ -564,13 +590,13 @@ export class ProcessCluster {
     return this.#all().map((p) => p.output()).join("\n");
   }
 
-  /** Kills whatever still runs (SIGKILL), waits for it, and removes the data. Never throws. */
+  /** Kills whatever still runs (SIGKILL), waits for it, and removes a temporary dir. Never throws. */
   async close(): Promise<void> {
     const all = this.#all();
     for (const p of all) p.kill("SIGKILL");
     await Promise.all(all.map((p) => p.status.catch(() => {})));
     this.security.close();
-    await Deno.remove(this.dir, { recursive: true }).catch(() => {});
+    if (this.temporary) await Deno.remove(this.dir, { recursive: true }).catch(() => {});
   }
 
   #all(): ChildProc[] {

@@ -125,7 +125,9 @@ Deno.test(
   "splits that cannot happen are refused: up front by the scheduler, or by the leader with the reason",
   opts,
   () =>
-    withCluster({ stores: 3 }, async (c) => {
+    // No periodic size checks: the leader's estimate stays what its writes added up to, as between
+    // two checks (with them, the delete below would soon be measured and reported as empty).
+    withCluster({ stores: 3, store: { splitCheckMs: 3_600_000 } }, async (c) => {
       const empty = await postOperator(c, { name: "split-region", region_id: 1 });
       assert.equal(empty.status, 400);
       assert.match(JSON.stringify(empty.json), /last reported empty/);
@@ -203,9 +205,9 @@ Deno.test(
   "a new operator's first step reaches its leader at once, not at the next periodic heartbeat",
   opts,
   () =>
-    // Periodic heartbeats every minute: only the scheduler's wake-up (wait_steps) and change
-    // reports can bring steps within the test. (One store: a learner catching up is only seen
-    // at a periodic heartbeat.)
+    // Periodic heartbeats every minute: only the first step pushed down the long poll
+    // (wait_operator_steps) and change reports can bring steps within the test. (One store: a
+    // learner catching up is only seen at a periodic heartbeat.)
     withCluster({
       stores: 1,
       maxReplicas: 1,

@@ -47,7 +47,7 @@ export class OperatorController {
     region: 0,
     leader: 0,
   };
-  /** Called for every operator added (the cluster tells the region's leader at once). */
+  /** Called with every operator added (the cluster pushes its first step, step_push.ts). */
   onAdded: (op: Operator) => void = () => {};
 
   /** The running operator of a region. */
