@@ -296,6 +296,7 @@ export class HeartbeatWorker implements RegionObserver {
   }
 
   #recheckPending(regionId: number): void {
+    if (this.store.stopped || this.#removed) return;
     if (this.#pendingRecheck.size >= MAX_PENDING_RECHECK) return;
     this.#pendingRecheck.add(regionId);
     const { heartbeatTicks, raftTickMs } = this.store.config;
