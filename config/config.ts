@@ -160,6 +160,13 @@ export const CONFIG_KEYS = {
     min: 1,
     help: "store heartbeat interval",
   },
+  "max-peer-down-duration": {
+    kind: "duration",
+    roles: ["store"],
+    default: 10_000,
+    min: 1,
+    help: "a leader reports a peer down once it has not heard from it this long",
+  },
   "max-replicas": {
     kind: "int",
     roles: ["scheduler"],
@@ -173,6 +180,13 @@ export const CONFIG_KEYS = {
     default: 30 * 60_000,
     min: 1,
     help: "a store silent this long is Down and its replicas are rebuilt",
+  },
+  "store-disconnect-time": {
+    kind: "duration",
+    roles: ["scheduler"],
+    default: 3_000,
+    min: 1,
+    help: "a store silent this long is Disconnected: never an operator target",
   },
   "schedule-interval-ms": {
     kind: "duration",
@@ -215,8 +229,10 @@ export interface Config {
   raftLogGcCountLimit: number;
   hibernateRegions: boolean;
   schedulerHeartbeatMs: number;
+  maxPeerDownDuration: number;
   maxReplicas: number;
   maxStoreDownTime: number;
+  storeDisconnectTime: number;
   scheduleIntervalMs: number;
 }
 

@@ -49,7 +49,12 @@ Deno.test("a scheduler gets the documented defaults", () => {
   assert.equal(c.advertiseAddr, "127.0.0.1:2379");
   assert.equal(c.maxReplicas, 3);
   assert.equal(c.maxStoreDownTime, 30 * 60_000);
+  assert.equal(c.storeDisconnectTime, 3_000);
   assert.equal(c.scheduleIntervalMs, 100);
+  assert.equal(
+    parse(["--role", "scheduler", "--store-disconnect-time", "1s"]).storeDisconnectTime,
+    1000,
+  );
 });
 
 Deno.test("a store gets the documented defaults and flags override them", () => {
@@ -75,6 +80,7 @@ Deno.test("a store gets the documented defaults and flags override them", () => 
   assert.equal(c.raftLogGcCountLimit, 10_000);
   assert.equal(c.schedulerHeartbeatMs, 1000);
   assert.equal(c.splitCheckMs, 10_000);
+  assert.equal(c.maxPeerDownDuration, 10_000);
 });
 
 Deno.test("flags win over the config file, the file over defaults", () => {

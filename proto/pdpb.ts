@@ -38,6 +38,8 @@ export const RPC_PREFIX = "/pd/rpc/v1";
 export const MAX_ALLOC_COUNT = 10_000;
 /** Most region heartbeats in one request. */
 export const MAX_HEARTBEATS_PER_REQUEST = 10_000;
+/** Most stores one store heartbeat may report unreachable. */
+export const MAX_UNREACHABLE_STORES = 1_000;
 /** Most new regions one `ask_batch_split` may ask for. */
 export const MAX_SPLIT_COUNT = 1_000;
 
@@ -89,6 +91,12 @@ export interface StoreStats {
   readonly sendingSnapCount: number;
   readonly receivingSnapCount: number;
   readonly isBusy: boolean;
+  /**
+   * Stores this store failed to send Raft messages to within the last few seconds. The
+   * scheduler counts a store most others cannot reach as Disconnected before it misses its
+   * own heartbeats (a killed process refuses connections at once).
+   */
+  readonly unreachableStores?: readonly number[];
 }
 /** `store_heartbeat`. */
 export interface StoreHeartbeatRequest {
@@ -99,6 +107,16 @@ export interface StoreHeartbeatRequest {
 export interface DownPeer {
   readonly peer: Peer;
   readonly downSeconds: number;
+}
+
+/**
+ * An operator step the leader will not carry out, and why (a split with no key to split at, a
+ * transfer to a peer it has not heard from recently). The scheduler cancels the operator
+ * instead of repeating the step until its deadline.
+ */
+export interface RefusedStep {
+  readonly type: OperatorStep["type"];
+  readonly reason: string;
 }
 
 /** One region's heartbeat, sent by its leader. */
@@ -112,6 +130,8 @@ export interface RegionHeartbeat {
   /** Approximate region size in bytes. */
   readonly approximateSize: number;
   readonly approximateKeys: number;
+  /** The step the leader refused since its last report, if any. */
+  readonly refusedStep?: RefusedStep;
   /** Bytes written and read since the previous full report (absent: not measured this time). */
   readonly flow?: RegionFlow;
 }
@@ -251,7 +271,7 @@ export function storeRemovedError(storeId: number): MrkvError {
 }
 
 /** True if `e` is {@link storeRemovedError}'s refusal (also after a trip over the wire). */
-export function isStoreRemoved(e: unknown): boolean {
+export function isStoreRemoved(e: unknown): e is MrkvError {
   return e instanceof MrkvError && e.details.store_state === "Tombstone";
 }
 
@@ -338,6 +358,12 @@ export function decodeStoreHeartbeatRequest(v: unknown): StoreHeartbeatRequest {
       sendingSnapCount: n("sendingSnapCount"),
       receivingSnapCount: n("receivingSnapCount"),
       isBusy: optional(field(s, "isBusy"), "stats.isBusy", expectBool, false),
+      unreachableStores: optional(
+        field(s, "unreachableStores"),
+        "stats.unreachableStores",
+        (v, n) => expectArray(v, n, expectId, MAX_UNREACHABLE_STORES),
+        [],
+      ),
     },
   };
 }
@@ -350,9 +376,32 @@ function decodeDownPeer(v: unknown, name: string): DownPeer {
   };
 }
 
+const STEP_TYPES: readonly OperatorStep["type"][] = [
+  "AddLearner",
+  "PromoteLearner",
+  "RemovePeer",
+  "TransferLeader",
+  "SplitRegion",
+];
+
+/** Most characters of a refusal's reason. */
+export const MAX_REASON_CHARS = 1024;
+
+function decodeRefusedStep(v: unknown, name: string): RefusedStep {
+  const o = expectObject(v, name);
+  const type = expectString(field(o, "type"), `${name}.type`, 32);
+  const known = STEP_TYPES.find((t) => t === type);
+  if (!known) throw new MrkvError("BadRequest", `${name}.type "${type}" is not an operator step`);
+  return {
+    type: known,
+    reason: expectString(field(o, "reason"), `${name}.reason`, MAX_REASON_CHARS),
+  };
+}
+
 /** Decodes one {@link RegionHeartbeat}. */
 export function decodeRegionHeartbeat(v: unknown, name: string): RegionHeartbeat {
   const o = expectObject(v, name);
+  const refused = field(o, "refusedStep");
   return {
     region: decodeRegion(field(o, "region"), `${name}.region`),
     leader: optional(field(o, "leader"), `${name}.leader`, decodePeer, null),
@@ -375,6 +424,8 @@ export function decodeRegionHeartbeat(v: unknown, name: string): RegionHeartbeat
       expectUint,
       0,
     ),
+    ...(refused !== undefined && refused !== null &&
+      { refusedStep: decodeRefusedStep(refused, `${name}.refusedStep`) }),
     ...(field(o, "flow") !== undefined &&
       { flow: decodeRegionFlow(field(o, "flow"), `${name}.flow`) }),
   };

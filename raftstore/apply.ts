@@ -51,7 +51,13 @@ export type AdminEffect =
     readonly region: Region;
     readonly cc: ConfChange | ConfChangeV2;
   }
-  | { readonly type: "Split"; readonly left: Region; readonly right: Region }
+  | {
+    readonly type: "Split";
+    /** The old region, now ending at the first split key. */
+    readonly left: Region;
+    /** The regions the split created, in key order. */
+    readonly regions: readonly Region[];
+  }
   | { readonly type: "CompactLog"; readonly index: number; readonly term: number }
   | { readonly type: "PrepareMerge"; readonly state: MergeState }
   | {
@@ -278,6 +284,11 @@ function execConfChangeEntry(
   out.effects.push({ type: "ChangePeer", region: change.region, cc: change.cc });
 }
 
+/**
+ * Applies a (batch) split. Everything is checked before anything changes: keys strictly
+ * increasing and strictly inside the region, one new peer ID per peer, every new ID distinct
+ * and unused by the region. A command that fails a check changes nothing (an error result).
+ */
 function execSplit(
   out: ApplyOutcome,
   req: SplitRequest,
@@ -285,41 +296,54 @@ function execSplit(
   phases: ApplyPhases,
 ): void {
   const region = out.region;
-  if (!keyInRegion(req.splitKey, region) || compareBytes(req.splitKey, region.startKey) === 0) {
-    throw new MrkvError("KeyNotInRegion", `split key is not strictly inside region ${region.id}`, {
-      region_id: region.id,
-    });
+  if (req.splits.length === 0) {
+    throw new MrkvError("BadRequest", `split of region ${region.id} names no split key`);
   }
-  if (req.newPeerIds.length !== region.peers.length) {
-    throw new MrkvError(
-      "StaleCommand",
-      `split of region ${region.id} brought ${req.newPeerIds.length} peer IDs for ${region.peers.length} peers`,
-    );
-  }
-  // IDs come from the scheduler and are unique; anything else is a bug or a forgery, and would
-  // give two regions (or two peers of one region) the same identity.
-  const ids = new Set([region.id, ...region.peers.map((p) => p.id)]);
-  for (const id of [req.newRegionId, ...req.newPeerIds]) {
-    if (ids.has(id)) {
+  const ids = new Set<number>([region.id, ...region.peers.map((p) => p.id)]);
+  let previous = region.startKey;
+  for (const s of req.splits) {
+    if (!keyInRegion(s.splitKey, region) || compareBytes(s.splitKey, previous) <= 0) {
       throw new MrkvError(
-        "BadRequest",
-        `split of region ${region.id} reuses ID ${id} for the new region or its peers`,
+        "KeyNotInRegion",
+        `split keys must be increasing and strictly inside region ${region.id}`,
+        { region_id: region.id },
       );
     }
-    ids.add(id);
+    previous = s.splitKey;
+    if (s.newPeerIds.length !== region.peers.length) {
+      throw new MrkvError(
+        "StaleCommand",
+        `split of region ${region.id} brought ${s.newPeerIds.length} peer IDs for ${region.peers.length} peers`,
+      );
+    }
+    // IDs come from the scheduler and are unique; anything else is a bug or a forgery, and
+    // would give two regions (or two peers of one region) the same identity.
+    for (const id of [s.newRegionId, ...s.newPeerIds]) {
+      if (ids.has(id)) {
+        throw new MrkvError(
+          "BadRequest",
+          `split of region ${region.id} reuses ID ${id} for a new region or its peers`,
+        );
+      }
+      ids.add(id);
+    }
   }
   const version = region.epoch.version + 1;
-  const left: Region = { ...region, endKey: req.splitKey, epoch: { ...region.epoch, version } };
-  const right: Region = {
-    id: req.newRegionId,
-    startKey: req.splitKey,
-    endKey: region.endKey,
+  const regions = req.splits.map((s, i): Region => ({
+    id: s.newRegionId,
+    startKey: s.splitKey,
+    endKey: req.splits[i + 1]?.splitKey ?? region.endKey,
     epoch: { confVer: region.epoch.confVer, version },
-    peers: region.peers.map((p, i) => ({ ...p, id: req.newPeerIds[i]! })),
+    peers: region.peers.map((p, j) => ({ ...p, id: s.newPeerIds[j]! })),
+  }));
+  const left: Region = {
+    ...region,
+    endKey: req.splits[0]!.splitKey,
+    epoch: { ...region.epoch, version },
   };
   out.region = left;
   wb.atPhase(phases.state).putRegionState(left.id, { peerState: "Normal", region: left });
-  out.effects.push({ type: "Split", left, right });
+  out.effects.push({ type: "Split", left, regions });
 }
 
 function execCompactLog(out: ApplyOutcome, req: CompactLogRequest): void {

@@ -107,14 +107,26 @@ export interface RollbackMergeRequest {
   readonly commit: number;
 }
 
-/** Split `[start, end)` at `splitKey`: the old region keeps `[start, splitKey)`. */
-export interface SplitRequest {
-  readonly type: "Split";
+/** One region a split creates: it starts at `splitKey`. */
+export interface SplitTarget {
   readonly splitKey: Uint8Array;
   readonly newRegionId: number;
   /** One new peer ID per peer of the old region, in the order of the old region's peers. */
   readonly newPeerIds: readonly number[];
 }
+
+/**
+ * Split `[start, end)` at one or more keys at once (TiKV's BatchSplit): the old region keeps
+ * `[start, k1)`, the i-th new region takes `[k_i, k_{i+1})` and the last one ends where the old
+ * region ended. Keys must be strictly increasing and strictly inside the region.
+ */
+export interface SplitRequest {
+  readonly type: "Split";
+  readonly splits: readonly SplitTarget[];
+}
+
+/** Most regions one split command may create (`ask_batch_split`'s limit). */
+export const MAX_SPLITS_PER_CMD = 1000;
 
 /** Log GC: discard entries up to and including `compactIndex`. */
 export interface CompactLogRequest {
@@ -230,6 +242,14 @@ function decodeRequest(v: unknown, name: string): Request {
   }
 }
 
+function decodeSplitTarget(o: Fields, name: string): SplitTarget {
+  return {
+    splitKey: expectBytes(field(o, "splitKey"), `${name}.splitKey`, MAX_KEY_BYTES),
+    newRegionId: expectId(field(o, "newRegionId"), `${name}.newRegionId`),
+    newPeerIds: expectArray(field(o, "newPeerIds"), `${name}.newPeerIds`, expectId, 64),
+  };
+}
+
 /** Most changes one ChangePeerV2 may carry (a region has at most 64 peers). */
 const MAX_PEER_CHANGES = 64;
 /** Most source entries one CommitMerge may carry (their size is bounded when proposing). */
@@ -296,11 +316,21 @@ function decodeAdmin(v: unknown, name: string): AdminRequest {
         commit: expectUint(field(o, "commit"), `${name}.commit`),
       };
     case "Split":
+      // A log written before batch splits holds the single-key shape: one split target.
+      if (field(o, "splits") === undefined) {
+        return { type: "Split", splits: [decodeSplitTarget(o, name)] };
+      }
+      if (field(o, "splitKey") !== undefined) {
+        throw new MrkvError("BadRequest", `${name} has both splits and splitKey`);
+      }
       return {
         type: "Split",
-        splitKey: expectBytes(field(o, "splitKey"), `${name}.splitKey`, MAX_KEY_BYTES),
-        newRegionId: expectId(field(o, "newRegionId"), `${name}.newRegionId`),
-        newPeerIds: expectArray(field(o, "newPeerIds"), `${name}.newPeerIds`, expectId, 64),
+        splits: expectArray(
+          field(o, "splits"),
+          `${name}.splits`,
+          (v, n) => decodeSplitTarget(expectObject(v, n), n),
+          MAX_SPLITS_PER_CMD,
+        ),
       };
     case "CompactLog":
       return {

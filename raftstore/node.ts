@@ -124,7 +124,14 @@ export class StoreNode {
     return this.#server?.port;
   }
 
-  async stop(): Promise<void> {
+  #stopping: Promise<void> | undefined;
+
+  /** Stops everything; later calls wait for the first one. */
+  stop(): Promise<void> {
+    return this.#stopping ??= this.#stop();
+  }
+
+  async #stop(): Promise<void> {
     await this.book?.stop();
     this.workers.heartbeat.stop();
     const splitting = this.workers.split.stop();
@@ -340,16 +347,6 @@ export async function startStoreNode(opts: StoreNodeOptions): Promise<StoreNode>
     // The filesystem's figures, as PD's stores report them: the whole disk, and what is free.
     const capacity = () => ({ ...diskStats(config.dataDir), usedSize: usedSize() });
     const heartbeat = new HeartbeatWorker(store, client, capacity, split, merge);
-    // A store the scheduler has removed stops serving and ends the process with what to do.
-    const removed = new Promise<never>((_, reject) => {
-      heartbeat.onRemoved = () => {
-        const reason = new Error(removedMessage(storeId, config.dataDir));
-        log.error(reason.message);
-        store.stop();
-        reject(reason);
-      };
-    });
-    removed.catch(() => {}); // observed through `finished`
     registerStoreMetrics(store.metrics, {
       store,
       kv,
@@ -382,6 +379,16 @@ export async function startStoreNode(opts: StoreNodeOptions): Promise<StoreNode>
       }
       await maybeBootstrap(store, client, storeMeta, log);
     }
+    // A store the scheduler has removed stops serving (its listener too) and ends the process
+    // with what to do.
+    const removed = new Promise<never>((_, reject) => {
+      heartbeat.onRemoved = () => {
+        const reason = new Error(removedMessage(storeId, config.dataDir));
+        log.error(reason.message);
+        void node.stop().finally(() => reject(reason));
+      };
+    });
+    removed.catch(() => {}); // observed through `finished`
     heartbeat.start();
     split.start();
     gc.start();

@@ -55,6 +55,7 @@ import {
   regionCovers,
 } from "./merge.ts";
 import { type AppliedRequests, MAX_TAG_CLOCK_AHEAD_MS } from "./applied_requests.ts";
+import { EarlyVotes, isVoteRequest } from "./split.ts";
 import { decodeSnapshotData } from "./snapshot.ts";
 import { Hibernation } from "./hibernate.ts";
 import { newIncarnation } from "./liveness.ts";
@@ -80,6 +81,8 @@ export interface StoreConfig {
   readonly splitCheckMs: number;
   readonly raftLogGcCountLimit: number;
   readonly schedulerHeartbeatMs: number;
+  /** A leader reports a peer down after this long unheard of (ms; heartbeat.ts has a default). */
+  readonly maxPeerDownDuration?: number;
   /** Idle regions sleep (hibernate.ts); default true. */
   readonly hibernateRegions?: boolean;
 }
@@ -128,6 +131,8 @@ export class Store {
    * merged away, its merge state: stale peers of it are told where it went).
    */
   readonly tombstones = new Map<number, { region: Region; peerId: number; merge?: MergeState }>();
+  /** Vote requests for regions a split will create here once applied (split.ts). */
+  readonly earlyVotes = new EarlyVotes();
   transport!: Transport;
   observer?: RegionObserver;
   /**
@@ -641,23 +646,18 @@ export class Store {
   ): void {
     for (const effect of outcome.effects) {
       if (effect.type === "Split") {
-        if (
-          !this.tombstones.has(effect.right.id) &&
-          !this.peers.get(effect.right.id)?.storage.isInitialized()
-        ) {
-          const existing = this.peers.get(effect.right.id);
+        for (const right of effect.regions) {
+          if (this.tombstones.has(right.id) || this.peers.get(right.id)?.storage.isInitialized()) {
+            continue;
+          }
+          const existing = this.peers.get(right.id);
           // The new region inherits the client writes its parent applied: a retry of one of
           // them may now be routed to it. Written before its region state, so a crash cannot
           // leave the region without them.
           const requests = p.storage.requests.clone();
-          requests.writeAll(wb.atPhase(PHASE_APPLY_STATE), effect.right.id, RAFT_INIT_LOG_INDEX);
-          this.#splitRequests.set(effect.right.id, requests);
-          writeInitialState(
-            wb.atPhase(PHASE_APPLY_STATE),
-            lb,
-            effect.right,
-            existing?.storage.hardState,
-          );
+          requests.writeAll(wb.atPhase(PHASE_APPLY_STATE), right.id, RAFT_INIT_LOG_INDEX);
+          this.#splitRequests.set(right.id, requests);
+          writeInitialState(wb.atPhase(PHASE_APPLY_STATE), lb, right, existing?.storage.hardState);
         }
       } else if (effect.type === "CommitMerge") {
         const source = this.peers.get(effect.source.id);
@@ -781,9 +781,19 @@ export class Store {
         p.mergeState = undefined;
         this.log.info(`region ${p.regionId}: merge rolled back`);
         break;
-      case "Split":
-        this.#createSplitPeer(p, effect.left, effect.right);
+      case "Split": {
+        this.#setRegion(effect.left, true);
+        // The size is shared out evenly until the next size check measures it.
+        const share = Math.floor(p.approximateSize / (effect.regions.length + 1));
+        p.approximateSize = share;
+        for (const right of effect.regions) this.#createSplitPeer(p, right, share);
+        this.log.info(
+          `region ${effect.left.id} split: new regions ${
+            effect.regions.map((r) => r.id).join(", ")
+          }`,
+        );
         break;
+      }
       case "CompactLog":
         break; // already applied to the peer storage in #persistEffects
     }
@@ -897,8 +907,7 @@ export class Store {
     }
   }
 
-  #createSplitPeer(parent: Peer, left: Region, right: Region): void {
-    this.#setRegion(left, true);
+  #createSplitPeer(parent: Peer, right: Region, approximateSize: number): void {
     const requests = this.#splitRequests.get(right.id) ?? parent.storage.requests.clone();
     this.#splitRequests.delete(right.id);
     if (this.tombstones.has(right.id)) return;
@@ -927,14 +936,13 @@ export class Store {
     this.peers.set(right.id, peer);
     this.hibernation.added(peer);
     this.#setRegion(right, true);
-    const half = Math.floor(parent.approximateSize / 2);
-    parent.approximateSize = half;
-    peer.approximateSize = half;
+    peer.approximateSize = approximateSize;
     // The parent's leader campaigns at once for the new region so it is not leaderless for an
-    // election timeout (TiKV does the same).
+    // election timeout (TiKV does the same). Followers that had not applied the split when its
+    // vote requests came held them (see #maybeCreatePeer); they are answered now.
     if (parent.isLeader()) peer.raw.campaign();
+    for (const env of this.earlyVotes.take(right.id, meta.id)) peer.step(env.message, env.fromPeer);
     this.schedule(peer);
-    this.log.info(`region ${left.id} split: new region ${right.id} with peer ${meta.id}`);
   }
 
   /**
@@ -1137,7 +1145,14 @@ export class Store {
     const tomb = this.tombstones.get(env.regionId);
     if (tomb && env.toPeer.id <= tomb.peerId) return undefined;
     const range = { startKey: env.startKey, endKey: env.endKey };
-    if (this.meta.overlapping(range).length > 0) return undefined; // a split we have not applied yet
+    if (this.meta.overlapping(range).length > 0) {
+      // A split we have not applied yet. Its new region's leader campaigns as soon as it has
+      // applied the split, usually before we have: dropping the vote request would leave the
+      // region leaderless for an election timeout, so it is held until the split creates the
+      // peer (split.ts).
+      if (isVoteRequest(env.message)) this.earlyVotes.hold(env);
+      return undefined;
+    }
     if (this.peers.has(env.regionId)) return this.peers.get(env.regionId);
     const region: Region = {
       id: env.regionId,
@@ -1167,12 +1182,17 @@ export class Store {
     return peer;
   }
 
+  /** When a message to each store last failed (heartbeat.ts reports recent ones). */
+  readonly unreachableAt = new Map<number, number>();
+
   /**
    * A send to `storeId` failed: it is down until heard from (which wakes the regions it shares
-   * with this store), and awake leaders with a peer there fall back to probing it.
+   * with this store), and awake leaders with a peer there fall back to probing it. The store
+   * heartbeat lists it as unreachable for a while, so the scheduler can call it Disconnected.
    */
   onStoreUnreachable(storeId: number): void {
     if (this.#stopped) return;
+    this.unreachableAt.set(storeId, Date.now());
     this.hibernation.liveness.unreachable(storeId);
     for (const regionId of this.hibernation.regionsOn(storeId)) {
       const p = this.peers.get(regionId);

@@ -11,7 +11,7 @@ import type { Peer } from "../proto/metapb.ts";
 import type { BuildContext } from "./operator/builder.ts";
 import type { RegionInfo } from "./region_info.ts";
 import type { ClusterView, RegionRole, StoreView } from "./schedulers/view.ts";
-import { type StoreMetaState, storeStateName } from "./store_info.ts";
+import { isTargetState, type StoreMetaState, storeStateName } from "./store_info.ts";
 
 /** A seeded PRNG (mulberry32), so runs replay. */
 export function seededRandom(seed: number): () => number {
@@ -38,6 +38,7 @@ interface MockStore {
 export class MockCluster implements ClusterView {
   maxReplicas = 3;
   maxStoreDownTime = 30 * 60_000;
+  storeDisconnectTime = 3_000;
   readonly now = 1_700_000_000_000;
   readonly random: () => number;
   readonly #stores = new Map<number, MockStore>();
@@ -49,7 +50,15 @@ export class MockCluster implements ClusterView {
 
   constructor(seed = 1) {
     this.random = seededRandom(seed);
-    this.build = { now: this.now, allocPeerId: () => this.#nextPeerId++ };
+    this.build = {
+      now: this.now,
+      allocPeerId: () => this.#nextPeerId++,
+      unusableTarget: (id) => {
+        const s = this.store(id);
+        if (!s) return "not registered";
+        return isTargetState(s.stateName) ? undefined : s.stateName;
+      },
+    };
   }
 
   /** A store in state Up, heard from now, with `count` regions of size 10. */
@@ -88,6 +97,12 @@ export class MockCluster implements ClusterView {
 
   setStoreOffline(id: number): this {
     this.#stores.get(id)!.state = "Offline";
+    return this;
+  }
+
+  /** Keeps the state Up but makes the store miss heartbeats just past the disconnect time. */
+  setStoreDisconnected(id: number): this {
+    this.#stores.get(id)!.lastHeartbeat = this.now - this.storeDisconnectTime - 1;
     return this;
   }
 
@@ -154,7 +169,7 @@ export class MockCluster implements ClusterView {
           stats: null,
         },
         this.now,
-        this.maxStoreDownTime,
+        this,
       ),
       regionSize: s.regionSize,
       regionCount: s.regionCount,

@@ -1,7 +1,8 @@
 /**
  * The admin API (docs/api.md, shaped after PD's `/pd/api/v1`): JSON in and out, snake_case.
  * Beyond the listed routes, PD's conventions add `DELETE /store/{id}` (take a store Offline),
- * `POST /store/{id}/state?state=Up|Offline` and `GET /operators/records` (ended operators).
+ * `POST /store/{id}/state?state=Up|Offline`, `GET /operators/records` (ended operators) and
+ * `GET /regions/check/{miss-peer|down-peer|pending-peer|no-leader}` (`region_health.ts`).
  *
  * @module
  */
@@ -16,7 +17,7 @@ import {
   percentDecodeBytes,
 } from "../proto/codec.ts";
 import { MrkvError } from "../proto/errors.ts";
-import { bytesEqual, FEATURE_MERGE, keyInRegion, MAX_KEY_BYTES } from "../proto/metapb.ts";
+import { FEATURE_MERGE, MAX_KEY_BYTES } from "../proto/metapb.ts";
 import { hexToBytes, operatorJson, regionJson, storeJson } from "./admin_json.ts";
 import type { Cluster } from "./cluster.ts";
 import { applyConfigJson, configToJson } from "./config.ts";
@@ -33,7 +34,7 @@ import {
   createTransferRegionOperator,
 } from "./operator/builder.ts";
 import type { Operator } from "./operator/operator.ts";
-import type { RegionInfo } from "./region_info.ts";
+import { HEALTH_PROBLEMS, parseHealthProblem, regionHealth } from "./region_health.ts";
 import type { StoreInfo } from "./store_info.ts";
 
 const API = "/pd/api/v1";
@@ -78,6 +79,20 @@ export function adminRoutes(cluster: Cluster, coordinator: Coordinator): Hono {
 
   app.get(`${API}/regions`, (c) => {
     const regions = cluster.regions.regions().map(regionJson);
+    return c.json({ count: regions.length, regions });
+  });
+  app.get(`${API}/regions/check/:problem`, (c) => {
+    const raw = c.req.param("problem");
+    const problem = parseHealthProblem(raw);
+    if (!problem) {
+      throw new MrkvError(
+        "NotFound",
+        `no region check "${raw.slice(0, 40)}" (known: ${HEALTH_PROBLEMS.join(", ")})`,
+      );
+    }
+    const ctx = cluster.healthContext();
+    const regions = cluster.regions.regions().filter((r) => regionHealth(r, ctx).has(problem))
+      .map(regionJson);
     return c.json({ count: regions.length, regions });
   });
   app.get(`${API}/region/id/:id`, (c) => c.json(regionJson(cluster.getRegion(pathId(c, "id")))));
@@ -155,8 +170,8 @@ export function adminRoutes(cluster: Cluster, coordinator: Coordinator): Hono {
   return app;
 }
 
-/** Split keys from `keys` (UTF-8 strings) and/or `keys_hex`; each strictly inside `r`. */
-function adminKeys(body: Fields, r: RegionInfo): Uint8Array[] {
+/** Split keys from `keys` (UTF-8 strings) and/or `keys_hex` (the builder checks them). */
+function adminKeys(body: Fields): Uint8Array[] {
   const text = field(body, "keys");
   const hex = field(body, "keys_hex");
   const keys: Uint8Array[] = [];
@@ -172,11 +187,6 @@ function adminKeys(body: Fields, r: RegionInfo): Uint8Array[] {
       if (!b) throw new MrkvError("BadRequest", `${n} is not hex`);
       return b;
     }, 100));
-  }
-  for (const k of keys) {
-    if (k.length === 0 || !keyInRegion(k, r.meta) || bytesEqual(k, r.meta.startKey)) {
-      throw new MrkvError("BadRequest", `split key is not strictly inside region ${r.meta.id}`);
-    }
   }
   return keys;
 }
@@ -205,7 +215,7 @@ function buildAdminOperator(cluster: Cluster, body: Fields): Operator {
   const name = expectString(field(body, "name"), "name", 64);
   const region = cluster.getRegion(expectId(field(body, "region_id"), "region_id"));
   const ctx: BuildContext = buildContext(cluster);
-  const targetStore = (k: string) => checkTarget(cluster, expectId(field(body, k), k));
+  const targetStore = (k: string) => registered(cluster, expectId(field(body, k), k));
   const desc = `admin-${name}`;
   switch (name) {
     case "transfer-leader":
@@ -213,7 +223,7 @@ function buildAdminOperator(cluster: Cluster, body: Fields): Operator {
         desc,
         "admin",
         region,
-        expectId(field(body, "to_store_id"), "to_store_id"),
+        targetStore("to_store_id"),
         ctx,
       );
     case "add-peer":
@@ -228,13 +238,11 @@ function buildAdminOperator(cluster: Cluster, body: Fields): Operator {
       );
     case "transfer-region": {
       const ids = expectArray(field(body, "to_store_ids"), "to_store_ids", expectId, 15);
-      for (const id of ids) {
-        if (!region.meta.peers.some((p) => p.storeId === id)) checkTarget(cluster, id);
-      }
+      for (const id of ids) registered(cluster, id);
       return createTransferRegionOperator(desc, "admin", region, ids, ctx);
     }
     case "split-region":
-      return createSplitOperator(desc, "admin", region, adminKeys(body, region), ctx);
+      return createSplitOperator(desc, "admin", region, adminKeys(body), ctx);
     default:
       throw new MrkvError(
         "BadRequest",
@@ -244,12 +252,11 @@ function buildAdminOperator(cluster: Cluster, body: Fields): Operator {
   }
 }
 
-/** A store that may receive a new peer: registered and Up (or briefly Disconnected). */
-function checkTarget(cluster: Cluster, id: number): number {
-  const s = cluster.getStore(id);
-  const state = cluster.stateName(s);
-  if (state !== "Up" && state !== "Disconnected") {
-    throw new MrkvError("BadRequest", `store ${id} is ${state} and cannot take a peer`);
-  }
+/**
+ * `id` if it is a registered store, else `StoreNotFound`. (The builders refuse stores that may
+ * not receive work now, e.g. Disconnected ones, with the reason.)
+ */
+function registered(cluster: Cluster, id: number): number {
+  cluster.getStore(id);
   return id;
 }

@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { admin, openTestApp, type TestApp } from "./_test_app.ts";
 import { heartbeat, region, voter } from "./_test_cluster.ts";
+import { emptyStoreStats } from "./_mock_cluster.ts";
 
 async function withCluster(): Promise<TestApp> {
   const t = await openTestApp();
@@ -152,6 +153,16 @@ Deno.test("operators: each kind is accepted with 201, shown, cancelled; impossib
     /no peer on store 4/,
   );
   await refuse({ name: "split-region", region_id: 10, keys: ["z"] }, 400, /inside region/);
+  await refuse({ name: "split-region", region_id: 20 }, 400, /last reported empty/);
+  // Store 3 misses heartbeats past store-disconnect-time: it is no target for anything.
+  t.clock.advance(t.cluster.config.storeDisconnectTime + 1);
+  for (const id of [1, 2, 4]) t.cluster.handleStoreHeartbeat(emptyStoreStats(id));
+  await refuse(
+    { name: "transfer-leader", region_id: 10, to_store_id: 3 },
+    400,
+    /store 3 is Disconnected and cannot take leadership/,
+  );
+  await refuse({ name: "add-peer", region_id: 20, store_id: 3 }, 400, /store 3 is Disconnected/);
   await refuse({ name: "merge-region", region_id: 10 }, 400, /supports region merge/);
   await refuse({ name: "bogus", region_id: 10 }, 400, /unknown operator/);
   await refuse({ region_id: 10 }, 400, /name must be a string/);

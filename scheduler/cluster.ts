@@ -32,11 +32,13 @@ import {
   regionInfoFromHeartbeat,
   regionInfoFromMeta,
 } from "./region_info.ts";
+import type { HealthContext } from "./region_health.ts";
 import { RegionsInfo } from "./regions_info.ts";
 import { StepOutbox } from "./step_push.ts";
 import type { Operator } from "./operator/operator.ts";
 import { ClusterStorage, RegionSaver, type SavedStore } from "./storage.ts";
 import {
+  isTargetState,
   type StoreInfo,
   type StoreMetaState,
   type StoreStateName,
@@ -60,6 +62,8 @@ export interface ClusterCounters {
   staleHeartbeats: number;
   regionsChanged: number;
   storeHeartbeats: number;
+  /** Operator steps leaders reported refusing. */
+  refusedSteps: number;
 }
 
 /** The cluster map and the handlers that change it. */
@@ -75,6 +79,7 @@ export class Cluster {
     staleHeartbeats: 0,
     regionsChanged: 0,
     storeHeartbeats: 0,
+    refusedSteps: 0,
   };
   readonly #stores = new Map<number, StoreInfo>();
   readonly #saver: RegionSaver;
@@ -227,9 +232,7 @@ export class Cluster {
   /** Registers a store, or updates its address after a restart. */
   async putStore(store: Store): Promise<void> {
     const old = this.#stores.get(store.id);
-    if (old?.state === "Tombstone") {
-      throw storeRemovedError(store.id);
-    }
+    if (old?.state === "Tombstone") throw storeRemovedError(store.id);
     this.#checkAddress(store);
     const info = this.#freshStore(store, old);
     await this.storage.saveStore({ ...store, state: info.state });
@@ -239,9 +242,7 @@ export class Cluster {
   /** Records a store heartbeat. */
   handleStoreHeartbeat(stats: StoreStats): void {
     const s = this.getStore(stats.storeId);
-    if (s.state === "Tombstone") {
-      throw storeRemovedError(stats.storeId);
-    }
+    if (s.state === "Tombstone") throw storeRemovedError(stats.storeId);
     this.counters.storeHeartbeats++;
     this.#stores.set(s.meta.id, { ...s, lastHeartbeat: this.now(), heartbeatSeen: true, stats });
   }
@@ -267,9 +268,50 @@ export class Cluster {
     return live.length > 0 && live.every((s) => storeHasFeature(s.meta, feature));
   }
 
-  /** A store's state name now. */
+  /**
+   * A store's state name now. Besides silence (store_info.ts), an Up store that most other
+   * live stores report they cannot reach is Disconnected: a killed process refuses
+   * connections at once, long before it misses enough heartbeats.
+   */
   stateName(s: StoreInfo): StoreStateName {
-    return storeStateName(s, this.now(), this.config.maxStoreDownTime);
+    const now = this.now();
+    const name = storeStateName(s, now, this.config);
+    return name === "Up" && this.#mostCannotReach(s.meta.id, now) ? "Disconnected" : name;
+  }
+
+  /** Whether most stores that heartbeat lately list store `id` as unreachable. */
+  #mostCannotReach(id: number, now: number): boolean {
+    let reporters = 0;
+    let unreachable = 0;
+    for (const o of this.#stores.values()) {
+      if (o.meta.id === id || o.state !== "Up" || !o.heartbeatSeen) continue;
+      if (now - o.lastHeartbeat > this.config.storeDisconnectTime) continue;
+      reporters++;
+      if (o.stats?.unreachableStores?.includes(id)) unreachable++;
+    }
+    return unreachable > 0 && 2 * unreachable > reporters;
+  }
+
+  /**
+   * Why store `id` may not receive a new peer or leadership now (its state name), or undefined
+   * if it may: only `Up` stores are targets.
+   */
+  readonly unusableTarget = (id: number): string | undefined => {
+    const s = this.#stores.get(id);
+    if (!s) return "not registered";
+    const name = this.stateName(s);
+    return isTargetState(name) ? undefined : name;
+  };
+
+  /** What region health checks read (`region_health.ts`). */
+  healthContext(): HealthContext {
+    return {
+      maxReplicas: this.config.maxReplicas,
+      stateOf: (id) => {
+        const s = this.#stores.get(id);
+        return s && this.stateName(s);
+      },
+    };
   }
 
   /** Changes a store's persisted state along the transition table. */
@@ -300,7 +342,8 @@ export class Cluster {
       if (e instanceof MrkvError) this.counters.staleHeartbeats++;
       throw e;
     }
-    if (hb.flow) this.hot.update(info.meta.id, hb.flow, this.now());
+    const now = this.now();
+    if (hb.flow) this.hot.update(info.meta.id, hb.flow, now);
     if (result.changed) {
       this.counters.regionsChanged++;
       // A split: a region seen for the first time (the other half of a split), or one whose
@@ -310,12 +353,19 @@ export class Cluster {
       }
       for (const o of result.overlaps) this.#lastSplit.delete(o.meta.id);
       for (const o of result.overlaps) this.#saver.delete(o.meta.id);
+      if (result.overlaps.length > 0) {
+        this.operators.onRegionsOverlapped(result.overlaps, info, now);
+      }
       if (!origin || metaChanged(origin.meta, info.meta) || origin.leader?.id !== info.leader?.id) {
         this.#saver.save({ region: info.meta, leader: info.leader });
       }
     }
+    if (hb.refusedStep) {
+      this.counters.refusedSteps++;
+      this.operators.onStepRefused(info.meta.id, hb.refusedStep.type, hb.refusedStep.reason, now);
+    }
     const current = this.regions.getRegion(info.meta.id)!;
-    const step = this.operators.dispatch(current, this.now());
+    const step = this.operators.dispatch(current, now, this.unusableTarget);
     return step
       ? { regionId: info.meta.id, step, epoch: current.meta.epoch }
       : { regionId: info.meta.id };

@@ -14,6 +14,8 @@ export interface ScheduleConfig {
   maxReplicas: number;
   /** ms without a store heartbeat before a store is Down. */
   maxStoreDownTime: number;
+  /** ms without a store heartbeat before a store is Disconnected (never an operator target). */
+  storeDisconnectTime: number;
   scheduleIntervalMs: number;
   /** Most running balance-region operators (PD: region-schedule-limit). */
   regionScheduleLimit: number;
@@ -43,6 +45,8 @@ export interface ScheduleConfig {
 export const DEFAULT_SCHEDULE_CONFIG: Readonly<ScheduleConfig> = {
   maxReplicas: 3,
   maxStoreDownTime: 30 * 60_000,
+  // Three missed heartbeats at the stores' default interval of 1 s.
+  storeDisconnectTime: 3_000,
   scheduleIntervalMs: 100,
   regionScheduleLimit: 2048,
   leaderScheduleLimit: 4,
@@ -58,6 +62,7 @@ const FIELDS: ReadonlyArray<[keyof ScheduleConfig, string, number, boolean]> = [
   // [camelCase, snake_case, minimum, is a duration]
   ["maxReplicas", "max_replicas", 1, false],
   ["maxStoreDownTime", "max_store_down_time", 1, true],
+  ["storeDisconnectTime", "store_disconnect_time", 1, true],
   ["scheduleIntervalMs", "schedule_interval_ms", 1, true],
   ["regionScheduleLimit", "region_schedule_limit", 0, false],
   ["leaderScheduleLimit", "leader_schedule_limit", 0, false],

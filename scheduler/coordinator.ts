@@ -12,9 +12,9 @@ import { FEATURE_JOINT_CONSENSUS, FEATURE_MERGE } from "../proto/metapb.ts";
 import type { Cluster } from "./cluster.ts";
 import type { ScheduleConfig } from "./config.ts";
 import type { BuildContext } from "./operator/builder.ts";
-import type { Operator, OperatorKind } from "./operator/operator.ts";
+import { KIND_PRIORITY, type Operator, type OperatorKind } from "./operator/operator.ts";
 import type { RegionInfo } from "./region_info.ts";
-import { checkReplicas } from "./schedulers/replica_checker.ts";
+import { checkLostReplicas, checkReplicas } from "./schedulers/replica_checker.ts";
 import { checkMerge, type MergeView } from "./schedulers/merge_checker.ts";
 import { DEFAULT_SCHEDULERS, SCHEDULER_FACTORIES } from "./schedulers/mod.ts";
 import type { ClusterView, RegionRole, Scheduler, StoreView } from "./schedulers/view.ts";
@@ -138,6 +138,7 @@ export function buildContext(cluster: Cluster): BuildContext {
     now: cluster.now(),
     allocPeerId: () => cluster.ids.allocSync(),
     jointConsensus: cluster.supports(FEATURE_JOINT_CONSENSUS),
+    unusableTarget: cluster.unusableTarget,
   };
 }
 
@@ -219,6 +220,7 @@ export class Coordinator {
       now,
       (id) => c.regions.getRegion(id) !== undefined,
       (id) => c.regions.getRegion(id),
+      c.unusableTarget,
     );
     c.forgetSplitsBefore(c.config.splitMergeInterval);
     for (const s of c.stores()) {
@@ -265,7 +267,16 @@ export class Coordinator {
     const merging = c.supports(FEATURE_MERGE);
     for (let i = 0; i < n; i++) {
       const r = regions[(this.#patrolCursor + i) % regions.length]!;
-      if (view.hasOperator(r.meta.id)) continue;
+      // A region with a running operator is checked only for lost replicas, and only if that
+      // operator is a balance one: the repair replaces it at once (KIND_PRIORITY).
+      const running = c.operators.get(r.meta.id);
+      if (running) {
+        if (
+          KIND_PRIORITY[running.kind] < KIND_PRIORITY.replica && replicaOps < limit.replica &&
+          add(tryBuild(() => checkLostReplicas(view, r)))
+        ) replicaOps++;
+        continue;
+      }
       if (replicaOps < limit.replica && add(tryBuild(() => checkReplicas(view, r)))) {
         replicaOps++;
         continue;

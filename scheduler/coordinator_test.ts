@@ -1,7 +1,8 @@
 /**
  * The coordinator over a real cluster map: a Down store's replica is removed then rebuilt on a
  * free store; an Offline store is drained and becomes Tombstone; running operators' influence
- * keeps balance-region from piling moves onto one store.
+ * keeps balance-region from piling moves onto one store; a silent store stops being a target;
+ * repair replaces balancing.
  */
 import assert from "node:assert/strict";
 import type { Peer, Region } from "../proto/metapb.ts";
@@ -10,6 +11,7 @@ import { heartbeat, openTestCluster, region, voter } from "./_test_cluster.ts";
 import { Coordinator, LiveView } from "./coordinator.ts";
 import { emptyStoreStats, seededRandom } from "./_mock_cluster.ts";
 import type { Cluster } from "./cluster.ts";
+import { createMovePeerOperator } from "./operator/builder.ts";
 
 const stats = emptyStoreStats;
 
@@ -111,5 +113,93 @@ Deno.test("running operators' influence is counted, so balance-region stops once
   assert.deepEqual(new LiveView(c).stores().map((s) => s.regionSize), [50, 30]);
   assert.equal((await co.tick()).length, 0, "50/30 differ by only twice a region: nothing more");
   assert.equal(c.operators.running().length, 3);
+  await t.close();
+});
+
+Deno.test("a store that stops heartbeating is Disconnected within store-disconnect-time: operators toward it are cancelled and no new one targets it", async () => {
+  const t = await openTestCluster({ storeDisconnectTime: 2_000, leaderScheduleLimit: 8 });
+  const c = t.cluster;
+  for (const id of [1, 2, 3, 4]) await c.putStore({ id, address: `127.0.0.1:${id}` });
+  const heartbeatAll = (ids: number[]) => ids.forEach((id) => c.handleStoreHeartbeat(stats(id)));
+  heartbeatAll([1, 2, 3, 4]);
+  // Six regions led from store 1, each with a follower on store 4: balance-leader wants to move
+  // leaders to 4 (it leads nothing).
+  const regions = Array.from(
+    { length: 6 },
+    (_, i) =>
+      region(10 + i, `a${i}`, `a${i + 1}`, { confVer: 1, version: 1 }, [
+        voter(100 + 3 * i, 1),
+        voter(101 + 3 * i, i % 2 === 0 ? 2 : 3),
+        voter(102 + 3 * i, 4),
+      ]),
+  );
+  // Stores 2 and 3 lead three regions each, so store 4 is the one that leads fewest.
+  const others = Array.from(
+    { length: 6 },
+    (_, i) =>
+      region(20 + i, `b${i}`, `b${i + 1}`, { confVer: 1, version: 1 }, [
+        voter(200 + 3 * i, i < 3 ? 2 : 3),
+        voter(201 + 3 * i, 1),
+        voter(202 + 3 * i, i < 3 ? 3 : 2),
+      ]),
+  );
+  for (const r of [...regions, ...others]) c.handleRegionHeartbeat(heartbeat(r));
+  const co = new Coordinator(c, ["balance-leader-scheduler"]);
+  const first = [...await co.tick(), ...await co.tick(), ...await co.tick()];
+  const toFour = first.filter((op) => op.targetStores().includes(4));
+  assert.equal(toFour.length, 3, "store 4 is Up: leaders move to it");
+  // Store 4 dies: the others keep heartbeating.
+  t.clock.advance(1_000);
+  heartbeatAll([1, 2, 3]);
+  t.clock.advance(1_001);
+  heartbeatAll([1, 2, 3]);
+  assert.equal(c.stateName(c.getStore(4)), "Disconnected");
+  const moved = regions.find((r) => r.id === toFour[0]!.regionId)!;
+  const hb = c.handleRegionHeartbeat(heartbeat(moved));
+  assert.equal(hb.step, undefined, "no step toward the silent store is sent");
+  assert.equal(toFour[0]!.status, "Cancelled");
+  const later = await co.tick();
+  for (const op of toFour) {
+    assert.equal(op.status, "Cancelled");
+    assert.match(op.reason, /target store 4 is (Disconnected|Down)/);
+  }
+  for (let i = 0; i < 5; i++) later.push(...(await co.tick()));
+  const all = [...c.operators.running(), ...later];
+  assert.deepEqual(all.filter((op) => op.targetStores().includes(4)), [], "nothing targets 4");
+  await t.close();
+});
+
+Deno.test("repair replaces a balance operator at once when a replica of its region is lost", async () => {
+  const t = await openTestCluster({ maxStoreDownTime: 10_000, storeDisconnectTime: 2_000 });
+  const c = t.cluster;
+  for (const id of [1, 2, 3, 4, 5]) await c.putStore({ id, address: `127.0.0.1:${id}` });
+  for (const id of [1, 2, 3, 4, 5]) c.handleStoreHeartbeat(stats(id));
+  const r = region(5, "", "", { confVer: 1, version: 1 }, [
+    voter(51, 1),
+    voter(52, 2),
+    voter(53, 3),
+  ]);
+  c.handleRegionHeartbeat(heartbeat(r));
+  await c.ids.reserve(16);
+  const view = new LiveView(c);
+  const balance = createMovePeerOperator(
+    "balance-region",
+    "region",
+    c.getRegion(5),
+    1,
+    5,
+    view.build,
+  );
+  assert.ok(c.operators.addOperator(balance, c.now()));
+  const co = new Coordinator(c, []);
+  assert.deepEqual(await co.tick(), [], "healthy: the balance operator runs undisturbed");
+  t.clock.advance(10_001); // store 3 goes Down; the others keep heartbeating
+  for (const id of [1, 2, 4, 5]) c.handleStoreHeartbeat(stats(id));
+  const [repair] = await co.tick();
+  assert.equal(repair?.desc, "remove-down-replica");
+  assert.equal(balance.status, "Cancelled");
+  assert.match(balance.reason, /replaced by remove-down-replica/);
+  assert.equal(c.operators.get(5), repair);
+  assert.deepEqual(await co.tick(), [], "a replica operator is not replaced by another check");
   await t.close();
 });

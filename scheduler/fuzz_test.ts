@@ -27,6 +27,7 @@ const HEARTBEAT = {
   downPeers: [],
   approximateSize: 1,
   approximateKeys: 1,
+  refusedStep: { type: "SplitRegion", reason: "too small" },
 };
 
 /** A valid body for every internal method. */
@@ -36,8 +37,17 @@ const VALID: Record<string, Record<string, unknown>> = {
   alloc_id: { count: 1 },
   put_store: { store: { id: 2, address: "127.0.0.1:20161" } },
   store_heartbeat: {
-    stats: { storeId: 2, capacity: 1, available: 1, usedSize: 0, regionCount: 1, leaderCount: 1 },
+    stats: {
+      storeId: 2,
+      capacity: 1,
+      available: 1,
+      usedSize: 0,
+      regionCount: 1,
+      leaderCount: 1,
+      unreachableStores: [3],
+    },
   },
+  wait_operator_steps: { storeId: 2, waitMs: 1 },
   region_heartbeat: { heartbeats: [HEARTBEAT] },
   ask_split: { region: region1 },
   ask_batch_split: { region: region1, splitCount: 2 },

@@ -8,6 +8,7 @@
 import { type Labels, registerProcessMetrics, Registry } from "../telemetry/mod.ts";
 import type { Cluster } from "./cluster.ts";
 import type { OperatorKind, OperatorStatus } from "./operator/operator.ts";
+import { HEALTH_PROBLEMS, type HealthProblem, summarizeHealth } from "./region_health.ts";
 
 const STORE_STATES = ["Up", "Disconnected", "Down", "Offline", "Tombstone"] as const;
 const OPERATOR_KINDS: readonly OperatorKind[] = ["admin", "replica", "merge", "region", "leader"];
@@ -115,6 +116,39 @@ export function schedulerMetrics(cluster: Cluster): Registry {
     help: "Operators ended, by final status.",
     labels: ["status"],
     collect: () => ENDED.map((status) => [{ status }, ops.ended[status]]),
+  });
+  // Region health (region_health.ts); problem label values use `_` (miss_peer, no_leader).
+  const health = () => summarizeHealth(cluster.regions.regions(), cluster.healthContext());
+  const problem = (p: HealthProblem) => p.replace("-", "_");
+  r.gauge({
+    name: "mrkv_scheduler_unhealthy_regions",
+    help: "Regions with a problem: fewer healthy voters than max-replicas (miss_peer), " +
+      "a down peer, a pending peer, no live leader.",
+    labels: ["problem"],
+    collect: () => {
+      const h = health();
+      return HEALTH_PROBLEMS.map((p) => [{ problem: problem(p) }, h.total[p]]);
+    },
+  });
+  r.gauge({
+    name: "mrkv_scheduler_store_unhealthy_regions",
+    help: "Per store: regions whose down or pending peer is there, or with a peer there " +
+      "that miss a peer or a leader.",
+    labels: ["store", "problem"],
+    collect: () => {
+      const h = health();
+      return cluster.stores().flatMap((s) =>
+        HEALTH_PROBLEMS.map((p): [Labels, number] => [
+          { store: s.meta.id, problem: problem(p) },
+          h.byStore.get(s.meta.id)?.[p] ?? 0,
+        ])
+      );
+    },
+  });
+  r.counter({
+    name: "mrkv_scheduler_refused_steps_total",
+    help: "Operator steps leaders reported refusing.",
+    collect: () => c.refusedSteps,
   });
   r.gauge({
     name: "mrkv_scheduler_id_high_water_mark",

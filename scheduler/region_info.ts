@@ -22,6 +22,15 @@ export interface RegionInfo {
   readonly approximateKeys: number;
 }
 
+/**
+ * Whether the leader reports peer `peerId` as catching up (pending) or silent (down): such a
+ * peer should not be given leadership.
+ */
+export function isPeerLagging(r: RegionInfo, peerId: number): boolean {
+  return r.pendingPeers.some((p) => p.id === peerId) ||
+    r.downPeers.some((d) => d.peer.id === peerId);
+}
+
 /** Converts a reported size in bytes to scheduling units (MiB, at least 1). */
 export function sizeInMiB(bytes: number): number {
   return Math.max(1, Math.round(bytes / MIB));
@@ -74,6 +83,8 @@ export function metaChanged(a: Region, b: Region): boolean {
 export function regionChanged(a: RegionInfo, b: RegionInfo): boolean {
   return metaChanged(a.meta, b.meta) || a.leader?.id !== b.leader?.id ||
     !peersEqual(a.pendingPeers, b.pendingPeers) || a.downPeers.length !== b.downPeers.length ||
-    a.downPeers.some((d, i) => d.peer.id !== b.downPeers[i]!.peer.id) ||
+    a.downPeers.some((d, i) =>
+      d.peer.id !== b.downPeers[i]!.peer.id || d.downSeconds !== b.downPeers[i]!.downSeconds
+    ) ||
     a.approximateSizeBytes !== b.approximateSizeBytes || a.approximateKeys !== b.approximateKeys;
 }

@@ -195,3 +195,49 @@ Deno.test("2,000 concurrent region_heartbeat requests all succeed, and the repli
   );
   await t.close();
 });
+
+Deno.test("a step the leader reports refusing ends its operator with the reason; a malformed refusal is a 400", async () => {
+  const t = await openTestApp();
+  for (const id of [1, 2]) {
+    await rpc(t.app, "put_store", { store: { id, address: `127.0.1.1:${id}` } });
+  }
+  const region = {
+    id: 10,
+    startKey: new Uint8Array(),
+    endKey: new Uint8Array(),
+    epoch: { confVer: 1, version: 1 },
+    peers: [{ id: 11, storeId: 1 }, { id: 12, storeId: 2 }],
+  };
+  const hb = (extra: Record<string, unknown> = {}) =>
+    rpc(t.app, "region_heartbeat", {
+      heartbeats: [{ region, leader: { id: 11, storeId: 1 }, ...extra }],
+    }).then(decodeRegionHeartbeatResponse);
+  await hb();
+  const op = await admin(t.app, "POST", "/operators", {
+    name: "transfer-leader",
+    region_id: 10,
+    to_store_id: 2,
+  });
+  assert.equal(op.status, 201);
+  assert.equal((await hb()).results[0]?.step?.type, "TransferLeader");
+  const refused = await hb({
+    refusedStep: { type: "TransferLeader", reason: "peer 12 was last heard from 5000 ms ago" },
+  });
+  assert.deepEqual(refused.results, [], "no step any more");
+  const ended = await admin(t.app, "GET", "/operators/10");
+  assert.equal(ended.json.status, "Cancelled");
+  assert.match(ended.json.reason, /leader refused TransferLeader: peer 12 was last heard/);
+  const bad = await rpcRaw(
+    t.app,
+    "region_heartbeat",
+    encodeCbor({
+      heartbeats: [{ region, leader: region.peers[0], refusedStep: { type: "Merge", reason: "" } }],
+    }),
+  );
+  assert.equal(bad.status, 400);
+  assert.match(
+    (await bad.json()).error.message,
+    /refusedStep.type "Merge" is not an operator step/,
+  );
+  await t.close();
+});

@@ -144,6 +144,7 @@ function scheduleConfigFrom(config: Config): Partial<ScheduleConfig> {
   return {
     maxReplicas: config.maxReplicas,
     maxStoreDownTime: config.maxStoreDownTime,
+    storeDisconnectTime: config.storeDisconnectTime,
     scheduleIntervalMs: config.scheduleIntervalMs,
   };
 }

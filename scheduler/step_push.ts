@@ -15,7 +15,7 @@ import type { RegionHeartbeatResult } from "../proto/pdpb.ts";
 /** Longest a store's poll is held open. */
 export const MAX_WAIT_MS = 30_000;
 /** Most steps queued for one store (one per region; a newer step replaces an older one). */
-const MAX_QUEUED = 10_000;
+export const MAX_QUEUED = 10_000;
 
 interface Waiter {
   readonly resolve: (results: RegionHeartbeatResult[]) => void;

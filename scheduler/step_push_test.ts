@@ -4,8 +4,11 @@
  * without losing steps; closing ends every poll.
  */
 import assert from "node:assert/strict";
-import type { RegionHeartbeatResult } from "../proto/pdpb.ts";
-import { StepOutbox } from "./step_push.ts";
+import { decodeRegionHeartbeatResponse, type RegionHeartbeatResult } from "../proto/pdpb.ts";
+import { encodeCbor } from "../proto/codec.ts";
+import { admin, openTestApp, rpc, rpcRaw } from "./_test_app.ts";
+import { heartbeat, region, voter } from "./_test_cluster.ts";
+import { MAX_QUEUED, StepOutbox } from "./step_push.ts";
 
 const peer = { id: 5, storeId: 2, role: "Voter" as const };
 const step = (regionId: number, storeId = 2): RegionHeartbeatResult => ({
@@ -63,4 +66,39 @@ Deno.test("closing ends every poll and ignores later pushes", async () => {
   assert.deepEqual(await Promise.all(polls), [[], []]);
   o.push(1, step(1));
   assert.deepEqual(await o.wait(1, 30_000), []);
+});
+
+Deno.test("a store that never polls costs bounded memory: the oldest regions' steps are dropped", async () => {
+  const o = new StepOutbox();
+  for (let i = 0; i < MAX_QUEUED + 5; i++) o.push(5, step(1000 + i));
+  const got = await o.wait(5, 5_000);
+  assert.equal(got.length, MAX_QUEUED);
+  assert.equal(got[0]!.regionId, 1005, "the five oldest went");
+  o.close();
+});
+
+Deno.test("wait_operator_steps: an admin operator hands its first step to the leader's store at once", async () => {
+  const t = await openTestApp();
+  for (const id of [1, 2]) {
+    await rpc(t.app, "put_store", { store: { id, address: `127.0.0.1:${id}` } });
+  }
+  t.cluster.handleRegionHeartbeat(
+    heartbeat(region(10, "", "", { confVer: 1, version: 1 }, [voter(11, 2), voter(12, 1)])),
+  );
+  const waiting = rpc(t.app, "wait_operator_steps", { storeId: 2, waitMs: 10_000 });
+  const op = await admin(t.app, "POST", "/operators", {
+    name: "transfer-leader",
+    region_id: 10,
+    to_store_id: 1,
+  });
+  assert.equal(op.status, 201);
+  const { results } = decodeRegionHeartbeatResponse(await waiting);
+  assert.deepEqual(results.map((r) => [r.regionId, r.step?.type]), [[10, "TransferLeader"]]);
+  const unknown = await rpcRaw(
+    t.app,
+    "wait_operator_steps",
+    encodeCbor({ storeId: 99, waitMs: 10 }),
+  );
+  assert.equal(unknown.status, 404);
+  await t.close();
 });

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { MrkvError } from "../proto/errors.ts";
 import { isStoreRemoved } from "../proto/pdpb.ts";
 import { openTestCluster } from "./_test_cluster.ts";
-import { DISCONNECTED_AFTER_MS, STORE_TRANSITIONS } from "./store_info.ts";
+import { STORE_TRANSITIONS } from "./store_info.ts";
 
 const stats = (storeId: number) => ({
   storeId,
@@ -17,13 +17,15 @@ const stats = (storeId: number) => ({
   isBusy: false,
 });
 
-Deno.test("a silent store becomes Disconnected, then Down; a heartbeat brings it back Up", async () => {
-  const t = await openTestCluster({ maxStoreDownTime: 60_000 });
+Deno.test("a silent store becomes Disconnected after store-disconnect-time, then Down; a heartbeat brings it back Up", async () => {
+  const t = await openTestCluster({ maxStoreDownTime: 60_000, storeDisconnectTime: 2_000 });
   const c = t.cluster;
   await c.putStore({ id: 1, address: "127.0.0.1:1" });
   c.handleStoreHeartbeat(stats(1));
   assert.equal(c.stateName(c.getStore(1)), "Up");
-  t.clock.advance(DISCONNECTED_AFTER_MS + 1);
+  t.clock.advance(2_000);
+  assert.equal(c.stateName(c.getStore(1)), "Up", "exactly the threshold is still Up");
+  t.clock.advance(1);
   assert.equal(c.stateName(c.getStore(1)), "Disconnected");
   t.clock.advance(60_000);
   assert.equal(c.stateName(c.getStore(1)), "Down");
@@ -75,5 +77,31 @@ Deno.test("a drained Offline store becomes Tombstone on the next schedule run", 
   await c.setStoreState(1, "Offline");
   await new Coordinator(c, []).tick();
   assert.equal(c.getStore(1).state, "Tombstone");
+  await t.close();
+});
+
+Deno.test("an Up store most other live stores cannot reach is Disconnected at once; it is Up again once they can", async () => {
+  const t = await openTestCluster({ storeDisconnectTime: 3_000 });
+  const c = t.cluster;
+  for (const id of [1, 2, 3, 4]) await c.putStore({ id, address: `127.0.0.1:${id}` });
+  const report = (id: number, unreachableStores: number[]) =>
+    c.handleStoreHeartbeat({ ...stats(id), unreachableStores });
+  for (const id of [1, 2, 3, 4]) report(id, []);
+  report(1, [4]);
+  assert.equal(c.stateName(c.getStore(4)), "Up", "one store of three is no majority");
+  report(2, [4]);
+  assert.equal(c.stateName(c.getStore(4)), "Disconnected", "two of three");
+  assert.equal(c.unusableTarget(4), "Disconnected");
+  assert.equal(c.stateName(c.getStore(1)), "Up", "the reporters themselves are fine");
+  // Store 4 reporting everyone unreachable (its own network is broken) changes nothing for them.
+  report(4, [1, 2, 3]);
+  assert.equal(c.stateName(c.getStore(1)), "Up");
+  // Reports only count from stores heard from within store-disconnect-time.
+  t.clock.advance(3_001);
+  for (const id of [3, 4]) report(id, []);
+  assert.equal(c.stateName(c.getStore(4)), "Up", "the reporters went silent themselves");
+  report(1, []);
+  report(2, []);
+  assert.equal(c.stateName(c.getStore(4)), "Up");
   await t.close();
 });

@@ -56,9 +56,11 @@ Deno.test(
             header,
             admin: {
               type: "Split",
-              splitKey: b("m"),
-              newRegionId: 1,
-              newPeerIds: region.peers.map((p) => p.id + 1000),
+              splits: [{
+                splitKey: b("m"),
+                newRegionId: 1,
+                newPeerIds: region.peers.map((p) => p.id + 1000),
+              }],
             },
           }),
         },

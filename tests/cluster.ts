@@ -24,6 +24,8 @@ export interface ClusterOptions {
   readonly seed?: number;
   readonly store?: Partial<StoreConfig>;
   readonly maxReplicas?: number;
+  /** Extra scheduler flags, e.g. `["--max-store-down-time", "5s"]` (they win over the defaults). */
+  readonly schedulerFlags?: readonly string[];
   /** Print store logs (default: only with MRKV_DEBUG=1). */
   readonly verbose?: boolean;
   /**
@@ -124,6 +126,7 @@ export class TestCluster {
       "50",
       "--log-level",
       "error",
+      ...(opts.schedulerFlags ?? []),
     ]);
     if (parsed.help) throw new Error("unreachable");
     const scheduler = await startScheduler(parsed.config);

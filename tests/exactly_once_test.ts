@@ -153,7 +153,7 @@ Deno.test(
       await node.kv.localWrite(b("m1"), b("first"), tag);
       await c.put("m1", "second");
       // Split at "m": the key now belongs to the new region.
-      await node.workers.split.splitRegion(leader, b("m"));
+      await node.workers.split.splitRegion(leader, [b("m")]);
       const rightId = c.node(slot).store.meta.regionForKey(b("m1"))!.id;
       assert.notEqual(rightId, 1);
       const right = () => ({ id: rightId });

@@ -149,6 +149,30 @@ Deno.test(
 );
 
 Deno.test(
+  "a sleeping region's silent followers are not down: no down-peer report, and a transfer to one goes ahead",
+  opts,
+  () =>
+    withCluster({ stores: 3, store: { maxPeerDownDuration: 500 } }, async (c) => {
+      await c.put("k", "v");
+      await waitAsleep(c);
+      const leader = c.leaderOf(1)!;
+      const follower = leader.region.peers.find((p) => p.id !== leader.meta.id)!;
+      const reportsBefore = c.scheduler.cluster.counters.regionHeartbeats;
+      // Four times max-peer-down-duration without a Raft message from the followers.
+      await new Promise((r) => setTimeout(r, 2_000));
+      assert.ok(leader.sleep.asleep, "the region slept throughout");
+      assert.ok(
+        c.scheduler.cluster.counters.regionHeartbeats > reportsBefore,
+        "the sleeping region was reported meanwhile",
+      );
+      assert.deepEqual(c.scheduler.cluster.getRegion(1).downPeers, [], "no peer reported down");
+      const node = c.running().find((n) => n.store.peers.get(1) === leader)!;
+      await node.workers.heartbeat.execute(leader, { type: "TransferLeader", peer: follower });
+      await waitFor("the follower to lead", () => c.leaderOf(1)?.meta.id === follower.id);
+    }),
+);
+
+Deno.test(
   "a sleeping follower cut off from its leader never unseats it",
   opts,
   () =>

@@ -112,6 +112,8 @@ export class ChildProc {
    */
   readonly status: Promise<ExitStatus>;
   #exited: ExitStatus | undefined;
+  /** Called with every line of output (e.g. to count a message over a long run). */
+  onLine: ((line: string) => void) | undefined;
 
   readonly #group: boolean;
 
@@ -215,6 +217,7 @@ export class ChildProc {
   }
 
   #keep(line: string): void {
+    this.onLine?.(line);
     if (verbose) console.error(`[${this.name}] ${line}`);
     this.#lines.push(line);
     if (this.#lines.length > LOG_LINES) this.#lines.shift();
@@ -232,6 +235,8 @@ export interface ProcessClusterOptions {
   readonly stores?: number;
   /** Extra flags for every store (after {@link FAST_STORE_FLAGS}, unless `fast` is false). */
   readonly storeFlags?: readonly string[];
+  /** Extra flags for the scheduler, e.g. `["--max-store-down-time", "15s"]`. */
+  readonly schedulerFlags?: readonly string[];
   /** Use {@link FAST_STORE_FLAGS} (default true); false: the stores' default timings. */
   readonly fast?: boolean;
   /**
@@ -270,6 +275,7 @@ interface StoreSlot {
 export class ProcessCluster {
   readonly #slots: StoreSlot[];
   readonly #storeFlags: readonly string[];
+  readonly #schedulerFlags: readonly string[];
   /** Every scheduler process this cluster ran; the last one is the current one. */
   readonly #schedulers: ChildProc[] = [];
 
@@ -290,6 +296,7 @@ export class ProcessCluster {
     readonly schedulerPort: number,
     slots: StoreSlot[],
     storeFlags: readonly string[],
+    schedulerFlags: readonly string[] = [],
     /** Whether `close` removes the directory. */
     readonly temporary = true,
     /** The checkout the processes run from. */
@@ -297,6 +304,7 @@ export class ProcessCluster {
   ) {
     this.#slots = slots;
     this.#storeFlags = storeFlags;
+    this.#schedulerFlags = schedulerFlags;
   }
 
   /**
@@ -349,6 +357,7 @@ export class ProcessCluster {
       "--schedule-interval-ms",
       "50ms",
       ...this.#securityFlags("scheduler"),
+      ...this.#schedulerFlags,
     ], { cwd: this.code });
     this.#schedulers.push(proc);
     return proc;
@@ -420,6 +429,7 @@ export class ProcessCluster {
       schedulerPort!,
       slots,
       [...(opts.fast ?? true ? FAST_STORE_FLAGS : []), ...(opts.storeFlags ?? [])],
+      opts.schedulerFlags,
       opts.dir === undefined,
       opts.code === undefined
         ? REPO_ROOT

@@ -206,9 +206,11 @@ export async function runAttackSuite(t: Deno.TestContext, mode: ClusterSecurity)
         proposal(f, to, {
           admin: {
             type: "Split",
-            splitKey: enc.encode("m"),
-            newRegionId: 1,
-            newPeerIds: region.peers.map((p) => p.id),
+            splits: [{
+              splitKey: enc.encode("m"),
+              newRegionId: 1,
+              newPeerIds: region.peers.map((p) => p.id),
+            }],
           },
         })],
       ["a forged Put", (f, to) =>

@@ -27,6 +27,7 @@ Deno.test(
       );
       assert.equal(c.scheduler.cluster.getStore(id).state, "Tombstone");
       assert.match(reason!.message, ADVICE);
+      assert.ok(node.store.stopped, "the store stopped serving");
       const status = await (await node.app.request("/status")).json();
       assert.equal(status.healthy, false);
 

@@ -13,14 +13,15 @@
  * @module
  */
 import { MrkvError } from "../../proto/errors.ts";
-import type { Peer } from "../../proto/metapb.ts";
+import { bytesEqual, compareBytes, keyInRegion, type Peer } from "../../proto/metapb.ts";
 import type { OperatorStep } from "../../proto/pdpb.ts";
-import type { RegionInfo } from "../region_info.ts";
+import { isPeerLagging, type RegionInfo } from "../region_info.ts";
 import {
   DEFAULT_STEP_TIMEOUTS,
   Operator,
   type OperatorKind,
   type StepTimeouts,
+  type TargetCheck,
 } from "./operator.ts";
 
 /** What builders need besides the region. */
@@ -31,6 +32,27 @@ export interface BuildContext {
   readonly timeouts?: StepTimeouts;
   /** Every store supports joint-consensus changes: peer moves use them. */
   readonly jointConsensus?: boolean;
+  /** Which stores may not receive a peer or leadership (default: every store may). */
+  readonly unusableTarget?: TargetCheck;
+}
+
+/** Throws `BadRequest` if `storeId` may not receive `what` now. */
+function checkTarget(ctx: BuildContext, storeId: number, what: string): void {
+  const why = ctx.unusableTarget?.(storeId);
+  if (why !== undefined) {
+    throw new MrkvError("BadRequest", `store ${storeId} is ${why} and cannot take ${what}`);
+  }
+}
+
+/** The first of `candidates` that can take leadership of `r` now, if any. */
+function healthyVoter(
+  r: RegionInfo,
+  candidates: readonly Peer[],
+  ctx: BuildContext,
+): Peer | undefined {
+  return candidates.find((p) =>
+    p.role === "Voter" && !isPeerLagging(r, p.id) && ctx.unusableTarget?.(p.storeId) === undefined
+  );
 }
 
 function make(
@@ -55,6 +77,7 @@ function addPeerSteps(r: RegionInfo, storeId: number, ctx: BuildContext): [Opera
   if (r.meta.peers.some((p) => p.storeId === storeId)) {
     throw new MrkvError("BadRequest", `region ${r.meta.id} already has a peer on store ${storeId}`);
   }
+  checkTarget(ctx, storeId, "a peer");
   const id = ctx.allocPeerId();
   const learner: Peer = { id, storeId, role: "Learner" };
   return [[
@@ -97,9 +120,12 @@ export function createRemovePeerOperator(
   }
   const steps: OperatorStep[] = [];
   if (r.leader?.id === peer.id) {
-    const to = r.meta.peers.find((p) => p.id !== peer.id && p.role === "Voter");
+    const to = healthyVoter(r, r.meta.peers.filter((p) => p.id !== peer.id), ctx);
     if (!to) {
-      throw new MrkvError("BadRequest", `region ${r.meta.id} has no other voter to lead it`);
+      throw new MrkvError(
+        "BadRequest",
+        `region ${r.meta.id} has no other healthy voter to lead it`,
+      );
     }
     steps.push({ type: "TransferLeader", peer: to });
   }
@@ -161,10 +187,21 @@ export function createTransferLeaderOperator(
   if (r.leader?.id === peer.id) {
     throw new MrkvError("BadRequest", `store ${storeId} already leads region ${r.meta.id}`);
   }
+  if (isPeerLagging(r, peer.id)) {
+    throw new MrkvError(
+      "BadRequest",
+      `region ${r.meta.id}'s peer on store ${storeId} is catching up or not answering its leader`,
+    );
+  }
+  checkTarget(ctx, storeId, "leadership");
   return make(desc, kind, r, [{ type: "TransferLeader", peer }], ctx);
 }
 
-/** Splits the region at `keys` (none: the leader picks the size midpoint). */
+/**
+ * Splits the region at every one of `keys` in one batch split (sorted, duplicates dropped), or
+ * at its size midpoint when none are given. Refuses a split that cannot happen: a key not
+ * strictly inside the region, or a midpoint split of a region last reported empty.
+ */
 export function createSplitOperator(
   desc: string,
   kind: OperatorKind,
@@ -172,7 +209,29 @@ export function createSplitOperator(
   keys: readonly Uint8Array[],
   ctx: BuildContext,
 ): Operator {
-  return make(desc, kind, r, [{ type: "SplitRegion", keys }], ctx);
+  const sorted = [...keys].sort(compareBytes)
+    .filter((k, i, all) => i === 0 || !bytesEqual(k, all[i - 1]!));
+  for (const k of sorted) {
+    if (k.length === 0 || !keyInRegion(k, r.meta) || bytesEqual(k, r.meta.startKey)) {
+      throw new MrkvError(
+        "BadRequest",
+        `split key ${describeKey(k)} is not strictly inside region ${r.meta.id}`,
+      );
+    }
+  }
+  if (sorted.length === 0 && r.approximateSizeBytes === 0) {
+    throw new MrkvError(
+      "BadRequest",
+      `region ${r.meta.id} was last reported empty: there is no size midpoint to split at (give split keys)`,
+    );
+  }
+  return make(desc, kind, r, [{ type: "SplitRegion", keys: sorted }], ctx);
+}
+
+/** A key for a message: UTF-8 if it is printable, else hex. */
+function describeKey(k: Uint8Array): string {
+  const text = new TextDecoder("utf-8", { fatal: false }).decode(k);
+  return /^[\x20-\x7e]*$/.test(text) ? JSON.stringify(text) : `0x${k.toHex()}`;
 }
 
 /**
@@ -221,7 +280,11 @@ export function createTransferRegionOperator(
     voters.push((add[1] as { peer: Peer }).peer);
   }
   if (r.leader && leaving.some((p) => p.id === r.leader!.id)) {
-    steps.push({ type: "TransferLeader", peer: voters[0]! });
+    const to = healthyVoter(r, voters, ctx);
+    if (!to) {
+      throw new MrkvError("BadRequest", `region ${r.meta.id} has no healthy voter to lead it`);
+    }
+    steps.push({ type: "TransferLeader", peer: to });
   }
   for (const p of leaving) steps.push({ type: "RemovePeer", peer: p });
   if (steps.length === 0) {

@@ -9,12 +9,17 @@ import type { MergeStep, OperatorStep } from "../../proto/pdpb.ts";
 import type { RegionInfo } from "../region_info.ts";
 import {
   isMergedInto,
+  isSplitChild,
+  isSplitOvertaken,
   KIND_PRIORITY,
   Operator,
   type OperatorKind,
   type OperatorStatus,
+  type TargetCheck,
 } from "./operator.ts";
 import { mergeStepOf } from "./merge_builder.ts";
+
+const ANY_TARGET: TargetCheck = () => undefined;
 
 /** How many ended operators are kept for the admin API. */
 export const HISTORY_LIMIT = 1000;
@@ -114,21 +119,29 @@ export class OperatorController {
   /**
    * Called for every admitted heartbeat: advances the region's operator and returns the step
    * its leader should carry out now, if any. The step is repeated on every heartbeat until the
-   * region shows it done (stores treat steps as idempotent).
+   * region shows it done (stores ignore a step already applied or in flight).
    */
-  dispatch(r: RegionInfo, now: number): OperatorStep | undefined {
+  dispatch(
+    r: RegionInfo,
+    now: number,
+    unusable: TargetCheck = ANY_TARGET,
+  ): OperatorStep | undefined {
     const op = this.#running.get(r.meta.id);
     if (!op) return undefined;
     if (now > op.deadline) {
       this.#end(op, "TimedOut", now, `not done by ${new Date(op.deadline).toISOString()}`);
       return undefined;
     }
-    const hasSplit = op.steps.some((s) => s.type === "SplitRegion");
+    const split = op.steps.find((s) => s.type === "SplitRegion");
     const merge = mergeStepOf(op);
     if (
-      !hasSplit && r.meta.epoch.version !== op.epoch.version && !isMergeVersion(op, merge, r)
+      !split && r.meta.epoch.version !== op.epoch.version && !isMergeVersion(op, merge, r)
     ) {
       this.#end(op, "Cancelled", now, "the region split or merged under the operator");
+      return undefined;
+    }
+    if (split && isSplitOvertaken(split, r, op.epoch)) {
+      this.#end(op, "Cancelled", now, "the region was split at other keys before this split ran");
       return undefined;
     }
     const step = op.check(r);
@@ -136,6 +149,7 @@ export class OperatorController {
       this.#end(op, "Finished", now);
       return undefined;
     }
+    if (this.#cancelIfTargetUnusable(op, now, unusable)) return undefined;
     if (op.status === "Created") op.transition("Running", now);
     // The target of a merge only waits: its region is held still, nothing is sent to it.
     if (step.type === "MergeRegion" && step.passive) return undefined;
@@ -143,14 +157,33 @@ export class OperatorController {
   }
 
   /**
+   * Called when an admitted heartbeat removed regions it overlaps from the map: a split
+   * operator on one of them is Finished if the new region is one its split created (the new
+   * regions may report before the old one). Other operators on them are left for
+   * {@link checkAll}, which cancels them as gone.
+   */
+  onRegionsOverlapped(overlapped: readonly RegionInfo[], by: RegionInfo, now: number): void {
+    for (const o of overlapped) {
+      const op = this.#running.get(o.meta.id);
+      const step = op?.stepInProgress();
+      if (op && step?.type === "SplitRegion" && isSplitChild(step, op.epoch, by.meta)) {
+        op.markAllDone();
+        this.#end(op, "Finished", now);
+      }
+    }
+  }
+
+  /**
    * Times out overdue operators and cancels those whose region is gone — but a merge's source
    * operator whose region is gone because its target took it in has finished. `regionOf` gives
-   * the known region with an ID.
+   * the known region with an ID. Also cancels operators that still have to send work to a store
+   * that may not receive any now.
    */
   checkAll(
     now: number,
     regionExists: (id: number) => boolean,
     regionOf?: (id: number) => RegionInfo | undefined,
+    unusable: TargetCheck = ANY_TARGET,
   ): void {
     for (const op of [...this.#running.values()]) {
       if (op.status !== "Created" && op.status !== "Running") continue; // ended with its partner
@@ -163,8 +196,37 @@ export class OperatorController {
         } else {
           this.#end(op, "Cancelled", now, "the region is gone");
         }
+      } else this.#cancelIfTargetUnusable(op, now, unusable);
+    }
+  }
+
+  /** Ends `op` as Cancelled if a store it still has to send work to may not receive any. */
+  #cancelIfTargetUnusable(op: Operator, now: number, unusable: TargetCheck): boolean {
+    for (const storeId of op.targetStores()) {
+      const why = unusable(storeId);
+      if (why !== undefined) {
+        this.#end(op, "Cancelled", now, `target store ${storeId} is ${why}`);
+        return true;
       }
     }
+    return false;
+  }
+
+  /**
+   * Ends the region's operator as Cancelled because its leader refused the step in progress
+   * (e.g. a split with no split key, a transfer to a peer it has not heard from). Returns the
+   * operator if one was cancelled.
+   */
+  onStepRefused(
+    regionId: number,
+    type: OperatorStep["type"],
+    reason: string,
+    now: number,
+  ): Operator | undefined {
+    const op = this.#running.get(regionId);
+    if (!op || op.stepInProgress()?.type !== type) return undefined;
+    this.#end(op, "Cancelled", now, `the leader refused ${type}: ${reason}`);
+    return op;
   }
 
   #end(op: Operator, status: OperatorStatus, now: number, reason = ""): void {

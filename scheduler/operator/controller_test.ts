@@ -12,6 +12,7 @@ import { createMergeRegionOperators } from "./merge_builder.ts";
 import { Operator, OPERATOR_TRANSITIONS } from "./operator.ts";
 
 const T0 = 1_000_000;
+const b = (s: string) => new TextEncoder().encode(s);
 const voter = (id: number, storeId: number) => ({ id, storeId, role: "Voter" as const });
 
 function regionOn(
@@ -109,22 +110,122 @@ Deno.test("operators time out at their deadline, on heartbeat or on the periodic
   assert.equal(oc.ended.TimedOut, 2);
 });
 
-Deno.test("an operator is cancelled when its region splits under it or disappears; a split operator finishes on the version bump", () => {
+Deno.test("an operator is cancelled when its region splits under it or disappears", () => {
   const oc = new OperatorController();
   const r = regionOn([1, 2, 3]);
   const op = createTransferLeaderOperator("t", "leader", r, 2, ctx());
   oc.addOperator(op, T0);
   assert.equal(oc.dispatch(regionOn([1, 2, 3], 1, 1, 2), T0), undefined);
   assert.equal(op.status, "Cancelled");
-  const split = createSplitOperator("s", "admin", r, [], ctx());
-  oc.addOperator(split, T0);
-  assert.equal(oc.dispatch(r, T0)?.type, "SplitRegion");
-  assert.equal(oc.dispatch(regionOn([1, 2, 3], 1, 1, 2), T0), undefined);
-  assert.equal(split.status, "Finished");
   const gone = createTransferLeaderOperator("g", "leader", r, 2, ctx());
   oc.addOperator(gone, T0);
   oc.checkAll(T0, () => false);
   assert.equal(gone.status, "Cancelled");
+});
+
+/** `r` after a split: version 2, ending at `end`. */
+function splitTo(r: RegionInfo, end: string): RegionInfo {
+  return {
+    ...r,
+    meta: { ...r.meta, endKey: b(end), epoch: { ...r.meta.epoch, version: 2 } },
+  };
+}
+
+Deno.test("a split operator finishes when its region ends at the first split key, from the old region's report or a new region's", () => {
+  const oc = new OperatorController();
+  const r = regionOn([1, 2, 3]);
+  const split = createSplitOperator("s", "admin", r, [b("t"), b("m"), b("m")], ctx());
+  const step = split.steps[0]!;
+  assert.ok(step.type === "SplitRegion");
+  assert.deepEqual(step.keys, [b("m"), b("t")], "sorted, duplicates dropped");
+  oc.addOperator(split, T0);
+  assert.equal(oc.dispatch(r, T0)?.type, "SplitRegion");
+  assert.equal(oc.dispatch(splitTo(r, "m"), T0), undefined);
+  assert.equal(split.status, "Finished");
+
+  // A new region reports before the old one: it starts at a split key with a newer version.
+  const again = createSplitOperator("s2", "admin", r, [b("m")], ctx());
+  oc.addOperator(again, T0);
+  const child = regionInfoFromMeta({
+    ...r.meta,
+    id: 8,
+    startKey: b("m"),
+    epoch: { confVer: 1, version: 2 },
+  });
+  oc.onRegionsOverlapped([regionOn([1, 2, 3])], { ...child, meta: { ...child.meta, id: 9 } }, T0);
+  assert.equal(again.status, "Finished");
+  assert.equal(again.currentStep, 1, "every step shown done");
+});
+
+Deno.test("a split operator whose region was split elsewhere first is cancelled; a midpoint split finishes on any split", () => {
+  const oc = new OperatorController();
+  const r = regionOn([1, 2, 3]);
+  const keyed = createSplitOperator("s", "admin", r, [b("m")], ctx());
+  oc.addOperator(keyed, T0);
+  assert.equal(oc.dispatch(splitTo(r, "x"), T0), undefined);
+  assert.equal(keyed.status, "Cancelled");
+  assert.match(keyed.reason, /split at other keys/);
+  const sized = { ...r, approximateSizeBytes: 1 << 20 };
+  const midpoint = createSplitOperator("s", "admin", sized, [], ctx());
+  oc.addOperator(midpoint, T0);
+  assert.equal(oc.dispatch(splitTo(sized, "x"), T0), undefined);
+  assert.equal(midpoint.status, "Finished");
+});
+
+Deno.test("impossible splits are refused up front with the reason", () => {
+  const r = regionOn([1, 2, 3]);
+  const bounded = { ...r, meta: { ...r.meta, startKey: b("c"), endKey: b("p") } };
+  assert.throws(
+    () => createSplitOperator("s", "admin", r, [], ctx()),
+    /last reported empty: there is no size midpoint/,
+  );
+  assert.throws(
+    () => createSplitOperator("s", "admin", bounded, [b("x")], ctx()),
+    /split key "x" is not strictly inside region 7/,
+  );
+  assert.throws(
+    () => createSplitOperator("s", "admin", bounded, [b("c")], ctx()),
+    /not strictly inside/,
+    "the start key would leave an empty region",
+  );
+});
+
+Deno.test("operators that still have to send work to a store that may not receive any are cancelled; removals are not", () => {
+  const oc = new OperatorController();
+  const r = regionOn([1, 2, 3]);
+  const dead = new Set<number>();
+  const unusable = (id: number) => (dead.has(id) ? "Disconnected" : undefined);
+  const transfer = createTransferLeaderOperator("t", "leader", r, 2, ctx());
+  oc.addOperator(transfer, T0);
+  assert.equal(oc.dispatch(r, T0, unusable)?.type, "TransferLeader");
+  dead.add(2);
+  assert.equal(oc.dispatch(r, T0, unusable), undefined, "not sent toward a Disconnected store");
+  assert.equal(transfer.status, "Cancelled");
+  assert.match(transfer.reason, /target store 2 is Disconnected/);
+  const move = createMovePeerOperator("m", "region", r, 1, 4, ctx());
+  oc.addOperator(move, T0);
+  dead.add(4);
+  oc.checkAll(T0, () => true, undefined, unusable);
+  assert.equal(move.status, "Cancelled", "the periodic check catches it without a heartbeat");
+  const remove = new Operator("r", "replica", 7, r.meta.epoch, [{
+    type: "RemovePeer",
+    peer: r.meta.peers[1]!,
+  }], T0);
+  oc.addOperator(remove, T0);
+  oc.checkAll(T0, () => true, undefined, unusable);
+  assert.equal(remove.status, "Created", "removing a peer on a dead store is what repair does");
+});
+
+Deno.test("a step the leader refused cancels the operator with the leader's reason", () => {
+  const oc = new OperatorController();
+  const r = regionOn([1, 2, 3]);
+  const op = createTransferLeaderOperator("t", "leader", r, 2, ctx());
+  oc.addOperator(op, T0);
+  oc.dispatch(r, T0);
+  assert.equal(oc.onStepRefused(7, "SplitRegion", "x", T0), undefined, "not the step in progress");
+  assert.equal(oc.onStepRefused(7, "TransferLeader", "peer 102 is silent", T0), op);
+  assert.equal(op.status, "Cancelled");
+  assert.match(op.reason, /leader refused TransferLeader: peer 102 is silent/);
 });
 
 Deno.test("status changes follow the transition table; ended operators are kept up to the limit", () => {

@@ -7,6 +7,7 @@
  * @module
  */
 import {
+  bytesEqual,
   compareBytes,
   compareEndKeys,
   isJointRegion,
@@ -41,8 +42,11 @@ export function isEndStatus(s: OperatorStatus): boolean {
 export type OperatorKind = "admin" | "replica" | "merge" | "region" | "leader";
 
 /**
- * Higher replaces lower for the same region. A merge is not replaced by balancing: moving a
- * peer of either region under it would only make it roll back.
+ * Higher replaces lower for the same region, at once: an admin's operator replaces any
+ * other; the replica checker's repair replaces a balance operator (it examines regions that
+ * have one and replaces it when a replica is lost); balance operators never replace anything.
+ * A merge is not replaced by balancing: moving a peer of either region under it would only make
+ * it roll back.
  */
 export const KIND_PRIORITY: Readonly<Record<OperatorKind, number>> = {
   admin: 3,
@@ -61,7 +65,51 @@ export interface StepTimeouts {
 /** PD's defaults: slow steps (adding a peer, which may need a snapshot) 10 min, fast steps 60 s. */
 export const DEFAULT_STEP_TIMEOUTS: StepTimeouts = { slowStepMs: 600_000, fastStepMs: 60_000 };
 
-/** True once the region, as last reported, shows `step` done. */
+/**
+ * Why a store may not receive work now (its state name, e.g. `"Disconnected"`), or undefined
+ * if it may. Builders refuse such targets; running operators that still have to send work to
+ * one are cancelled.
+ */
+export type TargetCheck = (storeId: number) => string | undefined;
+
+/**
+ * The store a step sends work to: the store of a new, promoted or leading peer. Removals and
+ * splits have none. An operator is cancelled once a store it still has to send work to is not
+ * `Up` (see the controller).
+ */
+export function stepTarget(step: OperatorStep): number | undefined {
+  switch (step.type) {
+    case "AddLearner":
+    case "PromoteLearner":
+    case "TransferLeader":
+      return step.peer.storeId;
+    case "RemovePeer":
+    case "SplitRegion":
+      return undefined;
+  }
+}
+
+/**
+ * Whether a region split out of the operator's region shows the split done: a region of a
+ * newer version that starts at one of the split keys (or, for a midpoint split, anywhere
+ * inside the old range). The new regions may report before the old one does.
+ */
+export function isSplitChild(
+  step: OperatorStep & { type: "SplitRegion" },
+  start: RegionEpoch,
+  child: Region,
+): boolean {
+  if (child.epoch.version <= start.version) return false;
+  if (step.keys.length === 0) return true;
+  return step.keys.some((k) => bytesEqual(k, child.startKey));
+}
+
+/**
+ * True once the region, as last reported, shows `step` done. A split is done when the
+ * version grew and the region now ends at the first split key (a batch split applies every
+ * key at once, so the rest are done too). A version bump that ends the region elsewhere is a
+ * split by someone else: see {@link isSplitOvertaken}.
+ */
 export function isStepFinished(step: OperatorStep, r: RegionInfo, start: RegionEpoch): boolean {
   switch (step.type) {
     case "AddLearner": {
@@ -75,8 +123,11 @@ export function isStepFinished(step: OperatorStep, r: RegionInfo, start: RegionE
       return !r.meta.peers.some((x) => x.id === step.peer.id);
     case "TransferLeader":
       return r.leader?.storeId === step.peer.storeId;
-    case "SplitRegion":
-      return r.meta.epoch.version > start.version;
+    case "SplitRegion": {
+      if (r.meta.epoch.version <= start.version) return false;
+      const first = firstKey(step.keys);
+      return first === undefined || bytesEqual(r.meta.endKey, first);
+    }
     case "ChangePeerV2Enter":
       return step.promote.every((p) => hasRole(r.meta, p.id, "IncomingVoter", "Voter")) &&
         step.demote.every((p) => hasRole(r.meta, p.id, "DemotingVoter", "Learner", undefined));
@@ -101,6 +152,18 @@ export function isMergedInto(target: Region, step: MergeStep, start: RegionEpoch
   return target.id === step.target.id && target.epoch.version > start.version &&
     compareBytes(target.startKey, step.source.startKey) <= 0 &&
     compareEndKeys(target.endKey, step.source.endKey) >= 0;
+}
+
+/** True if the region's version grew without the split step taking effect (see above). */
+export function isSplitOvertaken(step: OperatorStep, r: RegionInfo, start: RegionEpoch): boolean {
+  return step.type === "SplitRegion" && r.meta.epoch.version > start.version &&
+    !isStepFinished(step, r, start);
+}
+
+function firstKey(keys: readonly Uint8Array[]): Uint8Array | undefined {
+  let first: Uint8Array | undefined;
+  for (const k of keys) if (!first || compareBytes(k, first) < 0) first = k;
+  return first;
 }
 
 /** A short human description of a step. */
@@ -182,6 +245,26 @@ export class Operator {
   /** Steps not done yet. */
   remainingSteps(): readonly OperatorStep[] {
     return this.steps.slice(this.#current);
+  }
+
+  /** The step in progress, if any. */
+  stepInProgress(): OperatorStep | undefined {
+    return this.steps[this.#current];
+  }
+
+  /** Marks every step done (a split seen done through one of the regions it created). */
+  markAllDone(): void {
+    this.#current = this.steps.length;
+  }
+
+  /** Stores the steps not done yet still have to send work to. */
+  targetStores(): number[] {
+    const out: number[] = [];
+    for (const step of this.remainingSteps()) {
+      const t = stepTarget(step);
+      if (t !== undefined && !out.includes(t)) out.push(t);
+    }
+    return out;
   }
 
   /** Moves to `to`; throws if the transition table does not allow it (a bug). */

@@ -3,7 +3,7 @@
  *
  * Sources are suitable stores by leader count, most first. For a source, every region it
  * leads (without an operator) is a candidate; its voter followers on suitable stores are
- * possible targets. The target with the fewest leaders wins, and the transfer happens only if
+ * possible targets, unless the leader reports them pending or down. The target with the fewest leaders wins, and the transfer happens only if
  * the source has at least two more leaders than it, so the target never ends up above the
  * source and no leadership moves back and forth.
  *
@@ -11,7 +11,7 @@
  */
 import { createTransferLeaderOperator } from "../operator/builder.ts";
 import type { Operator } from "../operator/operator.ts";
-import type { RegionInfo } from "../region_info.ts";
+import { isPeerLagging, type RegionInfo } from "../region_info.ts";
 import { type ClusterView, isSuitable, type Scheduler, type StoreView } from "./view.ts";
 
 /** The scheduler's registered name. */
@@ -35,7 +35,7 @@ export function scheduleBalanceLeader(view: ClusterView): Operator | null {
       const region = view.region(id);
       if (!region) continue;
       for (const p of region.meta.peers) {
-        if (p.role !== "Voter" || p.storeId === source.id) continue;
+        if (p.role !== "Voter" || p.storeId === source.id || isPeerLagging(region, p.id)) continue;
         const t = byId.get(p.storeId);
         if (!t || source.leaderCount - t.leaderCount < 2) continue;
         if (!best || t.leaderCount < best.target.leaderCount) best = { region, target: t };

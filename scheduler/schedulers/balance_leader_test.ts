@@ -35,3 +35,20 @@ Deno.test("learners never receive leadership", () => {
   });
   assert.equal(scheduleBalanceLeader(tc), null);
 });
+
+Deno.test("a Disconnected store never receives leadership, nor does a follower its leader reports down or pending", () => {
+  const tc = new MockCluster();
+  tc.addLeaderStore(1, 10).addLeaderStore(2, 0).addLeaderStore(3, 4);
+  tc.addLeaderRegion(1, 1, 2, 3);
+  const first = scheduleBalanceLeader(tc)?.steps[0];
+  assert.ok(first?.type === "TransferLeader" && first.peer.storeId === 2, "store 2 leads least");
+  tc.setStoreDisconnected(2);
+  const next = scheduleBalanceLeader(tc)?.steps[0];
+  assert.ok(next?.type === "TransferLeader" && next.peer.storeId === 3, "store 2 is skipped");
+  const r = tc.region(1)!;
+  const onThree = r.meta.peers.find((p) => p.storeId === 3)!;
+  tc.putRegion({ ...r, downPeers: [{ peer: onThree, downSeconds: 12 }] });
+  assert.equal(scheduleBalanceLeader(tc), null, "the only other follower is reported down");
+  tc.putRegion({ ...r, pendingPeers: [onThree] });
+  assert.equal(scheduleBalanceLeader(tc), null, "…or pending");
+});

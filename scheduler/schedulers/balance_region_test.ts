@@ -139,3 +139,16 @@ Deno.test("a region is never moved back onto a store balance-region took it from
   tc.addLeaderRegion(1, 1, 2, 3).setMovedFrom(1, 4);
   checkTransferPeer(scheduleBalanceRegion(tc), 1, 5, true);
 });
+
+Deno.test("a Disconnected store is neither a target nor a source", () => {
+  const tc = new MockCluster();
+  tc.addRegionStore(1, 16).addRegionStore(2, 15).addRegionStore(3, 14).addRegionStore(4, 0);
+  tc.addLeaderRegion(1, 1, 2, 3);
+  checkTransferPeer(scheduleBalanceRegion(tc), 1, 4, true);
+  tc.setStoreDisconnected(4);
+  assert.equal(scheduleBalanceRegion(tc), null, "the only store with room missed heartbeats");
+  tc.addRegionStore(4, 0).setStoreDisconnected(1);
+  const op = scheduleBalanceRegion(tc);
+  assert.ok(op, "store 2 is now the largest suitable source");
+  checkTransferPeer(op, 2, 4, false);
+});

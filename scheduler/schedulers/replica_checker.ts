@@ -5,7 +5,7 @@
  * 2. a peer on a Down store is replaced: with joint consensus, a new learner catches up and one
  *    joint change swaps it in for the down peer (the quorum never needs the new peer before it
  *    has caught up, nor four voters); without, the down peer is removed and the next pass adds
- *    a replacement;
+ *    a replacement ({@link checkLostReplicas});
  * 3. a peer on an Offline store is moved to the best Up store;
  * 4. missing peers are added on the Up store with the least region size that lacks one;
  * 5. extra peers are removed, worst first (a non-Up store, then the largest store).
@@ -32,6 +32,33 @@ function bestTarget(view: ClusterView, r: RegionInfo): StoreView | undefined {
   return best;
 }
 
+/**
+ * The urgent part of the check: removes a peer on a Down store, so a replacement can be added.
+ * The coordinator also runs this on regions that have a balance operator, and the repair
+ * replaces it. A peer its leader reports down on a store that still heartbeats is left alone
+ * (PD's rule): it is usually a slow one, such as a learner still receiving its snapshot on a
+ * busy machine, and replacing it would only add load.
+ */
+export function checkLostReplicas(view: ClusterView, r: RegionInfo): Operator | null {
+  const peers = r.meta.peers;
+  const down = peers.find((p) =>
+    p.id !== r.leader?.id && view.store(p.storeId)?.stateName === "Down"
+  );
+  if (!down || peers.length < 2) return null;
+  const target = view.build.jointConsensus ? bestTarget(view, r) : undefined;
+  if (target && down.role === "Voter") {
+    return createMovePeerOperator(
+      "replace-down-replica",
+      "replica",
+      r,
+      down.storeId,
+      target.id,
+      view.build,
+    );
+  }
+  return createRemovePeerOperator("remove-down-replica", "replica", r, down.storeId, view.build);
+}
+
 /** Returns an operator that fixes `r`'s replicas, or null if it is healthy. */
 export function checkReplicas(view: ClusterView, r: RegionInfo): Operator | null {
   const peers = r.meta.peers;
@@ -48,25 +75,8 @@ export function checkReplicas(view: ClusterView, r: RegionInfo): Operator | null
       view.build,
     );
   }
-  const down = peers.find((p) =>
-    p.id !== r.leader?.id &&
-    (stateOf(p.storeId) === "Down" ||
-      r.downPeers.some((d) => d.peer.id === p.id && d.downSeconds * 1000 > view.maxStoreDownTime))
-  );
-  if (down && peers.length > 1) {
-    const target = view.build.jointConsensus ? bestTarget(view, r) : undefined;
-    if (target && down.role === "Voter") {
-      return createMovePeerOperator(
-        "replace-down-replica",
-        "replica",
-        r,
-        down.storeId,
-        target.id,
-        view.build,
-      );
-    }
-    return createRemovePeerOperator("remove-down-replica", "replica", r, down.storeId, view.build);
-  }
+  const lost = checkLostReplicas(view, r);
+  if (lost) return lost;
   const offline = peers.find((p) => stateOf(p.storeId) === "Offline");
   if (offline) {
     const target = bestTarget(view, r);

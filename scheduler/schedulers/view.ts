@@ -9,7 +9,7 @@
 import type { BuildContext } from "../operator/builder.ts";
 import type { Operator, OperatorKind } from "../operator/operator.ts";
 import type { RegionInfo } from "../region_info.ts";
-import type { StoreStateName } from "../store_info.ts";
+import { isTargetState, type StoreStateName } from "../store_info.ts";
 
 /** A store as schedulers see it. Sizes are MiB; counts include running operators' influence. */
 export interface StoreView {
@@ -46,11 +46,12 @@ export interface ClusterView {
 }
 
 /**
- * Suitable as a balance source or target: state Up and heard from within
- * `max-store-down-time` (so `Disconnected` still counts; Down, Offline and Tombstone do not).
+ * Suitable as a balance source or target: state `Up`. A `Disconnected` store has missed
+ * heartbeats and may be dead: balancing waits until it is back (or Down and repaired), since
+ * moving leaders or peers onto it would stall regions, and moving them off it needs its help.
  */
 export function isSuitable(s: StoreView): boolean {
-  return s.stateName === "Up" || s.stateName === "Disconnected";
+  return isTargetState(s.stateName);
 }
 
 /** A checker or scheduler, registered by name. */
