@@ -27,6 +27,7 @@ import { parseDuration } from "../config/config.ts";
 import { pollUntil, ProcessCluster } from "../tests/process_cluster.ts";
 import { boundaryKey, quantile, splitKeys } from "./scale/plan.ts";
 import { cpuSeconds, loadAverage, metricValue, rssBytes } from "./scale/probe.ts";
+import { versionLine } from "../telemetry/mod.ts";
 
 const USAGE = `usage: deno task bench:scale [--regions N] [--stores N] [--dir DIR] [--idle 30s]
        [--cold-writes N] [--transfers N] [--no-hibernate] [--code DIR] [--create-for 10m]
@@ -37,6 +38,10 @@ function fail(message: string): never {
   Deno.exit(2);
 }
 
+if (Deno.args.includes("--version") || Deno.args.includes("-V")) {
+  console.log(versionLine("bench_scale"));
+  Deno.exit(0);
+}
 let values;
 try {
   ({ values } = parseArgs({

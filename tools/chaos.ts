@@ -15,9 +15,14 @@
  *
  * @module
  */
+import { versionLine } from "../telemetry/mod.ts";
 import { ChaosArgError, chaosUsage, formatReport, parseChaosArgs, runChaos } from "./chaos/mod.ts";
 
 async function main(args: string[]): Promise<number> {
+  if (args.includes("--version") || args.includes("-V")) {
+    console.log(versionLine("chaos"));
+    return 0;
+  }
   let options;
   try {
     options = parseChaosArgs(args);

@@ -27,6 +27,11 @@ const ENTRIES: readonly (readonly string[])[] = [
   ["tools/bench_compare.ts"],
   ["tools/heartbeat_bench.ts"],
   ["tools/raft_simulate.ts"],
+  ["tools/bench_scale.ts"],
+  ["tools/merge_bench.ts"],
+  ["tools/scan_memory.ts"],
+  ["tools/sched_drill.ts"],
+  ["tools/chaos.ts"],
 ];
 
 Deno.test("--help and --version work on every entry", async () => {
@@ -53,6 +58,7 @@ Deno.test("--help shows sizes and durations with units; bad flags are one line a
       [["tools/heartbeat_bench.ts", "--regions", "many"], "--regions"],
       [["tools/raft_simulate.ts", "seven"], "FIRST_SEED"],
       [["main.ts", "ctl", "--bogus"], "--bogus"],
+      [["tools/sched_drill.ts", "--bogus"], "--bogus"],
     ] as const
   ) {
     const r = await run([...args]);

@@ -13,11 +13,17 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
+import { parseToolArgs } from "./_cli.ts";
 import { b, TestCluster, waitFor } from "../tests/cluster.ts";
 
-const { values } = parseArgs({
-  args: Deno.args,
+const USAGE = `Usage: deno run -A tools/merge_bench.ts [--regions 50] [--max-s 300]
+
+Times one admin merge-region operator and the merge checker on an in-process 3-store cluster
+(see the comment at the top of tools/merge_bench.ts).`;
+
+const { values } = parseToolArgs({
+  name: "merge_bench",
+  usage: USAGE,
   options: {
     regions: { type: "string", default: "50" },
     "max-s": { type: "string", default: "300" },

@@ -13,11 +13,18 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
+import { parseToolArgs } from "./_cli.ts";
 import { ProcessCluster } from "../tests/process_cluster.ts";
 
-const { values } = parseArgs({
-  args: Deno.args,
+const USAGE =
+  `Usage: deno run -A tools/scan_memory.ts [--keys 24] [--scans 20] [--rounds 1] [--seconds 300] [--max-mib 1024]
+
+Peak resident memory of a real 3-store cluster under concurrent maximum-size scans; exits 1
+if a store went over --max-mib (docs/security.md, "Bounded resources").`;
+
+const { values } = parseToolArgs({
+  name: "scan_memory",
+  usage: USAGE,
   options: {
     keys: { type: "string", default: "24" },
     scans: { type: "string", default: "20" },
@@ -25,7 +32,6 @@ const { values } = parseArgs({
     seconds: { type: "string", default: "300" },
     "max-mib": { type: "string", default: "1024" },
   },
-  strict: true,
 });
 const keys = Number(values.keys);
 const scans = Number(values.scans);

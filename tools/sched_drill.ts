@@ -24,12 +24,21 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
+import { parseToolArgs } from "./_cli.ts";
 import { parseDuration } from "../config/config.ts";
 import { ProcessCluster, type SchedulerRegion } from "../tests/process_cluster.ts";
 
-const { values } = parseArgs({
-  args: Deno.args,
+const USAGE =
+  `Usage: deno run -A tools/sched_drill.ts [--stores 5] [--regions 32] [--writers 16] [--splits 20]
+       [--down-time 15s] [--disconnect-time D] [--phases kill,splits,multi,scale] [--json]
+       [--scale-splits N] [--scale-clients N] [--scale-time D]
+
+The scheduler under failure on real processes: kill -9 of a store under writes, admin splits,
+multi-key splits and splits at scale (docs/scheduler.md, "Failure drill").`;
+
+const { values } = parseToolArgs({
+  name: "sched_drill",
+  usage: USAGE,
   options: {
     stores: { type: "string", default: "5" },
     regions: { type: "string", default: "32" },
@@ -43,7 +52,6 @@ const { values } = parseArgs({
     "scale-clients": { type: "string", default: "16" },
     "scale-time": { type: "string", default: "300s" },
   },
-  strict: true,
 });
 const STORES = Number(values.stores);
 const REGIONS = Number(values.regions);
