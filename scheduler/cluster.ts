@@ -276,8 +276,20 @@ export class Cluster {
   stateName(s: StoreInfo): StoreStateName {
     const now = this.now();
     const name = storeStateName(s, now, this.config);
-    return name === "Up" && this.#mostCannotReach(s.meta.id, now) ? "Disconnected" : name;
+    if (name !== "Up") return name;
+    if (this.#mostCannotReach(s.meta.id, now)) {
+      this.#cannotReachSeen.set(s.meta.id, now);
+      return "Disconnected";
+    }
+    // The reports fade when the others stop trying (their regions with it fall asleep), long
+    // before silence makes it Disconnected: it stays so until it heartbeats again itself, or a
+    // dead store would be an operator target again in between.
+    const seen = this.#cannotReachSeen.get(s.meta.id);
+    return seen !== undefined && seen >= s.lastHeartbeat ? "Disconnected" : name;
   }
+
+  /** When most live stores last reported a store unreachable, by store ID. */
+  readonly #cannotReachSeen = new Map<number, number>();
 
   /** Whether most stores that heartbeat lately list store `id` as unreachable. */
   #mostCannotReach(id: number, now: number): boolean {

@@ -93,6 +93,19 @@ Deno.test("an Up store most other live stores cannot reach is Disconnected at on
   assert.equal(c.stateName(c.getStore(4)), "Disconnected", "two of three");
   assert.equal(c.unusableTarget(4), "Disconnected");
   assert.equal(c.stateName(c.getStore(1)), "Up", "the reporters themselves are fine");
+  // The others stop reporting it (nothing more to send it): it stays Disconnected until it
+  // heartbeats itself.
+  t.clock.advance(1);
+  report(1, []);
+  report(2, []);
+  report(3, []);
+  assert.equal(c.stateName(c.getStore(4)), "Disconnected", "reports faded, store 4 still silent");
+  t.clock.advance(1);
+  report(4, []);
+  assert.equal(c.stateName(c.getStore(4)), "Up", "store 4 heartbeats again");
+  report(1, [4]);
+  report(2, [4]);
+  assert.equal(c.stateName(c.getStore(4)), "Disconnected");
   // Store 4 reporting everyone unreachable (its own network is broken) changes nothing for them.
   report(4, [1, 2, 3]);
   assert.equal(c.stateName(c.getStore(1)), "Up");
