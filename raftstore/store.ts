@@ -782,7 +782,10 @@ export class Store {
         this.log.info(`region ${p.regionId}: merge rolled back`);
         break;
       case "Split": {
-        this.#setRegion(effect.left, true);
+        // A peer destroyed while this apply pass ran is out of the range index already: putting
+        // its left half back would leave a range with no peer behind it, which refuses every
+        // later peer of the region as overlapping. The new regions still come to exist.
+        if (!p.destroyed) this.#setRegion(effect.left, true);
         // The size is shared out evenly until the next size check measures it.
         const share = Math.floor(p.approximateSize / (effect.regions.length + 1));
         p.approximateSize = share;
