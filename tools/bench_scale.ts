@@ -22,12 +22,11 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import { parseDuration } from "../config/config.ts";
 import { pollUntil, ProcessCluster } from "../tests/process_cluster.ts";
 import { boundaryKey, quantile, splitKeys } from "./scale/plan.ts";
 import { cpuSeconds, loadAverage, metricValue, rssBytes } from "./scale/probe.ts";
-import { versionLine } from "../telemetry/mod.ts";
+import { parseToolArgs } from "./_cli.ts";
 
 const USAGE = `usage: deno task bench:scale [--regions N] [--stores N] [--dir DIR] [--idle 30s]
        [--cold-writes N] [--transfers N] [--no-hibernate] [--code DIR] [--create-for 10m]
@@ -38,36 +37,23 @@ function fail(message: string): never {
   Deno.exit(2);
 }
 
-if (Deno.args.includes("--version") || Deno.args.includes("-V")) {
-  console.log(versionLine("bench_scale"));
-  Deno.exit(0);
-}
-let values;
-try {
-  ({ values } = parseArgs({
-    args: Deno.args,
-    options: {
-      regions: { type: "string", default: "1000" },
-      stores: { type: "string", default: "3" },
-      dir: { type: "string" },
-      idle: { type: "string", default: "30s" },
-      "settle-timeout": { type: "string", default: "10m" },
-      "create-for": { type: "string" },
-      "cold-writes": { type: "string", default: "30" },
-      transfers: { type: "string", default: "30" },
-      "no-hibernate": { type: "boolean", default: false },
-      code: { type: "string" },
-      json: { type: "string" },
-      help: { type: "boolean", default: false },
-    },
-  }));
-} catch (e) {
-  fail((e as Error).message);
-}
-if (values.help) {
-  console.log(USAGE);
-  Deno.exit(0);
-}
+const { values } = parseToolArgs({
+  name: "bench_scale",
+  usage: USAGE,
+  options: {
+    regions: { type: "string", default: "1000" },
+    stores: { type: "string", default: "3" },
+    dir: { type: "string" },
+    idle: { type: "string", default: "30s" },
+    "settle-timeout": { type: "string", default: "10m" },
+    "create-for": { type: "string" },
+    "cold-writes": { type: "string", default: "30" },
+    transfers: { type: "string", default: "30" },
+    "no-hibernate": { type: "boolean", default: false },
+    code: { type: "string" },
+    json: { type: "string" },
+  },
+});
 const whole = (flag: string, min: number) => {
   const n = Number(values[flag as keyof typeof values]);
   if (!Number.isSafeInteger(n) || n < min) fail(`--${flag} must be a whole number ≥ ${min}`);
