@@ -88,3 +88,33 @@ Deno.test("Security.fromConfig reads the cluster secret and the accepted one", a
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("fetcher: its own identity headers replace the caller's, whatever form and case the caller used", async () => {
+  const secret = enc.encode(generateSecret());
+  const s = new Security({ secret });
+  const identity = { clusterId: 0, storeId: 0 };
+  const seen: Headers[] = [];
+  const fetch = s.fetcher(identity, (_url, init) => {
+    seen.push(new Headers(init.headers));
+    return Promise.resolve(new Response(null, { status: 204 }));
+  });
+  // IDs learned after the fetcher was made are the ones sent.
+  identity.clusterId = 9;
+  identity.storeId = 4;
+  const forged = `Bearer ${"ab".repeat(32)}`;
+  await fetch("http://x/", { headers: { "content-type": "a/b", authorization: forged } });
+  await fetch("http://x/", { headers: { "Content-Type": "a/b", Authorization: forged } });
+  await fetch("http://x/", {
+    headers: new Headers({ "content-type": "a/b", authorization: forged }),
+  });
+  await fetch("http://x/", { headers: [["content-type", "a/b"], [STORE_ID_HEADER, "5"]] });
+  await fetch("http://x/", {});
+  const token = `Bearer ${tokenFromSecret(secret, "node", 4)}`;
+  for (const [i, h] of seen.entries()) {
+    assert.equal(h.get("authorization"), token, `request ${i}`);
+    assert.equal(h.get(STORE_ID_HEADER), "4", `request ${i}`);
+    assert.equal(h.get("x-mrkv-cluster-id"), "9", `request ${i}`);
+    if (i < 4) assert.equal(h.get("content-type"), "a/b", `request ${i}`);
+  }
+  assert.equal(seen.length, 5);
+});
