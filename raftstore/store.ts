@@ -43,6 +43,7 @@ import { PeerStorage, RAFT_INIT_LOG_INDEX, RAFT_INIT_LOG_TERM } from "./peer_sto
 import { StoreMeta } from "./store_meta.ts";
 import { StoreMetrics } from "./metrics.ts";
 import { FlowCounter } from "./flow.ts";
+import type { LoadSampler } from "./load_split.ts";
 import type { RaftBatch, RaftEnvelope, Transport } from "./transport.ts";
 import { generateSnapshot, installSnapshot, loadSavedSnapshot, saveSnapshot } from "./snapshot.ts";
 import { type CommitMergeRequest, decodeCmd, type RaftCmd } from "./cmd.ts";
@@ -85,6 +86,11 @@ export interface StoreConfig {
   readonly maxPeerDownDuration?: number;
   /** Idle regions sleep (hibernate.ts); default true. */
   readonly hibernateRegions?: boolean;
+  /** Load-based split (load_split.ts, which has the defaults): on, thresholds and window. */
+  readonly loadSplit?: boolean;
+  readonly splitQpsThreshold?: number;
+  readonly splitByteThreshold?: number;
+  readonly splitDetectWindow?: number;
 }
 
 /** Something that wants to hear about region changes (the heartbeat task). */
@@ -182,6 +188,8 @@ export class Store {
   readonly metrics = new StoreMetrics();
   /** Bytes read and written per region, reported in heartbeats for hot-region statistics. */
   readonly flow = new FlowCounter();
+  /** Samples the requests leaders serve, for load-based split (load_split.ts); unset: off. */
+  loadSampler: LoadSampler | undefined;
   /** Set if the Ready loop failed: the store must not serve anything more. */
   fatal: Error | undefined;
   #onDead!: (e: Error) => void;
@@ -491,6 +499,7 @@ export class Store {
         {
           merge: p.mergeState,
           mergeSource: (req) => this.#mergeSourceReady(p, req),
+          onWrite: this.#loadHook(p),
         },
       );
       this.stats.duplicateWrites += requests.duplicates - duplicates;
@@ -722,6 +731,13 @@ export class Store {
     }
   }
 
+  /** What apply tells of each written key: a leader's writes count toward load-based split. */
+  #loadHook(p: Peer): ((key: Uint8Array, bytes: number) => void) | undefined {
+    const sampler = this.loadSampler;
+    if (!sampler || !p.isLeader()) return undefined;
+    return (key, bytes) => sampler.record(p.regionId, key, undefined, bytes);
+  }
+
   #afterApply(p: Peer, outcome: ApplyOutcome): void {
     const before = p.region;
     p.storage.applyState = { ...p.storage.applyState, appliedIndex: outcome.appliedIndex };
@@ -729,7 +745,7 @@ export class Store {
     p.sizeDiffHint += outcome.writtenBytes;
     p.approximateSize += outcome.writtenBytes;
     p.deletesSinceScan += outcome.deletes;
-    this.flow.write(p.regionId, outcome.writtenBytes);
+    this.flow.write(p.regionId, outcome.writtenBytes, outcome.writtenKeys);
     for (const effect of outcome.effects) this.#onAdminEffect(p, effect);
     if (!p.destroyed) {
       if (!epochEqual(before.epoch, p.region.epoch)) {
