@@ -19,6 +19,8 @@ interface Counts {
 /** Read and write byte and key counts by region since the last {@link FlowCounter.take}. */
 export class FlowCounter {
   #counts = new Map<number, Counts>();
+  /** Regions with counts in the previous interval: they report once more, so a stop shows. */
+  #previous = new Set<number>();
   #since: number;
 
   constructor(readonly now: () => number = Date.now) {
@@ -50,9 +52,12 @@ export class FlowCounter {
     c.keysRead += keys;
   }
 
-  /** The regions with counts in the current interval. */
+  /**
+   * The regions with counts in the current interval or the previous one (a region whose
+   * traffic stopped reports zeros once, or the scheduler would keep its last rates).
+   */
   regions(): IterableIterator<number> {
-    return this.#counts.keys();
+    return new Set([...this.#counts.keys(), ...this.#previous]).values();
   }
 
   /**
@@ -73,6 +78,7 @@ export class FlowCounter {
         intervalMs,
       });
     }
+    this.#previous = new Set(this.#counts.keys());
     this.#counts = new Map();
     this.#since = now;
     return out;

@@ -355,7 +355,7 @@ export class Cluster {
       throw e;
     }
     const now = this.now();
-    if (hb.flow) this.hot.update(info.meta.id, hb.flow, now);
+    if (hb.flow) this.hot.update(info.meta.id, hb.flow, now, info.meta.epoch.version);
     if (result.changed) {
       this.counters.regionsChanged++;
       // A split: a region seen for the first time (the other half of a split), or one whose
@@ -365,6 +365,7 @@ export class Cluster {
       }
       for (const o of result.overlaps) this.#lastSplit.delete(o.meta.id);
       for (const o of result.overlaps) this.#saver.delete(o.meta.id);
+      for (const o of result.overlaps) this.hot.remove(o.meta.id);
       if (result.overlaps.length > 0) {
         this.operators.onRegionsOverlapped(result.overlaps, info, now);
       }

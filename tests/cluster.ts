@@ -295,9 +295,14 @@ export class TestCluster {
   }
 }
 
-/** Stops the balance schedulers, so only a test's own operators move regions and leaders. */
+/**
+ * Stops the balance and hot-region schedulers, so only a test's own operators move regions and
+ * leaders.
+ */
 export async function pauseBalancers(c: TestCluster): Promise<void> {
-  for (const name of ["balance-region-scheduler", "balance-leader-scheduler"]) {
+  for (
+    const name of ["balance-region-scheduler", "balance-leader-scheduler", "hot-region-scheduler"]
+  ) {
     await fetch(`http://${c.scheduler.addr}/pd/api/v1/schedulers/${name}`, { method: "DELETE" })
       .then((r) => r.body?.cancel());
   }
