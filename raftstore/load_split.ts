@@ -44,7 +44,10 @@ export const MAX_SAMPLED_REGIONS = 64;
 export const MAX_IMBALANCE = 0.25;
 /** Largest share of requests that may cross a split key (TiKV's contained score). */
 export const MAX_CROSSING = 0.5;
-/** A candidate must have seen at least this many requests to be scored. */
+/**
+ * A candidate is scored only if it counted at least this many requests, and at least a quarter
+ * of its interval's: one sampled late has seen too few for its split to be judged.
+ */
 const MIN_SCORED_REQUESTS = 8;
 
 /** The load-split settings (the store keys of docs/configuration.md). */
@@ -236,6 +239,7 @@ export class LoadSampler {
       const byQps = qpsThreshold > 0 && qps >= qpsThreshold;
       const hot = byQps || (byteThreshold > 0 && bytesPerSec >= byteThreshold);
       const samples = r.samples;
+      const requests = r.requests;
       r.requests = 0;
       r.bytes = 0;
       if (!hot || region.epoch.version !== r.version) {
@@ -249,7 +253,7 @@ export class LoadSampler {
       }
       r.streak++;
       if (r.streak >= this.windowIntervals && samples) {
-        const best = bestSplitKey(samples, byQps ? "requests" : "bytes", region);
+        const best = bestSplitKey(samples, byQps ? "requests" : "bytes", region, requests / 4);
         if (best) {
           out.push({ regionId: id, key: best.key, qps, bytesPerSec, imbalance: best.imbalance });
           this.#stopSampling(r);
@@ -273,17 +277,18 @@ export class LoadSampler {
 
 /**
  * The candidate that best halves the load by `by`, among those that are legal split keys of
- * `region` and that enough requests were counted against; undefined if none is good enough.
+ * `region` and that counted at least `minCounted` requests; undefined if none is good enough.
  */
 export function bestSplitKey(
   samples: readonly Candidate[],
   by: "requests" | "bytes",
   region: Region,
+  minCounted = 0,
 ): { key: Uint8Array; imbalance: number } | undefined {
   let best: { key: Uint8Array; imbalance: number; cross: number } | undefined;
   for (const c of samples) {
     const total = c.leftN + c.rightN + c.crossN;
-    if (total < MIN_SCORED_REQUESTS) continue;
+    if (total < MIN_SCORED_REQUESTS || total < minCounted) continue;
     if (!keyInRegion(c.key, region) || compareBytes(c.key, region.startKey) <= 0) continue;
     const [l, rt, x] = by === "requests"
       ? [c.leftN, c.rightN, c.crossN]
