@@ -233,6 +233,7 @@ export class MockCluster implements ClusterView {
       at: this.now,
       degree,
       version: 1,
+      intervalMs: 60_000,
     });
     return this;
   }

@@ -1,7 +1,12 @@
 /**
  * Hot-region statistics (PD's hot cache, much simplified): each region's read and write rates
- * over its leader's last full report, in bytes and keys per second, and how many reports in a
- * row found it hot (its degree). `GET /pd/api/v1/hotspot/*`, the dashboard, the hot-region
+ * from its leader's reports, in bytes and keys per second, and how many reports in a row found
+ * it hot (its degree). Rates are smoothed over about {@link HOT_RATE_SMOOTHING_MS} (an
+ * exponential average weighted by each report's interval): one report covers as little as a
+ * heartbeat round, too short a time to decide moves on. A split or merge (a new `version`)
+ * starts the region's average over. A region that stops reporting stops counting after a few
+ * of its intervals (its leader reports flow every round while there is traffic, and once more
+ * after it stops). `GET /pd/api/v1/hotspot/*`, the dashboard, the hot-region
  * scheduler and the merge checker read it.
  *
  * @module
@@ -19,10 +24,16 @@ export interface RegionRates {
   readonly degree: number;
   /** The region's `version` when reported: a split or merge restarts the degree. */
   readonly version: number;
+  /** The last report's interval (ms). */
+  readonly intervalMs: number;
 }
 
 /** Rates older than this are not reported (the region's leader stopped reporting). */
 export const HOT_STATS_MAX_AGE_MS = 60_000;
+/** Rates older than this many of their report's intervals (plus 2 s) are stale too. */
+const STALE_INTERVALS = 4;
+/** Time constant of the rates' exponential average. */
+export const HOT_RATE_SMOOTHING_MS = 5_000;
 
 /**
  * The least rates that make a region hot, by kind of traffic (PD's minimum hot thresholds):
@@ -48,17 +59,22 @@ export class HotStats {
   /** Records a region's flow from a heartbeat received at `now`, at region `version`. */
   update(regionId: number, flow: RegionFlow, now: number, version = 0): void {
     const seconds = flow.intervalMs / 1000;
-    const rates = {
-      writeBytesPerSec: flow.bytesWritten / seconds,
-      readBytesPerSec: flow.bytesRead / seconds,
-      writeKeysPerSec: (flow.keysWritten ?? 0) / seconds,
-      readKeysPerSec: (flow.keysRead ?? 0) / seconds,
+    const old = this.get(regionId, now);
+    const same = old !== undefined && old.version === version;
+    const alpha = same ? 1 - Math.exp(-flow.intervalMs / HOT_RATE_SMOOTHING_MS) : 1;
+    const avg = (prev: number | undefined, x: number) => (prev ?? 0) + alpha * (x - (prev ?? 0));
+    const rates: RegionRates = {
+      writeBytesPerSec: avg(old?.writeBytesPerSec, flow.bytesWritten / seconds),
+      readBytesPerSec: avg(old?.readBytesPerSec, flow.bytesRead / seconds),
+      writeKeysPerSec: avg(old?.writeKeysPerSec, (flow.keysWritten ?? 0) / seconds),
+      readKeysPerSec: avg(old?.readKeysPerSec, (flow.keysRead ?? 0) / seconds),
       at: now,
       version,
+      intervalMs: flow.intervalMs,
+      degree: 0,
     };
-    const old = this.get(regionId, now);
-    const hot = isHot({ ...rates, degree: 0 }, "write") || isHot({ ...rates, degree: 0 }, "read");
-    const degree = !hot ? 0 : old && old.version === version ? old.degree + 1 : 1;
+    const hot = isHot(rates, "write") || isHot(rates, "read");
+    const degree = !hot ? 0 : same ? old.degree + 1 : 1;
     this.#rates.set(regionId, { ...rates, degree });
   }
 
@@ -66,7 +82,8 @@ export class HotStats {
   get(regionId: number, now: number): RegionRates | undefined {
     const r = this.#rates.get(regionId);
     if (!r) return undefined;
-    if (now - r.at > HOT_STATS_MAX_AGE_MS) {
+    const age = now - r.at;
+    if (age > HOT_STATS_MAX_AGE_MS || age > STALE_INTERVALS * r.intervalMs + 2_000) {
       this.#rates.delete(regionId);
       return undefined;
     }

@@ -45,7 +45,7 @@ export const HOT_REGION_NAME = "hot-region-scheduler";
 /** A region is moved only after this many hot reports in a row. */
 export const MIN_HOT_DEGREE = 2;
 /** Nor within this long of the end of its last operator. */
-export const HOT_REGION_COOLDOWN_MS = 20_000;
+export const HOT_REGION_COOLDOWN_MS = 10_000;
 /** A move must narrow the gap by more than the region's load times (1 + this). */
 export const HOT_TOLERANCE = 0.05;
 
