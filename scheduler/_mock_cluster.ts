@@ -222,9 +222,9 @@ export class MockCluster implements ClusterView {
   }
   /**
    * Gives a region traffic: `write` and `read` bytes/s (keys/s a hundredth of them), reported
-   * hot `degree` times in a row.
+   * hot `degree` times in a row, over reports covering `spanMs`.
    */
-  setHot(regionId: number, write: number, read = 0, degree = 3): this {
+  setHot(regionId: number, write: number, read = 0, degree = 3, spanMs = 5_000): this {
     this.#hot.set(regionId, {
       writeBytesPerSec: write,
       readBytesPerSec: read,
@@ -234,6 +234,7 @@ export class MockCluster implements ClusterView {
       degree,
       version: 1,
       intervalMs: 60_000,
+      spanMs,
     });
     return this;
   }

@@ -1,10 +1,10 @@
 /**
  * Hot-region statistics (PD's hot cache, much simplified): each region's read and write rates
  * from its leader's reports, in bytes and keys per second, and how many reports in a row found
- * it hot (its degree). Rates are smoothed over about {@link HOT_RATE_SMOOTHING_MS} (an
- * exponential average weighted by each report's interval): one report covers as little as a
- * heartbeat round, too short a time to decide moves on. A split or merge (a new `version`)
- * starts the region's average over. A region that stops reporting stops counting after a few
+ * it hot (its degree). Rates are averages over the reports of the last
+ * {@link HOT_RATE_WINDOW_MS} (total counts over total time; at most {@link HOT_RATE_REPORTS}
+ * reports): one report covers as little as a heartbeat round, too short a time to decide moves
+ * on. A split or merge (a new `version`) starts the region's average over. A region that stops reporting stops counting after a few
  * of its intervals (its leader reports flow every round while there is traffic, and once more
  * after it stops). `GET /pd/api/v1/hotspot/*`, the dashboard, the hot-region
  * scheduler and the merge checker read it.
@@ -26,14 +26,21 @@ export interface RegionRates {
   readonly version: number;
   /** The last report's interval (ms). */
   readonly intervalMs: number;
+  /** How long the averaged reports cover (ms). */
+  readonly spanMs: number;
 }
+
+/** One report, kept for the average. */
+type Report = RegionFlow;
 
 /** Rates older than this are not reported (the region's leader stopped reporting). */
 export const HOT_STATS_MAX_AGE_MS = 60_000;
 /** Rates older than this many of their report's intervals (plus 2 s) are stale too. */
 const STALE_INTERVALS = 4;
-/** Time constant of the rates' exponential average. */
-export const HOT_RATE_SMOOTHING_MS = 5_000;
+/** Rates average the reports of this long. */
+export const HOT_RATE_WINDOW_MS = 5_000;
+/** ... and at most this many of them. */
+export const HOT_RATE_REPORTS = 16;
 
 /**
  * The least rates that make a region hot, by kind of traffic (PD's minimum hot thresholds):
@@ -55,22 +62,34 @@ export function isHot(r: RegionRates, kind: "write" | "read"): boolean {
 /** The latest read and write rates of every region that reported traffic. */
 export class HotStats {
   readonly #rates = new Map<number, RegionRates>();
+  /** The reports each region's average is over, oldest first. */
+  readonly #reports = new Map<number, Report[]>();
 
   /** Records a region's flow from a heartbeat received at `now`, at region `version`. */
   update(regionId: number, flow: RegionFlow, now: number, version = 0): void {
-    const seconds = flow.intervalMs / 1000;
     const old = this.get(regionId, now);
     const same = old !== undefined && old.version === version;
-    const alpha = same ? 1 - Math.exp(-flow.intervalMs / HOT_RATE_SMOOTHING_MS) : 1;
-    const avg = (prev: number | undefined, x: number) => (prev ?? 0) + alpha * (x - (prev ?? 0));
+    const reports = same ? this.#reports.get(regionId) ?? [] : [];
+    reports.push(flow);
+    let span = reports.reduce((n, r) => n + r.intervalMs, 0);
+    while (
+      reports.length > HOT_RATE_REPORTS ||
+      (reports.length > 1 && span - reports[0]!.intervalMs >= HOT_RATE_WINDOW_MS)
+    ) {
+      span -= reports.shift()!.intervalMs;
+    }
+    this.#reports.set(regionId, reports);
+    const seconds = span / 1000;
+    const sum = (f: (r: Report) => number) => reports.reduce((n, r) => n + f(r), 0) / seconds;
     const rates: RegionRates = {
-      writeBytesPerSec: avg(old?.writeBytesPerSec, flow.bytesWritten / seconds),
-      readBytesPerSec: avg(old?.readBytesPerSec, flow.bytesRead / seconds),
-      writeKeysPerSec: avg(old?.writeKeysPerSec, (flow.keysWritten ?? 0) / seconds),
-      readKeysPerSec: avg(old?.readKeysPerSec, (flow.keysRead ?? 0) / seconds),
+      writeBytesPerSec: sum((r) => r.bytesWritten),
+      readBytesPerSec: sum((r) => r.bytesRead),
+      writeKeysPerSec: sum((r) => r.keysWritten ?? 0),
+      readKeysPerSec: sum((r) => r.keysRead ?? 0),
       at: now,
       version,
       intervalMs: flow.intervalMs,
+      spanMs: span,
       degree: 0,
     };
     const hot = isHot(rates, "write") || isHot(rates, "read");
@@ -84,7 +103,7 @@ export class HotStats {
     if (!r) return undefined;
     const age = now - r.at;
     if (age > HOT_STATS_MAX_AGE_MS || age > STALE_INTERVALS * r.intervalMs + 2_000) {
-      this.#rates.delete(regionId);
+      this.remove(regionId);
       return undefined;
     }
     return r;
@@ -101,5 +120,6 @@ export class HotStats {
   /** Forgets a region (it was merged away or replaced). */
   remove(regionId: number): void {
     this.#rates.delete(regionId);
+    this.#reports.delete(regionId);
   }
 }

@@ -1,6 +1,6 @@
 /** Hot-region statistics: smoothed rates, the hot degree, and when rates go stale. */
 import assert from "node:assert/strict";
-import { HOT_RATE_SMOOTHING_MS, HotStats, isHot } from "./hot_stats.ts";
+import { HOT_RATE_WINDOW_MS, HotStats, isHot } from "./hot_stats.ts";
 
 const flow = (bytes: number, keys: number, intervalMs = 1000) => ({
   bytesWritten: bytes,
@@ -10,16 +10,18 @@ const flow = (bytes: number, keys: number, intervalMs = 1000) => ({
   intervalMs,
 });
 
-Deno.test("rates start at the first report, then follow later ones smoothly", () => {
+Deno.test("rates average the reports of the last few seconds", () => {
   const h = new HotStats();
   h.update(1, flow(10_000, 100), 0, 1);
   assert.equal(h.get(1, 0)!.writeBytesPerSec, 10_000);
   assert.equal(h.get(1, 0)!.writeKeysPerSec, 100);
   h.update(1, flow(0, 0), 1000, 1);
-  const r = h.get(1, 1000)!;
-  const kept = Math.exp(-1000 / HOT_RATE_SMOOTHING_MS);
-  assert.ok(Math.abs(r.writeBytesPerSec - 10_000 * kept) < 1e-6, `${r.writeBytesPerSec}`);
-  assert.ok(r.writeBytesPerSec > 5_000, "one quiet second does not erase a hot spot");
+  assert.equal(h.get(1, 1000)!.writeBytesPerSec, 5_000, "one quiet second halves two");
+  assert.equal(h.get(1, 1000)!.spanMs, 2000);
+  for (let i = 2; i < 20; i++) h.update(1, flow(3_000, 30, 1000), i * 1000, 1);
+  const r = h.get(1, 19_000)!;
+  assert.equal(r.spanMs, HOT_RATE_WINDOW_MS, "older reports leave the average");
+  assert.equal(r.writeBytesPerSec, 3_000);
 });
 
 Deno.test("the degree counts hot reports in a row; a new version or a cold report resets it", () => {

@@ -17,9 +17,10 @@
  *
  * Anti-flap rules, as for the balancers: a move from source S to target T of a region with load
  * r happens only if S's load exceeds T's by more than r × (1 + {@link HOT_TOLERANCE}) (so the
- * gap strictly narrows and the move is never undone while rates hold still) and S is above the
+ * gap narrows by at least r / 2 and the move is never undone while rates hold still) and S is above the
  * average; of the moves allowed, the one leaving the gap closest to zero wins. Only regions hot
- * in at least {@link MIN_HOT_DEGREE} reports in a row are moved (a burst is not a hot spot), none
+ * in at least {@link MIN_HOT_DEGREE} reports in a row, averaged over at least
+ * {@link MIN_HOT_SPAN_MS}, are moved (a burst is not a hot spot), none
  * with a running operator or one that finished within {@link HOT_REGION_COOLDOWN_MS}, and peer
  * moves only for regions with exactly `max-replicas` healthy voters. Sources and targets are
  * `Up` stores only (never Disconnected, Down, Offline or Tombstone), and leadership never goes to
@@ -42,12 +43,17 @@ import {
 
 /** The scheduler's registered name. */
 export const HOT_REGION_NAME = "hot-region-scheduler";
-/** A region is moved only after this many hot reports in a row. */
+/** A region is moved only after this many hot reports in a row... */
 export const MIN_HOT_DEGREE = 2;
+/** ... covering at least this long (its rates average that much). */
+export const MIN_HOT_SPAN_MS = 2_000;
 /** Nor within this long of the end of its last operator. */
 export const HOT_REGION_COOLDOWN_MS = 10_000;
-/** A move must narrow the gap by more than the region's load times (1 + this). */
-export const HOT_TOLERANCE = 0.05;
+/**
+ * A move needs a gap between source and target larger than the region's load times (1 + this):
+ * the gap then narrows by a good part of the load, never just swaps which store is higher.
+ */
+export const HOT_TOLERANCE = 0.25;
 
 /** The kind of traffic balanced. */
 export type HotKind = "write" | "read";
@@ -100,7 +106,8 @@ export function hotLoads(view: ClusterView, kind: HotKind): HotLoads {
 
 /** Whether `h` may be moved now. */
 function movable(view: ClusterView, h: HotRegionView): boolean {
-  if (h.rates.degree < MIN_HOT_DEGREE || view.hasOperator(h.region.meta.id)) return false;
+  if (h.rates.degree < MIN_HOT_DEGREE || h.rates.spanMs < MIN_HOT_SPAN_MS) return false;
+  if (view.hasOperator(h.region.meta.id)) return false;
   const since = view.sinceLastOperator(h.region.meta.id);
   return since === undefined || since >= HOT_REGION_COOLDOWN_MS;
 }

@@ -97,6 +97,8 @@ Deno.test("only regions hot for a while, without an operator and out of cool-dow
   tc.addLeaderRegion(2, 1, 2, 3).setHot(2, 100 * KIB);
   tc.setOperator(2);
   assert.equal(scheduleHotRegion(tc, "write"), null, "1 is hot once only, 2 is busy");
+  tc.setHot(1, 100 * KIB, 0, 2, 1_000);
+  assert.equal(scheduleHotRegion(tc, "write"), null, "1 is known for 1 s only");
   tc.setHot(1, 100 * KIB, 0, 2).setLastOperator(1, HOT_REGION_COOLDOWN_MS - 1);
   assert.equal(scheduleHotRegion(tc, "write"), null, "1 moved just now");
   tc.setLastOperator(1, HOT_REGION_COOLDOWN_MS);
