@@ -357,6 +357,7 @@ export async function startStoreNode(opts: StoreNodeOptions): Promise<StoreNode>
       kv,
       capacity,
       heartbeatsSent: () => heartbeat.sent,
+      loadSplits: () => loadSplit.splits,
     });
     const gc = new LogGcWorker(store);
     const node = new StoreNode(
