@@ -59,6 +59,7 @@ import { EarlyVotes, isVoteRequest } from "./split.ts";
 import { decodeSnapshotData } from "./snapshot.ts";
 import { Hibernation } from "./hibernate.ts";
 import { newIncarnation } from "./liveness.ts";
+import { OverlapDrops } from "./overlap_drops.ts";
 
 /** Phases of the Ready loop's Deno KV write (see the module comment). */
 const PHASE_APPLY_DATA = 0;
@@ -150,12 +151,16 @@ export class Store {
    */
   #destroying = new Map<number, Promise<void>>();
   /**
-   * Snapshot installs in progress by region. A destruction waits for its region's: an install
-   * that finished after it would write the region back (`Normal` on disk, its range in the
-   * store meta) with no peer behind it, and that range would refuse every later peer of the
-   * region as overlapping.
+   * The Ready pass in progress: the peers whose Ready it took, and its end. A destruction of one
+   * of them waits for that end, so everything the pass does for the peer (a snapshot install,
+   * the write of its applied entries, the store meta and new peers of a split) lands before the
+   * tombstone, and nothing of it after: an install or a split finishing after the destruction
+   * would put the region's range back in the store meta with no peer behind it (and `Normal` on
+   * disk), and that range would refuse every later peer of the region as overlapping; and the
+   * destruction's range delete, taken over the range from before a split, would delete the
+   * data of the regions the split created.
    */
-  #installing = new Map<number, Promise<void>>();
+  #pass: { readonly peers: ReadonlySet<Peer>; readonly done: Promise<void> } | undefined;
   /**
    * Opens the inbound queue once {@link start} has loaded every peer: a message handled before
    * that would find no peer for its region and create a second one over the same Raft state.
@@ -200,6 +205,8 @@ export class Store {
    */
   readonly #waitingMerges = new Map<number, { target: Peer; req: CommitMergeRequest }>();
   #ticks = 0;
+  /** Messages dropped as overlapping a local region, for a rate-limited report. */
+  readonly #overlapDrops = new OverlapDrops();
 
   constructor(
     readonly storeId: number,
@@ -420,20 +427,31 @@ export class Store {
         p.storage.setGeneratedSnapshot(await generateSnapshot(this.engine, p.storage));
       }
     }
-    let readies: [Peer, Ready][] = [];
+    const readies: [Peer, Ready][] = [];
     for (const p of peers) {
       if (p.destroyed) continue;
       p.flushReads();
       if (p.raw.hasReady()) readies.push([p, p.raw.ready()]);
     }
     if (readies.length === 0) return;
+    const { promise, resolve } = Promise.withResolvers<void>();
+    this.#pass = { peers: new Set(readies.map(([p]) => p)), done: promise };
+    try {
+      await this.#runPass(readies);
+    } finally {
+      this.#pass = undefined;
+      resolve();
+    }
+  }
 
+  /** Steps 1 to 5 of the Ready loop (see the module comment) for the Readies a pass took. */
+  async #runPass(readies: [Peer, Ready][]): Promise<void> {
     // 1. Snapshots received.
     for (const [p, rd] of readies) {
       if (rd.snapshot && !isEmptySnapshot(rd.snapshot)) await this.#installSnapshot(p, rd);
     }
-    // A message handled during those awaits may have destroyed a peer: nothing of its Ready
-    // may reach the engine after its tombstone.
+    // A message handled during those awaits may have begun to destroy a peer (the destruction
+    // waits for this pass): nothing more of its Ready is written.
     readies = readies.filter(([p]) => !p.destroyed);
 
     // A leader's appends, heartbeats and snapshots go out before its own write, so followers
@@ -599,16 +617,6 @@ export class Store {
 
   async #installSnapshot(p: Peer, rd: Ready): Promise<void> {
     if (p.destroyed) return;
-    const done = this.#install(p, rd);
-    this.#installing.set(p.regionId, done);
-    try {
-      await done;
-    } finally {
-      if (this.#installing.get(p.regionId) === done) this.#installing.delete(p.regionId);
-    }
-  }
-
-  async #install(p: Peer, rd: Ready): Promise<void> {
     const snap = rd.snapshot!;
     const { region } = decodeSnapshotData(snap.data);
     const wasInitialized = p.storage.isInitialized();
@@ -782,10 +790,10 @@ export class Store {
         this.log.info(`region ${p.regionId}: merge rolled back`);
         break;
       case "Split": {
-        // A peer destroyed while this apply pass ran is out of the range index already: putting
-        // its left half back would leave a range with no peer behind it, which refuses every
-        // later peer of the region as overlapping. The new regions still come to exist.
-        if (!p.destroyed) this.#setRegion(effect.left, true);
+        // Also for a peer being destroyed: its destruction waits for this pass and then takes
+        // the left half out of the store meta; the new regions come to exist either way (their
+        // state is in the write that just landed).
+        this.#setRegion(effect.left, true);
         // The size is shared out evenly until the next size check measures it.
         const share = Math.floor(p.approximateSize / (effect.regions.length + 1));
         p.approximateSize = share;
@@ -936,6 +944,7 @@ export class Store {
       requests,
     );
     const peer = new Peer(this.storeId, meta, storage, this.#peerConfig());
+    this.#overlapDrops.clear(right.id);
     this.peers.set(right.id, peer);
     this.hibernation.added(peer);
     this.#setRegion(right, true);
@@ -951,8 +960,8 @@ export class Store {
   /**
    * Destroys a peer: its region state becomes `Tombstone` first (so a crash cannot bring it
    * back), then its log, Raft state and, if no other local region now owns it, its data go.
-   * `region` is the meta its tombstone keeps; by default the peer's own, as a snapshot install
-   * still in progress leaves it.
+   * `region` is the meta its tombstone keeps; by default the peer's own, as a Ready pass still
+   * in progress leaves it.
    */
   destroyPeer(p: Peer, region?: Region): Promise<void> {
     if (p.destroyed) return this.#destroying.get(p.regionId) ?? Promise.resolve();
@@ -965,9 +974,11 @@ export class Store {
   }
 
   async #destroy(p: Peer, lastRegion: Region | undefined): Promise<void> {
-    const installing = this.#installing.get(p.regionId);
-    if (installing) await installing.catch(() => {}); // the Ready loop reports its failure
-    const region = lastRegion ?? p.region; // as the install left it
+    // A Ready pass that took the peer's Ready finishes with it first (see #pass); a failed pass
+    // stops the store, and the Ready loop reports it.
+    const pass = this.#pass;
+    if (pass?.peers.has(p)) await pass.done;
+    const region = lastRegion ?? p.region; // as the pass left it
     p.failPending(
       new MrkvError(
         "RegionNotFound",
@@ -1148,12 +1159,14 @@ export class Store {
     const tomb = this.tombstones.get(env.regionId);
     if (tomb && env.toPeer.id <= tomb.peerId) return undefined;
     const range = { startKey: env.startKey, endKey: env.endKey };
-    if (this.meta.overlapping(range).length > 0) {
+    const clash = this.meta.overlapping(range)[0];
+    if (clash) {
       // A split we have not applied yet. Its new region's leader campaigns as soon as it has
       // applied the split, usually before we have: dropping the vote request would leave the
       // region leaderless for an election timeout, so it is held until the split creates the
       // peer (split.ts).
       if (isVoteRequest(env.message)) this.earlyVotes.hold(env);
+      this.#noteOverlapDrop(env, clash);
       return undefined;
     }
     if (this.peers.has(env.regionId)) return this.peers.get(env.regionId);
@@ -1176,6 +1189,7 @@ export class Store {
     const meta: PeerMeta = { id: env.toPeer.id, storeId: this.storeId, role: env.toPeer.role };
     const peer = new Peer(this.storeId, meta, storage, this.#peerConfig());
     this.tombstones.delete(env.regionId);
+    this.#overlapDrops.clear(env.regionId);
     this.peers.set(env.regionId, peer);
     this.hibernation.added(peer);
     this.meta.setRegion(region, false);
@@ -1183,6 +1197,23 @@ export class Store {
       `region ${env.regionId}: created peer ${meta.id} on demand (from peer ${env.fromPeer.id})`,
     );
     return peer;
+  }
+
+  /**
+   * Logs, rate-limited (see overlap_drops.ts), that a message that would create a peer was
+   * dropped because its region's range overlaps local region `clash`.
+   */
+  #noteOverlapDrop(env: RaftEnvelope, clash: Region): void {
+    const report = this.#overlapDrops.note(env.regionId, performance.now());
+    if (!report) return;
+    const local = this.peers.get(clash.id);
+    this.log.warn(
+      `region ${env.regionId}: no peer ${env.toPeer.id} created here for ${
+        Math.round(report.forMs / 1000)
+      } s (${report.dropped} messages dropped since the last report): its range overlaps ` +
+        `local region ${clash.id} (epoch ${clash.epoch.confVer}/${clash.epoch.version}, ` +
+        `${local && !local.destroyed ? `peer ${local.meta.id}` : "no local peer"})`,
+    );
   }
 
   /** When a message to each store last failed (heartbeat.ts reports recent ones). */

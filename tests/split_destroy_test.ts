@@ -1,0 +1,179 @@
+/**
+ * A peer told it was removed while its store writes an apply pass that carries a split: the
+ * destruction must wait for the pass. Before, it ran in the middle of it: it took the region out
+ * of the store meta and wrote its tombstone, then the pass finished and put the split's left half
+ * back into the store meta with no peer behind it (every later peer of the region was refused as
+ * overlapping it, and a learner the scheduler added there never came to exist), wrote the region
+ * back as `Normal` on disk over its tombstone, and the destruction's range delete, taken over the
+ * range from before the split, deleted the data of the regions the split created.
+ */
+import assert from "node:assert/strict";
+import type { Peer as PeerMeta, Region } from "../proto/metapb.ts";
+import type { Peer } from "../raftstore/peer.ts";
+import type { SplitTarget } from "../raftstore/cmd.ts";
+import { b, pauseBalancers, str, type TestCluster, waitFor, withCluster } from "./cluster.ts";
+
+const opts = { sanitizeOps: false, sanitizeResources: false };
+
+function storeOf(c: TestCluster, peer: Peer) {
+  return c.running().find((n) => n.store.storeId === peer.storeId)!.store;
+}
+
+function changePeer(
+  c: TestCluster,
+  leader: Peer,
+  changeType: "AddLearnerNode" | "RemoveNode",
+  peer: PeerMeta,
+): Promise<void> {
+  const p = leader.proposeConfChange({
+    header: { regionId: leader.regionId, peerId: leader.meta.id, epoch: leader.region.epoch },
+    admin: { type: "ChangePeer", changeType, peer },
+  });
+  storeOf(c, leader).schedule(leader);
+  return p;
+}
+
+for (const splitKeys of [["m"], ["h", "q"]]) {
+  Deno.test(
+    `a peer destroyed while it applies a split at ${splitKeys.join(", ")} stays gone, its ` +
+      `split's regions keep their data, and the region can come back`,
+    opts,
+    () =>
+      withCluster({ stores: 4 }, async (c) => {
+        await pauseBalancers(c);
+        c.scheduler.cluster.config = {
+          ...c.scheduler.cluster.config,
+          replicaScheduleLimit: 0,
+          mergeScheduleLimit: 0,
+        };
+        // One key in the left half and one in each region the split creates.
+        const keys = ["a", ...splitKeys.map((k) => `${k}1`)];
+        for (const k of keys) await c.put(k, `v-${k}`);
+        const leader = c.leaderOf(1)!;
+        const slot = c.nodes.findIndex((n) =>
+          n && !leader.region.peers.some((p) => p.storeId === n.store.storeId)
+        );
+        const store = c.node(slot).store;
+
+        // A learner on the fourth store, caught up.
+        const learner: PeerMeta = {
+          id: await c.scheduler.cluster.allocIds(1),
+          storeId: store.storeId,
+          role: "Learner",
+        };
+        await changePeer(c, leader, "AddLearnerNode", learner);
+        for (const k of keys) await c.waitLocal(slot, k, `v-${k}`);
+        const created = store.peers.get(1)!;
+
+        // Hold the learner's write of the apply pass that carries the split: it is the one that
+        // writes the state of a new region.
+        const peerCount = leader.region.peers.length;
+        const splits: SplitTarget[] = [];
+        for (const k of splitKeys) {
+          const first = await c.scheduler.cluster.allocIds(1 + peerCount);
+          splits.push({
+            splitKey: b(k),
+            newRegionId: first,
+            newPeerIds: Array.from({ length: peerCount }, (_, j) => first + 1 + j),
+          });
+        }
+        const newIds = splits.map((s) => s.newRegionId);
+        let release!: () => void;
+        const gate = new Promise<void>((r) => (release = r));
+        let held = false;
+        const write = store.engine.write.bind(store.engine);
+        store.engine.write = async (...args: Parameters<typeof write>) => {
+          const carriesSplit = args[0].ops().some((op) =>
+            op.key[0] === "r" && op.key[1] === newIds[0] && op.key[2] === "region"
+          );
+          if (carriesSplit && !held) {
+            held = true;
+            await gate;
+          }
+          return await write(...args);
+        };
+        const split = leader.propose({
+          header: { regionId: 1, peerId: leader.meta.id, epoch: leader.region.epoch },
+          admin: { type: "Split", splits },
+        });
+        storeOf(c, leader).schedule(leader);
+        await split;
+        const version = leader.region.epoch.version;
+        await waitFor("the learner's write of the split to be held", () => held);
+
+        // The region removes the learner and its leader tells it so, while that write waits.
+        await changePeer(c, leader, "RemoveNode", learner);
+        store.onRaftBatch({
+          fromStoreId: leader.storeId,
+          envelopes: [{
+            regionId: 1,
+            fromPeer: leader.meta,
+            toPeer: learner,
+            epoch: leader.region.epoch,
+            startKey: leader.region.startKey,
+            endKey: leader.region.endKey,
+            isTombstone: true,
+            message: {
+              type: "MsgHeartbeat",
+              to: learner.id,
+              from: leader.meta.id,
+              term: leader.raw.raft.term,
+              logTerm: 0,
+              index: 0,
+              entries: [],
+              commit: 0,
+              reject: false,
+              rejectHint: 0,
+            },
+          }],
+        });
+        await waitFor("the tombstone to reach the learner", () => created.destroyed);
+        // A destruction that went ahead of the held write (it wrote the tombstone as soon as it
+        // was asked) runs to its end first, as it would if the write were slow.
+        if (store.tombstones.has(1)) await store.destroyPeer(created);
+        release();
+        await store.destroyPeer(created);
+        await store.idle(); // the held pass has acted on its results
+        await waitFor("the learner to be gone", () => !store.peers.has(1));
+
+        const problems: string[] = [];
+        if (store.meta.regions.has(1)) problems.push("region 1 is in the store meta with no peer");
+        const left = { startKey: new Uint8Array(), endKey: b(splitKeys[0]!) };
+        const ghosts = store.meta.overlapping(left).map((r) => r.id);
+        if (ghosts.length > 0) problems.push(`the left half's range is held by ${ghosts}`);
+        const onDisk = await store.engine.regionState(1);
+        if (onDisk?.peerState !== "Tombstone") {
+          problems.push(`region 1 is ${onDisk?.peerState} on disk, not Tombstone`);
+        } else if ((onDisk.region as Region).epoch.version !== version) {
+          problems.push(
+            `region 1's tombstone has version ${(onDisk.region as Region).epoch.version}`,
+          );
+        }
+        if ((await store.engine.get(b("a"))) !== null) {
+          problems.push("the left half's data is left");
+        }
+        for (const [i, s] of splits.entries()) {
+          const id = s.newRegionId;
+          const peer = store.peers.get(id);
+          if (!peer?.storage.isInitialized()) problems.push(`region ${id} has no peer`);
+          const range = store.meta.regionForKey(s.splitKey);
+          if (range?.id !== id) problems.push(`region ${id} is not in the store meta`);
+          const key = keys[i + 1]!;
+          const value = str(await store.engine.get(b(key)));
+          if (value !== `v-${key}`) problems.push(`region ${id} lost ${key} (read ${value})`);
+        }
+        assert.deepEqual(problems, []);
+
+        // Added back under a new peer ID, the region's peer is created and catches up.
+        const again = { ...learner, id: await c.scheduler.cluster.allocIds(1) };
+        await changePeer(c, c.leaderOf(1)!, "AddLearnerNode", again);
+        await c.put("b", "v-b", c.nodes.findIndex((n) => n?.store.storeId === leader.storeId));
+        await waitFor("the learner added again to catch up", async () => {
+          const p = store.peers.get(1);
+          return p?.meta.id === again.id && (await store.engine.get(b("b"))) !== null;
+        }, 20_000);
+        // And the regions the split created still serve their keys.
+        for (const k of keys.slice(1)) assert.equal(await c.get(k), `v-${k}`);
+      }),
+  );
+}
