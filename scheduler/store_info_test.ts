@@ -118,3 +118,25 @@ Deno.test("an Up store most other live stores cannot reach is Disconnected at on
   assert.equal(c.stateName(c.getStore(4)), "Up");
   await t.close();
 });
+
+Deno.test("a majority that reported a store unreachable counts although nobody read its state meanwhile", async () => {
+  const t = await openTestCluster({ storeDisconnectTime: 3_000 });
+  const c = t.cluster;
+  for (const id of [1, 2, 3, 4]) await c.putStore({ id, address: `127.0.0.1:${id}` });
+  const report = (id: number, unreachableStores: number[]) =>
+    c.handleStoreHeartbeat({ ...stats(id), unreachableStores });
+  for (const id of [1, 2, 3, 4]) report(id, []);
+  t.clock.advance(1);
+  // Two of three report store 4 and stop again before anything asks for its state.
+  report(1, [4]);
+  report(2, [4]);
+  t.clock.advance(1);
+  report(1, []);
+  report(2, []);
+  assert.equal(c.stateName(c.getStore(4)), "Disconnected", "store 4 has been silent since");
+  assert.equal(c.stateName(c.getStore(4)), "Disconnected", "reading the state changes nothing");
+  t.clock.advance(1);
+  report(4, []);
+  assert.equal(c.stateName(c.getStore(4)), "Up");
+  await t.close();
+});
