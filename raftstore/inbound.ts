@@ -139,6 +139,10 @@ export class Inbound {
         );
         return;
       }
+      // A peer destroyed just before (its region removed it, then merged into this one) may
+      // still be deleting the data of a range this snapshot covers: installed first, the data
+      // would go with it.
+      await this.lifecycle.settledOver(snapRegion);
     }
     if (s.hibernation.onMessage(peer, env, isQuiesceMessage(env.message))) return;
     peer.step(env.message, env.fromPeer);

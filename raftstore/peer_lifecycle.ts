@@ -9,7 +9,7 @@
  * @module
  */
 import type { Ready } from "../raft/mod.ts";
-import type { Region } from "../proto/metapb.ts";
+import { rangesOverlap, type Region } from "../proto/metapb.ts";
 import { MrkvError } from "../proto/errors.ts";
 import type { Peer } from "./peer.ts";
 import { decodeSnapshotData, installSnapshot, saveSnapshot } from "./snapshot.ts";
@@ -23,6 +23,11 @@ export class PeerLifecycle {
    * range delete could remove data the new peer just installed.
    */
   readonly #destroying = new Map<number, Promise<void>>();
+  /**
+   * The ranges destructions in progress may still delete data in, by region: out of the store
+   * meta already, so another region's snapshot over them must wait (see settledOver).
+   */
+  readonly #deleting = new Map<number, Region>();
   /**
    * The Ready pass in progress: the peers whose Ready it took, and its end. A destruction of one
    * of them waits for that end, so everything the pass does for the peer (a snapshot install,
@@ -52,6 +57,18 @@ export class PeerLifecycle {
   /** The destruction or retirement of `regionId`'s peer in progress, if any. */
   destroying(regionId: number): Promise<void> | undefined {
     return this.#destroying.get(regionId);
+  }
+
+  /**
+   * Resolves once no destruction in progress may still delete data in `range`: a snapshot
+   * installed there first would lose its data to the range delete.
+   */
+  async settledOver(range: Pick<Region, "startKey" | "endKey">): Promise<void> {
+    const waits: Promise<void>[] = [];
+    for (const [regionId, r] of this.#deleting) {
+      if (rangesOverlap(r, range)) waits.push(this.#destroying.get(regionId)!);
+    }
+    await Promise.allSettled(waits);
   }
 
   /** Resolves once every destruction in progress has ended. */
@@ -97,7 +114,9 @@ export class PeerLifecycle {
     if (p.destroyed) return this.#destroying.get(p.regionId) ?? Promise.resolve();
     p.destroyed = true;
     const done = this.#destroy(p, region).finally(() => {
-      if (this.#destroying.get(p.regionId) === done) this.#destroying.delete(p.regionId);
+      if (this.#destroying.get(p.regionId) !== done) return;
+      this.#destroying.delete(p.regionId);
+      this.#deleting.delete(p.regionId);
     });
     this.#destroying.set(p.regionId, done);
     return done;
@@ -119,6 +138,7 @@ export class PeerLifecycle {
     s.peers.delete(p.regionId);
     s.hibernation.removed(p);
     s.meta.removeRegion(p.regionId);
+    if (p.storage.isInitialized()) this.#deleting.set(p.regionId, p.region);
     s.tombstones.set(p.regionId, { region, peerId: p.meta.id });
     const wb = s.engine.batch();
     wb.putRegionState(p.regionId, { peerState: "Tombstone", region });
