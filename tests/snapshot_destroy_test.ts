@@ -7,36 +7,17 @@
  */
 import assert from "node:assert/strict";
 import type { Peer as PeerMeta } from "../proto/metapb.ts";
-import type { Peer } from "../raftstore/peer.ts";
-import { b, pauseBalancers, str, type TestCluster, waitFor, withCluster } from "./cluster.ts";
+import { b, str, waitFor, withCluster } from "./cluster.ts";
+import { changePeer, holdFirstCall, quietCluster, tellRemoved } from "./peer_faults.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
-
-function changePeer(
-  c: TestCluster,
-  leader: Peer,
-  changeType: "AddLearnerNode" | "RemoveNode",
-  peer: PeerMeta,
-): Promise<void> {
-  const p = leader.proposeConfChange({
-    header: { regionId: leader.regionId, peerId: leader.meta.id, epoch: leader.region.epoch },
-    admin: { type: "ChangePeer", changeType, peer },
-  });
-  c.running().find((n) => n.store.storeId === leader.storeId)!.store.schedule(leader);
-  return p;
-}
 
 Deno.test(
   "a peer destroyed while its snapshot installs stays gone, and the region can come back",
   opts,
   () =>
     withCluster({ stores: 4 }, async (c) => {
-      await pauseBalancers(c);
-      c.scheduler.cluster.config = {
-        ...c.scheduler.cluster.config,
-        replicaScheduleLimit: 0,
-        mergeScheduleLimit: 0,
-      };
+      await quietCluster(c);
       await c.put("k", "v");
       const leader = c.leaderOf(1)!;
       const slot = c.nodes.findIndex((n) =>
@@ -46,53 +27,19 @@ Deno.test(
 
       // Hold the snapshot install part way: an uninitialized peer's install is the only thing
       // on this store that deletes a key range.
-      let release!: () => void;
-      const gate = new Promise<void>((r) => (release = r));
-      let held = false;
-      const deleteRange = store.engine.deleteRange.bind(store.engine);
-      store.engine.deleteRange = async (...args: Parameters<typeof deleteRange>) => {
-        if (!held) {
-          held = true;
-          await gate;
-        }
-        return await deleteRange(...args);
-      };
-
+      const hold = holdFirstCall(store.engine, "deleteRange");
       const installed = store.stats.snapshotsApplied;
       const first = await c.scheduler.cluster.allocIds(1);
       const learner: PeerMeta = { id: first, storeId: store.storeId, role: "Learner" };
       await changePeer(c, leader, "AddLearnerNode", learner);
-      await waitFor("the learner's snapshot install to start", () => held);
+      await waitFor("the learner's snapshot install to start", () => hold.held);
       const created = store.peers.get(1)!;
 
       // The region removes the learner and its leader tells it so, while it installs.
       await changePeer(c, leader, "RemoveNode", learner);
-      store.onRaftBatch({
-        fromStoreId: leader.storeId,
-        envelopes: [{
-          regionId: 1,
-          fromPeer: leader.meta,
-          toPeer: learner,
-          epoch: leader.region.epoch,
-          startKey: leader.region.startKey,
-          endKey: leader.region.endKey,
-          isTombstone: true,
-          message: {
-            type: "MsgHeartbeat",
-            to: learner.id,
-            from: leader.meta.id,
-            term: leader.raw.raft.term,
-            logTerm: 0,
-            index: 0,
-            entries: [],
-            commit: 0,
-            reject: false,
-            rejectHint: 0,
-          },
-        }],
-      });
+      tellRemoved(store, leader, learner);
       await waitFor("the tombstone to reach the learner", () => created.destroyed);
-      release();
+      hold.release();
       await waitFor(
         "the held install to finish and the learner to be gone",
         () => store.stats.snapshotsApplied > installed && !store.peers.has(1),
@@ -122,12 +69,7 @@ Deno.test(
   opts,
   () =>
     withCluster({ stores: 4 }, async (c) => {
-      await pauseBalancers(c);
-      c.scheduler.cluster.config = {
-        ...c.scheduler.cluster.config,
-        replicaScheduleLimit: 0,
-        mergeScheduleLimit: 0,
-      };
+      await quietCluster(c);
       const api = `http://${c.scheduler.addr}/pd/api/v1/operators`;
       const operator = async (body: Record<string, unknown>) => {
         const res = await fetch(api, { method: "POST", body: JSON.stringify(body) });
@@ -157,22 +99,12 @@ Deno.test(
       await changePeer(c, c.leaderOf(rightId)!, "AddLearnerNode", learner);
       await c.waitLocal(slot, "x", "v-x");
       const created = store.peers.get(rightId)!;
-      let release!: () => void;
-      const gate = new Promise<void>((r) => (release = r));
-      let held = false;
-      const deleteRange = store.engine.deleteRange.bind(store.engine);
-      store.engine.deleteRange = async (...args: Parameters<typeof deleteRange>) => {
-        if (!held) {
-          held = true;
-          await gate;
-        }
-        return await deleteRange(...args);
-      };
+      const hold = holdFirstCall(store.engine, "deleteRange");
       await changePeer(c, c.leaderOf(rightId)!, "RemoveNode", learner);
       // As the learner's apply of its own removal does (without waiting for it); its range delete
       // is held.
       const destroyed = store.destroyPeer(created, c.leaderOf(rightId)!.region);
-      await waitFor("the removed learner's range delete to start", () => held);
+      await waitFor("the removed learner's range delete to start", () => hold.held);
 
       // The right half merges into region 1, which then gets a learner on that store: its
       // snapshot covers the range still being deleted.
@@ -195,7 +127,7 @@ Deno.test(
       await waitFor("a snapshot install", () =>
         store.stats.snapshotsApplied > installed, 3_000)
         .catch(() => {});
-      release();
+      hold.release();
       await destroyed;
       await waitFor("region 1's learner to install its snapshot", () =>
         store.stats.snapshotsApplied > installed &&

@@ -9,29 +9,12 @@
  */
 import assert from "node:assert/strict";
 import type { Peer as PeerMeta, Region } from "../proto/metapb.ts";
-import type { Peer } from "../raftstore/peer.ts";
 import type { SplitTarget } from "../raftstore/cmd.ts";
-import { b, pauseBalancers, str, type TestCluster, waitFor, withCluster } from "./cluster.ts";
+import type { WriteBatch } from "../storage/mod.ts";
+import { b, str, waitFor, withCluster } from "./cluster.ts";
+import { changePeer, holdFirstCall, quietCluster, storeOf, tellRemoved } from "./peer_faults.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
-
-function storeOf(c: TestCluster, peer: Peer) {
-  return c.running().find((n) => n.store.storeId === peer.storeId)!.store;
-}
-
-function changePeer(
-  c: TestCluster,
-  leader: Peer,
-  changeType: "AddLearnerNode" | "RemoveNode",
-  peer: PeerMeta,
-): Promise<void> {
-  const p = leader.proposeConfChange({
-    header: { regionId: leader.regionId, peerId: leader.meta.id, epoch: leader.region.epoch },
-    admin: { type: "ChangePeer", changeType, peer },
-  });
-  storeOf(c, leader).schedule(leader);
-  return p;
-}
 
 for (const splitKeys of [["m"], ["h", "q"]]) {
   Deno.test(
@@ -40,12 +23,7 @@ for (const splitKeys of [["m"], ["h", "q"]]) {
     opts,
     () =>
       withCluster({ stores: 4 }, async (c) => {
-        await pauseBalancers(c);
-        c.scheduler.cluster.config = {
-          ...c.scheduler.cluster.config,
-          replicaScheduleLimit: 0,
-          mergeScheduleLimit: 0,
-        };
+        await quietCluster(c);
         // One key in the left half and one in each region the split creates.
         const keys = ["a", ...splitKeys.map((k) => `${k}1`)];
         for (const k of keys) await c.put(k, `v-${k}`);
@@ -78,20 +56,14 @@ for (const splitKeys of [["m"], ["h", "q"]]) {
           });
         }
         const newIds = splits.map((s) => s.newRegionId);
-        let release!: () => void;
-        const gate = new Promise<void>((r) => (release = r));
-        let held = false;
-        const write = store.engine.write.bind(store.engine);
-        store.engine.write = async (...args: Parameters<typeof write>) => {
-          const carriesSplit = args[0].ops().some((op) =>
-            op.key[0] === "r" && op.key[1] === newIds[0] && op.key[2] === "region"
-          );
-          if (carriesSplit && !held) {
-            held = true;
-            await gate;
-          }
-          return await write(...args);
-        };
+        const hold = holdFirstCall(
+          store.engine,
+          "write",
+          (wb: WriteBatch) =>
+            wb.ops().some((op) =>
+              op.key[0] === "r" && op.key[1] === newIds[0] && op.key[2] === "region"
+            ),
+        );
         const split = leader.propose({
           header: { regionId: 1, peerId: leader.meta.id, epoch: leader.region.epoch },
           admin: { type: "Split", splits },
@@ -99,39 +71,16 @@ for (const splitKeys of [["m"], ["h", "q"]]) {
         storeOf(c, leader).schedule(leader);
         await split;
         const version = leader.region.epoch.version;
-        await waitFor("the learner's write of the split to be held", () => held);
+        await waitFor("the learner's write of the split to be held", () => hold.held);
 
         // The region removes the learner and its leader tells it so, while that write waits.
         await changePeer(c, leader, "RemoveNode", learner);
-        store.onRaftBatch({
-          fromStoreId: leader.storeId,
-          envelopes: [{
-            regionId: 1,
-            fromPeer: leader.meta,
-            toPeer: learner,
-            epoch: leader.region.epoch,
-            startKey: leader.region.startKey,
-            endKey: leader.region.endKey,
-            isTombstone: true,
-            message: {
-              type: "MsgHeartbeat",
-              to: learner.id,
-              from: leader.meta.id,
-              term: leader.raw.raft.term,
-              logTerm: 0,
-              index: 0,
-              entries: [],
-              commit: 0,
-              reject: false,
-              rejectHint: 0,
-            },
-          }],
-        });
+        tellRemoved(store, leader, learner);
         await waitFor("the tombstone to reach the learner", () => created.destroyed);
         // A destruction that went ahead of the held write (it wrote the tombstone as soon as it
         // was asked) runs to its end first, as it would if the write were slow.
         if (store.tombstones.has(1)) await store.destroyPeer(created);
-        release();
+        hold.release();
         await store.destroyPeer(created);
         await store.idle(); // the held pass has acted on its results
         await waitFor("the learner to be gone", () => !store.peers.has(1));
