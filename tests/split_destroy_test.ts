@@ -5,7 +5,8 @@
  * back into the store meta with no peer behind it (every later peer of the region was refused as
  * overlapping it, and a learner the scheduler added there never came to exist), wrote the region
  * back as `Normal` on disk over its tombstone, and the destruction's range delete, taken over the
- * range from before the split, deleted the data of the regions the split created.
+ * range from before the split, deleted the data of the regions the split created. And a region
+ * refused like that is now named in the log.
  */
 import assert from "node:assert/strict";
 import type { Peer as PeerMeta, Region } from "../proto/metapb.ts";
@@ -126,3 +127,47 @@ for (const splitKeys of [["m"], ["h", "q"]]) {
       }),
   );
 }
+
+Deno.test(
+  "a region refused for good because its range overlaps a local one is logged, naming both",
+  opts,
+  () =>
+    withCluster({ stores: 4 }, async (c) => {
+      await quietCluster(c);
+      const leader = c.leaderOf(1)!;
+      const slot = c.nodes.findIndex((n) =>
+        n && !leader.region.peers.some((p) => p.storeId === n.store.storeId)
+      );
+      const store = c.node(slot).store;
+      const warnings: string[] = [];
+      const warn = store.log.warn;
+      store.log.warn = (msg) => {
+        warnings.push(msg);
+        warn(msg);
+      };
+      // A range with no peer behind it, as the race above used to leave.
+      store.meta.setRegion({
+        id: 999,
+        startKey: new Uint8Array(),
+        endKey: new Uint8Array(),
+        epoch: { confVer: 3, version: 4 },
+        peers: [{ id: 998, storeId: store.storeId, role: "Voter" }],
+      });
+      const learner: PeerMeta = {
+        id: await c.scheduler.cluster.allocIds(1),
+        storeId: store.storeId,
+        role: "Learner",
+      };
+      await changePeer(c, leader, "AddLearnerNode", learner);
+      const named = (m: string) =>
+        m.startsWith(`region 1: no peer ${learner.id} created here`) &&
+        m.includes("overlaps local region 999 (epoch 3/4, no local peer)");
+      await waitFor("the refusal to be logged", () => warnings.some(named));
+      assert.equal(store.peers.has(1), false);
+      // Not per message: the first report counts every message dropped in the grace period.
+      const line = warnings.find(named)!;
+      const dropped = Number(/\((\d+) messages dropped since the last report\)/.exec(line)?.[1]);
+      assert.ok(dropped > 1, line);
+      store.log.warn = warn;
+    }),
+);
