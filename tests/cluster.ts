@@ -243,6 +243,16 @@ export class TestCluster {
     return undefined;
   }
 
+  /** The leader peer of `regionId`, waiting for one (an election may be under way). */
+  async waitLeader(regionId: number, timeoutMs = 10_000): Promise<Peer> {
+    await waitFor(
+      `region ${regionId} to have a leader`,
+      () => this.leaderOf(regionId) !== undefined,
+      timeoutMs,
+    );
+    return this.leaderOf(regionId)!;
+  }
+
   /** Waits until every running store agrees region `regionId` has `count` voters. */
   async waitReplicas(regionId: number, count: number, timeoutMs = 20_000): Promise<void> {
     await waitFor(`region ${regionId} to have ${count} voters on every store`, () => {
