@@ -22,7 +22,7 @@ import { parseDuration } from "../config/config.ts";
 import { ProcessCluster } from "../tests/process_cluster.ts";
 
 const USAGE = `Usage: deno run -A tools/hot_drill.ts [--stores 3] [--keys 10000] [--hot-share 0.9]
-       [--writers 32] [--duration 60s] [--qps-threshold N] [--byte-threshold SIZE]
+       [--writers 32] [--read-share 0] [--duration 60s] [--qps-threshold N] [--byte-threshold SIZE]
        [--window 10s] [--load-split true|false] [--balance-leader true|false] [--json]
 
 Writes concentrated on 1% of a key space, on real processes: when the hot region splits by
@@ -39,6 +39,7 @@ const { values } = parseToolArgs({
     stores: { type: "string", default: "3" },
     keys: { type: "string", default: "10000" },
     "hot-share": { type: "string", default: "0.9" },
+    "read-share": { type: "string", default: "0" },
     writers: { type: "string", default: "32" },
     duration: { type: "string", default: "60s" },
     "qps-threshold": { type: "string" },
@@ -55,6 +56,10 @@ const WRITERS = intFlag(NAME, "--writers", values.writers, 1, 1024);
 const HOT_SHARE = Number(values["hot-share"]);
 if (!(HOT_SHARE >= 0 && HOT_SHARE <= 1)) {
   usageExit(NAME, `--hot-share must be from 0 to 1, got "${values["hot-share"]}"`);
+}
+const READ_SHARE = Number(values["read-share"]);
+if (!(READ_SHARE >= 0 && READ_SHARE <= 1)) {
+  usageExit(NAME, `--read-share must be from 0 to 1, got "${values["read-share"]}"`);
 }
 const bool = (flag: string, v: string) => {
   if (v !== "true" && v !== "false") usageExit(NAME, `${flag} must be true or false, got "${v}"`);
@@ -111,7 +116,7 @@ function percentile(sorted: readonly number[], p: number): number {
 function summary(ms: number[], seconds: number) {
   const s = [...ms].sort((a, b) => a - b);
   return {
-    writes: s.length,
+    count: s.length,
     per_second: Math.round(s.length / Math.max(0.001, seconds)),
     p50_ms: Math.round(percentile(s, 50)),
     p99_ms: Math.round(percentile(s, 99)),
@@ -151,13 +156,16 @@ async function main(): Promise<void> {
     // ---- the load -----------------------------------------------------------------------------
     const state = new Map<string, { acked: string | null; tried: string[] }>();
     const writes: { at: number; ms: number }[] = [];
+    const reads: { at: number; ms: number }[] = [];
     let failures = 0;
     let stop = false;
     const started = Date.now();
     log(
       `${WRITERS} writers: ${Math.round(HOT_SHARE * 100)}% of writes to ${HOT_START}..${
         key(HOT_FIRST + HOT_COUNT - 1)
-      } (1% of ${KEYS} keys), the rest anywhere, for ${DURATION_MS / 1000} s`,
+      } (1% of ${KEYS} keys), the rest anywhere, ${
+        Math.round(READ_SHARE * 100)
+      }% of them reads, for ${DURATION_MS / 1000} s`,
     );
     const writers = Array.from({ length: WRITERS }, async (_, w) => {
       let slot = w % STORES;
@@ -167,6 +175,26 @@ async function main(): Promise<void> {
           : Math.floor(Math.random() * KEYS);
         // Each writer owns its keys: what must read back is known exactly.
         const k = `${key(n)}/w${w}`;
+        if (Math.random() < READ_SHARE) {
+          const t0 = performance.now();
+          try {
+            const res = await c.fetch(`${c.storeUrl(slot)}/kv/${encodeURIComponent(k)}`, {
+              headers: clientHeaders,
+              signal: AbortSignal.timeout(10_000),
+            });
+            await res.body?.cancel();
+            if (res.status === 200 || res.status === 404) {
+              reads.push({ at: Date.now(), ms: performance.now() - t0 });
+              continue;
+            }
+          } catch {
+            // A failed read changes nothing; try another store.
+          }
+          failures++;
+          slot = (slot + 1) % STORES;
+          await sleep(20);
+          continue;
+        }
         const v = `v${i}`;
         const s = state.get(k) ?? { acked: null, tried: [] };
         state.set(k, s);
@@ -236,6 +264,9 @@ async function main(): Promise<void> {
       if (shape !== lastShape) timeline.push(`${(t / 1000).toFixed(1)} s: ${shape}`);
       lastShape = shape;
     }
+    const hotRead = await getJson<
+      { as_leader: Record<string, { total_flow_bytes: number; regions_count: number }> }
+    >("/hotspot/regions/read");
     const hotWrite = await getJson<
       { as_leader: Record<string, { total_flow_bytes: number; regions_count: number }> }
     >("/hotspot/regions/write");
@@ -288,9 +319,9 @@ async function main(): Promise<void> {
       }
     }
 
-    const phase = (from: number, to: number) =>
+    const phase = (ops: { at: number; ms: number }[], from: number, to: number) =>
       summary(
-        writes.filter((x) => x.at >= started + from && x.at < started + to).map((x) => x.ms),
+        ops.filter((x) => x.at >= started + from && x.at < started + to).map((x) => x.ms),
         (to - from) / 1000,
       );
     const spreadAt = allStoresAt || twoStoresAt;
@@ -300,6 +331,7 @@ async function main(): Promise<void> {
       keys: KEYS,
       hot_range: [HOT_START, HOT_END],
       hot_share: HOT_SHARE,
+      read_share: READ_SHARE,
       load_split: LOAD_SPLIT,
       store_flags: storeFlags,
       duration_ms: ended - started,
@@ -314,8 +346,13 @@ async function main(): Promise<void> {
         Object.entries(hotWrite.as_leader).map(([s, v]) => [s, v.total_flow_bytes]),
       ),
       hotspot_stores: storesFlow,
-      writes_before_split: phase(0, splitAt || DURATION_MS),
-      writes_after_spread: spreadAt ? phase(spreadAt, ended - started) : null,
+      hot_read_leader_bytes_per_store: Object.fromEntries(
+        Object.entries(hotRead.as_leader).map(([s, v]) => [s, v.total_flow_bytes]),
+      ),
+      writes_before_split: phase(writes, 0, splitAt || DURATION_MS),
+      writes_after_spread: spreadAt ? phase(writes, spreadAt, ended - started) : null,
+      reads_before_split: READ_SHARE ? phase(reads, 0, splitAt || DURATION_MS) : null,
+      reads_after_spread: READ_SHARE && spreadAt ? phase(reads, spreadAt, ended - started) : null,
       write_failures_retried: failures,
       keys_checked: checked,
       keys_lost: lost,
