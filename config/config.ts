@@ -140,6 +140,33 @@ export const CONFIG_KEYS = {
     min: 1,
     help: "how often leaders check region size",
   },
+  "load-split": {
+    kind: "bool",
+    roles: ["store"],
+    default: "true",
+    help: "split a region that stays busy at the key that halves its load, whatever its size",
+  },
+  "split-qps-threshold": {
+    kind: "int",
+    roles: ["store"],
+    default: 1000,
+    min: 0,
+    help: "requests per second that make a region hot (0: not by requests)",
+  },
+  "split-byte-threshold": {
+    kind: "size",
+    roles: ["store"],
+    default: 8 * 1024 * 1024,
+    min: 0,
+    help: "bytes read and written per second that make a region hot (0: not by bytes)",
+  },
+  "split-detect-window": {
+    kind: "duration",
+    roles: ["store"],
+    default: 10_000,
+    min: 100,
+    help: "how long a region must stay hot before it splits by load",
+  },
   "raft-log-gc-count-limit": {
     kind: "int",
     roles: ["store"],
@@ -226,6 +253,10 @@ export interface Config {
   regionMaxSize: number;
   regionSplitSize: number;
   splitCheckMs: number;
+  loadSplit: boolean;
+  splitQpsThreshold: number;
+  splitByteThreshold: number;
+  splitDetectWindow: number;
   raftLogGcCountLimit: number;
   hibernateRegions: boolean;
   schedulerHeartbeatMs: number;
@@ -456,6 +487,12 @@ export function parseCommandLine(
     throw new ConfigError(
       "--heartbeat-ticks",
       `invalid value for --heartbeat-ticks: must be less than --election-ticks`,
+    );
+  }
+  if (config.loadSplit && config.splitQpsThreshold === 0 && config.splitByteThreshold === 0) {
+    throw new ConfigError(
+      "--split-qps-threshold",
+      "--split-qps-threshold and --split-byte-threshold are both 0: give one, or --load-split=false",
     );
   }
   checkSecurity(config);

@@ -212,3 +212,24 @@ Deno.test("a non-loopback address needs a secret, TLS or --insecure; TLS needs a
   assert.ok(isLoopbackAddr("127.0.0.1:1") && isLoopbackAddr("[::1]:1"));
   assert.ok(!isLoopbackAddr("0.0.0.0:1") && !isLoopbackAddr("10.0.0.1:1"));
 });
+
+Deno.test("load-split keys: defaults, overrides, both thresholds 0 refused unless it is off", () => {
+  const base = ["--role", "store", "--scheduler", "http://127.0.0.1:2379"];
+  const d = parse(base);
+  assert.equal(d.loadSplit, true);
+  assert.equal(d.splitQpsThreshold, 1000);
+  assert.equal(d.splitByteThreshold, 8 * 1024 * 1024);
+  assert.equal(d.splitDetectWindow, 10_000);
+  const c = parse([...base, "--split-qps-threshold", "50", "--split-detect-window", "2s"]);
+  assert.equal(c.splitQpsThreshold, 50);
+  assert.equal(c.splitDetectWindow, 2_000);
+  const zero = ["--split-qps-threshold", "0", "--split-byte-threshold", "0"];
+  assert.equal(flagError([...base, ...zero]).flag, "--split-qps-threshold");
+  assert.equal(parse([...base, ...zero, "--load-split=false"]).loadSplit, false);
+  assert.equal(flagError([...base, "--split-detect-window", "50ms"]).flag, "--split-detect-window");
+  assert.equal(flagError([...base, "--split-qps-threshold", "-1"]).flag, "--split-qps-threshold");
+  assert.equal(
+    flagError(["--role", "scheduler", "--split-qps-threshold", "5"]).flag,
+    "--split-qps-threshold",
+  );
+});

@@ -196,6 +196,7 @@ Deno.test(
       assert.deepEqual(await json<string[]>(c, "scheduler", "list"), [
         "balance-region-scheduler",
         "balance-leader-scheduler",
+        "hot-region-scheduler",
       ]);
       assert.equal(
         await ok(c, "scheduler", "remove", "balance-leader-scheduler"),

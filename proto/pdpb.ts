@@ -140,6 +140,9 @@ export interface RegionHeartbeat {
 export interface RegionFlow {
   readonly bytesWritten: number;
   readonly bytesRead: number;
+  /** Keys written (put or deleted) and read; absent from stores that do not count them. */
+  readonly keysWritten?: number;
+  readonly keysRead?: number;
   /** Length of the interval the bytes were counted over, in ms (at least 1). */
   readonly intervalMs: number;
 }
@@ -151,6 +154,10 @@ function decodeRegionFlow(v: unknown, name: string): RegionFlow {
   return {
     bytesWritten: expectUint(field(o, "bytesWritten"), `${name}.bytesWritten`),
     bytesRead: expectUint(field(o, "bytesRead"), `${name}.bytesRead`),
+    ...(field(o, "keysWritten") !== undefined &&
+      { keysWritten: expectUint(field(o, "keysWritten"), `${name}.keysWritten`) }),
+    ...(field(o, "keysRead") !== undefined &&
+      { keysRead: expectUint(field(o, "keysRead"), `${name}.keysRead`) }),
     intervalMs,
   };
 }

@@ -78,6 +78,8 @@ export interface ApplyOutcome {
   writtenBytes: number;
   /** Delete commands applied (they shrink the region by an unknown amount). */
   deletes: number;
+  /** Keys written by Put and Delete commands (for the scheduler's hot-region statistics). */
+  writtenKeys: number;
   /** The region's merge state after these entries (set by PrepareMerge, cleared by rollback). */
   merge: MergeState | undefined;
   /**
@@ -109,6 +111,8 @@ export interface ApplyContext {
    * CommitMerge waits.
    */
   readonly mergeSource?: (req: CommitMergeRequest) => AppliedRequests | undefined;
+  /** Told of every key a data command writes, with its bytes (a leader's load sampling). */
+  readonly onWrite?: (key: Uint8Array, bytes: number) => void;
 }
 
 /**
@@ -131,6 +135,7 @@ export function applyEntries(
     appliedIndex,
     writtenBytes: 0,
     deletes: 0,
+    writtenKeys: 0,
     merge: ctx.merge,
     results: [],
     effects: [],
@@ -153,6 +158,7 @@ export function applyEntries(
       effects: out.effects.length,
       writtenBytes: out.writtenBytes,
       deletes: out.deletes,
+      writtenKeys: out.writtenKeys,
     };
     try {
       if (e.type === "ConfChange" || e.type === "ConfChangeV2") {
@@ -172,7 +178,7 @@ export function applyEntries(
           );
         }
         if (verdict === "fresh") {
-          execCmd(out, cmd, e.index, wb, phases, requests, mergeSource);
+          execCmd(out, cmd, e.index, wb, phases, requests, mergeSource, ctx.onWrite);
           if (tag && !admin) requests.add(tag, e.index);
         }
       }
@@ -183,6 +189,7 @@ export function applyEntries(
       out.effects.length = before.effects;
       out.writtenBytes = before.writtenBytes;
       out.deletes = before.deletes;
+      out.writtenKeys = before.writtenKeys;
       if (err instanceof ApplyBlocked) {
         out.blockedAt = e.index;
         out.waitingFor = err.req;
@@ -210,6 +217,7 @@ function execCmd(
   phases: ApplyPhases,
   requests: AppliedRequests,
   mergeSource: (req: CommitMergeRequest) => AppliedRequests | undefined,
+  onWrite?: (key: Uint8Array, bytes: number) => void,
 ): void {
   checkHeader(out.region, cmd);
   if (cmd.admin) {
@@ -249,10 +257,13 @@ function execCmd(
     if (r.type === "Put") {
       wb.putData(r.key, r.value);
       out.writtenBytes += r.key.length + r.value.length;
+      onWrite?.(r.key, r.key.length + r.value.length);
     } else {
       wb.deleteData(r.key);
       out.deletes++;
+      onWrite?.(r.key, r.key.length);
     }
+    out.writtenKeys++;
   }
 }
 

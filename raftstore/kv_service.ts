@@ -187,7 +187,9 @@ export class KvService {
       throw new MrkvError("EpochNotMatch", `region ${peer.regionId} split during the read`);
     }
     const value = await this.store.engine.get(key);
-    if (value) this.store.flow.read(peer.regionId, key.length + value.length);
+    const bytes = key.length + (value?.length ?? 0);
+    this.store.flow.read(peer.regionId, value ? bytes : 0, 1);
+    this.store.loadSampler?.record(peer.regionId, key, undefined, bytes);
     return value;
   }
 
@@ -227,7 +229,8 @@ export class KvService {
       bytes += pair.key.length + pair.value.length;
       if (bytes >= maxBytes) break;
     }
-    this.store.flow.read(region.id, bytes);
+    this.store.flow.read(region.id, bytes, kvs.length);
+    this.store.loadSampler?.record(region.id, start, kvs.at(-1)?.key, bytes);
     return { kvs, region };
   }
 

@@ -61,6 +61,8 @@ export interface StoreMetricSources {
   readonly capacity: () => StoreCapacity;
   /** Heartbeats sent so far (region reports). */
   readonly heartbeatsSent?: () => number;
+  /** Load-based splits started so far. */
+  readonly loadSplits?: () => number;
 }
 
 /** Declares the gauges and counters a store reads at scrape time, and `process_*`. */
@@ -197,6 +199,13 @@ export function registerStoreMetrics(m: StoreMetrics, src: StoreMetricSources): 
       "mrkv_region_heartbeats_sent_total",
       "Region heartbeats sent to the scheduler.",
       src.heartbeatsSent,
+    );
+  }
+  if (src.loadSplits) {
+    counter(
+      "mrkv_load_splits_total",
+      "Splits this store's leaders started because a region stayed hot (load_split.ts).",
+      src.loadSplits,
     );
   }
   registerProcessMetrics(r, "store");

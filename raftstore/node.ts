@@ -30,6 +30,7 @@ import { type Fetcher, PdClient } from "../proto/pd_client.ts";
 import { isStoreRemoved } from "../proto/pdpb.ts";
 import { storeApp } from "./server.ts";
 import { SplitWorker } from "./split.ts";
+import { LoadSampler, loadSplitConfig, LoadSplitWorker } from "./load_split.ts";
 import { Store, type StoreConfig, type StoreLogger } from "./store.ts";
 import type { RaftReceiver, Transport } from "./transport.ts";
 import { HttpTransport } from "./transport_http.ts";
@@ -97,6 +98,7 @@ export class StoreNode {
     readonly workers: {
       heartbeat: HeartbeatWorker;
       split: SplitWorker;
+      loadSplit: LoadSplitWorker;
       gc: LogGcWorker;
       merge: MergeWorker;
     },
@@ -134,6 +136,7 @@ export class StoreNode {
   async #stop(): Promise<void> {
     await this.book?.stop();
     this.workers.heartbeat.stop();
+    this.workers.loadSplit.stop();
     const splitting = this.workers.split.stop();
     this.workers.gc.stop();
     this.workers.merge.stop();
@@ -342,6 +345,8 @@ export async function startStoreNode(opts: StoreNodeOptions): Promise<StoreNode>
     });
     const kv = new KvService(store, client, forward);
     const split = new SplitWorker(store, client);
+    const loadSplit = new LoadSplitWorker(store, split, new LoadSampler(loadSplitConfig(config)));
+    if (loadSplit.sampler.config.enabled) store.loadSampler = loadSplit.sampler;
     const merge = new MergeWorker(store);
     const usedSize = () => [...store.peers.values()].reduce((n, p) => n + p.approximateSize, 0);
     // The filesystem's figures, as PD's stores report them: the whole disk, and what is free.
@@ -352,6 +357,7 @@ export async function startStoreNode(opts: StoreNodeOptions): Promise<StoreNode>
       kv,
       capacity,
       heartbeatsSent: () => heartbeat.sent,
+      loadSplits: () => loadSplit.splits,
     });
     const gc = new LogGcWorker(store);
     const node = new StoreNode(
@@ -364,7 +370,7 @@ export async function startStoreNode(opts: StoreNodeOptions): Promise<StoreNode>
           ((config.kvAuth ?? "auto") === "auto" && isLoopbackAddr(config.addr)),
         log: (m) => log.warn(m),
       }),
-      { heartbeat, split, gc, merge },
+      { heartbeat, split, loadSplit, gc, merge },
       opts.engine === undefined,
       opts.raftLog === undefined,
       security,
@@ -391,6 +397,7 @@ export async function startStoreNode(opts: StoreNodeOptions): Promise<StoreNode>
     removed.catch(() => {}); // observed through `finished`
     heartbeat.start();
     split.start();
+    loadSplit.start();
     gc.start();
     merge.start();
     node.book = book;

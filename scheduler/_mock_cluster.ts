@@ -10,7 +10,8 @@
 import type { Peer } from "../proto/metapb.ts";
 import type { BuildContext } from "./operator/builder.ts";
 import type { RegionInfo } from "./region_info.ts";
-import type { ClusterView, RegionRole, StoreView } from "./schedulers/view.ts";
+import type { ClusterView, HotRegionView, RegionRole, StoreView } from "./schedulers/view.ts";
+import type { RegionRates } from "./hot_stats.ts";
 import { isTargetState, type StoreMetaState, storeStateName } from "./store_info.ts";
 
 /** A seeded PRNG (mulberry32), so runs replay. */
@@ -45,6 +46,8 @@ export class MockCluster implements ClusterView {
   readonly #regions = new Map<number, RegionInfo>();
   readonly #ops = new Set<number>();
   readonly #movedFrom = new Map<number, Set<number>>();
+  readonly #hot = new Map<number, RegionRates>();
+  readonly #lastOperator = new Map<number, number>();
   #nextPeerId = 1000;
   readonly build: BuildContext;
 
@@ -202,6 +205,47 @@ export class MockCluster implements ClusterView {
   }
   hasOperator(regionId: number): boolean {
     return this.#ops.has(regionId);
+  }
+  hotRegions(): readonly HotRegionView[] {
+    const out: HotRegionView[] = [];
+    for (const [id, rates] of this.#hot) {
+      const region = this.#regions.get(id);
+      if (!region) continue;
+      out.push({
+        region,
+        rates,
+        leaderStoreId: region.leader?.storeId,
+        storeIds: region.meta.peers.map((p) => p.storeId),
+      });
+    }
+    return out;
+  }
+  /**
+   * Gives a region traffic: `write` and `read` bytes/s (keys/s a hundredth of them), reported
+   * hot `degree` times in a row, over reports covering `spanMs`.
+   */
+  setHot(regionId: number, write: number, read = 0, degree = 3, spanMs = 5_000): this {
+    this.#hot.set(regionId, {
+      writeBytesPerSec: write,
+      readBytesPerSec: read,
+      writeKeysPerSec: write / 100,
+      readKeysPerSec: read / 100,
+      at: this.now,
+      degree,
+      version: 1,
+      intervalMs: 60_000,
+      spanMs,
+    });
+    return this;
+  }
+  sinceLastOperator(regionId: number): number | undefined {
+    const at = this.#lastOperator.get(regionId);
+    return at === undefined ? undefined : this.now - at;
+  }
+  /** Records that an operator on the region finished `agoMs` ago. */
+  setLastOperator(regionId: number, agoMs: number): this {
+    this.#lastOperator.set(regionId, this.now - agoMs);
+    return this;
   }
   movedFrom(regionId: number): ReadonlySet<number> {
     return this.#movedFrom.get(regionId) ?? new Set();

@@ -178,10 +178,14 @@ Deno.test("schedulers can be listed, removed and added back; config is read and 
   assert.deepEqual((await admin(t.app, "GET", "/schedulers")).json, [
     "balance-region-scheduler",
     "balance-leader-scheduler",
+    "hot-region-scheduler",
   ]);
   assert.equal((await admin(t.app, "DELETE", "/schedulers/balance-region-scheduler")).status, 200);
   assert.equal((await admin(t.app, "DELETE", "/schedulers/balance-region-scheduler")).status, 404);
-  assert.deepEqual((await admin(t.app, "GET", "/schedulers")).json, ["balance-leader-scheduler"]);
+  assert.deepEqual((await admin(t.app, "GET", "/schedulers")).json, [
+    "balance-leader-scheduler",
+    "hot-region-scheduler",
+  ]);
   assert.equal(
     (await admin(t.app, "POST", "/schedulers", { name: "balance-region-scheduler" })).status,
     201,

@@ -239,12 +239,19 @@ export class Cluster {
     this.#stores.set(store.id, { ...info, lastHeartbeat: this.now() });
   }
 
-  /** Records a store heartbeat. */
+  /**
+   * Records a store heartbeat, and when most live stores report a store it lists as
+   * unreachable (see {@link stateName}).
+   */
   handleStoreHeartbeat(stats: StoreStats): void {
     const s = this.getStore(stats.storeId);
     if (s.state === "Tombstone") throw storeRemovedError(stats.storeId);
     this.counters.storeHeartbeats++;
-    this.#stores.set(s.meta.id, { ...s, lastHeartbeat: this.now(), heartbeatSeen: true, stats });
+    const now = this.now();
+    this.#stores.set(s.meta.id, { ...s, lastHeartbeat: now, heartbeatSeen: true, stats });
+    for (const id of stats.unreachableStores ?? []) {
+      if (this.#mostCannotReach(id, now)) this.#cannotReachSeen.set(id, now);
+    }
   }
 
   /** A registered store, or `StoreNotFound`. */
@@ -277,10 +284,7 @@ export class Cluster {
     const now = this.now();
     const name = storeStateName(s, now, this.config);
     if (name !== "Up") return name;
-    if (this.#mostCannotReach(s.meta.id, now)) {
-      this.#cannotReachSeen.set(s.meta.id, now);
-      return "Disconnected";
-    }
+    if (this.#mostCannotReach(s.meta.id, now)) return "Disconnected";
     // The reports fade when the others stop trying (their regions with it fall asleep), long
     // before silence makes it Disconnected: it stays so until it heartbeats again itself, or a
     // dead store would be an operator target again in between.
@@ -288,7 +292,11 @@ export class Cluster {
     return seen !== undefined && seen >= s.lastHeartbeat ? "Disconnected" : name;
   }
 
-  /** When most live stores last reported a store unreachable, by store ID. */
+  /**
+   * When most live stores last reported a store unreachable, by store ID: noted as their
+   * heartbeats arrive (a majority can only form when a reporter lists the store, or stay while
+   * the reporters left keep listing it).
+   */
   readonly #cannotReachSeen = new Map<number, number>();
 
   /** Whether most stores that heartbeat lately list store `id` as unreachable. */
@@ -355,7 +363,7 @@ export class Cluster {
       throw e;
     }
     const now = this.now();
-    if (hb.flow) this.hot.update(info.meta.id, hb.flow, now);
+    if (hb.flow) this.hot.update(info.meta.id, hb.flow, now, info.meta.epoch.version);
     if (result.changed) {
       this.counters.regionsChanged++;
       // A split: a region seen for the first time (the other half of a split), or one whose
@@ -365,6 +373,7 @@ export class Cluster {
       }
       for (const o of result.overlaps) this.#lastSplit.delete(o.meta.id);
       for (const o of result.overlaps) this.#saver.delete(o.meta.id);
+      for (const o of result.overlaps) this.hot.remove(o.meta.id);
       if (result.overlaps.length > 0) {
         this.operators.onRegionsOverlapped(result.overlaps, info, now);
       }

@@ -21,6 +21,8 @@ export interface ScheduleConfig {
   regionScheduleLimit: number;
   /** Most running balance-leader operators (PD: leader-schedule-limit). */
   leaderScheduleLimit: number;
+  /** Most running hot-region operators (PD: hot-region-schedule-limit). */
+  hotRegionScheduleLimit: number;
   /** Most running replica-checker operators (PD: replica-schedule-limit). */
   replicaScheduleLimit: number;
   /** Most merges at once (PD: merge-schedule-limit); 0 turns the merge checker off. */
@@ -50,6 +52,7 @@ export const DEFAULT_SCHEDULE_CONFIG: Readonly<ScheduleConfig> = {
   scheduleIntervalMs: 100,
   regionScheduleLimit: 2048,
   leaderScheduleLimit: 4,
+  hotRegionScheduleLimit: 4,
   replicaScheduleLimit: 64,
   mergeScheduleLimit: 8,
   maxMergeRegionSize: 20,
@@ -66,6 +69,7 @@ const FIELDS: ReadonlyArray<[keyof ScheduleConfig, string, number, boolean]> = [
   ["scheduleIntervalMs", "schedule_interval_ms", 1, true],
   ["regionScheduleLimit", "region_schedule_limit", 0, false],
   ["leaderScheduleLimit", "leader_schedule_limit", 0, false],
+  ["hotRegionScheduleLimit", "hot_region_schedule_limit", 0, false],
   ["replicaScheduleLimit", "replica_schedule_limit", 0, false],
   ["mergeScheduleLimit", "merge_schedule_limit", 0, false],
   ["maxMergeRegionSize", "max_merge_region_size", 0, false],

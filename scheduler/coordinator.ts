@@ -17,7 +17,13 @@ import type { RegionInfo } from "./region_info.ts";
 import { checkLostReplicas, checkReplicas } from "./schedulers/replica_checker.ts";
 import { checkMerge, type MergeView } from "./schedulers/merge_checker.ts";
 import { DEFAULT_SCHEDULERS, SCHEDULER_FACTORIES } from "./schedulers/mod.ts";
-import type { ClusterView, RegionRole, Scheduler, StoreView } from "./schedulers/view.ts";
+import type {
+  ClusterView,
+  HotRegionView,
+  RegionRole,
+  Scheduler,
+  StoreView,
+} from "./schedulers/view.ts";
 
 /** Regions the replica checker visits per run (a cursor walks the whole map over runs). */
 export const PATROL_BATCH = 4096;
@@ -43,6 +49,10 @@ export class LiveView implements ClusterView, MergeView {
   sinceSplit(regionId: number): number {
     return this.cluster.sinceSplit(regionId);
   }
+  isHot(regionId: number): boolean {
+    const r = this.cluster.hot.get(regionId, this.build.now);
+    return r !== undefined && r.degree > 0;
+  }
 
   get maxReplicas(): number {
     return this.cluster.config.maxReplicas;
@@ -55,6 +65,34 @@ export class LiveView implements ClusterView, MergeView {
   invalidate(): void {
     this.#stores = null;
     this.#movedFrom = null;
+    this.#hot = null;
+  }
+
+  #hot: HotRegionView[] | null = null;
+  hotRegions(): readonly HotRegionView[] {
+    if (this.#hot) return this.#hot;
+    const c = this.cluster;
+    const out: HotRegionView[] = [];
+    for (const [id, rates] of c.hot.entries(this.build.now)) {
+      const region = c.regions.getRegion(id);
+      if (!region) continue;
+      out.push({ region, rates, ...placedAfter(region, c.operators.get(id)) });
+    }
+    return this.#hot = out;
+  }
+
+  #lastEnded: Map<number, number> | null = null;
+  sinceLastOperator(regionId: number): number | undefined {
+    if (!this.#lastEnded) {
+      this.#lastEnded = new Map();
+      for (const op of this.cluster.operators.history()) {
+        if (op.status === "Finished" && op.endedAt !== null) {
+          this.#lastEnded.set(op.regionId, op.endedAt);
+        }
+      }
+    }
+    const at = this.#lastEnded.get(regionId);
+    return at === undefined ? undefined : this.build.now - at;
   }
 
   stores(): readonly StoreView[] {
@@ -127,6 +165,28 @@ export class LiveView implements ClusterView, MergeView {
     }
     return this.#movedFrom.get(regionId) ?? NO_STORES;
   }
+}
+
+/** Where a region's leader and peers will be once `op`'s remaining steps are done. */
+export function placedAfter(
+  r: RegionInfo,
+  op: Operator | undefined,
+): { leaderStoreId: number | undefined; storeIds: number[] } {
+  let leader = r.leader?.storeId;
+  const stores = new Set(r.meta.peers.map((p) => p.storeId));
+  const added: number[] = [];
+  for (const step of op?.remainingSteps() ?? []) {
+    if (step.type === "AddLearner") {
+      stores.add(step.peer.storeId);
+      added.push(step.peer.storeId);
+    } else if (step.type === "RemovePeer") {
+      stores.delete(step.peer.storeId);
+      if (leader === step.peer.storeId) leader = added[0];
+    } else if (step.type === "TransferLeader") {
+      leader = step.peer.storeId;
+    }
+  }
+  return { leaderStoreId: leader, storeIds: [...stores] };
 }
 
 /**
@@ -248,6 +308,7 @@ export class Coordinator {
       // Two operators per merge (source and target).
       merge: 2 * c.config.mergeScheduleLimit,
       region: c.config.regionScheduleLimit,
+      hot: c.config.hotRegionScheduleLimit,
       leader: c.config.leaderScheduleLimit,
     };
     const tryBuild = <T>(f: () => T | null): T | null => {

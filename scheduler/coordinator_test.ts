@@ -203,3 +203,42 @@ Deno.test("repair replaces a balance operator at once when a replica of its regi
   assert.deepEqual(await co.tick(), [], "a replica operator is not replaced by another check");
   await t.close();
 });
+
+Deno.test("hot leaders leave their store through the cluster map, within the hot-region limit; repair replaces such a move", async () => {
+  const t = await openTestCluster({
+    maxStoreDownTime: 10_000,
+    storeDisconnectTime: 2_000,
+    hotRegionScheduleLimit: 1,
+  });
+  const c = t.cluster;
+  for (const id of [1, 2, 3, 4]) await c.putStore({ id, address: `127.0.0.1:${id}` });
+  const regions = [
+    region(10, "", "m", { confVer: 1, version: 2 }, [voter(101, 1), voter(102, 2), voter(103, 3)]),
+    region(11, "m", "", { confVer: 1, version: 2 }, [voter(111, 1), voter(112, 2), voter(113, 3)]),
+  ];
+  const flow = { bytesWritten: 100_000, bytesRead: 0, keysWritten: 1_000, intervalMs: 1000 };
+  for (let i = 0; i < 3; i++) {
+    for (const id of [1, 2, 3, 4]) c.handleStoreHeartbeat(stats(id));
+    for (const r of regions) c.handleRegionHeartbeat(heartbeat(r, { flow }));
+    t.clock.advance(1000);
+  }
+  const co = new Coordinator(c, ["hot-region-scheduler"]);
+  for (const id of [1, 2, 3, 4]) c.handleStoreHeartbeat(stats(id));
+  const [hot, ...more] = await co.tick();
+  assert.equal(hot?.desc, "transfer-hot-write-leader");
+  assert.equal(hot.kind, "hot");
+  assert.equal(more.length, 0);
+  assert.deepEqual(await co.tick(), [], "hot_region_schedule_limit is 1");
+  const step = hot.steps[0]!;
+  assert.ok(step.type === "TransferLeader");
+  // The other follower's store goes Down: repair replaces the hot move at once.
+  const down = step.peer.storeId === 2 ? 3 : 2;
+  t.clock.advance(10_001);
+  for (const id of [1, 2, 3, 4].filter((x) => x !== down)) c.handleStoreHeartbeat(stats(id));
+  const repairs = await co.tick();
+  const repair = repairs.find((op) => op.regionId === hot.regionId);
+  assert.equal(repair?.desc, "remove-down-replica");
+  assert.equal(hot.status, "Cancelled");
+  assert.match(hot.reason, /replaced by remove-down-replica/);
+  await t.close();
+});

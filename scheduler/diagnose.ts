@@ -11,7 +11,12 @@
 import type { Cluster } from "./cluster.ts";
 import { LiveView } from "./coordinator.ts";
 import type { RegionInfo } from "./region_info.ts";
-import { BALANCE_LEADER_NAME, BALANCE_REGION_NAME } from "./schedulers/mod.ts";
+import {
+  BALANCE_LEADER_NAME,
+  BALANCE_REGION_NAME,
+  explainHotRegion,
+  HOT_REGION_NAME,
+} from "./schedulers/mod.ts";
 import { isSuitable, type StoreView } from "./schedulers/view.ts";
 
 /** A check's state: running operators, nothing to do, stuck, or switched off. */
@@ -69,6 +74,9 @@ export function diagnose(cluster: Cluster, schedulers: readonly string[]): Diagn
     schedulers.includes(BALANCE_LEADER_NAME)
       ? balanceLeaderReport(cluster, view)
       : { name: BALANCE_LEADER_NAME, state: "disabled", reasons: ["not running"] },
+    schedulers.includes(HOT_REGION_NAME)
+      ? hotRegionReport(cluster, view)
+      : { name: HOT_REGION_NAME, state: "disabled", reasons: ["not running"] },
   ];
   return { idle: running.length === 0, runningOperators: running.length, checks, drains };
 }
@@ -211,4 +219,14 @@ function balanceLeaderReport(cluster: Cluster, view: LiveView): CheckReport {
       `a transfer needs a follower of one of store ${most.id}'s regions on a store with fewer leaders`,
     ],
   };
+}
+
+function hotRegionReport(cluster: Cluster, view: LiveView): CheckReport {
+  const running = cluster.operators.countOf("hot");
+  const reasons = explainHotRegion(view);
+  if (running > 0) reasons.unshift(`${running} hot-region operator(s) running`);
+  if (cluster.config.hotRegionScheduleLimit === 0) {
+    reasons.unshift("hot_region_schedule_limit is 0: no operator is made");
+  }
+  return { name: HOT_REGION_NAME, state: running > 0 ? "working" : "idle", reasons };
 }

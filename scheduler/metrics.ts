@@ -11,7 +11,14 @@ import type { OperatorKind, OperatorStatus } from "./operator/operator.ts";
 import { HEALTH_PROBLEMS, type HealthProblem, summarizeHealth } from "./region_health.ts";
 
 const STORE_STATES = ["Up", "Disconnected", "Down", "Offline", "Tombstone"] as const;
-const OPERATOR_KINDS: readonly OperatorKind[] = ["admin", "replica", "merge", "region", "leader"];
+const OPERATOR_KINDS: readonly OperatorKind[] = [
+  "admin",
+  "replica",
+  "merge",
+  "region",
+  "leader",
+  "hot",
+];
 const ENDED: readonly OperatorStatus[] = ["Finished", "Cancelled", "TimedOut"];
 
 /** Declares the scheduler's metrics over `cluster`; `/metrics` renders the returned registry. */

@@ -36,7 +36,14 @@ function member(cluster: Cluster, url: string) {
 /** Hot regions by `kind` of traffic: per store, as leader and as any peer (PD's shape). */
 function hotRegions(cluster: Cluster, kind: "read" | "write") {
   const now = cluster.now();
-  type Stat = { region_id: number; store_id: number; flow_bytes: number; is_leader: boolean };
+  type Stat = {
+    region_id: number;
+    store_id: number;
+    flow_bytes: number;
+    flow_keys: number;
+    hot_degree: number;
+    is_leader: boolean;
+  };
   const asLeader = new Map<number, Stat[]>();
   const asPeer = new Map<number, Stat[]>();
   const push = (m: Map<number, Stat[]>, s: Stat) => {
@@ -49,6 +56,7 @@ function hotRegions(cluster: Cluster, kind: "read" | "write") {
     const flow = kind === "read" ? rates?.readBytesPerSec : rates?.writeBytesPerSec;
     if (!flow) continue;
     const flowBytes = Math.round(flow);
+    const flowKeys = Math.round(kind === "read" ? rates!.readKeysPerSec : rates!.writeKeysPerSec);
     for (const p of r.meta.peers) {
       const isLeader = r.leader?.id === p.id;
       // Reads are served by the leader only; writes are applied by every peer.
@@ -57,6 +65,8 @@ function hotRegions(cluster: Cluster, kind: "read" | "write") {
         region_id: r.meta.id,
         store_id: p.storeId,
         flow_bytes: flowBytes,
+        flow_keys: flowKeys,
+        hot_degree: rates!.degree,
         is_leader: isLeader,
       };
       push(asPeer, stat);
@@ -69,12 +79,44 @@ function hotRegions(cluster: Cluster, kind: "read" | "write") {
         stats.sort((a, b) => b.flow_bytes - a.flow_bytes);
         return [String(store), {
           total_flow_bytes: stats.reduce((n, s) => n + s.flow_bytes, 0),
+          total_flow_keys: stats.reduce((n, s) => n + s.flow_keys, 0),
           regions_count: stats.length,
           statistics: stats,
         }];
       }),
     );
   return { as_leader: shape(asLeader), as_peer: shape(asPeer) };
+}
+
+/**
+ * Per-store traffic (PD's `/hotspot/stores`), summed over the regions with recent rates:
+ * writes on every store holding a replica (each applies them), reads on the leader's store.
+ */
+function hotStores(cluster: Cluster) {
+  const now = cluster.now();
+  const stats = {
+    bytes_write_stats: {} as Record<string, number>,
+    keys_write_stats: {} as Record<string, number>,
+    bytes_read_stats: {} as Record<string, number>,
+    keys_read_stats: {} as Record<string, number>,
+  };
+  const add = (m: Record<string, number>, store: number, v: number) => {
+    m[String(store)] = (m[String(store)] ?? 0) + v;
+  };
+  for (const [id, rates] of cluster.hot.entries(now)) {
+    const r = cluster.regions.getRegion(id);
+    if (!r) continue;
+    for (const p of r.meta.peers) {
+      add(stats.bytes_write_stats, p.storeId, rates.writeBytesPerSec);
+      add(stats.keys_write_stats, p.storeId, rates.writeKeysPerSec);
+    }
+    if (r.leader) {
+      add(stats.bytes_read_stats, r.leader.storeId, rates.readBytesPerSec);
+      add(stats.keys_read_stats, r.leader.storeId, rates.readKeysPerSec);
+    }
+  }
+  for (const m of Object.values(stats)) for (const k in m) m[k] = Math.round(m[k]!);
+  return stats;
 }
 
 /** Routes of the PD-shaped read-only API. */
@@ -108,6 +150,7 @@ export function pdRoutes(cluster: Cluster, coordinator: Coordinator, opts: PdRou
     }
     return c.json(hotRegions(cluster, kind));
   });
+  app.get(`${API}/hotspot/stores`, (c) => c.json(hotStores(cluster)));
   app.get(`${API}/diagnose`, (c) => {
     const d = diagnose(cluster, coordinator.schedulerNames());
     return c.json({

@@ -49,7 +49,13 @@ Deno.test("hot regions rank regions by the read and write bytes their leaders re
     heartbeat(
       region(10, "", "", { confVer: 3, version: 1 }, [voter(11, 1), voter(12, 2), voter(13, 3)]),
       {
-        flow: { bytesWritten: 4000, bytesRead: 10_000, intervalMs: 2000 },
+        flow: {
+          bytesWritten: 4000,
+          bytesRead: 10_000,
+          keysWritten: 200,
+          keysRead: 600,
+          intervalMs: 2000,
+        },
       },
     ),
   );
@@ -61,12 +67,25 @@ Deno.test("hot regions rank regions by the read and write bytes their leaders re
     region_id: 10,
     store_id: 1,
     flow_bytes: 2000,
+    flow_keys: 100,
+    hot_degree: 1,
     is_leader: true,
   });
+  assert.equal(write.as_leader["1"].total_flow_keys, 100);
   const read = (await get(t, "/pd/api/v1/hotspot/regions/read")).json;
   assert.deepEqual(Object.keys(read.as_peer), ["1"], "reads are served by the leader");
   assert.equal(read.as_leader["1"].total_flow_bytes, 5000);
   assert.equal((await get(t, "/pd/api/v1/hotspot/regions/sideways")).status, 404);
+  const stores = (await get(t, "/pd/api/v1/hotspot/stores")).json;
+  assert.deepEqual(stores, {
+    bytes_write_stats: { "1": 2000, "2": 2000, "3": 2000 },
+    keys_write_stats: { "1": 100, "2": 100, "3": 100 },
+    bytes_read_stats: { "1": 5000 },
+    keys_read_stats: { "1": 300 },
+  });
+  const diagnosis = (await get(t, "/pd/api/v1/diagnose")).json;
+  const hot = diagnosis.checks.find((c: { name: string }) => c.name === "hot-region-scheduler");
+  assert.match(hot.reasons.join("\n"), /write: 1 hot regions; leader load store 1 2.0 KiB\/s/);
   await t.close();
 });
 

@@ -115,6 +115,7 @@ Deno.test("a restart on the same data dir keeps cluster, stores, regions, config
   assert.equal((await getJson(s.addr, "/pd/api/v1/region/key/z")).json.id, ids[2]);
   assert.deepEqual((await getJson(s.addr, "/pd/api/v1/schedulers")).json, [
     "balance-region-scheduler",
+    "hot-region-scheduler",
   ]);
   assert.equal((await getJson(s.addr, "/pd/api/v1/config")).json.leader_schedule_limit, 9);
   const refused = await fetch(`http://${s.addr}${RPC_PREFIX}/bootstrap`, {

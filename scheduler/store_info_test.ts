@@ -17,6 +17,17 @@ const stats = (storeId: number) => ({
   isBusy: false,
 });
 
+/** Four stores that have each heartbeat once; `report` heartbeats with unreachable stores. */
+async function fourStores() {
+  const t = await openTestCluster({ storeDisconnectTime: 3_000 });
+  const c = t.cluster;
+  for (const id of [1, 2, 3, 4]) await c.putStore({ id, address: `127.0.0.1:${id}` });
+  const report = (id: number, unreachableStores: number[]) =>
+    c.handleStoreHeartbeat({ ...stats(id), unreachableStores });
+  for (const id of [1, 2, 3, 4]) report(id, []);
+  return { t, c, report };
+}
+
 Deno.test("a silent store becomes Disconnected after store-disconnect-time, then Down; a heartbeat brings it back Up", async () => {
   const t = await openTestCluster({ maxStoreDownTime: 60_000, storeDisconnectTime: 2_000 });
   const c = t.cluster;
@@ -81,12 +92,7 @@ Deno.test("a drained Offline store becomes Tombstone on the next schedule run", 
 });
 
 Deno.test("an Up store most other live stores cannot reach is Disconnected at once; it is Up again once they can", async () => {
-  const t = await openTestCluster({ storeDisconnectTime: 3_000 });
-  const c = t.cluster;
-  for (const id of [1, 2, 3, 4]) await c.putStore({ id, address: `127.0.0.1:${id}` });
-  const report = (id: number, unreachableStores: number[]) =>
-    c.handleStoreHeartbeat({ ...stats(id), unreachableStores });
-  for (const id of [1, 2, 3, 4]) report(id, []);
+  const { t, c, report } = await fourStores();
   report(1, [4]);
   assert.equal(c.stateName(c.getStore(4)), "Up", "one store of three is no majority");
   report(2, [4]);
@@ -115,6 +121,23 @@ Deno.test("an Up store most other live stores cannot reach is Disconnected at on
   assert.equal(c.stateName(c.getStore(4)), "Up", "the reporters went silent themselves");
   report(1, []);
   report(2, []);
+  assert.equal(c.stateName(c.getStore(4)), "Up");
+  await t.close();
+});
+
+Deno.test("a majority that reported a store unreachable counts although nobody read its state meanwhile", async () => {
+  const { t, c, report } = await fourStores();
+  t.clock.advance(1);
+  // Two of three report store 4 and stop again before anything asks for its state.
+  report(1, [4]);
+  report(2, [4]);
+  t.clock.advance(1);
+  report(1, []);
+  report(2, []);
+  assert.equal(c.stateName(c.getStore(4)), "Disconnected", "store 4 has been silent since");
+  assert.equal(c.stateName(c.getStore(4)), "Disconnected", "reading the state changes nothing");
+  t.clock.advance(1);
+  report(4, []);
   assert.equal(c.stateName(c.getStore(4)), "Up");
   await t.close();
 });

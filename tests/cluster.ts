@@ -243,6 +243,16 @@ export class TestCluster {
     return undefined;
   }
 
+  /** The leader peer of `regionId`, waiting for one (an election may be under way). */
+  async waitLeader(regionId: number, timeoutMs = 10_000): Promise<Peer> {
+    await waitFor(
+      `region ${regionId} to have a leader`,
+      () => this.leaderOf(regionId) !== undefined,
+      timeoutMs,
+    );
+    return this.leaderOf(regionId)!;
+  }
+
   /** Waits until every running store agrees region `regionId` has `count` voters. */
   async waitReplicas(regionId: number, count: number, timeoutMs = 20_000): Promise<void> {
     await waitFor(`region ${regionId} to have ${count} voters on every store`, () => {
@@ -295,9 +305,14 @@ export class TestCluster {
   }
 }
 
-/** Stops the balance schedulers, so only a test's own operators move regions and leaders. */
+/**
+ * Stops the balance and hot-region schedulers, so only a test's own operators move regions and
+ * leaders.
+ */
 export async function pauseBalancers(c: TestCluster): Promise<void> {
-  for (const name of ["balance-region-scheduler", "balance-leader-scheduler"]) {
+  for (
+    const name of ["balance-region-scheduler", "balance-leader-scheduler", "hot-region-scheduler"]
+  ) {
     await fetch(`http://${c.scheduler.addr}/pd/api/v1/schedulers/${name}`, { method: "DELETE" })
       .then((r) => r.body?.cancel());
   }

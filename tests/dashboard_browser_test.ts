@@ -185,6 +185,7 @@ Deno.test(
           "replica-checker",
           "balance-region-scheduler",
           "balance-leader-scheduler",
+          "hot-region-scheduler",
         ]);
 
         // Split region 1 at "m" from the page's form; the page updates on its own.

@@ -115,7 +115,7 @@ Deno.test(
       await waitMerged(c, right.id, left.id);
       writing = false;
       await writer;
-      const merged = c.leaderOf(left.id)!.region;
+      const merged = (await c.waitLeader(left.id)).region;
       assert.ok(
         merged.epoch.version > Math.max(left.epoch.version, right.epoch.version + 1),
         `the target's version (${merged.epoch.version}) is newer than both regions' ` +
@@ -155,7 +155,7 @@ Deno.test(
   () =>
     withCluster({ stores: 3 }, async (c) => {
       const { left, right } = await splitAtM(c);
-      const leader = c.leaderOf(right.id)!;
+      const leader = await c.waitLeader(right.id);
       const victim = right.peers.find((p) => p.storeId !== leader.storeId)!;
       const slot = c.nodes.findIndex((n) => n?.store.storeId === victim.storeId);
       c.network.isolate(victim.storeId);
@@ -190,7 +190,7 @@ Deno.test(
   () =>
     withCluster({ stores: 3 }, async (c) => {
       const { left, right } = await splitAtM(c);
-      const targetLeader = c.leaderOf(left.id)!;
+      const targetLeader = await c.waitLeader(left.id);
       // A store that follows the target: it cannot hear the CommitMerge while cut off.
       const slot = c.nodes.findIndex((n) => n?.store.storeId !== targetLeader.storeId);
       const storeId = c.storeId(slot);
@@ -268,7 +268,7 @@ Deno.test(
       // No store proposes a CommitMerge while the workers are stopped: the target can change
       // under the prepared merge.
       for (const n of c.running()) n.workers.merge.stop();
-      const sourceLeader = c.leaderOf(right.id)!;
+      const sourceLeader = await c.waitLeader(right.id);
       const sourceNode = c.running().find((n) => n.store.storeId === sourceLeader.storeId)!;
       await sourceNode.workers.merge.proposePrepareMerge(sourceLeader, left);
       const frozen = sourceLeader.region;
@@ -360,7 +360,7 @@ Deno.test(
       const { left, right } = await splitAtM(c);
       const stores = left.peers.map((p) => p.storeId);
       const spare = c.running().map((n) => n.store.storeId).find((id) => !stores.includes(id))!;
-      const leaderStore = c.leaderOf(right.id)!.storeId;
+      const leaderStore = (await c.waitLeader(right.id)).storeId;
       const moved = [...stores.filter((id) => id !== stores.find((s) => s !== leaderStore)), spare];
       const res = await postOperator(c, {
         name: "transfer-region",
@@ -410,7 +410,8 @@ Deno.test(
       const { left, right } = await splitAtM(c);
       // A follower store of the target, with one mutation per engine commit: the CommitMerge's
       // write lands in many commits, in its phase order.
-      const slot = c.nodes.findIndex((n) => n && n.store.storeId !== c.leaderOf(left.id)!.storeId);
+      const targetLeaderStore = (await c.waitLeader(left.id)).storeId;
+      const slot = c.nodes.findIndex((n) => n && n.store.storeId !== targetLeaderStore);
       await c.stopStore(slot);
       const node = await c.startStore(slot, { commitLimits: { maxMutations: 1 } });
       await c.waitReplicas(left.id, 3);
@@ -448,10 +449,11 @@ Deno.test(
   () =>
     withCluster({ stores: 3, store: { raftLogGcCountLimit: 20 } }, async (c) => {
       const { left, right } = await splitAtM(c);
-      const slot = c.nodes.findIndex((n) =>
-        n && n.store.storeId !== c.leaderOf(left.id)!.storeId &&
-        n.store.storeId !== c.leaderOf(right.id)!.storeId
-      );
+      const leaderStores = [
+        (await c.waitLeader(left.id)).storeId,
+        (await c.waitLeader(right.id)).storeId,
+      ];
+      const slot = c.nodes.findIndex((n) => n && !leaderStores.includes(n.store.storeId));
       assert.ok(slot >= 0, "a store that leads neither region");
       const cutOff = c.node(slot).store;
       const via = (slot + 1) % 3;

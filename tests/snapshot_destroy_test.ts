@@ -7,36 +7,17 @@
  */
 import assert from "node:assert/strict";
 import type { Peer as PeerMeta } from "../proto/metapb.ts";
-import type { Peer } from "../raftstore/peer.ts";
-import { b, pauseBalancers, type TestCluster, waitFor, withCluster } from "./cluster.ts";
+import { b, str, waitFor, withCluster } from "./cluster.ts";
+import { changePeer, holdFirstCall, quietCluster, tellRemoved } from "./peer_faults.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
-
-function changePeer(
-  c: TestCluster,
-  leader: Peer,
-  changeType: "AddLearnerNode" | "RemoveNode",
-  peer: PeerMeta,
-): Promise<void> {
-  const p = leader.proposeConfChange({
-    header: { regionId: leader.regionId, peerId: leader.meta.id, epoch: leader.region.epoch },
-    admin: { type: "ChangePeer", changeType, peer },
-  });
-  c.running().find((n) => n.store.storeId === leader.storeId)!.store.schedule(leader);
-  return p;
-}
 
 Deno.test(
   "a peer destroyed while its snapshot installs stays gone, and the region can come back",
   opts,
   () =>
     withCluster({ stores: 4 }, async (c) => {
-      await pauseBalancers(c);
-      c.scheduler.cluster.config = {
-        ...c.scheduler.cluster.config,
-        replicaScheduleLimit: 0,
-        mergeScheduleLimit: 0,
-      };
+      await quietCluster(c);
       await c.put("k", "v");
       const leader = c.leaderOf(1)!;
       const slot = c.nodes.findIndex((n) =>
@@ -46,53 +27,19 @@ Deno.test(
 
       // Hold the snapshot install part way: an uninitialized peer's install is the only thing
       // on this store that deletes a key range.
-      let release!: () => void;
-      const gate = new Promise<void>((r) => (release = r));
-      let held = false;
-      const deleteRange = store.engine.deleteRange.bind(store.engine);
-      store.engine.deleteRange = async (...args: Parameters<typeof deleteRange>) => {
-        if (!held) {
-          held = true;
-          await gate;
-        }
-        return await deleteRange(...args);
-      };
-
+      const hold = holdFirstCall(store.engine, "deleteRange");
       const installed = store.stats.snapshotsApplied;
       const first = await c.scheduler.cluster.allocIds(1);
       const learner: PeerMeta = { id: first, storeId: store.storeId, role: "Learner" };
       await changePeer(c, leader, "AddLearnerNode", learner);
-      await waitFor("the learner's snapshot install to start", () => held);
+      await waitFor("the learner's snapshot install to start", () => hold.held);
       const created = store.peers.get(1)!;
 
       // The region removes the learner and its leader tells it so, while it installs.
       await changePeer(c, leader, "RemoveNode", learner);
-      store.onRaftBatch({
-        fromStoreId: leader.storeId,
-        envelopes: [{
-          regionId: 1,
-          fromPeer: leader.meta,
-          toPeer: learner,
-          epoch: leader.region.epoch,
-          startKey: leader.region.startKey,
-          endKey: leader.region.endKey,
-          isTombstone: true,
-          message: {
-            type: "MsgHeartbeat",
-            to: learner.id,
-            from: leader.meta.id,
-            term: leader.raw.raft.term,
-            logTerm: 0,
-            index: 0,
-            entries: [],
-            commit: 0,
-            reject: false,
-            rejectHint: 0,
-          },
-        }],
-      });
+      tellRemoved(store, leader, learner);
       await waitFor("the tombstone to reach the learner", () => created.destroyed);
-      release();
+      hold.release();
       await waitFor(
         "the held install to finish and the learner to be gone",
         () => store.stats.snapshotsApplied > installed && !store.peers.has(1),
@@ -114,5 +61,79 @@ Deno.test(
         const p = store.peers.get(1);
         return p?.meta.id === second && (await store.engine.get(b("k2"))) !== null;
       }, 20_000);
+    }),
+);
+
+Deno.test(
+  "a snapshot over a range a destroyed peer is still deleting is installed after the delete",
+  opts,
+  () =>
+    withCluster({ stores: 4 }, async (c) => {
+      await quietCluster(c);
+      const api = `http://${c.scheduler.addr}/pd/api/v1/operators`;
+      const operator = async (body: Record<string, unknown>) => {
+        const res = await fetch(api, { method: "POST", body: JSON.stringify(body) });
+        assert.equal(res.status, 201, await res.text());
+      };
+      await c.put("a", "v-a");
+      await c.put("x", "v-x");
+      await operator({ name: "split-region", region_id: 1, keys: ["m"] });
+      await waitFor("region 1 to split at m", () =>
+        c.running().every((n) =>
+          !n.store.peers.has(1) || n.store.meta.sortedRegions().length === 2
+        ));
+      const holder = c.running().find((n) =>
+        n.store.peers.has(1)
+      )!;
+      const rightId = holder.store.meta.regionForKey(b("x"))!.id;
+      await waitFor("the right half to have a leader", () => c.leaderOf(rightId) !== undefined);
+      const slot = c.nodes.findIndex((n) => n && !n.store.peers.has(1));
+      const store = c.node(slot).store;
+
+      // A learner of the right half on the fourth store, caught up, then removed.
+      const learner: PeerMeta = {
+        id: await c.scheduler.cluster.allocIds(1),
+        storeId: store.storeId,
+        role: "Learner",
+      };
+      await changePeer(c, c.leaderOf(rightId)!, "AddLearnerNode", learner);
+      await c.waitLocal(slot, "x", "v-x");
+      const created = store.peers.get(rightId)!;
+      const hold = holdFirstCall(store.engine, "deleteRange");
+      await changePeer(c, c.leaderOf(rightId)!, "RemoveNode", learner);
+      // As the learner's apply of its own removal does (without waiting for it); its range delete
+      // is held.
+      const destroyed = store.destroyPeer(created, c.leaderOf(rightId)!.region);
+      await waitFor("the removed learner's range delete to start", () => hold.held);
+
+      // The right half merges into region 1, which then gets a learner on that store: its
+      // snapshot covers the range still being deleted.
+      await waitFor("the scheduler to know the right half without the learner", () =>
+        c.scheduler.cluster.regions.getRegion(rightId)?.meta.epoch.confVer ===
+          c.leaderOf(rightId)?.region.epoch.confVer);
+      await operator({ name: "merge-region", source_region_id: rightId, target_region_id: 1 });
+      await waitFor("the merge on the three stores", () =>
+        c.running().every((n) =>
+          n.store === store || (n.store.peers.get(1)?.region.endKey.length === 0 &&
+            !n.store.peers.has(rightId))
+        ), 30_000);
+      const installed = store.stats.snapshotsApplied;
+      const again: PeerMeta = { ...learner, id: await c.scheduler.cluster.allocIds(1) };
+      await changePeer(c, c.leaderOf(1)!, "AddLearnerNode", again);
+      await waitFor("region 1's learner to be created", () =>
+        store.peers.has(1));
+      // Before, the snapshot was installed at once, under the held delete: give it the chance.
+      // (Now it waits for the delete, and this wait runs out.)
+      await waitFor("a snapshot install", () =>
+        store.stats.snapshotsApplied > installed, 3_000)
+        .catch(() => {});
+      hold.release();
+      await destroyed;
+      await waitFor("region 1's learner to install its snapshot", () =>
+        store.stats.snapshotsApplied > installed &&
+        store.peers.get(1)?.storage.isInitialized() === true);
+      await store.idle();
+      assert.equal(str(await store.engine.get(b("a"))), "v-a");
+      assert.equal(str(await store.engine.get(b("x"))), "v-x", "the merged range's data stays");
     }),
 );

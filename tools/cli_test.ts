@@ -31,6 +31,7 @@ const ENTRIES: readonly (readonly string[])[] = [
   ["tools/merge_bench.ts"],
   ["tools/scan_memory.ts"],
   ["tools/sched_drill.ts"],
+  ["tools/hot_drill.ts"],
   ["tools/chaos.ts"],
 ];
 
@@ -59,6 +60,8 @@ Deno.test("--help shows sizes and durations with units; bad flags are one line a
       [["tools/raft_simulate.ts", "seven"], "FIRST_SEED"],
       [["main.ts", "ctl", "--bogus"], "--bogus"],
       [["tools/sched_drill.ts", "--bogus"], "--bogus"],
+      [["tools/hot_drill.ts", "--stores", "many"], "--stores"],
+      [["tools/hot_drill.ts", "--load-split", "maybe"], "--load-split"],
     ] as const
   ) {
     const r = await run([...args]);

@@ -11,7 +11,9 @@
  * 4. admin splits at scale: many clients each split at one key after another, as an operator
  *    script would, for at most `--scale-time`: how many operators finished, timed out or were
  *    cancelled, the ID allocator's mark against the region count, and the stores' log lines
- *    meanwhile (a retry storm shows there).
+ *    meanwhile (a retry storm shows there);
+ * 5. the end: whether every region has a leader and 3 healthy voters (none pending or down, no
+ *    learner left over, none on the killed store) with no operator running, within 60 s.
  *
  * ```sh
  * deno run -A tools/sched_drill.ts                       # 5 stores, max-store-down-time 15s
@@ -212,12 +214,14 @@ async function main(): Promise<void> {
 
     // ---- 1. kill -9 under load ---------------------------------------------------------------
     let kill: unknown = null;
+    let victimId: number | undefined;
     if (PHASES.has("kill")) {
       // The victim: the store leading fewest regions (but some), the one balance-leader would
       // pick as a target once its leaders are gone.
       const candidates = stores.stores.filter((s) => s.status.leader_count > 0)
         .sort((a, b) => a.status.leader_count - b.status.leader_count);
       const victim = candidates[0]!.store.id;
+      victimId = victim;
       const victimSlot = c.slotOf(victim);
       const before = await regions();
       const hadReplica = new Set(
@@ -443,6 +447,39 @@ async function main(): Promise<void> {
     // ---- 4. admin splits at scale ---------------------------------------------------------------
     const scale = PHASES.has("scale") ? await scaleSplits(c, api) : null;
 
+    // ---- the end: every region led by a leader with 3 healthy voters -------------------------
+    // None pending or down, none on the killed store, no learner left over and no operator
+    // running; operators the phases left running get up to 60 s.
+    const endStart = Date.now();
+    let unhealthy: { id: number; peers: string[]; leader: number | null }[] = [];
+    let endRegions = 0;
+    let endRunning = 0;
+    for (;;) {
+      const rs = await regions();
+      endRunning = (await getJson<{ count: number }>(`${api}/operators`)).count;
+      endRegions = rs.length;
+      unhealthy = rs.filter((r) =>
+        !(r.leader && r.peers.length === 3 && r.pending_peers.length === 0 &&
+          r.down_peers.length === 0 &&
+          r.peers.every((p) => p.role === "Voter" && p.store_id !== victimId))
+      ).map((r) => ({
+        id: r.id,
+        peers: r.peers.map((p) => `${p.id}@${p.store_id}${p.role === "Voter" ? "" : `:${p.role}`}`),
+        leader: r.leader?.store_id ?? null,
+      }));
+      if (unhealthy.length === 0 && endRunning === 0) break;
+      if (Date.now() - endStart > 60_000) break;
+      await sleep(200);
+    }
+    const end = {
+      regions: endRegions,
+      healthy: unhealthy.length === 0,
+      healthyAfterMs: unhealthy.length === 0 ? Date.now() - endStart : null,
+      operatorsRunning: endRunning,
+      unhealthy,
+    };
+    log(`end: ${JSON.stringify(end)}`);
+
     const report = {
       stores: STORES,
       regions: REGIONS,
@@ -453,6 +490,7 @@ async function main(): Promise<void> {
       splits,
       multi,
       scale,
+      end,
     };
     console.log(values.json ? JSON.stringify(report) : JSON.stringify(report, null, 2));
     await c.shutdown().catch(() => undefined);

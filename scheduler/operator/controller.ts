@@ -46,6 +46,7 @@ export class OperatorController {
     merge: 0,
     region: 0,
     leader: 0,
+    hot: 0,
   };
   /** Called with every operator added (the cluster pushes its first step, step_push.ts). */
   onAdded: (op: Operator) => void = () => {};

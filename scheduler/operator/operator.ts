@@ -39,7 +39,7 @@ export function isEndStatus(s: OperatorStatus): boolean {
 }
 
 /** Who made the operator; decides priority (an admin operator replaces a scheduler's). */
-export type OperatorKind = "admin" | "replica" | "merge" | "region" | "leader";
+export type OperatorKind = "admin" | "replica" | "merge" | "region" | "leader" | "hot";
 
 /**
  * Higher replaces lower for the same region, at once: an admin's operator replaces any
@@ -54,6 +54,7 @@ export const KIND_PRIORITY: Readonly<Record<OperatorKind, number>> = {
   merge: 2,
   region: 1,
   leader: 1,
+  hot: 1,
 };
 
 /** How long a step may take: adding a peer sends a snapshot (slow), the rest are fast. */

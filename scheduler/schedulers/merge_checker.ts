@@ -7,6 +7,8 @@
  *   for less: it cannot know what split before it started), so ranges do not flap;
  * - both are healthy — a leader, `max-replicas` voters and nothing else, no pending or down peer
  *   — and have no operator;
+ * - neither is hot (PD's rule too): a hot region may have just split by load, and merging it
+ *   back would only make it split again;
  * - the merged region stays within `max-merged-region-size` MiB.
  * Of the two neighbours that qualify, the smaller is the target. If their peers are on different
  * stores, the source's peers move onto the target's first (in the same operator).
@@ -30,6 +32,8 @@ export interface MergeView {
   neighbors(r: RegionInfo): { prev?: RegionInfo; next?: RegionInfo };
   /** ms since the region was last seen to split (the scheduler's start counts as one). */
   sinceSplit(regionId: number): number;
+  /** Whether the region's recent reads or writes make it hot (hot_stats.ts). */
+  isHot(regionId: number): boolean;
 }
 
 /** Why a region is not healthy enough to take part in a merge, or undefined. */
@@ -45,6 +49,7 @@ function unhealthy(view: MergeView, r: RegionInfo): string | undefined {
   }
   if (view.hasOperator(r.meta.id)) return "an operator is running";
   if (view.sinceSplit(r.meta.id) < c.splitMergeInterval) return "split recently";
+  if (view.isHot(r.meta.id)) return "hot";
   return undefined;
 }
 

@@ -13,6 +13,7 @@ function setup(over: Partial<ScheduleConfig> = {}) {
   for (const id of [1, 2, 3]) tc.addLeaderRegion(id, 1, 2, 3);
   // Peers on the same stores in every region (the mock gives each region fresh peer IDs).
   const splitAgo = new Map<number, number>();
+  const hot = new Set<number>();
   const view: MergeView = {
     config: { ...DEFAULT_SCHEDULE_CONFIG, ...over },
     build: tc.build,
@@ -20,12 +21,13 @@ function setup(over: Partial<ScheduleConfig> = {}) {
     hasOperator: (id) => tc.hasOperator(id),
     neighbors: (r) => ({ prev: tc.region(r.meta.id - 1), next: tc.region(r.meta.id + 1) }),
     sinceSplit: (id) => splitAgo.get(id) ?? 2 * HOUR,
+    isHot: (id) => hot.has(id),
   };
   const resize = (id: number, size: number, keys = 1000) => {
     const r = tc.region(id)!;
     tc.putRegion({ ...r, approximateSize: size, approximateKeys: keys });
   };
-  return { tc, view, splitAgo, resize };
+  return { tc, view, splitAgo, hot, resize };
 }
 
 const shape = (ops: ReturnType<typeof checkMerge>) =>
@@ -112,4 +114,18 @@ Deno.test("a source on other stores first moves its peers onto the target's", ()
     "the peer on store 4 goes",
   );
   assert.deepEqual(ops[1].steps.map((s) => s.type), ["MergeRegion"]);
+});
+
+Deno.test("a hot region is neither merged nor merged into", () => {
+  const { tc, view, hot, resize } = setup();
+  resize(1, 15);
+  resize(2, 1);
+  resize(3, 5);
+  hot.add(3);
+  assert.deepEqual(shape(checkMerge(view, tc.region(2)!)), ["2:MergeRegion", "1:MergeRegion"]);
+  hot.add(1);
+  assert.equal(checkMerge(view, tc.region(2)!), null, "both neighbours are hot");
+  hot.clear();
+  hot.add(2);
+  assert.equal(checkMerge(view, tc.region(2)!), null, "the small region itself is hot");
 });

@@ -9,6 +9,7 @@
 import type { BuildContext } from "../operator/builder.ts";
 import type { Operator, OperatorKind } from "../operator/operator.ts";
 import type { RegionInfo } from "../region_info.ts";
+import type { RegionRates } from "../hot_stats.ts";
 import { isTargetState, type StoreStateName } from "../store_info.ts";
 
 /** A store as schedulers see it. Sizes are MiB; counts include running operators' influence. */
@@ -18,6 +19,17 @@ export interface StoreView {
   readonly regionSize: number;
   readonly regionCount: number;
   readonly leaderCount: number;
+}
+
+/**
+ * A region with recent traffic rates (hot_stats.ts), placed as it will be once its running
+ * operator (if any) is done: where its leader and its peers will be.
+ */
+export interface HotRegionView {
+  readonly region: RegionInfo;
+  readonly rates: RegionRates;
+  readonly leaderStoreId: number | undefined;
+  readonly storeIds: readonly number[];
 }
 
 /** Which of a store's regions to list. */
@@ -41,6 +53,10 @@ export interface ClusterView {
    * of this region away from: balance-region never moves the region back onto them.
    */
   movedFrom(regionId: number): ReadonlySet<number>;
+  /** Regions with recent traffic rates, with running operators' influence. */
+  hotRegions(): readonly HotRegionView[];
+  /** ms since an operator on this region last finished, if one did lately. */
+  sinceLastOperator(regionId: number): number | undefined;
   /** Uniform in [0, 1); injected so tests replay. */
   random(): number;
 }
