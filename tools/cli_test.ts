@@ -33,6 +33,7 @@ const ENTRIES: readonly (readonly string[])[] = [
   ["tools/sched_drill.ts"],
   ["tools/hot_drill.ts"],
   ["tools/chaos.ts"],
+  ["tools/write_stages.ts"],
 ];
 
 Deno.test("--help and --version work on every entry", async () => {
@@ -62,6 +63,7 @@ Deno.test("--help shows sizes and durations with units; bad flags are one line a
       [["tools/sched_drill.ts", "--bogus"], "--bogus"],
       [["tools/hot_drill.ts", "--stores", "many"], "--stores"],
       [["tools/hot_drill.ts", "--load-split", "maybe"], "--load-split"],
+      [["tools/write_stages.ts", "--concurrency", "x"], "--concurrency"],
     ] as const
   ) {
     const r = await run([...args]);
