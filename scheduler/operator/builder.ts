@@ -187,10 +187,15 @@ export function createTransferLeaderOperator(
   if (r.leader?.id === peer.id) {
     throw new MrkvError("BadRequest", `store ${storeId} already leads region ${r.meta.id}`);
   }
-  if (isPeerLagging(r, peer.id)) {
+  // A peer reported down is refused. A pending one is not: the report may be a refresh old (a
+  // region that caught up and fell asleep says so only at its next report), and the leader
+  // itself holds the step back until the peer has caught up. The balancers skip pending peers
+  // on their own.
+  const down = r.downPeers.find((d) => d.peer.id === peer.id);
+  if (down) {
     throw new MrkvError(
       "BadRequest",
-      `region ${r.meta.id}'s peer on store ${storeId} is catching up or not answering its leader`,
+      `region ${r.meta.id}'s peer on store ${storeId} has not answered its leader for ${down.downSeconds} s`,
     );
   }
   checkTarget(ctx, storeId, "leadership");

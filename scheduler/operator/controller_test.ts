@@ -298,3 +298,16 @@ Deno.test("a merge's two operators: the source is told, the target held; they en
   );
   assert.equal(d.get(2), undefined, "the source got no operator either");
 });
+
+Deno.test("a transfer-leader to a pending peer is built (its leader holds it back); to a down peer it is refused", () => {
+  const r0 = regionOn([1, 2, 3]);
+  const target = r0.meta.peers.find((p) => p.storeId === 2)!;
+  const pending = { ...r0, pendingPeers: [target] };
+  const op = createTransferLeaderOperator("test", "admin", pending, 2, ctx());
+  assert.deepEqual(op.steps, [{ type: "TransferLeader", peer: target }]);
+  const down = { ...r0, downPeers: [{ peer: target, downSeconds: 12 }] };
+  assert.throws(
+    () => createTransferLeaderOperator("test", "admin", down, 2, ctx()),
+    /peer on store 2 has not answered its leader for 12 s/,
+  );
+});
