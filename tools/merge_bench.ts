@@ -7,19 +7,22 @@
  * 2. sets `split_merge_interval` to 0 and lets the merge checker merge the rest on its own,
  *    printing the region count every second until one region is left (or `--max-s` passes).
  *
- * Every key left and every write acknowledged is read back at the end.
+ * Every key left and every write acknowledged is read back at the end. With `--processes` the
+ * same runs on real processes (a scheduler and 3 stores over HTTP, tests/process_cluster.ts),
+ * driven only through the KV and admin APIs.
  *
- *   deno run -A tools/merge_bench.ts [--regions 50] [--max-s 300]
+ *   deno run -A tools/merge_bench.ts [--regions 50] [--max-s 300] [--processes]
  *
  * @module
  */
 import { parseToolArgs } from "./_cli.ts";
 import { b, TestCluster, waitFor } from "../tests/cluster.ts";
+import { runOnProcesses } from "./merge/processes.ts";
 
-const USAGE = `Usage: deno run -A tools/merge_bench.ts [--regions 50] [--max-s 300]
+const USAGE = `Usage: deno run -A tools/merge_bench.ts [--regions 50] [--max-s 300] [--processes]
 
-Times one admin merge-region operator and the merge checker on an in-process 3-store cluster
-(see the comment at the top of tools/merge_bench.ts).`;
+Times one admin merge-region operator and the merge checker on an in-process 3-store cluster,
+or with --processes on real processes (see the comment at the top of tools/merge_bench.ts).`;
 
 const { values } = parseToolArgs({
   name: "merge_bench",
@@ -27,6 +30,7 @@ const { values } = parseToolArgs({
   options: {
     regions: { type: "string", default: "50" },
     "max-s": { type: "string", default: "300" },
+    processes: { type: "boolean", default: false },
   },
 });
 const REGIONS = Number(values.regions);
@@ -43,6 +47,16 @@ const admin = (c: TestCluster, path: string, body: unknown) =>
   });
 const regionCount = (c: TestCluster) =>
   Math.max(...c.running().map((n) => n.store.meta.sortedRegions().length));
+
+if (values.processes) {
+  const lost = await runOnProcesses({
+    regions: REGIONS,
+    maxMs: MAX_MS,
+    keysPerRegion: KEYS_PER_REGION,
+  });
+  if (lost > 0) Deno.exitCode = 1;
+  Deno.exit();
+}
 
 const c = await TestCluster.start({ stores: 3, verbose: false });
 try {
