@@ -417,7 +417,14 @@ export function parseCommandLine(
     if (name !== "role" && name !== "config" && !(name in CONFIG_KEYS)) {
       throw new ConfigError(`--${name}`, `unknown flag --${name} (see --help)`);
     }
-    if (value === undefined && isBoolFlag(name)) value = "true";
+    if (value === undefined && isBoolFlag(name)) {
+      // `--flag`, `--flag=false` and `--flag false` all work: nothing else takes a bare word.
+      const next = args[i + 1];
+      if (next === "true" || next === "false") {
+        value = next;
+        i++;
+      } else value = "true";
+    }
     if (value === undefined) {
       value = args[i + 1];
       if (value === undefined || value.startsWith("--")) {

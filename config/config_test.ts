@@ -233,3 +233,15 @@ Deno.test("load-split keys: defaults, overrides, both thresholds 0 refused unles
     "--split-qps-threshold",
   );
 });
+
+Deno.test("a boolean flag takes --flag, --flag=false or --flag false; any other bare word is refused", () => {
+  const base = ["--role", "store", "--scheduler", "http://127.0.0.1:2379"];
+  assert.equal(parse([...base, "--load-split"]).loadSplit, true);
+  assert.equal(parse([...base, "--load-split=false"]).loadSplit, false);
+  assert.equal(parse([...base, "--load-split", "false"]).loadSplit, false);
+  assert.equal(parse([...base, "--load-split", "true"]).loadSplit, true);
+  const afterBool = parse([...base, "--load-split", "--split-qps-threshold", "50"]);
+  assert.equal(afterBool.loadSplit, true);
+  assert.equal(afterBool.splitQpsThreshold, 50);
+  assert.throws(() => parse([...base, "--load-split", "no"]), /unexpected argument "no"/);
+});
