@@ -14,7 +14,7 @@ import { MrkvError } from "../proto/errors.ts";
 import type { Peer } from "./peer.ts";
 import { decodeSnapshotData, installSnapshot, saveSnapshot } from "./snapshot.ts";
 import type { MergeState } from "./merge.ts";
-import type { StoreParts } from "./store_parts.ts";
+import type { StoreParts, Tombstone } from "./store_parts.ts";
 
 /** Destructions, retirements and snapshot installs of one store's peers. */
 export class PeerLifecycle {
@@ -129,24 +129,17 @@ export class PeerLifecycle {
     if (pass?.peers.has(p)) await pass.done;
     const s = this.store;
     const region = lastRegion ?? p.region; // as the pass left it
-    p.failPending(
-      new MrkvError(
-        "RegionNotFound",
-        `region ${p.regionId} was removed from store ${s.storeId}`,
-      ),
-    );
-    s.peers.delete(p.regionId);
-    s.hibernation.removed(p);
-    s.meta.removeRegion(p.regionId);
     if (p.storage.isInitialized()) this.#deleting.set(p.regionId, p.region);
-    s.tombstones.set(p.regionId, { region, peerId: p.meta.id });
+    this.#takeOutOfService(
+      p,
+      `region ${p.regionId} was removed from store ${s.storeId}`,
+      { region, peerId: p.meta.id },
+    );
     const wb = s.engine.batch();
     wb.putRegionState(p.regionId, { peerState: "Tombstone", region });
     wb.deleteRaftState(p.regionId);
     await s.engine.write(wb);
-    // Unsynced: a restart that finds the Tombstone drops the log again.
-    await s.raftLog.write(s.raftLog.batch().clean(p.regionId), { sync: false });
-    await s.engine.deleteAppliedRequests(p.regionId);
+    await this.#dropLog(p);
     if (p.storage.isInitialized() && s.meta.overlapping(p.region).length === 0) {
       const r = p.region;
       await s.engine.deleteRange(r.startKey, r.endKey.length === 0 ? undefined : r.endKey);
@@ -160,22 +153,34 @@ export class PeerLifecycle {
   retire(p: Peer, merge: MergeState | undefined): void {
     const s = this.store;
     p.destroyed = true;
-    p.failPending(
-      new MrkvError("RegionNotFound", `region ${p.regionId} was merged into another region`),
+    this.#takeOutOfService(
+      p,
+      `region ${p.regionId} was merged into another region`,
+      { region: p.region, peerId: p.meta.id, merge },
     );
-    s.peers.delete(p.regionId);
-    s.hibernation.removed(p);
-    s.meta.removeRegion(p.regionId);
-    s.tombstones.set(p.regionId, { region: p.region, peerId: p.meta.id, merge });
-    const done = (async () => {
-      // Unsynced: a restart that finds the tombstone drops the log again.
-      await s.raftLog.write(s.raftLog.batch().clean(p.regionId), { sync: false });
-      await s.engine.deleteAppliedRequests(p.regionId);
-    })().catch((e) => {
+    const done = this.#dropLog(p).catch((e) => {
       s.log.warn(`region ${p.regionId}: cleaning up after a merge failed: ${e}`);
     }).finally(() => {
       if (this.#destroying.get(p.regionId) === done) this.#destroying.delete(p.regionId);
     });
     this.#destroying.set(p.regionId, done);
+  }
+
+  /** Fails the peer's pending requests and takes it out of the store's maps; a tombstone stays. */
+  #takeOutOfService(p: Peer, why: string, tombstone: Tombstone): void {
+    const s = this.store;
+    p.failPending(new MrkvError("RegionNotFound", why));
+    s.peers.delete(p.regionId);
+    s.hibernation.removed(p);
+    s.meta.removeRegion(p.regionId);
+    s.tombstones.set(p.regionId, tombstone);
+  }
+
+  /** Deletes a gone peer's Raft log and applied-request table. */
+  async #dropLog(p: Peer): Promise<void> {
+    const s = this.store;
+    // Unsynced: a restart that finds the tombstone drops the log again.
+    await s.raftLog.write(s.raftLog.batch().clean(p.regionId), { sync: false });
+    await s.engine.deleteAppliedRequests(p.regionId);
   }
 }
