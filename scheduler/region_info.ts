@@ -31,6 +31,11 @@ export function isPeerLagging(r: RegionInfo, peerId: number): boolean {
     r.downPeers.some((d) => d.peer.id === peerId);
 }
 
+/** Whether the balancers may give `p` leadership of `r`: a voter its leader reports healthy. */
+export function mayLead(r: RegionInfo, p: Peer): boolean {
+  return p.role === "Voter" && !isPeerLagging(r, p.id);
+}
+
 /** Converts a reported size in bytes to scheduling units (MiB, at least 1). */
 export function sizeInMiB(bytes: number): number {
   return Math.max(1, Math.round(bytes / MIB));

@@ -15,7 +15,7 @@
 import { MrkvError } from "../../proto/errors.ts";
 import { bytesEqual, compareBytes, keyInRegion, type Peer } from "../../proto/metapb.ts";
 import type { OperatorStep } from "../../proto/pdpb.ts";
-import { isPeerLagging, type RegionInfo } from "../region_info.ts";
+import { mayLead, type RegionInfo } from "../region_info.ts";
 import {
   DEFAULT_STEP_TIMEOUTS,
   Operator,
@@ -50,9 +50,7 @@ function healthyVoter(
   candidates: readonly Peer[],
   ctx: BuildContext,
 ): Peer | undefined {
-  return candidates.find((p) =>
-    p.role === "Voter" && !isPeerLagging(r, p.id) && ctx.unusableTarget?.(p.storeId) === undefined
-  );
+  return candidates.find((p) => mayLead(r, p) && ctx.unusableTarget?.(p.storeId) === undefined);
 }
 
 function make(

@@ -11,7 +11,7 @@
  */
 import { createTransferLeaderOperator } from "../operator/builder.ts";
 import type { Operator } from "../operator/operator.ts";
-import { isPeerLagging, type RegionInfo } from "../region_info.ts";
+import { mayLead, type RegionInfo } from "../region_info.ts";
 import { type ClusterView, isSuitable, type Scheduler, type StoreView } from "./view.ts";
 
 /** The scheduler's registered name. */
@@ -35,7 +35,7 @@ export function scheduleBalanceLeader(view: ClusterView): Operator | null {
       const region = view.region(id);
       if (!region) continue;
       for (const p of region.meta.peers) {
-        if (p.role !== "Voter" || p.storeId === source.id || isPeerLagging(region, p.id)) continue;
+        if (p.storeId === source.id || !mayLead(region, p)) continue;
         const t = byId.get(p.storeId);
         if (!t || source.leaderCount - t.leaderCount < 2) continue;
         if (!best || t.leaderCount < best.target.leaderCount) best = { region, target: t };

@@ -31,7 +31,7 @@
  */
 import { createMovePeerOperator, createTransferLeaderOperator } from "../operator/builder.ts";
 import type { Operator } from "../operator/operator.ts";
-import { isPeerLagging } from "../region_info.ts";
+import { mayLead } from "../region_info.ts";
 import { isHot, type RegionRates } from "../hot_stats.ts";
 import {
   type ClusterView,
@@ -196,8 +196,7 @@ export function planHotRegion(view: ClusterView, kind: HotKind): HotMove | null 
     for (const h of candidates) {
       if (h.leaderStoreId !== source || h.region.leader?.storeId !== source) continue;
       const targets = h.region.meta.peers.filter((p) =>
-        p.role === "Voter" && p.storeId !== source && up.has(p.storeId) &&
-        !isPeerLagging(h.region, p.id)
+        p.storeId !== source && up.has(p.storeId) && mayLead(h.region, p)
       ).map((p) => p.storeId);
       best = bestTarget(h, hotRate(h.rates, kind), source, targets, loads.leader, best);
     }
