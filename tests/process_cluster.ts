@@ -544,6 +544,21 @@ export class ProcessCluster {
     return await proc.stop("SIGKILL");
   }
 
+  /**
+   * One call to the scheduler's admin API (`path` under `/pd/api/v1`, a JSON body if any): the
+   * answer's status and its JSON body (undefined if empty).
+   */
+  async adminApi<T>(method: string, path: string, body?: unknown): Promise<[number, T]> {
+    const res = await this.fetch(`${this.schedulerUrl}/pd/api/v1${path}`, {
+      method,
+      headers: { ...this.adminHeaders(), "content-type": "application/json" },
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal: AbortSignal.timeout(30_000),
+    });
+    const text = await res.text();
+    return [res.status, (text ? JSON.parse(text) : undefined) as T];
+  }
+
   /** Region `id` as the scheduler sees it (from `GET /pd/api/v1/regions`), or undefined. */
   async region(id: number): Promise<SchedulerRegion | undefined> {
     const res = await this.fetch(`${this.schedulerUrl}/pd/api/v1/regions`, {

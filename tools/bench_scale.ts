@@ -120,19 +120,8 @@ try {
 }
 if (values.json) await Deno.writeTextFile(values.json, JSON.stringify(report, null, 2) + "\n");
 
-async function api<T>(method: string, path: string, body?: unknown): Promise<[number, T]> {
-  const res = await fetch(`${c.schedulerUrl}/pd/api/v1${path}`, {
-    method,
-    headers: { ...c.adminHeaders(), "content-type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-    signal: AbortSignal.timeout(30_000),
-  });
-  const text = await res.text();
-  return [res.status, (text ? JSON.parse(text) : undefined) as T];
-}
-
 async function regions(): Promise<RegionJson[]> {
-  const [status, body] = await api<{ regions: RegionJson[] }>("GET", "/regions");
+  const [status, body] = await c.adminApi<{ regions: RegionJson[] }>("GET", "/regions");
   if (status !== 200) throw new Error(`GET /regions answered ${status}`);
   return body.regions;
 }
@@ -175,7 +164,7 @@ async function createRegions() {
   while (known < N && performance.now() - t0 < CREATE_MS) {
     const [all, [, ops]] = await Promise.all([
       regions(),
-      api<{ operators: { kind: string; region_id: number }[] }>("GET", "/operators"),
+      c.adminApi<{ operators: { kind: string; region_id: number }[] }>("GET", "/operators"),
     ]);
     known = all.length;
     const busy = new Set(ops.operators.filter((o) => o.kind === "admin").map((o) => o.region_id));
@@ -188,7 +177,7 @@ async function createRegions() {
     await Promise.all(Array.from({ length: 16 }, async () => {
       while (next < todo.length) {
         const t = todo[next++]!;
-        const [status] = await api("POST", "/operators", {
+        const [status] = await c.adminApi("POST", "/operators", {
           name: "split-region",
           region_id: t.id,
           keys: t.keys,
@@ -245,7 +234,7 @@ async function settle(): Promise<void> {
   const t0 = performance.now();
   let last = "";
   await pollUntil("the cluster to settle", async () => {
-    const [, ops] = await api<{ count: number }>("GET", "/operators");
+    const [, ops] = await c.adminApi<{ count: number }>("GET", "/operators");
     const ms = await Promise.all(Array.from({ length: STORES }, (_, i) => storeMetrics(i)));
     const line = `operators ${ops.count}; asleep ${ms.map((m) => `${m.asleep}/${m.regions}`)}; ` +
       `leaders ${ms.map((m) => m.leaders)}; woken by ${JSON.stringify(ms[0]!.wokenBy)}, ` +
@@ -435,12 +424,12 @@ async function transfers(): Promise<void> {
   let raced = 0;
   for (let k = 0; k < all.length && times.length < TRANSFERS; k++) {
     // The region's leader as of now: the balancers may have moved it since the list was read.
-    const [got, r] = await api<RegionJson>("GET", `/region/id/${all[k]!.id}`);
+    const [got, r] = await c.adminApi<RegionJson>("GET", `/region/id/${all[k]!.id}`);
     if (got !== 200 || !r.leader) continue;
     const to = r.peers.find((p) => p.store_id !== r.leader!.store_id && p.role === "Voter");
     if (!to) continue;
     const t0 = performance.now();
-    const [status, body] = await api("POST", "/operators", {
+    const [status, body] = await c.adminApi("POST", "/operators", {
       name: "transfer-leader",
       region_id: r.id,
       to_store_id: to.store_id,
@@ -454,7 +443,10 @@ async function transfers(): Promise<void> {
     }
     if (status !== 201) throw new Error(`transfer-leader of ${r.id}: ${JSON.stringify(body)}`);
     await pollUntil(`the transfer of region ${r.id} to finish`, async () => {
-      const [, op] = await api<{ status: string; reason: string }>("GET", `/operators/${r.id}`);
+      const [, op] = await c.adminApi<{ status: string; reason: string }>(
+        "GET",
+        `/operators/${r.id}`,
+      );
       if (op.status === "Finished") return true;
       if (op.status !== "Created" && op.status !== "Running") {
         throw new Error(`transfer of region ${r.id} ended ${op.status}: ${op.reason}`);

@@ -18,18 +18,14 @@ export async function runOnProcesses(
 ): Promise<number> {
   const key = (i: number) => `key-${String(i).padStart(6, "0")}`;
   const c = await ProcessCluster.start({ stores: 3 });
-  const admin = c.adminHeaders();
   const client = c.clientHeaders();
+  // An admin call that must succeed.
   const api = async <T>(method: string, path: string, body?: unknown): Promise<T> => {
-    const res = await c.fetch(`${c.schedulerUrl}/pd/api/v1${path}`, {
-      method,
-      headers: { ...admin, "content-type": "application/json" },
-      body: body === undefined ? undefined : JSON.stringify(body),
-      signal: AbortSignal.timeout(30_000),
-    });
-    const text = await res.text();
-    if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text}`);
-    return (text ? JSON.parse(text) : undefined) as T;
+    const [status, json] = await c.adminApi<T>(method, path, body);
+    if (status < 200 || status > 299) {
+      throw new Error(`${method} ${path}: ${status} ${JSON.stringify(json)}`);
+    }
+    return json;
   };
   const regions = async () => (await api<{ regions: RegionJson[] }>("GET", "/regions")).regions;
   let slot = 0;
