@@ -15,6 +15,7 @@ import type { Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
 import type { ServerEnv } from "./http_guard.ts";
 import { concatBytes } from "./http_body.ts";
+import { answerUpgrade } from "./http_upgrade.ts";
 import type { PeerInfo, TlsFiles } from "./security.ts";
 
 /** Connection limits; every one closes a connection that holds resources without progress. */
@@ -93,6 +94,17 @@ export function serveHttp(handler: FetchHandler, opts: ServeOptions): Promise<Ht
   server.timeout = t.idleMs;
   server.maxConnections = t.maxConnections;
   server.on("timeout", (socket: Socket) => socket.destroy());
+  // Upgraded connections belong to their routes; shutdown still closes them.
+  const upgraded = new Set<Socket>();
+  let closing = false;
+  server.on("upgrade", (req: http.IncomingMessage, socket: Socket, head: Uint8Array) => {
+    const track = (s: Socket) => {
+      if (closing) return void s.destroy();
+      upgraded.add(s);
+      s.once("close", () => upgraded.delete(s));
+    };
+    void answerUpgrade(handler, scheme, req, socket, head, peerInfo(socket), track, opts.onError);
+  });
   server.on("clientError", (_err: Error, socket: Socket) => {
     if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n");
     socket.destroy();
@@ -114,6 +126,9 @@ export function serveHttp(handler: FetchHandler, opts: ServeOptions): Promise<Ht
           stopping ??= (async () => {
             server.close();
             server.closeIdleConnections();
+            // Streams have no request to finish: they end now.
+            closing = true;
+            for (const s of upgraded) s.destroy();
             let timer: ReturnType<typeof setTimeout> | undefined;
             await Promise.race([
               finished,

@@ -308,17 +308,25 @@ export async function startStoreNode(opts: StoreNodeOptions): Promise<StoreNode>
       store.onRaftBatch(batch);
     };
     const incarnation = store.hibernation.liveness.incarnation;
-    store.transport = opts.transport?.(storeId, receiver, incarnation) ?? new HttpTransport({
+    const transport = opts.transport ? undefined : new HttpTransport({
       fromStoreId: storeId,
       fromAddress: config.advertiseAddr,
       incarnation,
       fetch: security.fetcher(identity, opts.fetch),
       scheme: security.scheme,
+      // Streams need real connections: not when requests go to an in-process app.
+      ...(!opts.fetch && {
+        stream: {
+          headers: () => security.fetcherHeaders(identity.storeId, identity.clusterId),
+          tls: security.tls,
+        },
+      }),
       resolve: (id) => book.resolve(id),
       onUnreachable: (id) => store.onStoreUnreachable(id),
       onSent: (seconds, ok) =>
         store.metrics.raftSend.observe(seconds, { result: ok ? "ok" : "error" }),
     });
+    store.transport = opts.transport?.(storeId, receiver, incarnation) ?? transport!;
     await store.start();
 
     book.start();
@@ -358,6 +366,7 @@ export async function startStoreNode(opts: StoreNodeOptions): Promise<StoreNode>
       capacity,
       heartbeatsSent: () => heartbeat.sent,
       loadSplits: () => loadSplit.splits,
+      ...(transport && { raftStreamsOpened: () => transport.streamsOpened }),
     });
     const gc = new LogGcWorker(store);
     const node = new StoreNode(
