@@ -65,6 +65,8 @@ export interface StoreMetricSources {
   readonly loadSplits?: () => number;
   /** Raft streams this store has opened to other stores so far. */
   readonly raftStreamsOpened?: () => number;
+  /** Streams this store has opened to forward KV requests so far. */
+  readonly forwardStreamsOpened?: () => number;
 }
 
 /** Declares the gauges and counters a store reads at scrape time, and `process_*`. */
@@ -215,6 +217,13 @@ export function registerStoreMetrics(m: StoreMetrics, src: StoreMetricSources): 
       "mrkv_raft_streams_opened_total",
       "Raft streams (one connection to another store for all its batches) opened so far.",
       src.raftStreamsOpened,
+    );
+  }
+  if (src.forwardStreamsOpened) {
+    counter(
+      "mrkv_forward_streams_opened_total",
+      "Streams opened to forward KV requests to other stores (many requests each) so far.",
+      src.forwardStreamsOpened,
     );
   }
   registerProcessMetrics(r, "store");

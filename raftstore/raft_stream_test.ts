@@ -1,10 +1,9 @@
 import assert from "node:assert/strict";
 import { Hono } from "hono";
 import type { Socket } from "node:net";
-import { frame, FrameReader, RAFT_STREAM_PATH, RAFT_STREAM_PROTOCOL } from "./raft_stream.ts";
+import { RAFT_STREAM_PATH, RAFT_STREAM_PROTOCOL } from "./raft_stream.ts";
 import { storeApp } from "./server.ts";
 import type { Store } from "./store.ts";
-import type { KvService } from "./kv_service.ts";
 import { HttpTransport, RAFT_BATCH_PATH } from "./transport_http.ts";
 import { decodeRaftBatch, type RaftBatch, type RaftEnvelope } from "./transport.ts";
 import { type HttpServer, serveHttp } from "../proto/http_server.ts";
@@ -12,6 +11,13 @@ import type { ServerEnv } from "../proto/http_guard.ts";
 import { dialUpgrade, UpgradeRefusedError } from "../proto/http_upgrade.ts";
 import { generateSecret, Security } from "../proto/security.ts";
 import { TestPki } from "../tests/test_pki.ts";
+import { RequestStreams, StreamUnavailableError } from "../proto/request_stream.ts";
+import {
+  FORWARD_STREAM_PATH,
+  FORWARD_STREAM_PROTOCOL,
+  FORWARDED_HEADER,
+  type KvService,
+} from "./kv_service.ts";
 
 function envelope(fromStore = 1): RaftEnvelope {
   return {
@@ -44,34 +50,13 @@ async function until(what: string, ok: () => boolean, ms = 10_000): Promise<void
   }
 }
 
-Deno.test("frames are split out of a byte stream whatever the chunking, and an oversized one is refused", () => {
-  const payloads = [new Uint8Array([1, 2, 3]), new Uint8Array(0), new Uint8Array(300).fill(7)];
-  const wire = new Uint8Array(payloads.reduce((n, p) => n + 4 + p.length, 0));
-  let at = 0;
-  for (const p of payloads) {
-    wire.set(frame(p), at);
-    at += 4 + p.length;
-  }
-  for (const size of [1, 2, 3, 5, 64, wire.length]) {
-    const reader = new FrameReader(1000);
-    const got: Uint8Array[] = [];
-    for (let off = 0; off < wire.length; off += size) {
-      got.push(...reader.push(wire.subarray(off, off + size)));
-    }
-    assert.deepEqual(got, payloads, `chunks of ${size} bytes`);
-    assert.equal(reader.pendingBytes, 0);
-  }
-  const reader = new FrameReader(100);
-  assert.throws(() => reader.push(frame(new Uint8Array(101))), /frame of 101 bytes; at most 100/);
-});
-
 /** A store's routes for store 2 (only its Raft intake is reached), in secret mode. */
 async function storeServer(
   security: Security,
 ): Promise<{ server: HttpServer; received: RaftBatch[] }> {
   const received: RaftBatch[] = [];
   const store = { storeId: 2, onRaftBatch: (b: RaftBatch) => received.push(b) } as unknown as Store;
-  const app = storeApp(store, {} as KvService, { security, clusterId: 9 });
+  const app = storeApp(store, {} as KvService, { security, clusterId: 9, clientRoutesOpen: false });
   const server = await serveHttp((req, env) => app.fetch(req, env), {
     hostname: "127.0.0.1",
     port: 0,
@@ -151,8 +136,8 @@ Deno.test("a store that never acknowledges is reported unreachable after the sen
     assert.deepEqual(unreachable, [2]);
     assert.equal(transport.failedBatches, 1);
     transport.send(2, [envelope()]);
-    await until("a second stream is opened", () => streams === 2);
-    assert.equal(transport.streamsOpened, 2);
+    // The receiver takes the stream just before the sender has read its acceptance.
+    await until("a second stream is opened", () => streams === 2 && transport.streamsOpened === 2);
   } finally {
     transport.close();
     for (const s of held) s.destroy();
@@ -254,3 +239,45 @@ Deno.test("over TLS a Raft stream presents the store's certificate; one from ano
 async function pem(files: { cert: string; key: string }) {
   return { cert: await Deno.readTextFile(files.cert), key: await Deno.readTextFile(files.key) };
 }
+
+Deno.test("a store's forwarding stream needs a node credential to open, checks each request's own credential, and carries only KV requests", async () => {
+  const security = new Security({ secret: new TextEncoder().encode(generateSecret()) });
+  const { server } = await storeServer(security);
+  const address = `127.0.0.1:${server.port}`;
+  const open = (headers: Record<string, string>) =>
+    new RequestStreams({
+      path: FORWARD_STREAM_PATH,
+      protocol: FORWARD_STREAM_PROTOCOL,
+      headers: () => headers,
+      connectTimeoutMs: 2_000,
+    });
+  const outsider = open({});
+  const member = open(security.fetcherHeaders(1, 9));
+  try {
+    await assert.rejects(
+      outsider.request(address, new Request("http://x/kv/a"), 2_000),
+      (e) => e instanceof StreamUnavailableError && /401/.test(e.message),
+    );
+    const forwarded = { [FORWARDED_HEADER]: "1" };
+    const bare = await member.request(
+      address,
+      new Request("http://x/kv/a", { headers: forwarded }),
+      2_000,
+    );
+    assert.equal(bare.status, 401, "a request without its own credential is refused");
+    await bare.body?.cancel();
+    const admin = await member.request(
+      address,
+      new Request("http://x/debug/regions"),
+      2_000,
+      security.fetcherHeaders(1, 9),
+    );
+    assert.equal(admin.status, 400, "only KV requests are carried");
+    await admin.body?.cancel();
+    assert.equal(member.opened, 1);
+  } finally {
+    outsider.close();
+    member.close();
+    await server.shutdown();
+  }
+});

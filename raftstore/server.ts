@@ -21,6 +21,8 @@ import type { Region } from "../proto/metapb.ts";
 import { MAX_VALUE_BYTES } from "./cmd.ts";
 import {
   decodeTagHeader,
+  FORWARD_STREAM_PATH,
+  FORWARD_STREAM_PROTOCOL,
   FORWARDED_HEADER,
   type KvService,
   MAX_SCAN_PAGE_BYTES,
@@ -32,6 +34,7 @@ import type { Store } from "./store.ts";
 import { decodeRaftBatch } from "./transport.ts";
 import { RAFT_BATCH_PATH } from "./transport_http.ts";
 import { RAFT_STREAM_PATH, RAFT_STREAM_PROTOCOL, serveRaftStream } from "./raft_stream.ts";
+import { serveRequestStream } from "../proto/request_stream.ts";
 import { RAFT_SNAPSHOT_PATH, SNAPSHOT_CHUNK_BYTES, SnapshotAssembler } from "./snapshot_stream.ts";
 
 /** Keys are 1..1024 bytes (docs/api.md). */
@@ -51,7 +54,9 @@ const SCAN_SLOT_WAIT_MS = 5_000;
 const FORWARDED_SCAN_SLOT_WAIT_MS = 1_000;
 /** Largest Raft batch accepted (snapshots come separately, in chunks). */
 const MAX_RAFT_BATCH_BYTES = 64 * 1024 * 1024;
-/** A Raft stream with no batch for this long is closed (senders ping every few seconds). */
+/** Requests one forwarding stream may have in flight; more are answered `ServerIsBusy`. */
+const FORWARD_STREAM_MAX_IN_FLIGHT = 4096;
+/** A Raft or forwarding stream idle this long is closed (Raft senders ping every few seconds). */
 const RAFT_STREAM_IDLE_MS = 60_000;
 
 const startedAt = Date.now();
@@ -218,6 +223,33 @@ export function storeApp(store: Store, kv: KvService, opts: StoreAppOptions = {}
         onRefused: (why) =>
           opts.log?.(
             `store ${store.storeId}: closed the Raft stream from store ${caller.storeId}: ${why}`,
+          ),
+      }));
+    return c.body(null, 200);
+  });
+
+  // Another store's KV requests for leaders here, many on one connection (request_stream.ts).
+  // Each carries its own credential: the guard checks it as for any request.
+  app.get(FORWARD_STREAM_PATH, (c) => {
+    const env = c.env as ServerEnv | undefined;
+    if (!env?.upgrade) {
+      throw new MrkvError(
+        "BadRequest",
+        `${FORWARD_STREAM_PATH} is an upgrade: send "connection: upgrade" and "upgrade: ${FORWARD_STREAM_PROTOCOL}"`,
+      );
+    }
+    const caller = callerOf(c);
+    const peer = env.peer;
+    env.upgrade(FORWARD_STREAM_PROTOCOL, (socket, head) =>
+      serveRequestStream(socket, head, {
+        handle: async (req) => await app.fetch(req, { peer }),
+        allow: (_method, path) =>
+          path === "/kv" || path.startsWith("/kv/") || path.startsWith("/kv?"),
+        maxInFlight: FORWARD_STREAM_MAX_IN_FLIGHT,
+        idleMs: RAFT_STREAM_IDLE_MS,
+        onRefused: (why) =>
+          opts.log?.(
+            `store ${store.storeId}: closed the forwarding stream from store ${caller.storeId}: ${why}`,
           ),
       }));
     return c.body(null, 200);
