@@ -39,37 +39,18 @@ export class PeerLifecycle {
    * data of the regions the split created.
    */
   #pass: { readonly peers: ReadonlySet<Peer>; readonly done: Promise<void> } | undefined;
-  /** The last pass, while its applied data is still landing (see Store's #applying). */
-  #tail: { readonly peers: ReadonlySet<Peer>; readonly done: Promise<void> } | undefined;
 
   constructor(readonly store: StoreParts) {}
 
-  /**
-   * Runs `pass` over the peers whose Ready it took; destructions of them wait for its end, and
-   * for the tail it may resolve with (its applied data, landing after the pass). Resolves with
-   * that tail once the pass itself has ended. (Wrapped in an object: a promise resolved with a
-   * promise would wait for it.)
-   */
-  async runPass(
-    peers: Iterable<Peer>,
-    pass: () => Promise<{ tail?: Promise<void> }>,
-  ): Promise<{ tail?: Promise<void> }> {
+  /** Runs `pass` over the peers whose Ready it took; destructions of them wait for its end. */
+  async runPass(peers: Iterable<Peer>, pass: () => Promise<void>): Promise<void> {
     const { promise, resolve } = Promise.withResolvers<void>();
-    const entry = { peers: new Set(peers), done: promise };
-    this.#pass = entry;
-    let tail: Promise<void> | undefined;
+    this.#pass = { peers: new Set(peers), done: promise };
     try {
-      ({ tail } = await pass());
-      return { tail };
+      await pass();
     } finally {
       this.#pass = undefined;
-      if (tail) {
-        this.#tail = entry;
-        void tail.catch(() => {}).finally(() => {
-          if (this.#tail === entry) this.#tail = undefined;
-          resolve();
-        });
-      } else resolve();
+      resolve();
     }
   }
 
@@ -144,7 +125,8 @@ export class PeerLifecycle {
   async #destroy(p: Peer, lastRegion: Region | undefined): Promise<void> {
     // A Ready pass that took the peer's Ready finishes with it first (see #pass); a failed pass
     // stops the store, and the Ready loop reports it.
-    for (const pass of [this.#tail, this.#pass]) if (pass?.peers.has(p)) await pass.done;
+    const pass = this.#pass;
+    if (pass?.peers.has(p)) await pass.done;
     const s = this.store;
     const region = lastRegion ?? p.region; // as the pass left it
     if (p.storage.isInitialized()) this.#deleting.set(p.regionId, p.region);

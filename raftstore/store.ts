@@ -17,12 +17,6 @@
  * or skips an entry. A crash between the two writes of a pass can leave Deno KV's applied
  * index ahead of the log's hard state, never ahead of its entries (see PeerStorage.load).
  *
- * A pass that only applied plain writes (all answered already: their entries were on disk
- * before it) ends once its log write has landed and leaves its Deno KV write in flight; step 4
- * for it runs when that lands. The next pass's appends, votes and acknowledgements go on
- * meanwhile; a pass that applies, installs or generates a snapshot, and a destruction of one of
- * its peers, waits for it. Readers wait for the applied index, advanced only once it has landed.
- *
  * The rest of the store is in its parts (store_parts.ts is what they share): snapshot installs
  * and peer destruction (peer_lifecycle.ts), what applied admin commands write and do
  * (apply_effects.ts), the store's side of merges (store_merge.ts) and inbound Raft messages
@@ -159,13 +153,6 @@ export class Store {
   /** Rejects with the reason if the store dies on its own (its Ready loop failed). */
   readonly dead: Promise<void> = new Promise((_, reject) => (this.#onDead = reject));
   #loopDone: Promise<void> = Promise.resolve();
-  /**
-   * The last pass's applied data, still being written (then its apply results are acted on):
-   * a pass of plain writes, all answered already, leaves it in flight so the next pass's
-   * appends and acknowledgements need not wait for Deno KV. Passes that apply, install or
-   * generate a snapshot wait for it first.
-   */
-  #applying: Promise<void> | undefined;
   /** Which peers sleep, and the other stores' liveness (hibernate.ts, liveness.ts). */
   readonly hibernation: Hibernation;
   #ticks = 0;
@@ -308,7 +295,6 @@ export class Store {
   async idle(): Promise<void> {
     await this.#inbound;
     await this.#loopDone;
-    await this.#applying;
     await this.#effects.logGcDone();
     await this.#lifecycle.settled();
   }
@@ -393,24 +379,15 @@ export class Store {
         await this.#readyPass(peers);
       }
     } catch (e) {
-      this.#loopFailed(e as Error);
+      this.fatal = e as Error;
+      this.log.error(
+        `store ${this.storeId}: Ready loop failed, stopping: ${(e as Error).stack ?? e}`,
+      );
+      this.stop();
+      this.#onDead(e as Error);
     } finally {
       this.#looping = false;
     }
-  }
-
-  /** Waits for the last pass's applied data (see #applying); throws if it failed. */
-  async #appliedLanded(): Promise<void> {
-    await this.#applying;
-    if (this.fatal) throw this.fatal;
-  }
-
-  #loopFailed(e: Error): void {
-    if (this.fatal) return;
-    this.fatal = e;
-    this.log.error(`store ${this.storeId}: Ready loop failed, stopping: ${e.stack ?? e}`);
-    this.stop();
-    this.#onDead(e);
   }
 
   async #readyPass(peers: Peer[]): Promise<void> {
@@ -421,8 +398,6 @@ export class Store {
     // could not carry its frozen state.
     for (const p of peers) {
       if (p.storage.snapshotRequested && !p.destroyed && !p.mergeState) {
-        // A snapshot is the data at the applied index: the last pass's data must have landed.
-        await this.#appliedLanded();
         p.storage.setGeneratedSnapshot(await generateSnapshot(this.engine, p.storage));
       }
     }
@@ -433,35 +408,12 @@ export class Store {
       if (p.raw.hasReady()) readies.push([p, p.raw.ready()]);
     }
     if (readies.length === 0) return;
-    // Applying or installing builds on the last applied state: it must have landed. Appends,
-    // votes and acknowledgements need not wait for it.
-    if (
-      readies.some(([, rd]) =>
-        rd.committedEntries.length > 0 || (rd.snapshot && !isEmptySnapshot(rd.snapshot))
-      )
-    ) await this.#appliedLanded();
-    // A destruction of one of these peers waits for the pass, and for its applied data to land
-    // (see peer_lifecycle.ts).
-    const { tail } = await this.#lifecycle.runPass(
-      readies.map(([p]) => p),
-      () => this.#runPass(readies),
-    );
-    if (tail) {
-      // Failing to write applied data is failing the Ready loop: the next pass that waits for
-      // it throws into the loop; the store stops at once either way.
-      const landing = tail.catch((e) => this.#loopFailed(e as Error));
-      this.#applying = landing;
-      void landing.finally(() => {
-        if (this.#applying === landing) this.#applying = undefined;
-      });
-    }
+    // A destruction of one of these peers waits for the pass (see peer_lifecycle.ts).
+    await this.#lifecycle.runPass(readies.map(([p]) => p), () => this.#runPass(readies));
   }
 
-  /**
-   * Steps 1 to 5 of the Ready loop (see the module comment) for the Readies a pass took.
-   * Resolves with the landing of the pass's applied data if that was left in flight.
-   */
-  async #runPass(readies: [Peer, Ready][]): Promise<{ tail?: Promise<void> }> {
+  /** Steps 1 to 5 of the Ready loop (see the module comment) for the Readies a pass took. */
+  async #runPass(readies: [Peer, Ready][]): Promise<void> {
     // 1. Snapshots received.
     for (const [p, rd] of readies) {
       if (rd.snapshot && !isEmptySnapshot(rd.snapshot)) {
@@ -550,42 +502,14 @@ export class Store {
       if (early > 0) p.onApplied(outcome.results.slice(0, early));
       outcome.answered = early;
     }
-    // The applied data may land after the pass (see #applying) when nothing in it needs to be
-    // seen before the next pass: plain writes, all answered already, with no admin effect.
-    const deferred = wb.size > 0 && !logFirst && compacted.length === 0 &&
-      outcomes.every(([p, o]) =>
-        o.effects.length === 0 && o.blockedAt === undefined && o.answered === o.results.length &&
-        !p.mergeState
-      );
-    let applied: Promise<void> | undefined;
     if (wb.size > 0 || !lb.isEmpty) {
       const started = performance.now();
       const log = lb.isEmpty ? undefined : this.raftLog.write(lb, { sync: mustSync });
       if (logFirst) await log;
-      const kv = wb.size > 0 ? this.engine.write(wb) : undefined;
-      const landed = () => {
-        this.stats.engineWrites++;
-        this.stats.engineWriteMs += performance.now() - started;
-        this.metrics.engineWrite.observe((performance.now() - started) / 1000);
-      };
-      if (deferred) {
-        try {
-          await log;
-        } catch (e) {
-          await kv!.catch(() => {});
-          throw e;
-        }
-        applied = kv!.then(() => {
-          landed();
-          for (const [p, outcome] of outcomes) this.#effects.afterApply(p, outcome);
-        });
-        // Handled by the Ready loop once the pass returns; if the pass throws first, the loop
-        // fails on that instead.
-        applied.catch(() => {});
-      } else {
-        await Promise.all([log, kv]);
-        landed();
-      }
+      await Promise.all([log, wb.size > 0 ? this.engine.write(wb) : undefined]);
+      this.stats.engineWrites++;
+      this.stats.engineWriteMs += performance.now() - started;
+      this.metrics.engineWrite.observe((performance.now() - started) / 1000);
     }
     for (const range of compacted) this.#effects.compactLog(range);
 
@@ -593,7 +517,7 @@ export class Store {
     this.#sendMessages(readies, false);
 
     // 4. Act on results.
-    if (!applied) { for (const [p, outcome] of outcomes) this.#effects.afterApply(p, outcome); }
+    for (const [p, outcome] of outcomes) this.#effects.afterApply(p, outcome);
     for (const [p, rd] of readies) {
       if (rd.softState) {
         if (rd.softState.raftState !== "Leader") {
@@ -624,7 +548,6 @@ export class Store {
         p.raw.advance({ ...rd, committedEntries: rd.committedEntries.filter((e) => e.index < at) });
       }
     }
-    return { tail: applied };
   }
 
   /** What apply tells of each written key: a leader's writes count toward load-based split. */
