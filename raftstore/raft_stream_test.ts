@@ -4,8 +4,9 @@ import type { Socket } from "node:net";
 import { RAFT_STREAM_PATH, RAFT_STREAM_PROTOCOL } from "./raft_stream.ts";
 import { storeApp } from "./server.ts";
 import type { Store } from "./store.ts";
+import { testEnvelope } from "./_test_envelope.ts";
 import { HttpTransport, RAFT_BATCH_PATH } from "./transport_http.ts";
-import { decodeRaftBatch, type RaftBatch, type RaftEnvelope } from "./transport.ts";
+import { decodeRaftBatch, type RaftBatch } from "./transport.ts";
 import { type HttpServer, serveHttp } from "../proto/http_server.ts";
 import type { ServerEnv } from "../proto/http_guard.ts";
 import { dialUpgrade, UpgradeRefusedError } from "../proto/http_upgrade.ts";
@@ -18,29 +19,6 @@ import {
   FORWARDED_HEADER,
   type KvService,
 } from "./kv_service.ts";
-
-function envelope(fromStore = 1): RaftEnvelope {
-  return {
-    regionId: 7,
-    fromPeer: { id: 1, storeId: fromStore, role: "Voter" },
-    toPeer: { id: 2, storeId: 2, role: "Voter" },
-    epoch: { confVer: 3, version: 4 },
-    startKey: new Uint8Array(),
-    endKey: new Uint8Array(),
-    message: {
-      type: "MsgHeartbeat",
-      to: 2,
-      from: 1,
-      term: 5,
-      logTerm: 0,
-      index: 0,
-      entries: [],
-      commit: 9,
-      reject: false,
-      rejectHint: 0,
-    },
-  };
-}
 
 async function until(what: string, ok: () => boolean, ms = 10_000): Promise<void> {
   const deadline = Date.now() + ms;
@@ -90,7 +68,7 @@ Deno.test("a Raft stream needs a node credential, and a batch that speaks for an
       stream: { headers: () => security.fetcherHeaders(1, 9) },
     });
     try {
-      transport.send(2, [envelope(3)]);
+      transport.send(2, [testEnvelope({}, 3)]);
       await until("the refused stream is reported", () => unreachable.length > 0);
       assert.equal(transport.streamsOpened, 1);
       assert.equal(transport.failedBatches, 1);
@@ -129,13 +107,13 @@ Deno.test("a store that never acknowledges is reported unreachable after the sen
   });
   try {
     const sent = performance.now();
-    transport.send(2, [envelope()]);
+    transport.send(2, [testEnvelope()]);
     await until("the silent store is reported", () => unreachable.length > 0);
     const waited = performance.now() - sent;
     assert.ok(waited >= 2_900 && waited < 6_000, `reported after ${waited.toFixed(0)} ms`);
     assert.deepEqual(unreachable, [2]);
     assert.equal(transport.failedBatches, 1);
-    transport.send(2, [envelope()]);
+    transport.send(2, [testEnvelope()]);
     // The receiver takes the stream just before the sender has read its acceptance.
     await until("a second stream is opened", () => streams === 2 && transport.streamsOpened === 2);
   } finally {
@@ -162,9 +140,9 @@ Deno.test("a store without Raft streams (an older version) gets its batches as P
     stream: { headers: () => ({}) },
   });
   try {
-    transport.send(2, [envelope()]);
+    transport.send(2, [testEnvelope()]);
     await until("the batch arrives", () => received.length === 1);
-    transport.send(2, [envelope(), envelope()]);
+    transport.send(2, [testEnvelope(), testEnvelope()]);
     await until("the second batch arrives", () => received.length === 2);
     assert.equal(received[1]!.envelopes.length, 2);
     assert.equal(transport.streamsOpened, 0);
@@ -184,7 +162,7 @@ Deno.test("the listener's shutdown closes open Raft streams at once", async () =
     stream: { headers: () => security.fetcherHeaders(1, 9) },
   });
   try {
-    transport.send(2, [envelope()]);
+    transport.send(2, [testEnvelope()]);
     await until("the batch arrives", () => received.length === 1);
     assert.equal(transport.streamsOpened, 1);
     const started = performance.now();
@@ -219,10 +197,10 @@ Deno.test("over TLS a Raft stream presents the store's certificate; one from ano
     const good = open(node);
     const bad = open(stranger);
     try {
-      good.send(2, [envelope()]);
+      good.send(2, [testEnvelope()]);
       await until("the batch arrives over TLS", () => received.length === 1);
       assert.equal(good.streamsOpened, 1);
-      bad.send(2, [envelope()]);
+      bad.send(2, [testEnvelope()]);
       await until("the stranger's stream fails", () => unreachable.length > 0);
       assert.equal(bad.streamsOpened, 0);
       assert.equal(received.length, 1, "nothing from the stranger is delivered");

@@ -2,36 +2,12 @@ import assert from "node:assert/strict";
 import { storeApp } from "./server.ts";
 import type { Store } from "./store.ts";
 import type { KvService } from "./kv_service.ts";
+import { testEnvelope } from "./_test_envelope.ts";
 import { HttpTransport } from "./transport_http.ts";
-import type { RaftBatch, RaftEnvelope } from "./transport.ts";
+import type { RaftBatch } from "./transport.ts";
 import { SNAPSHOT_CHUNK_BYTES } from "./snapshot_stream.ts";
-import type { Message } from "../raft/mod.ts";
 import { serveHttp } from "../proto/http_server.ts";
 import { generateSecret, Security } from "../proto/security.ts";
-
-function envelope(message: Partial<Message>): RaftEnvelope {
-  return {
-    regionId: 7,
-    fromPeer: { id: 1, storeId: 1, role: "Voter" },
-    toPeer: { id: 2, storeId: 2, role: "Voter" },
-    epoch: { confVer: 3, version: 4 },
-    startKey: new TextEncoder().encode("a"),
-    endKey: new Uint8Array(),
-    message: {
-      type: "MsgHeartbeat",
-      to: 2,
-      from: 1,
-      term: 5,
-      logTerm: 0,
-      index: 0,
-      entries: [],
-      commit: 9,
-      reject: false,
-      rejectHint: 0,
-      ...message,
-    },
-  };
-}
 
 for (const streams of [true, false]) {
   Deno.test(`the HTTP transport delivers batches ${streams ? "over a Raft stream" : "as POSTs"} and a multi-chunk snapshot through the store routes`, async () => {
@@ -63,14 +39,14 @@ async function deliversThroughStoreRoutes(streams: boolean) {
       big.set(data.subarray(0, Math.min(data.length, big.length - off)), off);
     }
     transport.send(2, [
-      envelope({}),
-      envelope({
+      testEnvelope({}),
+      testEnvelope({
         type: "MsgApp",
         index: 3,
         entries: [{ term: 5, index: 4, type: "Normal", data: new Uint8Array([1, 2]) }],
       }),
     ]);
-    transport.send(2, [envelope({
+    transport.send(2, [testEnvelope({
       type: "MsgSnap",
       snapshot: {
         metadata: { index: 40, term: 5, confState: { voters: [1, 2], learners: [] } },
@@ -111,7 +87,7 @@ Deno.test("an unreachable store costs a failed batch and a report, never an exce
     onUnreachable: (id) => unreachable.push(id),
   });
   try {
-    transport.send(3, [envelope({})]);
+    transport.send(3, [testEnvelope({})]);
     const deadline = Date.now() + 5_000;
     while (unreachable.length === 0 && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 10));
