@@ -92,6 +92,27 @@ export async function answerUpgrade(
   }
 }
 
+/**
+ * The server closed the connection without answering the upgrade request: what a server that
+ * takes no upgrades at all does (an earlier mrkv's listener, a plain `node:http` server).
+ */
+export class UpgradeUnansweredError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "UpgradeUnansweredError";
+  }
+}
+
+/**
+ * Whether `e` says the server does not know the upgrade route, so ordinary requests it is: no
+ * answer, 404, 405 or 426, or 403 (an earlier mrkv classes a route it does not know as an
+ * admin route, which a node credential may not call).
+ */
+export function upgradeUnsupported(e: unknown): boolean {
+  return e instanceof UpgradeUnansweredError ||
+    (e instanceof UpgradeRefusedError && [403, 404, 405, 426].includes(e.status));
+}
+
 /** The server answered an upgrade request with something other than 101. */
 export class UpgradeRefusedError extends Error {
   constructor(readonly status: number, message: string) {
@@ -169,7 +190,7 @@ export async function dialUpgrade(
     try {
       conn?.close();
     } catch { /* already closed */ }
-    if (timedOut && !(e instanceof UpgradeRefusedError)) {
+    if (timedOut && !(e instanceof UpgradeRefusedError || e instanceof UpgradeUnansweredError)) {
       throw new Error(`no answer from ${opts.address} in ${opts.timeoutMs} ms`);
     }
     throw e;
@@ -209,7 +230,10 @@ async function readHead(
     }
     if (got.length > MAX_ANSWER_HEAD) throw new Error("answer head too large");
     const n = await conn.read(buf);
-    if (n === null) throw new Error("connection closed before an answer");
+    if (n === null) {
+      if (got.length === 0) throw new UpgradeUnansweredError("the server closed without an answer");
+      throw new Error("connection closed in the middle of an answer");
+    }
     got = concat(got, buf.subarray(0, n));
   }
 }

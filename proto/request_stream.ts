@@ -27,7 +27,7 @@ import {
   field,
 } from "./codec.ts";
 import { frame, FrameReader } from "./frames.ts";
-import { type DialOptions, dialUpgrade, UpgradeRefusedError, writeAll } from "./http_upgrade.ts";
+import { type DialOptions, dialUpgrade, upgradeUnsupported, writeAll } from "./http_upgrade.ts";
 
 /** Largest frame either side accepts: a 1 MiB value or scan page and its encoding. */
 export const MAX_REQUEST_FRAME_BYTES = 8 * 1024 * 1024;
@@ -404,7 +404,7 @@ export class RequestStreams {
         timeoutMs: this.options.connectTimeoutMs,
       });
     } catch (e) {
-      const unsupported = e instanceof UpgradeRefusedError && [404, 405, 426].includes(e.status);
+      const unsupported = upgradeUnsupported(e);
       if (unsupported) this.#unsupported.set(address, performance.now() + UNSUPPORTED_FOR_MS);
       throw new StreamUnavailableError(
         `cannot open a stream to ${address}: ${(e as Error).message}`,

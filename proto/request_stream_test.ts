@@ -158,15 +158,23 @@ Deno.test("a silent server times a request out and its stream is replaced", asyn
   }
 });
 
-Deno.test("a server without the stream route is marked unsupported; a refusal is 'unavailable', never sent", async () => {
+Deno.test("a server without the stream route (404, 403, no answer) is marked unsupported; a refusal is 'unavailable', never sent", async () => {
   const app = new Hono();
   app.get("/denied", (c) => c.json({ error: { code: "Unauthenticated" } }, 401));
+  // An earlier mrkv classes a route it does not know as an admin route: 403 for a node.
+  app.get("/admin-only", (c) => c.json({ error: { code: "PermissionDenied" } }, 403));
   const server = await serveHttp((req, env) => app.fetch(req, env), {
     hostname: "127.0.0.1",
     port: 0,
   });
   const address = `127.0.0.1:${server.port}`;
   const s = streams();
+  const older = new RequestStreams({
+    path: "/admin-only",
+    protocol: PROTOCOL,
+    headers: () => ({}),
+    connectTimeoutMs: 2_000,
+  });
   const denied = new RequestStreams({
     path: "/denied",
     protocol: PROTOCOL,
@@ -188,9 +196,26 @@ Deno.test("a server without the stream route is marked unsupported; a refusal is
       s.request("127.0.0.1:9", new Request("http://x/kv/a"), 1_000),
       (e) => e instanceof StreamUnavailableError && !e.unsupported,
     );
+    await assert.rejects(
+      older.request(address, new Request("http://x/kv/a"), 1_000),
+      (e) => e instanceof StreamUnavailableError && e.unsupported,
+    );
+    // A server that takes the connection and closes it without a word.
+    const mute = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    void (async () => {
+      for await (const conn of mute) conn.close();
+    })();
+    const muteAddress = `127.0.0.1:${(mute.addr as Deno.NetAddr).port}`;
+    await assert.rejects(
+      s.request(muteAddress, new Request("http://x/kv/a"), 1_000),
+      (e) => e instanceof StreamUnavailableError && e.unsupported,
+    );
+    assert.equal(s.unsupported(muteAddress), true);
+    mute.close();
   } finally {
     s.close();
     denied.close();
+    older.close();
     await server.shutdown();
   }
 });

@@ -14,7 +14,7 @@
  */
 import { CBOR_CONTENT_TYPE } from "../proto/codec.ts";
 import type { FetchFn, TlsFiles } from "../proto/security.ts";
-import { UpgradeRefusedError } from "../proto/http_upgrade.ts";
+import { upgradeUnsupported } from "../proto/http_upgrade.ts";
 import { encodeRaftBatch, type RaftEnvelope, type Transport } from "./transport.ts";
 import { RAFT_SNAPSHOT_PATH, splitSnapshotEnvelope } from "./snapshot_stream.ts";
 import { StreamSender } from "./raft_stream.ts";
@@ -273,8 +273,9 @@ export class HttpTransport implements Transport {
         },
       );
     } catch (e) {
-      // Not found or not understood: a store of an older version, which takes POSTs.
-      if (e instanceof UpgradeRefusedError && [404, 405, 426].includes(e.status)) {
+      // Not found, not understood or not answered: a store of an older version, which takes
+      // POSTs.
+      if (upgradeUnsupported(e)) {
         lane.postUntil = performance.now() + POST_AFTER_REFUSAL_MS;
         return undefined;
       }
