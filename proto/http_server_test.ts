@@ -134,3 +134,181 @@ Deno.test("large bodies are streamed: whole ones arrive, broken ones are answere
     await sendBrokenBody(port, logged, "/count", 200_000, big.subarray(0, 70_000));
   });
 });
+
+/** `n` bytes covering every byte value, so that any re-encoding on the way shows. */
+function pattern(n: number): Uint8Array<ArrayBuffer> {
+  return new Uint8Array(n).map((_, i) => (i * 7 + 3) & 255);
+}
+
+Deno.test("bodies arrive byte for byte with their content-length, small and large", async () => {
+  const server = await serveHttp((req) => {
+    const n = Number(new URL(req.url).searchParams.get("n"));
+    return new Response(n < 0 ? null : pattern(n), { headers: { "x-n": String(n) } });
+  }, { hostname: "127.0.0.1", port: 0 });
+  try {
+    for (const n of [-1, 0, 1, 255, 16 * 1024, 16 * 1024 + 1, 300_000]) {
+      const res = await fetch(`http://127.0.0.1:${server.port}/?n=${n}`);
+      const got = await res.bytes();
+      assert.equal(res.status, 200);
+      assert.equal(res.headers.get("x-n"), String(n), "the handler's headers pass through");
+      assert.equal(res.headers.get("content-length"), String(Math.max(0, n)));
+      assert.deepEqual(got, pattern(Math.max(0, n)), `${n} bytes`);
+    }
+  } finally {
+    await server.shutdown();
+  }
+});
+
+interface RawResponse {
+  status: number;
+  headers: Map<string, string>;
+  body: string;
+}
+
+/**
+ * Writes `requests` back to back on one connection, reads until the server closes it, and
+ * splits what came back into responses, framed as a client must: no body after HEAD, 204 and
+ * 304, else exactly content-length bytes (a chunked or unframed answer fails the test).
+ */
+async function pipelined(port: number, requests: string[], heads: boolean[]) {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  await conn.write(enc.encode(requests.join("")));
+  const { text } = await untilClosed(conn, 5_000);
+  conn.close();
+  const out: RawResponse[] = [];
+  let at = 0;
+  while (at < text.length) {
+    const end = text.indexOf("\r\n\r\n", at);
+    assert.ok(end > 0, `a whole head at ${at}: ${JSON.stringify(text.slice(at))}`);
+    const [statusLine, ...lines] = text.slice(at, end).split("\r\n");
+    const headers = new Map(lines.map((l) => {
+      const i = l.indexOf(":");
+      return [l.slice(0, i).toLowerCase(), l.slice(i + 1).trim()] as [string, string];
+    }));
+    const status = Number(statusLine!.split(" ")[1]);
+    assert.equal(headers.get("transfer-encoding"), undefined, "no chunked answers");
+    at = end + 4;
+    let length = 0;
+    if (!heads[out.length] && status !== 204 && status !== 304) {
+      assert.ok(headers.has("content-length"), `${statusLine} has a content-length`);
+      length = Number(headers.get("content-length"));
+    }
+    out.push({ status, headers, body: text.slice(at, at + length) });
+    at += length;
+  }
+  return out;
+}
+
+Deno.test("HEAD, 204 and 304 carry no body, and keep-alive and connection: close hold", async () => {
+  const app = new Hono();
+  app.get("/text", (c) => c.text("hello"));
+  app.get("/none", (c) => c.body(null, 204));
+  app.get("/same", (c) => c.body(null, 304, { etag: '"v1"' }));
+  app.get("/empty", () => new Response(null));
+  app.get("/bye", (c) => c.text("bye", 200, { connection: "close" }));
+  // Hono answers HEAD without a body itself; a bare handler leaves that to the listener.
+  const server = await serveHttp(
+    (req, env) => req.url.endsWith("/bare") ? new Response("abc") : app.fetch(req, env),
+    { hostname: "127.0.0.1", port: 0 },
+  );
+  try {
+    const get = (path: string, extra = "") => `GET ${path} HTTP/1.1\r\nHost: x\r\n${extra}\r\n`;
+    // Pipelined on one connection: a wrong frame anywhere shifts every later answer.
+    const seen = await pipelined(
+      server.port,
+      [
+        get("/text"),
+        `HEAD /text HTTP/1.1\r\nHost: x\r\n\r\n`,
+        get("/none"),
+        get("/same"),
+        get("/empty"),
+        `HEAD /bare HTTP/1.1\r\nHost: x\r\n\r\n`,
+        get("/text", "Connection: close\r\n"),
+      ],
+      [false, true, false, false, false, true, false],
+    );
+    assert.deepEqual(seen.map((r) => [r.status, r.body]), [
+      [200, "hello"],
+      [200, ""],
+      [204, ""],
+      [304, ""],
+      [200, ""],
+      [200, ""],
+      [200, "hello"],
+    ]);
+    assert.equal(seen[5]!.headers.get("content-length"), "3", "HEAD: the length a GET would get");
+    assert.equal(seen[0]!.headers.get("connection"), "keep-alive");
+    assert.equal(seen[1]!.headers.get("content-length"), undefined, "HEAD: no length invented");
+    assert.equal(seen[2]!.headers.get("content-length"), undefined, "204: no content-length");
+    assert.equal(seen[3]!.headers.get("etag"), '"v1"');
+    assert.equal(seen[4]!.headers.get("content-length"), "0", "a null body is an empty one");
+    assert.equal(seen[6]!.headers.get("connection"), "close");
+
+    // A handler's own `connection: close` closes the connection after its answer.
+    const bye = await pipelined(server.port, [get("/bye"), get("/text")], [false, false]);
+    assert.deepEqual(bye.map((r) => [r.status, r.body]), [[200, "bye"]]);
+  } finally {
+    await server.shutdown();
+  }
+});
+
+Deno.test("whenSent runs when the client goes away in the middle of a large response", async () => {
+  let sent = 0;
+  const server = await serveHttp((_req, env) => {
+    env.whenSent?.(() => sent++);
+    return new Response("x".repeat(8 * 1024 * 1024));
+  }, { hostname: "127.0.0.1", port: 0 });
+  try {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+    await conn.write(enc.encode("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+    await conn.read(new Uint8Array(64 * 1024));
+    assert.equal(sent, 0, "not sent while the client has read only the start");
+    conn.close();
+    for (let i = 0; i < 250 && sent === 0; i++) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(sent, 1, "whenSent ran once, when the connection closed");
+  } finally {
+    await server.shutdown();
+  }
+});
+
+Deno.test("the idle limit closes a connection without traffic, even mid-request, and spares a slow but steady one", async () => {
+  const app = new Hono();
+  app.get("/slow", async (c) => {
+    await new Promise((r) => setTimeout(r, 4_000));
+    return c.text("late");
+  });
+  app.post("/count", async (c) => c.text(String((await readBodyLimited(c.req.raw, 1024)).length)));
+  // The idle limit is the shortest, so that nothing else closes these connections first.
+  const server = await serveHttp((req, env) => app.fetch(req, env), {
+    hostname: "127.0.0.1",
+    port: 0,
+    timeouts: { headersMs: 10_000, requestMs: 10_000, keepAliveMs: 10_000, idleMs: 300 },
+  });
+  try {
+    // A handler that takes longer than the idle limit, with nothing on the wire meanwhile.
+    const waiting = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+    await waiting.write(enc.encode("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n"));
+    // A body sent a byte at a time, each gap shorter than the limit, for longer than the limit.
+    const steady = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+    await steady.write(
+      enc.encode("POST /count HTTP/1.1\r\nHost: x\r\nContent-Length: 8\r\n\r\n"),
+    );
+    const trickling = trickle(steady, "abcdefgh", 100);
+    const [idle, busy] = await Promise.all([
+      untilClosed(waiting, 3_500),
+      (async () => {
+        await trickling;
+        const buf = new Uint8Array(1024);
+        const n = await steady.read(buf);
+        return new TextDecoder().decode(buf.subarray(0, n ?? 0));
+      })(),
+    ]);
+    waiting.close();
+    steady.close();
+    assert.equal(idle.text, "", "closed without an answer");
+    assert.ok(idle.ms >= 250, `not before the idle limit (${idle.ms} ms)`);
+    assert.match(busy, /^HTTP\/1.1 200[^]*\r\n\r\n8$/, "the steady body was taken whole");
+  } finally {
+    await server.shutdown();
+  }
+});
