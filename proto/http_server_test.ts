@@ -159,6 +159,43 @@ Deno.test("bodies arrive byte for byte with their content-length, small and larg
   }
 });
 
+Deno.test("answers queued behind a pipelined one arrive byte for byte too", async () => {
+  const server = await serveHttp((req) => {
+    const n = Number(new URL(req.url).searchParams.get("n"));
+    return new Response(pattern(n));
+  }, { hostname: "127.0.0.1", port: 0 });
+  try {
+    const sizes = [200_000, 300, 5, 300];
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+    const last = sizes.length - 1;
+    await conn.write(enc.encode(
+      sizes.map((n, i) =>
+        `GET /?n=${n} HTTP/1.1\r\nHost: x\r\n${i === last ? "Connection: close\r\n" : ""}\r\n`
+      ).join(""),
+    ));
+    // One char per byte, so that offsets and lengths stay those of the bytes.
+    let wire = "";
+    const buf = new Uint8Array(64 * 1024);
+    for (;;) {
+      const n = await conn.read(buf).catch(() => null);
+      if (n === null) break;
+      for (let i = 0; i < n; i++) wire += String.fromCharCode(buf[i]!);
+    }
+    conn.close();
+    let at = 0;
+    for (const n of sizes) {
+      const end = wire.indexOf("\r\n\r\n", at);
+      assert.match(wire.slice(at, end), new RegExp(`content-length: ${n}\\b`, "i"));
+      const body = Uint8Array.from(wire.slice(end + 4, end + 4 + n), (c) => c.charCodeAt(0));
+      assert.deepEqual(body, pattern(n), `the ${n}-byte answer`);
+      at = end + 4 + n;
+    }
+    assert.equal(at, wire.length, "nothing after the last answer");
+  } finally {
+    await server.shutdown();
+  }
+});
+
 interface RawResponse {
   status: number;
   headers: Map<string, string>;
