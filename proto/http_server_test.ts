@@ -125,6 +125,38 @@ Deno.test("whenSent runs once the response has been written, not when the handle
   }
 });
 
+Deno.test("a small body is taken whole whether it comes with the headers or after them", async () => {
+  await withServer(async (port) => {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+    const head = (n: number) => `POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: ${n}\r\n\r\n`;
+    // With the headers, then in two late parts, then empty: one connection, one at a time.
+    await conn.write(enc.encode(head(4) + "with"));
+    const buf = new Uint8Array(4096);
+    // One whole answer, however the reads split it.
+    const answer = async () => {
+      let text = "";
+      for (;;) {
+        text += new TextDecoder().decode(buf.subarray(0, (await conn.read(buf))!));
+        const end = text.indexOf("\r\n\r\n");
+        const length = Number(/content-length: (\d+)/i.exec(text)?.[1] ?? -1);
+        if (end >= 0 && length >= 0 && text.length >= end + 4 + length) return text;
+      }
+    };
+    assert.match(await answer(), /\r\n\r\nwith$/);
+    await conn.write(enc.encode(head(10)));
+    await new Promise((r) => setTimeout(r, 50));
+    await conn.write(enc.encode("late"));
+    await new Promise((r) => setTimeout(r, 50));
+    await conn.write(enc.encode(" body"));
+    await new Promise((r) => setTimeout(r, 50));
+    await conn.write(enc.encode("!"));
+    assert.match(await answer(), /\r\n\r\nlate body!$/);
+    await conn.write(enc.encode(head(0)));
+    assert.match(await answer(), /content-length: 0\r\n/i);
+    conn.close();
+  });
+});
+
 Deno.test("large bodies are streamed: whole ones arrive, broken ones are answered 400 and logged", async () => {
   await withServer(async (port, logged) => {
     // Larger than what the listener reads whole before the handler runs.
