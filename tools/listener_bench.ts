@@ -44,8 +44,8 @@ block of --requests from --concurrency clients.
   --body-bytes N      request body, 0 to 1048576 (see --request)
   --response-bytes N  response body, 0 to 16777216 (see --request)
   --also DIR          also measure DIR/proto/http_server.ts (another checkout), repeatable
-  --only NAME         measure only the listener NAME, repeatable
-                      (deno-serve, node-http, adapter, or DIR)
+  --only NAME         measure only the listener NAME, repeatable, in this order (the ratios
+                      are to the first): deno-serve, node-http, adapter, or a DIR of --also
   -h, --help          this help
   -V, --version       the version`,
   options: {
@@ -227,7 +227,8 @@ async function drive(): Promise<void> {
   const concurrency = intFlag(NAME, "--concurrency", values.concurrency, 1, 1024);
   const rounds = intFlag(NAME, "--rounds", values.rounds, 1, 1000);
   let listeners = ["deno-serve", "node-http", "adapter", ...values.also];
-  if (values.only.length > 0) listeners = listeners.filter((l) => values.only.includes(l));
+  // In the order given: ratios are to the first.
+  if (values.only.length > 0) listeners = values.only.filter((l) => listeners.includes(l));
   if (listeners.length === 0) usageExit(NAME, "--only matched no listener");
   const body = KIND.method === "GET" ? null : new Uint8Array(BODY_BYTES).fill(7);
   console.log(
@@ -257,31 +258,28 @@ async function drive(): Promise<void> {
       `\nServer CPU per request, µs, and its ratio to ${listeners[0]} in the same round: ` +
         `median (middle half of ${rounds} rounds)\n`,
     );
-    const width = Math.max(8, ...listeners.map((l) => l.length));
     // Per-round ratios to the first listener cancel most of the machine's drift.
     const base = listeners[0]!;
     const ratio = (m: Map<string, number[]>, l: string) =>
       m.get(l)!.map((v, i) => v / m.get(base)![i]!);
+    const rows = [
+      ["listener", "sequential", `÷ ${base}`, `concurrency ${concurrency}`, `÷ ${base}`],
+      ...listeners.map((l) => [
+        l,
+        spread(sequential.get(l)!, 0),
+        spread(ratio(sequential, l), 2),
+        spread(concurrent.get(l)!, 0),
+        spread(ratio(concurrent, l), 2),
+      ]),
+    ];
+    const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+    const line = (r: string[]) =>
+      `| ${r.map((c, i) => i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!)).join(" | ")} |`;
+    console.log(line(rows[0]!));
     console.log(
-      `| ${"listener".padEnd(width)} | sequential     | ÷ ${base.padEnd(10)} ` +
-        `| concurrency ${concurrency}  | ÷ ${base.padEnd(10)} |`,
+      `| ${widths.map((w, i) => "-".repeat(w - (i ? 1 : 0)) + (i ? ":" : "")).join(" | ")} |`,
     );
-    console.log(
-      `| ${"-".repeat(width)} | -------------: | -----------: | -------------: | -----------: |`,
-    );
-    for (const listener of listeners) {
-      const cells = [
-        spread(sequential.get(listener)!, 0),
-        spread(ratio(sequential, listener), 2),
-        spread(concurrent.get(listener)!, 0),
-        spread(ratio(concurrent, listener), 2),
-      ];
-      console.log(
-        `| ${listener.padEnd(width)} | ${
-          cells.map((c, i) => c.padStart(i % 2 ? 12 : 14)).join(" | ")
-        } |`,
-      );
-    }
+    for (const r of rows.slice(1)) console.log(line(r));
     console.log(`\nload average after: ${loadAverage()}`);
   } finally {
     for (const server of servers) await server.stop();
