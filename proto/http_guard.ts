@@ -18,6 +18,7 @@ import {
   type Security,
   STORE_ID_HEADER,
 } from "./security.ts";
+import type { Socket } from "node:net";
 
 /**
  * Who may call a route: anyone (`public`), KV clients (`client`), operators (`admin`), cluster
@@ -65,6 +66,9 @@ const NEEDED: Record<Exclude<RouteClass, "public">, CredentialKind> = {
   join: "node",
 };
 
+/** A route's taker of an upgraded connection: the socket, and bytes that came after the head. */
+export type UpgradeUse = (socket: Socket, head: Uint8Array) => void;
+
 /** Environment the HTTP listener passes to `app.fetch` (see `http_server.ts`). */
 export interface ServerEnv {
   readonly peer?: PeerInfo;
@@ -73,6 +77,11 @@ export interface ServerEnv {
    * closed (for resources held until a response is sent). Absent outside the listener.
    */
   readonly whenSent?: (fn: () => void) => void;
+  /**
+   * Present only on a request asking to upgrade its connection (`http_upgrade.ts`): a route
+   * that calls it and answers 2xx gets the connection, switched to `protocol`.
+   */
+  readonly upgrade?: (protocol: string, use: UpgradeUse) => void;
 }
 
 /** The guard middleware; install it with `app.use(guard(...))` before any route. */

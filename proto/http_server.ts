@@ -16,6 +16,7 @@ import type { Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
 import type { ServerEnv } from "./http_guard.ts";
 import { concatBytes } from "./http_body.ts";
+import { answerUpgrade } from "./http_upgrade.ts";
 import type { PeerInfo, TlsFiles } from "./security.ts";
 
 /** Connection limits; every one closes a connection that holds resources without progress. */
@@ -100,6 +101,19 @@ export function serveHttp(handler: FetchHandler, opts: ServeOptions): Promise<Ht
   server.on(opts.tls ? "secureConnection" : "connection", (socket: Socket) => {
     connections.add(socket);
   });
+  // Upgraded connections belong to their routes; shutdown still closes them.
+  const upgraded = new Set<Socket>();
+  let closing = false;
+  server.on("upgrade", (req: http.IncomingMessage, socket: Socket, head: Uint8Array) => {
+    // The route sets its own limits on a stream, which may rightly be quiet for long.
+    const peer = connections.forget(socket);
+    const track = (s: Socket) => {
+      if (closing) return void s.destroy();
+      upgraded.add(s);
+      s.once("close", () => upgraded.delete(s));
+    };
+    void answerUpgrade(handler, scheme, req, socket, head, peer, track, opts.onError);
+  });
   server.on("clientError", (_err: Error, socket: Socket) => {
     if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n");
     socket.destroy();
@@ -126,6 +140,9 @@ export function serveHttp(handler: FetchHandler, opts: ServeOptions): Promise<Ht
           stopping ??= (async () => {
             server.close();
             server.closeIdleConnections();
+            // Streams have no request to finish: they end now.
+            closing = true;
+            for (const s of upgraded) s.destroy();
             let timer: ReturnType<typeof setTimeout> | undefined;
             await Promise.race([
               finished,
@@ -427,6 +444,13 @@ class Connections {
 
   of(socket: Socket): Connection | undefined {
     return this.#open.get(socket);
+  }
+
+  /** Stops watching `socket` (handed over to an upgrade route); returns its peer. */
+  forget(socket: Socket): PeerInfo | undefined {
+    const c = this.#open.get(socket);
+    this.#open.delete(socket);
+    return c ? c.peer : peerInfo(socket);
   }
 
   stop(): void {

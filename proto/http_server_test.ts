@@ -4,6 +4,7 @@ import { serveHttp } from "./http_server.ts";
 import { BodyReadError, readBodyLimited } from "./http_body.ts";
 import { errorResponse } from "./errors.ts";
 import { trickle, untilClosed } from "./_slow_client.ts";
+import { dialUpgrade } from "./http_upgrade.ts";
 
 const enc = new TextEncoder();
 
@@ -377,6 +378,39 @@ Deno.test("the idle limit closes a connection without traffic, even mid-request,
     assert.equal(idle.text, "", "closed without an answer");
     assert.ok(idle.ms >= 250, `not before the idle limit (${idle.ms} ms)`);
     assert.match(busy, /^HTTP\/1.1 200[^]*\r\n\r\n8$/, "the steady body was taken whole");
+  } finally {
+    await server.shutdown();
+  }
+});
+
+Deno.test("an upgraded connection is its route's: the listener's idle limit does not close it", async () => {
+  const server = await serveHttp((_req, env) => {
+    // An echo stream.
+    env.upgrade?.("echo/1", (socket, head) => {
+      if (head.length > 0) socket.write(head);
+      socket.on("data", (d: Uint8Array) => socket.write(d));
+    });
+    return new Response(null, { status: 200 });
+  }, {
+    hostname: "127.0.0.1",
+    port: 0,
+    timeouts: { headersMs: 10_000, requestMs: 10_000, keepAliveMs: 10_000, idleMs: 200 },
+  });
+  try {
+    const { conn } = await dialUpgrade({
+      address: `127.0.0.1:${server.port}`,
+      path: "/echo",
+      protocol: "echo/1",
+      headers: {},
+      timeoutMs: 5_000,
+    });
+    // Quiet for several idle limits, then still an echo.
+    await new Promise((r) => setTimeout(r, 1_000));
+    await conn.write(enc.encode("ping"));
+    const buf = new Uint8Array(16);
+    const n = await conn.read(buf);
+    conn.close();
+    assert.equal(new TextDecoder().decode(buf.subarray(0, n ?? 0)), "ping");
   } finally {
     await server.shutdown();
   }

@@ -7,7 +7,7 @@
  */
 import { type Caller, checkCallerIsStore, type RouteClass } from "../proto/http_guard.ts";
 import { MrkvError } from "../proto/errors.ts";
-import { FORWARDED_HEADER } from "./kv_service.ts";
+import { FORWARD_STREAM_PATH, FORWARDED_HEADER } from "./kv_service.ts";
 import type { RaftBatch } from "./transport.ts";
 
 /**
@@ -20,7 +20,7 @@ export function storeRouteClass(_method: string, path: string, headers: Headers)
     // A forwarded request is served locally without routing: only another store may send one.
     return headers.has(FORWARDED_HEADER) ? "internal" : "client";
   }
-  if (path.startsWith("/raft/")) return "internal";
+  if (path.startsWith("/raft/") || path === FORWARD_STREAM_PATH) return "internal";
   return "admin";
 }
 

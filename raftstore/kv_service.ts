@@ -70,6 +70,10 @@ export const MAX_SCAN_PAGE_BYTES = 1024 * 1024;
 
 /** Header marking a request forwarded by another store (it must be served locally). */
 export const FORWARDED_HEADER = "x-mrkv-forwarded";
+/** Route of the request stream a store forwards KV requests on (`proto/request_stream.ts`). */
+export const FORWARD_STREAM_PATH = "/forward";
+/** The protocol the forwarding stream's upgrade asks for. */
+export const FORWARD_STREAM_PROTOCOL = "mrkv-forward/1";
 /** Header carrying a forwarded write's tag: `<id hex>.<issuedAt>`. */
 export const REQUEST_TAG_HEADER = "x-mrkv-request";
 /** A tag as {@link REQUEST_TAG_HEADER} carries it. */

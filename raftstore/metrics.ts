@@ -32,7 +32,7 @@ export class StoreMetrics {
   /** Raft batches and snapshot streams sent to one store, by `result` (ok or error). */
   readonly raftSend: Histogram = this.registry.histogram({
     name: "mrkv_raft_send_duration_seconds",
-    help: "Raft message batches sent to another store (one HTTP request each), in seconds.",
+    help: "Raft message batches sent to another store, until answered or acknowledged, in seconds.",
     labels: ["result"],
   });
 
@@ -63,6 +63,10 @@ export interface StoreMetricSources {
   readonly heartbeatsSent?: () => number;
   /** Load-based splits started so far. */
   readonly loadSplits?: () => number;
+  /** Raft streams this store has opened to other stores so far. */
+  readonly raftStreamsOpened?: () => number;
+  /** Streams this store has opened to forward KV requests so far. */
+  readonly forwardStreamsOpened?: () => number;
 }
 
 /** Declares the gauges and counters a store reads at scrape time, and `process_*`. */
@@ -206,6 +210,20 @@ export function registerStoreMetrics(m: StoreMetrics, src: StoreMetricSources): 
       "mrkv_load_splits_total",
       "Splits this store's leaders started because a region stayed hot (load_split.ts).",
       src.loadSplits,
+    );
+  }
+  if (src.raftStreamsOpened) {
+    counter(
+      "mrkv_raft_streams_opened_total",
+      "Raft streams (one connection to another store for all its batches) opened so far.",
+      src.raftStreamsOpened,
+    );
+  }
+  if (src.forwardStreamsOpened) {
+    counter(
+      "mrkv_forward_streams_opened_total",
+      "Streams opened to forward KV requests to other stores (many requests each) so far.",
+      src.forwardStreamsOpened,
     );
   }
   registerProcessMetrics(r, "store");

@@ -22,7 +22,12 @@ import { type Store as StoreMeta, STORE_FEATURES } from "../proto/metapb.ts";
 import { errorResponse, MrkvError, unknownOutcome } from "../proto/errors.ts";
 import { AddressBook } from "./address_book.ts";
 import { HeartbeatWorker } from "./heartbeat.ts";
-import { type ForwardFn, KvService } from "./kv_service.ts";
+import {
+  FORWARD_STREAM_PATH,
+  FORWARD_STREAM_PROTOCOL,
+  type ForwardFn,
+  KvService,
+} from "./kv_service.ts";
 import { LogGcWorker } from "./log_gc.ts";
 import { MergeWorker } from "./merge_worker.ts";
 import type { PeerConfig } from "./peer.ts";
@@ -34,6 +39,7 @@ import { LoadSampler, loadSplitConfig, LoadSplitWorker } from "./load_split.ts";
 import { Store, type StoreConfig, type StoreLogger } from "./store.ts";
 import type { RaftReceiver, Transport } from "./transport.ts";
 import { HttpTransport } from "./transport_http.ts";
+import { RequestStreams, StreamUnavailableError } from "../proto/request_stream.ts";
 import type { Hono } from "hono";
 import { diskStats, Logger, type LogLevel } from "../telemetry/mod.ts";
 import { registerStoreMetrics } from "./metrics.ts";
@@ -84,6 +90,9 @@ export interface StoreNodeOptions {
   readonly schedulerWaitMs?: number;
 }
 
+/** Longest a forwarded KV request waits for the leader's store to answer. */
+const FORWARD_TIMEOUT_MS = 15_000;
+
 /** A running store. */
 export class StoreNode {
   #server: HttpServer | undefined;
@@ -116,6 +125,8 @@ export class StoreNode {
   finished: Promise<void> = new Promise(() => {});
   /** Where the other stores are (see address_book.ts). */
   book: AddressBook | undefined;
+  /** The streams this store forwards KV requests on (closed on stop). */
+  forwardStreams: RequestStreams | undefined;
 
   /** The listener bound before the node was built; it serves this node from now on. */
   attach(server: Listener | undefined): void {
@@ -135,6 +146,7 @@ export class StoreNode {
 
   async #stop(): Promise<void> {
     await this.book?.stop();
+    this.forwardStreams?.close();
     this.workers.heartbeat.stop();
     this.workers.loadSplit.stop();
     const splitting = this.workers.split.stop();
@@ -308,26 +320,65 @@ export async function startStoreNode(opts: StoreNodeOptions): Promise<StoreNode>
       store.onRaftBatch(batch);
     };
     const incarnation = store.hibernation.liveness.incarnation;
-    store.transport = opts.transport?.(storeId, receiver, incarnation) ?? new HttpTransport({
+    const transport = opts.transport ? undefined : new HttpTransport({
       fromStoreId: storeId,
       fromAddress: config.advertiseAddr,
       incarnation,
       fetch: security.fetcher(identity, opts.fetch),
       scheme: security.scheme,
+      // Streams need real connections: not when requests go to an in-process app.
+      ...(!opts.fetch && {
+        stream: {
+          headers: () => security.fetcherHeaders(identity.storeId, identity.clusterId),
+          tls: security.tls,
+        },
+      }),
       resolve: (id) => book.resolve(id),
       onUnreachable: (id) => store.onStoreUnreachable(id),
       onSent: (seconds, ok) =>
         store.metrics.raftSend.observe(seconds, { result: ok ? "ok" : "error" }),
     });
+    store.transport = opts.transport?.(storeId, receiver, incarnation) ?? transport!;
     await store.start();
 
     book.start();
 
     const storeFetch = security.fetcher(identity, opts.fetch);
+    // Forwarded KV requests share one stream per leader's store (not with an in-process app).
+    const streams = opts.fetch ? undefined : new RequestStreams({
+      path: FORWARD_STREAM_PATH,
+      protocol: FORWARD_STREAM_PROTOCOL,
+      headers: () => security.fetcherHeaders(identity.storeId, identity.clusterId),
+      tls: security.tls,
+      connectTimeoutMs: 3_000,
+    });
     const forward: ForwardFn = opts.forward ?? (async (id, req) => {
       const address = await book.resolve(id).catch((e) => {
         throw new MrkvError("ServerIsBusy", `cannot find store ${id}: ${(e as Error).message}`);
       });
+      if (streams && !streams.unsupported(address)) {
+        try {
+          return await streams.request(
+            address,
+            req,
+            FORWARD_TIMEOUT_MS,
+            security.fetcherHeaders(identity.storeId, identity.clusterId),
+          );
+        } catch (e) {
+          if (e instanceof StreamUnavailableError && !e.unsupported) {
+            // Never sent: certainly not applied.
+            throw new MrkvError("ServerIsBusy", `cannot reach store ${id}: ${e.message}`);
+          }
+          if (!(e instanceof StreamUnavailableError)) {
+            // It may have been served: for a write the outcome is unknown; a retry with the
+            // same tag is safe.
+            throw unknownOutcome(
+              `store ${id} at ${address} did not answer: ${(e as Error).message}`,
+            );
+          }
+          // A store without streams (an older version): an ordinary request below.
+        }
+      }
       const url = new URL(req.url);
       try {
         return await storeFetch(`${security.scheme}://${address}${url.pathname}${url.search}`, {
@@ -335,7 +386,7 @@ export async function startStoreNode(opts: StoreNodeOptions): Promise<StoreNode>
           headers: req.headers,
           // The value is already in memory: send it whole, not as a chunked stream.
           body: req.method === "GET" || req.method === "HEAD" ? undefined : await req.arrayBuffer(),
-          signal: AbortSignal.any([req.signal, AbortSignal.timeout(15_000)]),
+          signal: AbortSignal.any([req.signal, AbortSignal.timeout(FORWARD_TIMEOUT_MS)]),
         });
       } catch (e) {
         // The request may have reached the store (and fetch may even have sent it twice): for a
@@ -358,6 +409,8 @@ export async function startStoreNode(opts: StoreNodeOptions): Promise<StoreNode>
       capacity,
       heartbeatsSent: () => heartbeat.sent,
       loadSplits: () => loadSplit.splits,
+      ...(transport && { raftStreamsOpened: () => transport.streamsOpened }),
+      ...(streams && { forwardStreamsOpened: () => streams.opened }),
     });
     const gc = new LogGcWorker(store);
     const node = new StoreNode(
@@ -377,6 +430,7 @@ export async function startStoreNode(opts: StoreNodeOptions): Promise<StoreNode>
       lock,
     );
     node.attach(listener);
+    node.forwardStreams = streams;
 
     if (store.peers.size === 0 && store.tombstones.size === 0) {
       if (!registered) {

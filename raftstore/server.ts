@@ -21,6 +21,8 @@ import type { Region } from "../proto/metapb.ts";
 import { MAX_VALUE_BYTES } from "./cmd.ts";
 import {
   decodeTagHeader,
+  FORWARD_STREAM_PATH,
+  FORWARD_STREAM_PROTOCOL,
   FORWARDED_HEADER,
   type KvService,
   MAX_SCAN_PAGE_BYTES,
@@ -31,6 +33,8 @@ import { ScanGate } from "./scan_gate.ts";
 import type { Store } from "./store.ts";
 import { decodeRaftBatch } from "./transport.ts";
 import { RAFT_BATCH_PATH } from "./transport_http.ts";
+import { RAFT_STREAM_PATH, RAFT_STREAM_PROTOCOL, serveRaftStream } from "./raft_stream.ts";
+import { serveRequestStream } from "../proto/request_stream.ts";
 import { RAFT_SNAPSHOT_PATH, SNAPSHOT_CHUNK_BYTES, SnapshotAssembler } from "./snapshot_stream.ts";
 
 /** Keys are 1..1024 bytes (docs/api.md). */
@@ -50,6 +54,10 @@ const SCAN_SLOT_WAIT_MS = 5_000;
 const FORWARDED_SCAN_SLOT_WAIT_MS = 1_000;
 /** Largest Raft batch accepted (snapshots come separately, in chunks). */
 const MAX_RAFT_BATCH_BYTES = 64 * 1024 * 1024;
+/** Requests one forwarding stream may have in flight; more are answered `ServerIsBusy`. */
+const FORWARD_STREAM_MAX_IN_FLIGHT = 4096;
+/** A Raft or forwarding stream idle this long is closed (Raft senders ping every few seconds). */
+const RAFT_STREAM_IDLE_MS = 60_000;
 
 const startedAt = Date.now();
 
@@ -191,6 +199,60 @@ export function storeApp(store: Store, kv: KvService, opts: StoreAppOptions = {}
     checkRaftBatch(batch, callerOf(c), store.storeId);
     store.onRaftBatch(batch);
     return c.body(null, 204);
+  });
+
+  // One stream per sending store carries its batches (raft_stream.ts), each checked as above.
+  app.get(RAFT_STREAM_PATH, (c) => {
+    const upgrade = (c.env as ServerEnv | undefined)?.upgrade;
+    if (!upgrade) {
+      throw new MrkvError(
+        "BadRequest",
+        `${RAFT_STREAM_PATH} is an upgrade: send "connection: upgrade" and "upgrade: ${RAFT_STREAM_PROTOCOL}"`,
+      );
+    }
+    const caller = callerOf(c);
+    upgrade(RAFT_STREAM_PROTOCOL, (socket, head) =>
+      serveRaftStream(socket, head, {
+        maxFrameBytes: MAX_RAFT_BATCH_BYTES,
+        idleMs: RAFT_STREAM_IDLE_MS,
+        onBatch: (bytes) => {
+          const batch = decodeRaftBatch(bytes);
+          checkRaftBatch(batch, caller, store.storeId);
+          store.onRaftBatch(batch);
+        },
+        onRefused: (why) =>
+          opts.log?.(
+            `store ${store.storeId}: closed the Raft stream from store ${caller.storeId}: ${why}`,
+          ),
+      }));
+    return c.body(null, 200);
+  });
+
+  // Another store's KV requests for leaders here, many on one connection (request_stream.ts).
+  // Each carries its own credential: the guard checks it as for any request.
+  app.get(FORWARD_STREAM_PATH, (c) => {
+    const env = c.env as ServerEnv | undefined;
+    if (!env?.upgrade) {
+      throw new MrkvError(
+        "BadRequest",
+        `${FORWARD_STREAM_PATH} is an upgrade: send "connection: upgrade" and "upgrade: ${FORWARD_STREAM_PROTOCOL}"`,
+      );
+    }
+    const caller = callerOf(c);
+    const peer = env.peer;
+    env.upgrade(FORWARD_STREAM_PROTOCOL, (socket, head) =>
+      serveRequestStream(socket, head, {
+        handle: async (req) => await app.fetch(req, { peer }),
+        allow: (_method, path) =>
+          path === "/kv" || path.startsWith("/kv/") || path.startsWith("/kv?"),
+        maxInFlight: FORWARD_STREAM_MAX_IN_FLIGHT,
+        idleMs: RAFT_STREAM_IDLE_MS,
+        onRefused: (why) =>
+          opts.log?.(
+            `store ${store.storeId}: closed the forwarding stream from store ${caller.storeId}: ${why}`,
+          ),
+      }));
+    return c.body(null, 200);
   });
 
   const snapshots = new SnapshotAssembler();

@@ -33,7 +33,13 @@ function envelope(message: Partial<Message>): RaftEnvelope {
   };
 }
 
-Deno.test("the HTTP transport delivers batches and streams a multi-chunk snapshot through the store routes", async () => {
+for (const streams of [true, false]) {
+  Deno.test(`the HTTP transport delivers batches ${streams ? "over a Raft stream" : "as POSTs"} and a multi-chunk snapshot through the store routes`, async () => {
+    await deliversThroughStoreRoutes(streams);
+  });
+}
+
+async function deliversThroughStoreRoutes(streams: boolean) {
   const received: RaftBatch[] = [];
   // Only storeId and onRaftBatch are reached by the Raft routes.
   const store = { storeId: 2, onRaftBatch: (b: RaftBatch) => received.push(b) } as unknown as Store;
@@ -48,6 +54,7 @@ Deno.test("the HTTP transport delivers batches and streams a multi-chunk snapsho
     fromStoreId: 1,
     resolve: () => Promise.resolve(`127.0.0.1:${server.port}`),
     fetch: security.fetcher({ clusterId: 9, storeId: 1 }),
+    ...(streams && { stream: { headers: () => security.fetcherHeaders(1, 9) } }),
   });
   try {
     const data = crypto.getRandomValues(new Uint8Array(65536)).slice();
@@ -88,11 +95,13 @@ Deno.test("the HTTP transport delivers batches and streams a multi-chunk snapsho
       new Uint8Array([1, 2]),
     );
     assert.ok(received.every((b) => b.fromStoreId === 1));
+    assert.equal(transport.streamsOpened, streams ? 1 : 0);
+    assert.equal(transport.failedBatches, 0);
   } finally {
     transport.close();
     await server.shutdown();
   }
-});
+}
 
 Deno.test("an unreachable store costs a failed batch and a report, never an exception", async () => {
   const unreachable: number[] = [];

@@ -459,6 +459,10 @@ export async function runAttackSuite(t: Deno.TestContext, mode: ClusterSecurity)
           return res.status === 200 ? text : undefined;
         });
         assert.equal(got, "v1");
+        // The stores talk over Raft streams in this mode too (not a fallback to requests).
+        const metrics = await (await c.fetch(`${c.storeUrl(i)}/metrics`)).text();
+        const opened = /^mrkv_raft_streams_opened_total (\d+)$/m.exec(metrics);
+        assert.ok(opened && Number(opened[1]) >= 1, `store slot ${i} opened a Raft stream`);
       }
       const after = await c.region(1);
       assert.deepEqual(after?.epoch, before?.epoch, "region 1's epoch in the scheduler");
