@@ -237,10 +237,10 @@ async function respond(
  */
 async function send(res: http.ServerResponse, method: string, response: Response): Promise<void> {
   const status = response.status;
-  if (method === "HEAD" || status === 204 || status === 304 || status < 200) {
+  if (method === "HEAD" || status === 204 || status === 304) {
     // No body on the wire. `response.body` is cheap only when it is null (usual here).
     let length: number | undefined;
-    if (response.body && method === "HEAD" && status >= 200 && status !== 204) {
+    if (response.body && method === "HEAD" && status !== 204) {
       // The length of what a GET would have sent, as a HEAD answer should say.
       length = (await response.arrayBuffer()).byteLength;
     } else {

@@ -164,6 +164,12 @@ Deno.test("large bodies are streamed: whole ones arrive, broken ones are answere
     const big = new Uint8Array(200_000).fill(7);
     const res = await fetch(`http://127.0.0.1:${port}/count`, { method: "POST", body: big });
     assert.equal(await res.text(), "200000");
+    // Just under it: read whole first, however the segments fall.
+    const most = await fetch(`http://127.0.0.1:${port}/count`, {
+      method: "POST",
+      body: big.subarray(0, 60_000),
+    });
+    assert.equal(await most.text(), "60000");
     await sendBrokenBody(port, logged, "/count", 200_000, big.subarray(0, 70_000));
   });
 });
