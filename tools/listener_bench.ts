@@ -21,8 +21,11 @@
  * @module
  */
 import http from "node:http";
+import https from "node:https";
 import { Hono } from "hono";
 import { readBodyLimited } from "../proto/http_body.ts";
+import type { TlsFiles } from "../proto/security.ts";
+import { TestPki } from "../tests/test_pki.ts";
 import { intFlag, parseToolArgs, usageExit } from "./_cli.ts";
 
 const NAME = "listener_bench";
@@ -43,6 +46,8 @@ block of --requests from --concurrency clients.
   --rounds N          rounds, 1 to 1000 [20]
   --body-bytes N      request body, 0 to 1048576 (see --request)
   --response-bytes N  response body, 0 to 16777216 (see --request)
+  --tls               over TLS with client certificates (a throw-away CA; Deno.serve asks for
+                      none, as it cannot)
   --also DIR          also measure DIR/proto/http_server.ts (another checkout), repeatable
   --only NAME         measure only the listener NAME, repeatable, in this order (the ratios
                       are to the first): deno-serve, node-http, adapter, or a DIR of --also
@@ -57,8 +62,10 @@ block of --requests from --concurrency clients.
     "response-bytes": { type: "string" },
     also: { type: "string", multiple: true, default: [] },
     only: { type: "string", multiple: true, default: [] },
-    // Internal: run as the server subprocess for one listener.
+    tls: { type: "boolean", default: false },
+    // Internal: run as the server subprocess for one listener (with certificates from a dir).
     serve: { type: "string" },
+    "tls-dir": { type: "string" },
   },
 });
 const KINDS = {
@@ -97,16 +104,46 @@ function app(): Hono {
   return hono;
 }
 
+/** The CA and the server's certificate in `dir` (made by {@link makeCertificates}). */
+async function certificates(dir: string): Promise<TlsFiles> {
+  const read = (f: string) => Deno.readTextFile(`${dir}/${f}`);
+  return {
+    ca: await read("ca.crt"),
+    cert: await read("server.crt"),
+    key: await read("server.key"),
+  };
+}
+
+/** A throw-away CA in `dir` with a server and a client certificate. */
+async function makeCertificates(dir: string): Promise<{ server: TlsFiles; client: TlsFiles }> {
+  const pki = await TestPki.create(dir);
+  await pki.issue("server", { cn: "bench-server" });
+  const files = await pki.issue("client", { cn: "bench-client" });
+  const server = await certificates(dir);
+  const client = {
+    ca: server.ca,
+    cert: await Deno.readTextFile(files.cert),
+    key: await Deno.readTextFile(files.key),
+  };
+  return { server, client };
+}
+
 /** Starts one listener on a free port, prints the port, and runs until stdin closes. */
 async function serve(which: string): Promise<void> {
   let port: number;
+  const tls = values["tls-dir"] ? await certificates(values["tls-dir"]) : undefined;
   if (which === "deno-serve") {
     const hono = app();
-    const s = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, hono.fetch);
+    const s = Deno.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      onListen() {},
+      ...(tls ? { cert: tls.cert, key: tls.key } : {}),
+    }, hono.fetch);
     port = s.addr.port;
   } else if (which === "node-http") {
     const answer = new Uint8Array(RESPONSE_BYTES).fill(1);
-    const s = http.createServer((req, res) => {
+    const handle = (req: http.IncomingMessage, res: http.ServerResponse) => {
       req.on("data", () => {});
       req.on("end", () => {
         if (KIND.status === 204) {
@@ -120,7 +157,10 @@ async function serve(which: string): Promise<void> {
         });
         res.end(answer);
       });
-    });
+    };
+    const s = tls
+      ? https.createServer({ ...tls, requestCert: true, rejectUnauthorized: true }, handle)
+      : http.createServer(handle);
     await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
     port = (s.address() as { port: number }).port;
   } else {
@@ -129,7 +169,7 @@ async function serve(which: string): Promise<void> {
     const hono = app();
     const s = await serveHttp(
       (req: Request, env: unknown) => hono.fetch(req, env),
-      { hostname: "127.0.0.1", port: 0 },
+      { hostname: "127.0.0.1", port: 0, tls },
     );
     port = s.port;
   }
@@ -162,7 +202,11 @@ interface Server {
   stop(): Promise<void>;
 }
 
-async function start(listener: string, body: Uint8Array<ArrayBuffer> | null): Promise<Server> {
+async function start(
+  listener: string,
+  body: Uint8Array<ArrayBuffer> | null,
+  tls: { dir: string; client: TlsFiles } | undefined,
+): Promise<Server> {
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
@@ -174,6 +218,7 @@ async function start(listener: string, body: Uint8Array<ArrayBuffer> | null): Pr
       values.request,
       "--response-bytes",
       String(RESPONSE_BYTES),
+      ...(tls ? ["--tls-dir", tls.dir] : []),
     ],
     stdin: "piped",
     stdout: "piped",
@@ -188,9 +233,11 @@ async function start(listener: string, body: Uint8Array<ArrayBuffer> | null): Pr
     text += value;
   }
   reader.releaseLock();
-  const url = `http://127.0.0.1:${Number(text.trim())}/x`;
+  const url = `${tls ? "https" : "http"}://127.0.0.1:${Number(text.trim())}/x`;
   // A pool of its own per server, so that no server's connections wait behind another's.
-  const client = Deno.createHttpClient({});
+  const client = Deno.createHttpClient(
+    tls ? { caCerts: [tls.client.ca], cert: tls.client.cert, key: tls.client.key } : {},
+  );
   return {
     listener,
     pid: child.pid,
@@ -232,13 +279,16 @@ async function drive(): Promise<void> {
   if (listeners.length === 0) usageExit(NAME, "--only matched no listener");
   const body = KIND.method === "GET" ? null : new Uint8Array(BODY_BYTES).fill(7);
   console.log(
-    `${rounds} rounds of ${requests} requests per block: ${KIND.method} of ${BODY_BYTES} bytes, ` +
+    `${rounds} rounds of ${requests} requests per block${values.tls ? " over TLS" : ""}: ` +
+      `${KIND.method} of ${BODY_BYTES} bytes, ` +
       `${KIND.status} with ${RESPONSE_BYTES} bytes; concurrency 1 and ${concurrency}; ` +
       `load average ${loadAverage()}`,
   );
   const servers: Server[] = [];
+  const dir = values.tls ? await Deno.makeTempDir({ prefix: "mrkv-listener-bench-" }) : "";
   try {
-    for (const listener of listeners) servers.push(await start(listener, body));
+    const tls = values.tls ? { dir, client: (await makeCertificates(dir)).client } : undefined;
+    for (const listener of listeners) servers.push(await start(listener, body, tls));
     // Warm up the JIT and the connection pools first.
     for (const server of servers) {
       await block(server, 1000, 1);
@@ -283,6 +333,7 @@ async function drive(): Promise<void> {
     console.log(`\nload average after: ${loadAverage()}`);
   } finally {
     for (const server of servers) await server.stop();
+    if (dir) await Deno.remove(dir, { recursive: true });
   }
 }
 
