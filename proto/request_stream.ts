@@ -32,6 +32,8 @@ import { type DialOptions, dialUpgrade, UpgradeRefusedError, writeAll } from "./
 /** Largest frame either side accepts: a 1 MiB value or scan page and its encoding. */
 export const MAX_REQUEST_FRAME_BYTES = 8 * 1024 * 1024;
 const MAX_HEADERS = 64;
+/** Default bound on the request bytes one stream's requests hold while being served. */
+const DEFAULT_MAX_IN_FLIGHT_BYTES = 64 * 1024 * 1024;
 
 /** A request's connection broke before its answer came: it may or may not have been served. */
 export class StreamBrokenError extends Error {
@@ -57,6 +59,8 @@ export interface ServeRequestsOptions {
   readonly allow: (method: string, path: string) => boolean;
   /** Requests served at once; more are answered 503 at once. */
   readonly maxInFlight: number;
+  /** Request body bytes held by the requests being served; more are answered 503 at once. */
+  readonly maxInFlightBytes?: number;
   /** A stream with nothing in flight and no frame for this long is closed. */
   readonly idleMs: number;
   /** Why a stream was closed for a bad frame. */
@@ -70,7 +74,9 @@ export function serveRequestStream(
   opts: ServeRequestsOptions,
 ): void {
   const reader = new FrameReader(MAX_REQUEST_FRAME_BYTES);
+  const maxBytes = opts.maxInFlightBytes ?? DEFAULT_MAX_IN_FLIGHT_BYTES;
   let inFlight = 0;
+  let inFlightBytes = 0;
   socket.setNoDelay(true);
   socket.setTimeout(opts.idleMs, () => {
     if (inFlight === 0) socket.destroy();
@@ -85,8 +91,9 @@ export function serveRequestStream(
     if (res.body && res.body.length > 0) msg.b = res.body;
     socket.write(frame(encodeCbor(msg)));
   };
-  const serve = async (id: number, req: Request) => {
+  const serve = async (id: number, req: Request, bytes: number) => {
     inFlight++;
+    inFlightBytes += bytes;
     try {
       const res = await opts.handle(req);
       const body = res.body ? new Uint8Array(await res.arrayBuffer()) : undefined;
@@ -100,6 +107,7 @@ export function serveRequestStream(
       );
     } finally {
       inFlight--;
+      inFlightBytes -= bytes;
     }
   };
   const onData = (chunk: Uint8Array) => {
@@ -109,12 +117,14 @@ export function serveRequestStream(
         const { id, method, path, headers, body } = decodeRequest(f);
         if (!opts.allow(method, path)) {
           answer(id, errorAnswer(400, "BadRequest", `${method} ${path} cannot be streamed`));
-        } else if (inFlight >= opts.maxInFlight) {
-          answer(id, errorAnswer(503, "ServerIsBusy", `${inFlight} streamed requests in flight`));
+        } else if (inFlight >= opts.maxInFlight || inFlightBytes + f.length > maxBytes) {
+          const held = `${inFlight} streamed requests (${inFlightBytes} bytes) in flight`;
+          answer(id, errorAnswer(503, "ServerIsBusy", held));
         } else {
           void serve(
             id,
             new Request(`http://stream${path}`, { method, headers, body: body ?? null }),
+            f.length,
           );
         }
       }

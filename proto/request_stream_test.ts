@@ -235,3 +235,33 @@ Deno.test("the receiver answers disallowed paths 400 and too many at once 503, a
     await server.shutdown();
   }
 });
+
+Deno.test("the receiver bounds the request bytes it holds at once", async () => {
+  let release: () => void = () => {};
+  const held = new Promise<void>((r) => release = r);
+  const server = await streamServer(async () => {
+    await held;
+    return new Response(null, { status: 204 });
+  }, { maxInFlightBytes: 1_000 });
+  const s = streams();
+  const address = `127.0.0.1:${server.port}`;
+  const put = (n: number) =>
+    s.request(
+      address,
+      new Request(`http://x/kv/${n}`, { method: "PUT", body: new Uint8Array(600) }),
+      2_000,
+    );
+  try {
+    const first = put(1);
+    await new Promise((r) => setTimeout(r, 50));
+    const second = await put(2);
+    assert.equal(second.status, 503);
+    assert.match((await second.json()).error.message, /bytes\) in flight/);
+    release();
+    assert.equal((await first).status, 204);
+    assert.equal((await put(3)).status, 204, "served again once the first is done");
+  } finally {
+    s.close();
+    await server.shutdown();
+  }
+});

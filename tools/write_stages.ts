@@ -2,7 +2,7 @@
  * One write, stage by stage: runs the load tool against a running cluster (one writer by
  * default) and prints, per store, the mean time of each stage of a write's path from the stores'
  * `/metrics` (client and forwarded writes, propose → apply, a Ready pass's writes, the Raft log
- * write with its `fdatasync`, one Raft batch POST) and the stores' CPU per write.
+ * write with its `fdatasync`, one Raft batch until acknowledged) and the stores' CPU per write.
  * docs/benchmarks.md ("One write, stage by stage") reads its output.
  *
  * ```sh

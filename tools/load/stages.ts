@@ -34,7 +34,7 @@ export interface StoreStages {
   readonly passWriteMs?: number;
   /** A Raft log write, with its `fdatasync` when it had one. */
   readonly logWriteMs?: number;
-  /** One Raft batch POST, sent until answered. */
+  /** One Raft batch, sent until acknowledged (or answered, when POSTed). */
   readonly raftSendMs?: number;
   readonly writes: number;
   readonly entriesApplied: number;
@@ -89,7 +89,7 @@ export function stagesTable(stores: readonly { name: string; stages: StoreStages
   const writes = stores.reduce((n, s) => n + s.stages.writes, 0);
   const per = (v: number) => (writes > 0 ? (v / writes).toFixed(2) : "–");
   const rows = [
-    "| store | role | client write | forwarded write | propose → apply | pass write (log ∥ KV) | log write | Raft POST | per write: log fsyncs, Raft POSTs, passes, CPU ms |",
+    "| store | role | client write | forwarded write | propose → apply | pass write (log ∥ KV) | log write | Raft batch | per write: log fsyncs, Raft batches, passes, CPU ms |",
     "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
   ];
   for (const { name, stages: s } of stores) {
