@@ -11,6 +11,7 @@
  */
 import http from "node:http";
 import https from "node:https";
+import { Buffer } from "node:buffer";
 import type { Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
 import type { ServerEnv } from "./http_guard.ts";
@@ -73,8 +74,9 @@ export function serveHttp(handler: FetchHandler, opts: ServeOptions): Promise<Ht
   // How often header and request timeouts are enforced (a trickle of bytes keeps a connection
   // from being idle, so only these catch a slow sender).
   const checkEveryMs = Math.max(50, Math.min(1_000, t.headersMs / 4));
+  const connections = new Connections(t.idleMs);
   const listener = (req: http.IncomingMessage, res: http.ServerResponse) => {
-    void respond(handler, scheme, req, res, opts.onError);
+    void respond(handler, scheme, req, res, connections.of(req.socket), opts.onError);
   };
   const server: http.Server = opts.tls
     ? https.createServer({
@@ -91,25 +93,37 @@ export function serveHttp(handler: FetchHandler, opts: ServeOptions): Promise<Ht
   server.headersTimeout = t.headersMs;
   server.requestTimeout = t.requestMs;
   server.keepAliveTimeout = t.keepAliveMs;
-  server.timeout = t.idleMs;
+  // Not `server.timeout`: a socket timeout is re-armed on every request and response (two new
+  // timers per request in Deno's node:http, and it forgoes the reuse of the keep-alive timer
+  // there); the idle limit is enforced by a sweep instead (see Connections).
+  server.timeout = 0;
   server.maxConnections = t.maxConnections;
-  server.on("timeout", (socket: Socket) => socket.destroy());
+  server.on(opts.tls ? "secureConnection" : "connection", (socket: Socket) => {
+    connections.add(socket);
+  });
   // Upgraded connections belong to their routes; shutdown still closes them.
   const upgraded = new Set<Socket>();
   let closing = false;
   server.on("upgrade", (req: http.IncomingMessage, socket: Socket, head: Uint8Array) => {
+    // The route sets its own limits on a stream, which may rightly be quiet for long.
+    const peer = connections.forget(socket);
     const track = (s: Socket) => {
       if (closing) return void s.destroy();
       upgraded.add(s);
       s.once("close", () => upgraded.delete(s));
     };
-    void answerUpgrade(handler, scheme, req, socket, head, peerInfo(socket), track, opts.onError);
+    void answerUpgrade(handler, scheme, req, socket, head, peer, track, opts.onError);
   });
   server.on("clientError", (_err: Error, socket: Socket) => {
     if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n");
     socket.destroy();
   });
-  const finished = new Promise<void>((resolve) => server.once("close", () => resolve()));
+  const finished = new Promise<void>((resolve) =>
+    server.once("close", () => {
+      connections.stop();
+      resolve();
+    })
+  );
   return new Promise((resolve, reject) => {
     server.once("error", reject);
     server.listen(opts.port, opts.hostname, () => {
@@ -158,24 +172,27 @@ async function respond(
   scheme: string,
   req: http.IncomingMessage,
   res: http.ServerResponse,
+  conn: Connection | undefined,
   onError: ((message: string) => void) | undefined,
 ): Promise<void> {
+  const method = req.method ?? "GET";
   let response: Response;
   let discard: (() => void) | undefined;
   try {
-    // Pairs, not a Headers object: `new Request` copies them either way, and is a large part of
-    // this adapter's cost per request.
-    const headers: [string, string][] = [];
+    // Pairs, not a Headers object: `new Request` copies them either way.
     const raw = req.rawHeaders;
-    for (let i = 0; i + 1 < raw.length; i += 2) headers.push([raw[i]!, raw[i + 1]!]);
-    const method = req.method ?? "GET";
+    const headers: [string, string][] = new Array(raw.length >> 1);
+    for (let i = 0; i + 1 < raw.length; i += 2) headers[i >> 1] = [raw[i]!, raw[i + 1]!];
     let body: BodyInit | undefined;
     if (method !== "GET" && method !== "HEAD") {
       const declared = Number(req.headers["content-length"] ?? "-1");
       if (declared >= 0 && declared <= BUFFERED_BODY_BYTES) {
         // Small bodies (most requests) are collected first: cheaper than a web stream, and
-        // bounded (the whole request must arrive within the request timeout).
-        body = await smallBody(req);
+        // bounded (the whole request must arrive within the request timeout). Usually the body
+        // came with the headers, and node's parser, which announced the request before reading
+        // on, has buffered all of it by the next microtask: then it is taken at once.
+        await null;
+        body = arrivedBody(req, declared) ?? await smallBody(req);
       } else {
         const stream = bodyStream(req);
         discard = stream.discard;
@@ -190,7 +207,7 @@ async function respond(
       duplex: "half",
     } as RequestInit);
     response = await handler(request, {
-      peer: peerInfo(req.socket),
+      peer: conn?.peer,
       whenSent: (fn) => whenSent(res, fn),
     });
   } catch (e) {
@@ -205,21 +222,87 @@ async function respond(
   // so the connection finishes the request instead of stalling with the body paused.
   if (!req.complete) discard?.();
   try {
-    const body = response.body ? new Uint8Array(await response.arrayBuffer()) : undefined;
-    if (res.destroyed) return;
-    const out: Record<string, string> = {};
-    response.headers.forEach((v, k) => out[k] = v);
-    if (body) out["content-length"] = String(body.length);
-    res.writeHead(response.status, out);
-    res.end(body);
+    await send(res, method, response);
   } catch (e) {
     onError?.(`writing a response: ${(e as Error).message}`);
     res.destroy();
   }
+  if (conn) conn.requests++;
+}
+
+/**
+ * Writes `response` through node's `ServerResponse`, which keeps HTTP/1.1 right (keep-alive or
+ * `connection: close`, HEAD, pipelining, the Date header). The body is read whole; its length
+ * becomes `content-length`.
+ */
+async function send(res: http.ServerResponse, method: string, response: Response): Promise<void> {
+  const status = response.status;
+  if (method === "HEAD" || status === 204 || status === 304) {
+    // No body on the wire. `response.body` is cheap only when it is null (usual here).
+    let length: number | undefined;
+    if (response.body && method === "HEAD" && status !== 204) {
+      // The length of what a GET would have sent, as a HEAD answer should say.
+      length = (await response.arrayBuffer()).byteLength;
+    } else {
+      await response.body?.cancel();
+    }
+    if (res.destroyed) return;
+    const head: string[] = [];
+    for (const [name, value] of response.headers) {
+      if (length === undefined || name !== "content-length") head.push(name, value);
+    }
+    if (length !== undefined) head.push("content-length", String(length));
+    res.writeHead(status, head);
+    res.end();
+    return;
+  }
+  // Not `response.body` first: for the usual bytes body that getter builds a web stream, and
+  // `arrayBuffer()` then reads it back chunk by chunk. A null body reads as empty.
+  const body = new Uint8Array(await response.arrayBuffer());
+  if (res.destroyed) return;
+  if (body.length <= DIRECT_BODY_BYTES && !(res.socket as TLSSocket | null)?.encrypted) {
+    // Headers set one by one and the body given as a latin1 string (one char per byte, so the
+    // bytes on the wire are the body's exactly): Deno's node:http then writes status line,
+    // headers and body as one string straight to the socket, without the stream machinery a
+    // byte body goes through (cork, buffer list, writev). It adds content-length itself.
+    // Plain TCP only: Deno's TLS socket writes such a string as UTF-8, so bytes from 0x80 up
+    // would arrive as two bytes each.
+    res.statusCode = status;
+    for (const [name, value] of response.headers) {
+      if (name !== "content-length") res.setHeader(name, value);
+    }
+    res.end(latin1(body), "latin1");
+    return;
+  }
+  const head: string[] = [];
+  for (const [name, value] of response.headers) {
+    if (name !== "content-length") head.push(name, value);
+  }
+  head.push("content-length", String(body.length));
+  res.writeHead(status, head);
+  res.end(body);
+}
+
+/** Bodies up to this size are written as one string (see {@link send}). */
+const DIRECT_BODY_BYTES = 16 * 1024;
+
+function latin1(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("latin1");
 }
 
 /** Bodies up to this size are read whole before the handler runs (see {@link smallBody}). */
 const BUFFERED_BODY_BYTES = 64 * 1024;
+
+/** The whole body of `req` if it has already arrived (all `declared` bytes), else undefined. */
+function arrivedBody(
+  req: http.IncomingMessage,
+  declared: number,
+): Uint8Array<ArrayBuffer> | undefined {
+  if (!req.complete || req.readableLength !== declared) return undefined;
+  const chunk: Uint8Array | null = req.read();
+  // A copy: the chunk may share memory with what the socket reads next.
+  return chunk ? new Uint8Array(chunk) : new Uint8Array();
+}
 
 /**
  * A body of at most {@link BUFFERED_BODY_BYTES} (as declared), read whole. If it breaks off,
@@ -255,7 +338,6 @@ function smallBody(
         }),
       );
     };
-    req.on("aborted", () => fail("the client closed the connection before the body ended"));
     req.on("error", (e: Error) => fail(`the request body broke: ${e.message}`));
     req.on("close", () => {
       if (!req.complete) fail("the connection closed before the body ended");
@@ -316,6 +398,78 @@ function whenSent(res: http.ServerResponse, fn: () => void): void {
   };
   res.once("finish", once);
   res.once("close", once);
+}
+
+/** What the listener keeps per open connection. */
+interface Connection {
+  /** The verified client certificate (TLS), read once per connection. */
+  readonly peer: PeerInfo | undefined;
+  /** Requests answered so far: progress, as are bytes either way. */
+  requests: number;
+  /** Requests answered and bytes either way at the last sweep. */
+  seen: number;
+  /** When `seen` last changed (performance.now()). */
+  since: number;
+}
+
+/**
+ * Open connections, and the idle limit over them: a sweep every quarter of the limit (at most
+ * every second) closes those with no bytes either way and no request answered for `idleMs`. A
+ * connection so closed has been idle for between `idleMs` and `idleMs` plus the sweep interval.
+ */
+class Connections {
+  readonly #open = new Map<Socket, Connection>();
+  readonly #idleMs: number;
+  readonly #everyMs: number;
+  #timer: ReturnType<typeof setInterval> | undefined;
+
+  constructor(idleMs: number) {
+    this.#idleMs = idleMs;
+    this.#everyMs = Math.max(10, Math.min(1_000, idleMs / 4));
+  }
+
+  add(socket: Socket): void {
+    this.#open.set(socket, {
+      peer: peerInfo(socket),
+      requests: 0,
+      seen: -1,
+      since: performance.now(),
+    });
+    socket.once("close", () => {
+      this.#open.delete(socket);
+      if (this.#open.size === 0) this.stop();
+    });
+    this.#timer ??= setInterval(() => this.#sweep(), this.#everyMs);
+  }
+
+  of(socket: Socket): Connection | undefined {
+    return this.#open.get(socket);
+  }
+
+  /** Stops watching `socket` (handed over to an upgrade route); returns its peer. */
+  forget(socket: Socket): PeerInfo | undefined {
+    const c = this.#open.get(socket);
+    this.#open.delete(socket);
+    return c ? c.peer : peerInfo(socket);
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+
+  #sweep(): void {
+    const now = performance.now();
+    for (const [socket, c] of this.#open) {
+      const seen = c.requests + socket.bytesRead + socket.bytesWritten;
+      if (seen !== c.seen) {
+        c.seen = seen;
+        c.since = now;
+      } else if (now - c.since >= this.#idleMs) {
+        socket.destroy();
+      }
+    }
+  }
 }
 
 function peerInfo(socket: Socket): PeerInfo | undefined {

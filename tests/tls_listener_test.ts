@@ -86,3 +86,50 @@ Deno.test("TLS listener: client certificates required and passed on; timeouts cl
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
 });
+
+Deno.test("TLS listener: bodies arrive byte for byte; a slow but steady body outlives the idle limit", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "mrkv-tls-listener-" });
+  try {
+    const pki = await TestPki.create(dir);
+    const ca = await Deno.readTextFile(pki.caFile);
+    const tls: TlsFiles = { ca, ...await pem(await pki.issue("server", { cn: "mrkv-node" })) };
+    const client = await pem(await pki.issue("client", { cn: "mrkv-admin" }));
+    // Every byte value, so that a body re-encoded on the way shows.
+    const pattern = (n: number) => new Uint8Array(n).map((_, i) => (i * 7 + 3) & 255);
+    const listener = await serveHttp(async (req) => {
+      if (req.method === "POST") return new Response(String((await req.bytes()).length));
+      return new Response(pattern(Number(new URL(req.url).searchParams.get("n"))));
+    }, {
+      hostname: "127.0.0.1",
+      port: 0,
+      tls,
+      timeouts: { headersMs: 10_000, requestMs: 10_000, keepAliveMs: 10_000, idleMs: 300 },
+    });
+    try {
+      const http = Deno.createHttpClient({ caCerts: [ca], ...client });
+      for (const n of [300, 20_000]) {
+        const res = await fetch(`https://127.0.0.1:${listener.port}/?n=${n}`, { client: http });
+        assert.deepEqual(await res.bytes(), pattern(n), `${n} bytes`);
+      }
+      http.close();
+      const steady = await Deno.connectTls({
+        hostname: "127.0.0.1",
+        port: listener.port,
+        caCerts: [ca],
+        ...client,
+      });
+      await steady.write(
+        new TextEncoder().encode("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 8\r\n\r\n"),
+      );
+      // A byte every 100 ms: each gap shorter than the idle limit, the whole longer.
+      await trickle(steady, "abcdefgh", 100);
+      const { text } = await untilClosed(steady, 5_000);
+      steady.close();
+      assert.match(text, /^HTTP\/1.1 200[^]*\r\n\r\n8/, "the steady body was taken whole");
+    } finally {
+      await listener.shutdown();
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+});
