@@ -270,7 +270,18 @@ Deno.test(
       for (const n of c.running()) n.workers.merge.stop();
       const sourceLeader = await c.waitLeader(right.id);
       const sourceNode = c.running().find((n) => n.store.storeId === sourceLeader.storeId)!;
-      await sourceNode.workers.merge.proposePrepareMerge(sourceLeader, left);
+      // Just after the split the new region's leader may not know its followers' progress yet
+      // (it refuses with ServerIsBusy): propose again until it does.
+      let proposed = false;
+      await waitFor("PrepareMerge to be proposed", async () => {
+        try {
+          await sourceNode.workers.merge.proposePrepareMerge(sourceLeader, left);
+          proposed = true;
+        } catch (e) {
+          if (!(e instanceof MrkvError && e.code === "ServerIsBusy")) throw e;
+        }
+        return proposed;
+      }, 10_000);
       const frozen = sourceLeader.region;
       assert.equal(frozen.epoch.version, right.epoch.version + 1, "PrepareMerge bumps version");
       assert.equal(frozen.epoch.confVer, right.epoch.confVer + 1, "and conf_ver");
