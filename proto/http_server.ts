@@ -17,6 +17,7 @@ import type { TLSSocket } from "node:tls";
 import type { ServerEnv } from "./http_guard.ts";
 import { concatBytes } from "./http_body.ts";
 import { answerUpgrade } from "./http_upgrade.ts";
+import { malformedRequest, requestHead } from "./http_incoming.ts";
 import type { PeerInfo, TlsFiles } from "./security.ts";
 
 /** Connection limits; every one closes a connection that holds resources without progress. */
@@ -179,10 +180,7 @@ async function respond(
   let response: Response;
   let discard: (() => void) | undefined;
   try {
-    // Pairs, not a Headers object: `new Request` copies them either way.
-    const raw = req.rawHeaders;
-    const headers: [string, string][] = new Array(raw.length >> 1);
-    for (let i = 0; i + 1 < raw.length; i += 2) headers[i >> 1] = [raw[i]!, raw[i + 1]!];
+    const { url, headers } = requestHead(scheme, req);
     let body: BodyInit | undefined;
     if (method !== "GET" && method !== "HEAD") {
       const declared = Number(req.headers["content-length"] ?? "-1");
@@ -199,7 +197,7 @@ async function respond(
         body = stream.stream;
       }
     }
-    const request = new Request(`${scheme}://${req.headers.host ?? "mrkv"}${req.url ?? "/"}`, {
+    const request = new Request(url, {
       method,
       headers,
       body,
@@ -213,10 +211,7 @@ async function respond(
   } catch (e) {
     // A handler that throws has a bug (Hono maps every error itself); malformed URLs land here.
     onError?.(`request ${req.method} ${req.url?.slice(0, 200)}: ${(e as Error).message}`);
-    response = new Response(
-      JSON.stringify({ error: { code: "BadRequest", message: "malformed request" } }),
-      { status: 400, headers: { "content-type": "application/json" } },
-    );
+    response = malformedRequest();
   }
   // A request answered before its body was read (refused, too large): drop the rest unread,
   // so the connection finishes the request instead of stalling with the body paused.

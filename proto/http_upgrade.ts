@@ -17,6 +17,7 @@ import type http from "node:http";
 import type { PeerInfo, TlsFiles } from "./security.ts";
 import type { ServerEnv, UpgradeUse } from "./http_guard.ts";
 import { concatBytes } from "./http_body.ts";
+import { malformedRequest, requestHead, splitHostPort } from "./http_incoming.ts";
 
 /** A fetch handler, as the listener calls it. */
 type Handler = (req: Request, env: ServerEnv) => Response | Promise<Response>;
@@ -44,23 +45,15 @@ export async function answerUpgrade(
   let accepted: { protocol: string; use: UpgradeUse } | undefined;
   let response: Response;
   try {
-    const headers: [string, string][] = [];
-    const raw = req.rawHeaders;
-    for (let i = 0; i + 1 < raw.length; i += 2) headers.push([raw[i]!, raw[i + 1]!]);
-    const request = new Request(`${scheme}://${req.headers.host ?? "mrkv"}${req.url ?? "/"}`, {
-      method: req.method ?? "GET",
-      headers,
-    });
+    const { url, headers } = requestHead(scheme, req);
+    const request = new Request(url, { method: req.method ?? "GET", headers });
     response = await handler(request, {
       peer,
       upgrade: (protocol, use) => accepted = { protocol: protocol.toLowerCase(), use },
     });
   } catch (e) {
     onError?.(`upgrade ${req.method} ${req.url?.slice(0, 200)}: ${(e as Error).message}`);
-    response = new Response(
-      JSON.stringify({ error: { code: "BadRequest", message: "malformed request" } }),
-      { status: 400, headers: { "content-type": "application/json" } },
-    );
+    response = malformedRequest();
   }
   if (socket.destroyed) return;
   const asked = String(req.headers.upgrade ?? "").toLowerCase();
@@ -148,7 +141,7 @@ const MAX_ANSWER_HEAD = 16 * 1024;
 export async function dialUpgrade(
   opts: DialOptions,
 ): Promise<{ conn: Deno.Conn; head: Uint8Array }> {
-  const { hostname, port } = splitHostPort(opts.address);
+  const { hostname, port } = dialTarget(opts.address);
   let conn: Deno.Conn | undefined;
   let timedOut = false;
   const timer = setTimeout(() => {
@@ -249,11 +242,13 @@ function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
   return concatBytes([a, b], a.length + b.length);
 }
 
-function splitHostPort(addr: string): { hostname: string; port: number } {
-  const i = addr.lastIndexOf(":");
-  const port = Number(addr.slice(i + 1));
-  if (i <= 0 || !Number.isInteger(port) || port <= 0 || port > 65535) {
+/** Where to connect: a host and a port to dial (1..65535). */
+function dialTarget(addr: string): { hostname: string; port: number } {
+  const target = splitHostPort(addr);
+  if (
+    !target.hostname || !Number.isInteger(target.port) || target.port <= 0 || target.port > 65535
+  ) {
     throw new Error(`not a HOST:PORT address: ${addr}`);
   }
-  return { hostname: addr.slice(0, i).replace(/^\[|\]$/g, ""), port };
+  return target;
 }

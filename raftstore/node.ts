@@ -46,6 +46,7 @@ import { registerStoreMetrics } from "./metrics.ts";
 import { isLoopbackAddr } from "../config/config.ts";
 import type { ServerEnv } from "../proto/http_guard.ts";
 import { type HttpServer, serveHttp } from "../proto/http_server.ts";
+import { splitHostPort } from "../proto/http_incoming.ts";
 import { type FetchFn, type Identity, Security, type SecurityConfig } from "../proto/security.ts";
 
 /** What a store node needs. */
@@ -175,7 +176,7 @@ class Listener {
   private constructor(readonly server: HttpServer) {}
 
   static async bind(addr: string, security: Security, log: StoreLogger): Promise<Listener> {
-    const { hostname, port } = splitAddr(addr);
+    const { hostname, port } = splitHostPort(addr);
     let listener: Listener | undefined;
     try {
       const server = await serveHttp((req, env) => listener!.#handler(req, env), {
@@ -199,11 +200,6 @@ class Listener {
   async close(): Promise<void> {
     await this.server.shutdown();
   }
-}
-
-function splitAddr(addr: string): { hostname: string; port: number } {
-  const i = addr.lastIndexOf(":");
-  return { hostname: addr.slice(0, i).replace(/^\[|\]$/g, ""), port: Number(addr.slice(i + 1)) };
 }
 
 async function waitForScheduler(client: PdClient, waitMs: number, log: StoreLogger) {

@@ -23,6 +23,7 @@ import { pdRoutes } from "./pd_routes.ts";
 import { rpcRoutes } from "./rpc_routes.ts";
 import { guard, type RouteClass } from "../proto/http_guard.ts";
 import { type HttpServer, serveHttp } from "../proto/http_server.ts";
+import { splitHostPort } from "../proto/http_incoming.ts";
 import { Security } from "../proto/security.ts";
 import { BodyReadError } from "../proto/http_body.ts";
 
@@ -198,7 +199,7 @@ export async function startScheduler(
     Math.random,
     (e) => log("error", `schedule run failed: ${(e as Error).message}`),
   );
-  const [hostname, portText] = splitAddr(config.addr);
+  const { hostname, port } = splitHostPort(config.addr);
   let server: HttpServer;
   let security: Security;
   try {
@@ -220,7 +221,7 @@ export async function startScheduler(
     });
     server = await serveHttp((req, env) => app.fetch(req, env), {
       hostname,
-      port: Number(portText),
+      port,
       tls: security.tls,
       onError: (m) => log("warn", m),
     });
@@ -265,9 +266,4 @@ export async function startScheduler(
     stop,
     finished: server.finished.then(() => stopping ?? undefined),
   };
-}
-
-function splitAddr(addr: string): [string, string] {
-  const i = addr.lastIndexOf(":");
-  return [addr.slice(0, i).replace(/^\[|\]$/g, ""), addr.slice(i + 1)];
 }

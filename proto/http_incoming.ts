@@ -1,0 +1,34 @@
+/**
+ * What the listener's two paths share when they turn a `node:http` request into a web `Request`
+ * for the fetch handler: ordinary requests (`http_server.ts`) and upgrade requests
+ * (`http_upgrade.ts`).
+ *
+ * @module
+ */
+import type http from "node:http";
+
+/** The request's URL (scheme and host as the client sent them) and its headers as pairs. */
+export function requestHead(
+  scheme: string,
+  req: http.IncomingMessage,
+): { url: string; headers: [string, string][] } {
+  // Pairs, not a Headers object: `new Request` copies them either way.
+  const raw = req.rawHeaders;
+  const headers: [string, string][] = new Array(raw.length >> 1);
+  for (let i = 0; i + 1 < raw.length; i += 2) headers[i >> 1] = [raw[i]!, raw[i + 1]!];
+  return { url: `${scheme}://${req.headers.host ?? "mrkv"}${req.url ?? "/"}`, headers };
+}
+
+/** The answer to a request the handler threw on (a malformed URL, or a bug). */
+export function malformedRequest(): Response {
+  return new Response(
+    JSON.stringify({ error: { code: "BadRequest", message: "malformed request" } }),
+    { status: 400, headers: { "content-type": "application/json" } },
+  );
+}
+
+/** HOST:PORT split into host (IPv6 brackets removed) and port; no check of either. */
+export function splitHostPort(addr: string): { hostname: string; port: number } {
+  const i = addr.lastIndexOf(":");
+  return { hostname: addr.slice(0, i).replace(/^\[|\]$/g, ""), port: Number(addr.slice(i + 1)) };
+}
