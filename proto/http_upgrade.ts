@@ -161,10 +161,7 @@ export async function dialUpgrade(
       })
       : Deno.connect({ hostname, port });
     conn = await connecting;
-    if (timedOut) {
-      conn.close();
-      throw new Error(`no answer from ${opts.address} in ${opts.timeoutMs} ms`);
-    }
+    if (timedOut) throw new Error("timed out"); // closed and reworded below
     if (!opts.tls) (conn as Deno.TcpConn).setNoDelay(true);
     let request = `GET ${opts.path} HTTP/1.1\r\nhost: ${opts.address}\r\n` +
       `connection: upgrade\r\nupgrade: ${opts.protocol}\r\n`;
@@ -172,7 +169,6 @@ export async function dialUpgrade(
     await writeAll(conn, new TextEncoder().encode(request + "\r\n"));
     const answer = await readHead(conn);
     if (answer.status !== 101) {
-      conn.close();
       throw new UpgradeRefusedError(
         answer.status,
         `${opts.address}${opts.path} answered ${answer.status}: ${answer.body.slice(0, 300)}`,

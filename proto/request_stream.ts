@@ -27,6 +27,7 @@ import {
   field,
 } from "./codec.ts";
 import { frame, FrameReader } from "./frames.ts";
+import { concatBytes } from "./http_body.ts";
 import { type DialOptions, dialUpgrade, upgradeUnsupported, writeAll } from "./http_upgrade.ts";
 
 /** Largest frame either side accepts: a 1 MiB value or scan page and its encoding. */
@@ -230,15 +231,7 @@ class Connection {
         const frames = this.#queue;
         this.#queue = [];
         const size = frames.reduce((n, f) => n + f.length, 0);
-        const all = frames.length === 1 ? frames[0]! : new Uint8Array(size);
-        if (frames.length > 1) {
-          let at = 0;
-          for (const f of frames) {
-            all.set(f, at);
-            at += f.length;
-          }
-        }
-        await writeAll(this.conn, all);
+        await writeAll(this.conn, frames.length === 1 ? frames[0]! : concatBytes(frames, size));
       }
     } catch (e) {
       this.close(new StreamBrokenError(`stream write failed: ${(e as Error).message}`));
