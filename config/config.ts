@@ -180,6 +180,13 @@ export const CONFIG_KEYS = {
     default: "true",
     help: "idle regions stop ticking and heartbeating until something needs them",
   },
+  "follower-read": {
+    kind: "bool",
+    roles: ["store"],
+    default: "true",
+    help:
+      "a read reaching a follower of its region is served there, once the leader gives a read index",
+  },
   "scheduler-heartbeat-ms": {
     kind: "duration",
     roles: ["store"],
@@ -259,6 +266,7 @@ export interface Config {
   splitDetectWindow: number;
   raftLogGcCountLimit: number;
   hibernateRegions: boolean;
+  followerRead: boolean;
   schedulerHeartbeatMs: number;
   maxPeerDownDuration: number;
   maxReplicas: number;

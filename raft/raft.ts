@@ -102,6 +102,14 @@ export interface Config {
   peers?: number[];
   /** Initial learners, with `peers`. */
   learners?: number[];
+  /**
+   * Whether the application holds a leader lease right now: a quorum confirmed this leader
+   * recently enough that no other leader can exist yet (it needs `checkQuorum`). A ReadIndex
+   * from a follower is then answered at once at the commit index, without a heartbeat round.
+   * The leader's own ReadIndex requests always take the round: they are how the application
+   * confirms, and renews, its lease.
+   */
+  leaseRead?: () => boolean;
 }
 
 /** Per-peer progress as reported by `status()`. */
@@ -196,6 +204,7 @@ export class Raft {
   /** Leader only: ticks since the last heartbeat. */
   heartbeatElapsed = 0;
   readonly checkQuorum: boolean;
+  readonly leaseRead: (() => boolean) | undefined;
   readonly preVote: boolean;
   readonly heartbeatTimeout: number;
   readonly electionTimeout: number;
@@ -217,6 +226,7 @@ export class Raft {
     this.maxMsgSize = c.maxSizePerMsg ?? DEFAULT_MAX_SIZE_PER_MSG;
     this.maxInflight = c.maxInflightMsgs ?? DEFAULT_MAX_INFLIGHT_MSGS;
     this.checkQuorum = c.checkQuorum ?? false;
+    this.leaseRead = c.leaseRead;
     this.preVote = c.preVote ?? false;
     this.heartbeatTimeout = c.heartbeatTick;
     this.electionTimeout = c.electionTick;
@@ -1021,7 +1031,8 @@ export class Raft {
   /**
    * ReadIndex on the leader (§6.4). A single voter answers at once. Otherwise the leader must
    * have committed an entry of its term (else its commit index may be behind), then records the
-   * read at its commit index and confirms leadership with a heartbeat round.
+   * read at its commit index and confirms leadership with a heartbeat round — unless the read
+   * came from a follower and the application says a lease is held (`Config.leaseRead`).
    */
   private handleReadIndex(m: Message): void {
     if (this.trk.isSingleton() && this.trk.voters.has(this.id)) {
@@ -1030,6 +1041,11 @@ export class Raft {
     }
     if (!this.committedEntryInCurrentTerm()) {
       this.pendingReadIndexMessages.push(m);
+      return;
+    }
+    const fromFollower = m.from !== NONE && m.from !== this.id;
+    if (fromFollower && this.checkQuorum && this.leaseRead?.()) {
+      this.respondToReadIndex(m, this.raftLog.committed);
       return;
     }
     this.startReadIndexRound(m);

@@ -124,3 +124,48 @@ Deno.test("a read at a follower with no leader is dropped", () => {
   assert.equal(nt.peer(2).readStates.length, 0);
   assert.equal(nt.delivered.length, 1);
 });
+
+Deno.test("with a lease, a follower's read is answered at once, without a heartbeat round", () => {
+  let lease = true;
+  const nt = electedNetwork(3, {
+    checkQuorum: true,
+    configure: (c) => c.leaseRead = () => lease,
+  });
+  nt.send(prop(1, "a"));
+  nt.delivered = [];
+  nt.send(readReq(2, "fast"));
+  assert.equal(nt.delivered.filter((m) => m.type === "MsgHeartbeat").length, 0);
+  assert.deepEqual(nt.peer(2).readStates.map((r) => [ctxOf(r), r.index]), [["fast", 2]]);
+  // Without the lease the round comes back.
+  lease = false;
+  nt.delivered = [];
+  nt.send(readReq(2, "slow"));
+  assert.equal(nt.delivered.filter((m) => m.type === "MsgHeartbeat").length, 2);
+  assert.equal(nt.peer(2).readStates.at(-1)!.index, 2);
+});
+
+Deno.test("the leader's own reads take a heartbeat round even with a lease", () => {
+  // The application renews its lease with these: answering them from the lease would let a
+  // lease extend itself without any quorum.
+  const nt = electedNetwork(3, { checkQuorum: true, configure: (c) => c.leaseRead = () => true });
+  nt.send(prop(1, "a"));
+  nt.delivered = [];
+  nt.peer(1).step(msg({
+    type: "MsgReadIndex",
+    from: 0,
+    to: 1,
+    entries: [{ term: 0, index: 0, type: "Normal", data: new TextEncoder().encode("own") }],
+  }));
+  assert.equal(nt.peer(1).readStates.length, 0, "not answered before the round");
+  assert.equal(nt.peer(1).msgs.filter((m) => m.type === "MsgHeartbeat").length, 2);
+});
+
+Deno.test("a lease is not consulted without CheckQuorum", () => {
+  let asked = 0;
+  const nt = electedNetwork(3, { configure: (c) => c.leaseRead = () => (asked++, true) });
+  nt.send(prop(1, "a"));
+  nt.delivered = [];
+  nt.send(readReq(2, "x"));
+  assert.equal(asked, 0);
+  assert.equal(nt.delivered.filter((m) => m.type === "MsgHeartbeat").length, 2);
+});

@@ -115,17 +115,21 @@ export interface ScanPage {
 
 /** The KV operations of one store. */
 export class KvService {
-  /** Requests forwarded and retried, for metrics. */
+  /** Requests forwarded to another store (each attempt), and retried, for metrics. */
   forwarded = 0;
   retries = 0;
   /** Writes proposed on a local follower and forwarded by Raft. */
   viaRaft = 0;
+  /** Reads served by a local follower (see {@link #followerGet}). */
+  followerReads = 0;
 
   constructor(
     readonly store: Store,
     readonly scheduler: PdClient,
     readonly forward: ForwardFn,
     readonly deadlineMs = REQUEST_DEADLINE_MS,
+    /** Whether a follower serves reads itself (`--follower-read`). */
+    readonly followerRead = true,
   ) {}
 
   // ---- local operations (this store leads the key's region) ----
@@ -182,8 +186,12 @@ export class KvService {
 
   async localGet(key: Uint8Array): Promise<Uint8Array | null> {
     const peer = this.localLeaderFor(key);
+    return await this.#getWhen(peer, key, peer.read());
+  }
+
+  /** Reads `key` from this store's engine once `ready` (a lease, read index or follower read). */
+  async #getWhen(peer: Peer, key: Uint8Array, ready: Promise<void>): Promise<Uint8Array | null> {
     const epoch = peer.region.epoch;
-    const ready = peer.read();
     this.store.schedule(peer);
     await ready;
     // A split applied while we waited may have moved the key to another region.
@@ -319,8 +327,31 @@ export class KvService {
       key,
       "read",
       () => this.localGet(key),
-      (leader, signal) => this.#forwardKv(leader, "GET", key, signal),
+      (leader, signal, attempt) =>
+        (attempt === 0 ? this.#followerGet(key) : undefined) ??
+          this.#forwardKv(leader, "GET", key, signal),
     );
+  }
+
+  /**
+   * A read served by this store's follower of the key's region (see Peer.followerRead): the
+   * leader is asked for a read index in a batched Raft message, instead of being sent the
+   * request, so reads spread over all of a region's stores. Only on a request's first attempt: a
+   * retry is forwarded, so a follower cut off from its region's progress (or removed from it
+   * without knowing yet) cannot hold a read back. Undefined means: forward.
+   */
+  #followerGet(key: Uint8Array): Promise<Uint8Array | null> | undefined {
+    if (!this.followerRead) return undefined;
+    const region = this.store.meta.regionForKey(key);
+    const peer = region ? this.store.peers.get(region.id) : undefined;
+    if (
+      !peer || peer.destroyed || peer.isLeader() || peer.leaderId() === 0 || peer.mergeState ||
+      !peer.storage.isInitialized()
+    ) {
+      return undefined;
+    }
+    this.followerReads++;
+    return this.#getWhen(peer, key, peer.followerRead());
   }
 
   /**
@@ -368,7 +399,8 @@ export class KvService {
     kind: "read" | "write",
     /** Called with the attempt's end, after which nobody waits for its result. */
     local: (until: number) => Promise<T>,
-    remote: (leaderStore: number, signal: AbortSignal) => Promise<T>,
+    /** `attempt` counts from 0 for the request's first. */
+    remote: (leaderStore: number, signal: AbortSignal, attempt: number) => Promise<T>,
   ): Promise<T> {
     const deadline = Date.now() + this.deadlineMs;
     let backoff = 10;
@@ -396,24 +428,25 @@ export class KvService {
         );
       }
       const attemptEnd = Math.min(deadline, Date.now() + ATTEMPT_MS);
-      const abort = new AbortController();
+      // Ends a forward still in flight when its attempt fails (a timeout). Made only for remote
+      // attempts and aborted only on failure: aborting builds a DOMException.
+      let abort: AbortController | undefined;
       try {
         const target = await this.#leaderStoreFor(key, attempt > 0, attemptEnd);
         if (target === this.store.storeId) return await withDeadline(local(attemptEnd), attemptEnd);
         if (target === undefined) {
           throw new MrkvError("NoLeader", "the key's region has no leader right now");
         }
-        this.forwarded++;
-        return await withDeadline(remote(target, abort.signal), attemptEnd);
+        abort = new AbortController();
+        return await withDeadline(remote(target, abort.signal, attempt), attemptEnd);
       } catch (e) {
+        abort?.abort();
         const err = e instanceof MrkvError
           ? e
           : unknownOutcome(`the attempt failed: ${(e as Error)?.message ?? String(e)}`);
         if (err.code === "Timeout") unknown = true;
         if (!RETRYABLE.has(err.code) && err.code !== "Timeout") throw fail(err, attempt + 1);
         lastError = err;
-      } finally {
-        abort.abort();
       }
       if (Date.now() + backoff > deadline) {
         const last = lastError!;
@@ -477,6 +510,7 @@ export class KvService {
     body?: Uint8Array | null,
     tag?: RequestTag,
   ): Promise<Uint8Array | null> {
+    this.forwarded++;
     const path = `/kv/${percentEncodeBytes(key)}`;
     const headers: Record<string, string> = { [FORWARDED_HEADER]: "1" };
     if (tag) headers[REQUEST_TAG_HEADER] = encodeTagHeader(tag);
@@ -507,6 +541,7 @@ export class KvService {
     maxBytes: number,
     signal: AbortSignal,
   ): Promise<{ kvs: KvPair[]; region: Region }> {
+    this.forwarded++;
     const q = new URLSearchParams({
       start: start.toBase64(),
       limit: String(limit),

@@ -136,6 +136,11 @@ export function registerStoreMetrics(m: StoreMetrics, src: StoreMetricSources): 
     () => kv.forwarded,
   );
   counter(
+    "mrkv_kv_follower_reads_total",
+    "Reads served by a follower of their region here, with a read index from its leader.",
+    () => kv.followerReads,
+  );
+  counter(
     "mrkv_kv_via_raft_total",
     "Writes proposed on a local follower and forwarded by Raft.",
     () => kv.viaRaft,

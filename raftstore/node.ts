@@ -390,7 +390,7 @@ export async function startStoreNode(opts: StoreNodeOptions): Promise<StoreNode>
         throw unknownOutcome(`store ${id} at ${address} did not answer: ${(e as Error).message}`);
       }
     });
-    const kv = new KvService(store, client, forward);
+    const kv = new KvService(store, client, forward, undefined, config.followerRead ?? true);
     const split = new SplitWorker(store, client);
     const loadSplit = new LoadSplitWorker(store, split, new LoadSampler(loadSplitConfig(config)));
     if (loadSplit.sampler.config.enabled) store.loadSampler = loadSplit.sampler;

@@ -58,6 +58,8 @@ interface Proposal {
 
 /** How long a write proposed on a follower is waited for before it is given up as lost. */
 const FORWARDED_TTL_MS = 30_000;
+/** How long a follower's ReadIndex request waits for its answer before its reads fail. */
+export const FOLLOWER_READ_WAIT_MS = 1_000;
 
 interface PendingRead {
   readonly resolve: () => void;
@@ -78,8 +80,13 @@ export class Peer {
   /** Reads whose read index is known, waiting for apply to reach it. */
   #readsWaitingApply: { index: number; reads: PendingRead[] }[] = [];
   #readSeq = 0;
-  /** When each in-flight ReadIndex was issued (a confirmed one starts a lease from then). */
-  #readIssuedAt = new Map<string, number>();
+  /**
+   * When each in-flight ReadIndex was issued, and the term this peer led in then (0: it
+   * followed): a confirmed one issued as leader of the current term starts a lease from then;
+   * one a follower sent is given up on (its reads failed) once it has waited
+   * {@link FOLLOWER_READ_WAIT_MS}.
+   */
+  #readIssuedAt = new Map<string, { at: number; leaderTerm: number }>();
   /** Lease end (performance.now() clock); see {@link hasLease}. */
   #leaseUntil = 0;
   #renewLease = false;
@@ -90,6 +97,10 @@ export class Peer {
   readonly leaseMs: number;
   /** Reads served under the lease, for metrics and tests. */
   leaseReads = 0;
+  /** Reads served by this peer as a follower (see {@link followerRead}), for metrics and tests. */
+  followerReads = 0;
+  /** Followers' ReadIndex requests this leader answered from its lease. */
+  leaseReadIndexes = 0;
   /** Peers seen in messages, so replies reach peers the region no longer lists. */
   readonly peerCache = new Map<number, PeerMeta>();
   /** Bytes written since the last split check; `approximateSize` is the last measured size. */
@@ -134,6 +145,7 @@ export class Peer {
       preVote: config.preVote,
       checkQuorum: config.checkQuorum,
       rand: config.rand,
+      leaseRead: () => this.#leaseForFollower(),
     });
     for (const p of storage.region.peers) this.peerCache.set(p.id, p);
     this.leaseMs = config.leaseMs ?? 0;
@@ -400,14 +412,51 @@ export class Peer {
     this.raw.transferLeader(peerId);
   }
 
+  /**
+   * Resolves once this follower may serve a linearizable read from its own engine (a follower
+   * read): its leader answered a ReadIndex and this peer has applied up to that index. The
+   * leader answers at once under its lease (see {@link hasLease}), else after a heartbeat round;
+   * either way its commit index then covers every write acknowledged before the read began.
+   * Requests are batched like a leader's: one per pass. A lost request fails its reads after
+   * {@link FOLLOWER_READ_WAIT_MS} (and a leader change fails them at once, as NotLeader).
+   */
+  async followerRead(): Promise<void> {
+    if (this.isLeader()) return await this.read();
+    if (this.destroyed) {
+      throw new MrkvError("RegionNotFound", `region ${this.regionId} is gone from this store`);
+    }
+    if (this.mergeState) throw this.#mergingError();
+    if (this.leaderId() === 0) {
+      throw new MrkvError("NoLeader", `peer ${this.meta.id} knows no leader of ${this.regionId}`);
+    }
+    await new Promise<void>((resolve, reject) => this.#readsToSend.push({ resolve, reject }));
+    this.followerReads++;
+  }
+
+  /**
+   * Asked by Raft when a follower's ReadIndex reaches this leader: whether to answer it from the
+   * lease. Keeps the lease renewed, as local lease reads do.
+   */
+  #leaseForFollower(): boolean {
+    // Without a lease (none taken yet, or expired) this read takes a heartbeat round, and the
+    // next pass starts a lease for those after it.
+    if (this.leaseMs === 0) return false;
+    if (this.#leaseUntil - performance.now() < this.leaseMs / 2) this.#renewLease = true;
+    if (!this.hasLease()) return false;
+    this.leaseReadIndexes++;
+    return true;
+  }
+
   /** Sends one ReadIndex request for every read queued since the last pass. */
   flushReads(): boolean {
+    this.#expireFollowerReads();
     const renew = this.#renewLease && this.#renewalInFlight === undefined && this.isLeader();
     if (this.#readsToSend.length === 0 && !renew) return false;
     this.#renewLease = false;
     const ctx = `${this.meta.id}:${++this.#readSeq}`;
     this.#readsInFlight.set(ctx, this.#readsToSend);
-    this.#readIssuedAt.set(ctx, performance.now());
+    const leaderTerm = this.isLeader() ? this.raw.raft.term : 0;
+    this.#readIssuedAt.set(ctx, { at: performance.now(), leaderTerm });
     if (renew) this.#renewalInFlight = ctx;
     this.#readsToSend = [];
     this.raw.readIndex(new TextEncoder().encode(ctx));
@@ -421,15 +470,34 @@ export class Peer {
       const reads = this.#readsInFlight.get(ctx);
       if (!reads) continue;
       this.#readsInFlight.delete(ctx);
-      const issuedAt = this.#readIssuedAt.get(ctx)!;
+      const issued = this.#readIssuedAt.get(ctx)!;
       this.#readIssuedAt.delete(ctx);
       if (this.#renewalInFlight === ctx) this.#renewalInFlight = undefined;
-      if (rd.softState === undefined || rd.softState.raftState === "Leader") {
-        this.#leaseUntil = Math.max(this.#leaseUntil, issuedAt + this.leaseMs);
+      // Only a quorum's answer to this leader's own request vouches for its leadership (a
+      // follower's request may have been answered from another leader's lease).
+      if (issued.leaderTerm === this.raw.raft.term && this.isLeader()) {
+        this.#leaseUntil = Math.max(this.#leaseUntil, issued.at + this.leaseMs);
       }
       this.#readsWaitingApply.push({ index: rs.index, reads });
     }
     this.releaseReads();
+  }
+
+  /** Fails a follower's reads whose ReadIndex went unanswered too long (lost on the way). */
+  #expireFollowerReads(): void {
+    if (this.#readIssuedAt.size === 0) return;
+    const old = performance.now() - FOLLOWER_READ_WAIT_MS;
+    for (const [ctx, { at, leaderTerm }] of this.#readIssuedAt) {
+      if (leaderTerm !== 0 || at > old) continue;
+      this.#readIssuedAt.delete(ctx);
+      const reads = this.#readsInFlight.get(ctx) ?? [];
+      this.#readsInFlight.delete(ctx);
+      const e = new MrkvError(
+        "NotLeader",
+        `the leader of region ${this.regionId} did not answer a follower read in time`,
+      );
+      for (const r of reads) r.reject(e);
+    }
   }
 
   releaseReads(): void {

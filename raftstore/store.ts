@@ -74,6 +74,8 @@ export interface StoreConfig {
   readonly maxPeerDownDuration?: number;
   /** Idle regions sleep (hibernate.ts); default true. */
   readonly hibernateRegions?: boolean;
+  /** Followers serve reads with a read index from their leader (kv_service.ts); default true. */
+  readonly followerRead?: boolean;
   /** Load-based split (load_split.ts, which has the defaults): on, thresholds and window. */
   readonly loadSplit?: boolean;
   readonly splitQpsThreshold?: number;

@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { MrkvError } from "../proto/errors.ts";
-import { b, str, waitFor, withCluster } from "./cluster.ts";
+import { b, str, type TestCluster, waitFor, withCluster } from "./cluster.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -79,5 +79,69 @@ Deno.test(
         }
       }));
       assert.ok(c.node(follower).kv.viaRaft > 0, "the follower forwarded writes through Raft");
+    }),
+);
+
+/** Slots of region 1's leader and of its followers. */
+function roles(c: TestCluster) {
+  const leader = c.leaderOf(1)!;
+  const leaderSlot = c.nodes.findIndex((n) => n?.store.storeId === leader.storeId);
+  const followers = c.nodes.flatMap((n, i) => n !== undefined && i !== leaderSlot ? [i] : []);
+  return { leader, leaderSlot, followers };
+}
+
+Deno.test(
+  "a follower serves reads itself, and waits for its apply to reach the leader's commit",
+  opts,
+  () =>
+    withCluster({ stores: 3 }, async (c) => {
+      await c.put("warm", "1");
+      await c.waitReplicas(1, 3);
+      const { leader, leaderSlot, followers } = roles(c);
+      const f = followers[0]!;
+      const fkv = c.node(f).kv;
+      // The leader's appends and heartbeats reach this follower late, so it learns of each
+      // commit (and applies it) well after the leader has acknowledged the write; its read
+      // index requests and their answers pass at once.
+      const fStore = c.storeId(f);
+      c.network.addFilter((_from, to, env) =>
+        to === fStore && (env.message.type === "MsgApp" || env.message.type === "MsgHeartbeat")
+          ? 100
+          : undefined
+      );
+      const forwardedBefore = fkv.forwarded;
+      for (let i = 0; i < 20; i++) {
+        await c.put("k", `v${i}`, leaderSlot);
+        assert.equal(await c.get("k", f), `v${i}`, `read ${i} through the follower`);
+      }
+      assert.equal(fkv.followerReads, 20, "every read was served by the follower");
+      assert.equal(fkv.forwarded, forwardedBefore, "no read was forwarded");
+      assert.ok(leader.leaseReadIndexes > 0, "the leader answered from its lease");
+    }),
+);
+
+Deno.test(
+  "a follower cut off from its leader never serves a stale read",
+  opts,
+  () =>
+    withCluster({ stores: 3 }, async (c) => {
+      await c.put("x", "old");
+      await c.waitReplicas(1, 3);
+      const { leaderSlot, followers } = roles(c);
+      const f = followers[0]!;
+      await c.waitLocal(f, "x", "old");
+      assert.equal(await c.get("x", f), "old");
+      c.network.isolate(c.storeId(f));
+      await c.put("x", "new", leaderSlot);
+      // The follower still believes in its leader; its read index request is lost. Its read
+      // must fail, or (forwarded on a retry) see the new value: never "old".
+      const kv = c.node(f).kv;
+      const before = kv.followerReads;
+      const got = await kv.get(b("x")).then(str, (e) => e);
+      assert.ok(got === "new" || got instanceof MrkvError, `the cut-off follower read ${got}`);
+      assert.equal(kv.followerReads, before + 1, "the read was tried at the follower first");
+      c.network.clearFilters();
+      await c.waitLocal(f, "x", "new");
+      assert.equal(await c.get("x", f), "new");
     }),
 );
