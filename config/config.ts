@@ -185,7 +185,7 @@ export const CONFIG_KEYS = {
     roles: ["store"],
     default: "true",
     help:
-      "a read reaching a follower of its region is served there, once the leader gives a read index",
+      "a GET or scan reaching a follower of its region is served there, with a read index from its leader",
   },
   "scheduler-heartbeat-ms": {
     kind: "duration",

@@ -219,7 +219,19 @@ export class KvService {
     until = Date.now() + ATTEMPT_MS,
   ): Promise<{ kvs: KvPair[]; region: Region }> {
     const peer = this.localLeaderFor(start);
-    const ready = peer.read();
+    return await this.#scanWhen(peer, peer.read(), start, end, limit, maxBytes, until);
+  }
+
+  /** Reads a scan page from this store's engine once `ready` (see {@link localScanRegion}). */
+  async #scanWhen(
+    peer: Peer,
+    ready: Promise<void>,
+    start: Uint8Array,
+    end: Uint8Array | undefined,
+    limit: number,
+    maxBytes: number,
+    until: number,
+  ): Promise<{ kvs: KvPair[]; region: Region }> {
     this.store.schedule(peer);
     await ready;
     const region = peer.region;
@@ -341,6 +353,28 @@ export class KvService {
    * without knowing yet) cannot hold a read back. Undefined means: forward.
    */
   #followerGet(key: Uint8Array): Promise<Uint8Array | null> | undefined {
+    const peer = this.#readableFollower(key);
+    if (!peer) return undefined;
+    this.followerReads++;
+    return this.#getWhen(peer, key, peer.followerRead());
+  }
+
+  /** A scan page served by this store's follower of the region holding `start` (as a GET). */
+  #followerScan(
+    start: Uint8Array,
+    end: Uint8Array | undefined,
+    limit: number,
+    maxBytes: number,
+    until: number,
+  ): Promise<{ kvs: KvPair[]; region: Region }> | undefined {
+    const peer = this.#readableFollower(start);
+    if (!peer) return undefined;
+    this.followerReads++;
+    return this.#scanWhen(peer, peer.followerRead(), start, end, limit, maxBytes, until);
+  }
+
+  /** This store's follower of the region holding `key`, if follower reads may use it. */
+  #readableFollower(key: Uint8Array): Peer | undefined {
     if (!this.followerRead) return undefined;
     const region = this.store.meta.regionForKey(key);
     const peer = region ? this.store.peers.get(region.id) : undefined;
@@ -350,8 +384,7 @@ export class KvService {
     ) {
       return undefined;
     }
-    this.followerReads++;
-    return this.#getWhen(peer, key, peer.followerRead());
+    return peer;
   }
 
   /**
@@ -369,8 +402,11 @@ export class KvService {
         cursor,
         "read",
         (until) => this.localScanRegion(cursor, end, limit - kvs.length, budget, until),
-        (leader, signal) =>
-          this.#forwardScan(leader, cursor, end, limit - kvs.length, budget, signal),
+        (leader, signal, attempt, until) =>
+          (attempt === 0
+            ? this.#followerScan(cursor, end, limit - kvs.length, budget, until)
+            : undefined) ??
+            this.#forwardScan(leader, cursor, end, limit - kvs.length, budget, signal),
       );
       kvs.push(...part.kvs);
       for (const p of part.kvs) bytes += p.key.length + p.value.length;
@@ -399,8 +435,13 @@ export class KvService {
     kind: "read" | "write",
     /** Called with the attempt's end, after which nobody waits for its result. */
     local: (until: number) => Promise<T>,
-    /** `attempt` counts from 0 for the request's first. */
-    remote: (leaderStore: number, signal: AbortSignal, attempt: number) => Promise<T>,
+    /** `attempt` counts from 0 for the request's first; `until` is the attempt's end. */
+    remote: (
+      leaderStore: number,
+      signal: AbortSignal,
+      attempt: number,
+      until: number,
+    ) => Promise<T>,
   ): Promise<T> {
     const deadline = Date.now() + this.deadlineMs;
     let backoff = 10;
@@ -438,7 +479,7 @@ export class KvService {
           throw new MrkvError("NoLeader", "the key's region has no leader right now");
         }
         abort = new AbortController();
-        return await withDeadline(remote(target, abort.signal, attempt), attemptEnd);
+        return await withDeadline(remote(target, abort.signal, attempt, attemptEnd), attemptEnd);
       } catch (e) {
         abort?.abort();
         const err = e instanceof MrkvError

@@ -121,6 +121,38 @@ Deno.test(
 );
 
 Deno.test(
+  "a follower serves scans too, each page after its apply reaches the leader's commit",
+  opts,
+  () =>
+    withCluster({ stores: 3 }, async (c) => {
+      await c.put("warm", "1");
+      await c.waitReplicas(1, 3);
+      const { leaderSlot, followers } = roles(c);
+      const f = followers[0]!;
+      const fStore = c.storeId(f);
+      // As above: this follower learns of each commit 100 ms after the leader acknowledged it.
+      c.network.addFilter((_from, to, env) =>
+        to === fStore && (env.message.type === "MsgApp" || env.message.type === "MsgHeartbeat")
+          ? 100
+          : undefined
+      );
+      const fkv = c.node(f).kv;
+      const forwardedBefore = fkv.forwarded;
+      for (let i = 0; i < 5; i++) {
+        await c.put(`s${i}`, `v${i}`, leaderSlot);
+        const page = await fkv.scan(b("s"), b("t"), 100);
+        assert.deepEqual(
+          page.kvs.map((kv) => [str(kv.key), str(kv.value)]),
+          Array.from({ length: i + 1 }, (_, j) => [`s${j}`, `v${j}`]),
+          `scan ${i} through the follower`,
+        );
+      }
+      assert.equal(fkv.followerReads, 5, "every page was read by the follower");
+      assert.equal(fkv.forwarded, forwardedBefore, "no page was forwarded");
+    }),
+);
+
+Deno.test(
   "a follower cut off from its leader never serves a stale read",
   opts,
   () =>
