@@ -90,29 +90,35 @@ function roles(c: TestCluster) {
   return { leader, leaderSlot, followers };
 }
 
+/**
+ * Region 1 on 3 replicas, one follower of which hears the leader's appends and heartbeats 100
+ * ms late: it learns of each commit (and applies it) well after the leader acknowledged the
+ * write, while its read index requests and their answers pass at once.
+ */
+async function laggingFollower(c: TestCluster) {
+  await c.put("warm", "1");
+  await c.waitReplicas(1, 3);
+  const { leader, leaderSlot, followers } = roles(c);
+  const f = followers[0]!;
+  const fStore = c.storeId(f);
+  c.network.addFilter((_from, to, env) =>
+    to === fStore && (env.message.type === "MsgApp" || env.message.type === "MsgHeartbeat")
+      ? 100
+      : undefined
+  );
+  const fkv = c.node(f).kv;
+  return { leader, leaderSlot, fkv, forwardedBefore: fkv.forwarded };
+}
+
 Deno.test(
   "a follower serves reads itself, and waits for its apply to reach the leader's commit",
   opts,
   () =>
     withCluster({ stores: 3 }, async (c) => {
-      await c.put("warm", "1");
-      await c.waitReplicas(1, 3);
-      const { leader, leaderSlot, followers } = roles(c);
-      const f = followers[0]!;
-      const fkv = c.node(f).kv;
-      // The leader's appends and heartbeats reach this follower late, so it learns of each
-      // commit (and applies it) well after the leader has acknowledged the write; its read
-      // index requests and their answers pass at once.
-      const fStore = c.storeId(f);
-      c.network.addFilter((_from, to, env) =>
-        to === fStore && (env.message.type === "MsgApp" || env.message.type === "MsgHeartbeat")
-          ? 100
-          : undefined
-      );
-      const forwardedBefore = fkv.forwarded;
+      const { leader, leaderSlot, fkv, forwardedBefore } = await laggingFollower(c);
       for (let i = 0; i < 20; i++) {
         await c.put("k", `v${i}`, leaderSlot);
-        assert.equal(await c.get("k", f), `v${i}`, `read ${i} through the follower`);
+        assert.equal(str(await fkv.get(b("k"))), `v${i}`, `read ${i} through the follower`);
       }
       assert.equal(fkv.followerReads, 20, "every read was served by the follower");
       assert.equal(fkv.forwarded, forwardedBefore, "no read was forwarded");
@@ -125,19 +131,7 @@ Deno.test(
   opts,
   () =>
     withCluster({ stores: 3 }, async (c) => {
-      await c.put("warm", "1");
-      await c.waitReplicas(1, 3);
-      const { leaderSlot, followers } = roles(c);
-      const f = followers[0]!;
-      const fStore = c.storeId(f);
-      // As above: this follower learns of each commit 100 ms after the leader acknowledged it.
-      c.network.addFilter((_from, to, env) =>
-        to === fStore && (env.message.type === "MsgApp" || env.message.type === "MsgHeartbeat")
-          ? 100
-          : undefined
-      );
-      const fkv = c.node(f).kv;
-      const forwardedBefore = fkv.forwarded;
+      const { leaderSlot, fkv, forwardedBefore } = await laggingFollower(c);
       for (let i = 0; i < 5; i++) {
         await c.put(`s${i}`, `v${i}`, leaderSlot);
         const page = await fkv.scan(b("s"), b("t"), 100);
