@@ -227,16 +227,24 @@ Deno.test(
         assert.equal((await call("GET", url(0, `/kv/${encodeURIComponent(odd)}`))).text, "odd");
       });
 
-      await mustStep(t, "Raft messages and forwarded requests travel on streams", async () => {
-        let forwarding = 0;
-        for (const i of stores) {
-          const metrics = (await call("GET", url(i, "/metrics"))).text;
-          assert.ok(metric(metrics, "mrkv_raft_streams_opened_total") >= 1, `store slot ${i}`);
-          if (metric(metrics, "mrkv_forward_streams_opened_total") >= 1) forwarding++;
-        }
-        // Reads through the two stores that do not lead region 1 were forwarded.
-        assert.ok(forwarding >= 2, `${forwarding} stores forwarded on a stream`);
-      });
+      await mustStep(
+        t,
+        "Raft messages and forwarded requests travel on streams; followers serve reads",
+        async () => {
+          let forwarding = 0;
+          let followerReads = 0;
+          for (const i of stores) {
+            const metrics = (await call("GET", url(i, "/metrics"))).text;
+            assert.ok(metric(metrics, "mrkv_raft_streams_opened_total") >= 1, `store slot ${i}`);
+            if (metric(metrics, "mrkv_forward_streams_opened_total") >= 1) forwarding++;
+            if (metric(metrics, "mrkv_kv_follower_reads_total") >= 1) followerReads++;
+          }
+          // Writes through the two stores that do not lead region 1 were forwarded, and those
+          // stores served the reads through them themselves.
+          assert.ok(forwarding >= 2, `${forwarding} stores forwarded on a stream`);
+          assert.ok(followerReads >= 2, `${followerReads} stores served follower reads`);
+        },
+      );
 
       await mustStep(t, "scan across stores, with paging and base64 for binary keys", async () => {
         const keys = Array.from({ length: 20 }, (_, i) => `scan/${String(i).padStart(3, "0")}`);
