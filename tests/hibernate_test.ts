@@ -133,6 +133,26 @@ Deno.test(
 );
 
 Deno.test(
+  "a follower of a sleeping region serves a read itself, after waking it",
+  opts,
+  () =>
+    withCluster({ stores: 3 }, async (c) => {
+      await c.put("k", "v1");
+      await waitAsleep(c);
+      const slot = (slotOf(c, c.leaderOf(1)!) + 1) % 3;
+      const kv = c.node(slot).kv;
+      const before = kv.followerReads;
+      assert.equal(await c.get("k", slot), "v1");
+      assert.equal(kv.followerReads, before + 1, "served by the follower, not forwarded");
+      // Asleep again, a write through the leader is seen by the next read through the follower.
+      await waitAsleep(c);
+      await c.put("k", "v2", slotOf(c, c.leaderOf(1)!));
+      assert.equal(await c.get("k", slot), "v2");
+      assert.equal(kv.followerReads, before + 2);
+    }),
+);
+
+Deno.test(
   "a read on a sleeping leader confirms its leadership with a quorum first",
   opts,
   () =>
