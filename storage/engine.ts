@@ -81,6 +81,13 @@ export interface CommitInfo {
  */
 export type CommitHook = (info: CommitInfo) => void | Promise<void>;
 
+/** A {@link KvEngine.get} waiting for its turn's shared read. */
+interface PendingGet {
+  readonly key: StorageKey;
+  readonly resolve: (entry: Deno.KvEntryMaybe<unknown>) => void;
+  readonly reject: (e: unknown) => void;
+}
+
 /** Options of {@link KvEngine.open}. */
 export interface KvEngineOptions {
   /** Smaller commit budgets than the defaults (tests use these to get many commits). */
@@ -180,9 +187,47 @@ export class KvEngine {
 
   // ---- user data ----
 
-  /** The value of user key `key`, or `null`. */
+  /**
+   * The value of user key `key`, or `null`. Gets asked for in the same turn of the event loop
+   * (reads released together by one Ready pass, say) are read together, up to
+   * {@link DENO_KV_LIMITS}`.maxReadKeys` per Deno KV `getMany`: each Deno KV read is a
+   * transaction on its own thread, and one of ten keys costs little more than one of one
+   * (measured in docs/benchmarks.md, "Reads together"). The shared read
+   * starts after every get in it was asked for, so each sees a state at least as new as when it
+   * was asked.
+   */
   async get(key: Uint8Array): Promise<Uint8Array | null> {
-    return await this.#getLogical(Keys.data(key));
+    const k = Keys.data(key);
+    const entry = await new Promise<Deno.KvEntryMaybe<unknown>>((resolve, reject) => {
+      if (this.#gets === undefined) {
+        this.#gets = [];
+        queueMicrotask(() => this.#readGets());
+      }
+      this.#gets.push({ key: k, resolve, reject });
+    });
+    return await this.#resolve(k, entry);
+  }
+
+  /** Gets waiting for this turn's shared read (see {@link get}). */
+  #gets: PendingGet[] | undefined;
+
+  #readGets(): void {
+    const gets = this.#gets ?? [];
+    this.#gets = undefined;
+    for (let i = 0; i < gets.length; i += DENO_KV_LIMITS.maxReadKeys) {
+      const group = gets.slice(i, i + DENO_KV_LIMITS.maxReadKeys);
+      if (group.length === 1) {
+        this.rawKv.get<unknown>(group[0]!.key).then(group[0]!.resolve, group[0]!.reject);
+        continue;
+      }
+      this.rawKv.getMany<unknown[]>(group.map((g) => g.key)).then(
+        (entries) => entries.forEach((e, j) => group[j]!.resolve(e)),
+        // One bad key must not fail the others: each is read on its own instead.
+        () => {
+          for (const g of group) this.rawKv.get<unknown>(g.key).then(g.resolve, g.reject);
+        },
+      );
+    }
   }
 
   /** The values of `keys`, `null` where absent, in the same order. */

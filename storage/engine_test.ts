@@ -46,6 +46,38 @@ Deno.test("put, get, getMany and delete user keys", async () => {
   }
 });
 
+Deno.test("gets asked for together are read together, and one bad key fails only itself", async () => {
+  const e = await KvEngine.openInMemory();
+  try {
+    const big = bytes(200 * 1024, 7); // stored in pieces
+    await e.write(e.batch().putData(b("a"), b("1")).putData(b("big"), big));
+    const reads: Deno.KvKey[][] = [];
+    const getMany = e.rawKv.getMany.bind(e.rawKv);
+    e.rawKv.getMany = ((keys: Deno.KvKey[]) => {
+      reads.push(keys);
+      return getMany(keys);
+    }) as typeof e.rawKv.getMany;
+    // 23 gets in one turn: three shared reads (10, 10 and 3 keys), every answer in its place.
+    const keys = Array.from({ length: 23 }, (_, i) => ["a", "big", `missing${i}`][i % 3]!);
+    const got = await Promise.all(keys.map((k) => e.get(b(k))));
+    assert.deepEqual(reads.map((r) => r.length), [10, 10, 3]);
+    for (const [i, k] of keys.entries()) {
+      assert.deepEqual(got[i], k === "a" ? b("1") : k === "big" ? big : null, `get ${i} (${k})`);
+    }
+    // A key Deno KV refuses fails its own get; the others of its turn still answer.
+    const [ok, bad, missing] = await Promise.allSettled([
+      e.get(b("a")),
+      e.get(bytes(3000)),
+      e.get(b("nope")),
+    ]);
+    assert.deepEqual(ok, { status: "fulfilled", value: b("1") });
+    assert.equal(bad.status, "rejected");
+    assert.deepEqual(missing, { status: "fulfilled", value: null });
+  } finally {
+    e.close();
+  }
+});
+
 Deno.test("scan returns binary keys in bytewise order within [start, end) up to limit", async () => {
   const e = await KvEngine.openInMemory();
   try {
