@@ -76,11 +76,14 @@ export interface ErrorBody {
 }
 
 /**
- * Maps anything thrown by a handler to a `Response`. A {@link MrkvError} keeps its code; anything
- * else is an internal bug and answers 500 `Internal` (the tests assert this never happens for
- * bad input). 503s carry `Retry-After`.
+ * The parts of the answer to anything thrown by a handler: a {@link MrkvError} keeps its code;
+ * anything else is an internal bug and answers 500 `Internal` (the tests assert this never happens
+ * for bad input). 503s carry `Retry-After`. For answers that are not a `Response` (a streamed
+ * request's frame); otherwise {@link errorResponse}.
  */
-export function errorResponse(err: unknown): Response {
+export function errorAnswer(
+  err: unknown,
+): { status: number; headers: [string, string][]; body: string } {
   let status = 500;
   let body: ErrorBody;
   if (err instanceof MrkvError) {
@@ -90,9 +93,15 @@ export function errorResponse(err: unknown): Response {
     const message = err instanceof Error ? err.message : String(err);
     body = { error: { code: "Internal", message: `internal error: ${message}` } };
   }
-  const headers = new Headers({ "content-type": "application/json" });
-  if (status === 503) headers.set("retry-after", String(RETRY_AFTER_SECONDS));
-  return new Response(JSON.stringify(body), { status, headers });
+  const headers: [string, string][] = [["content-type", "application/json"]];
+  if (status === 503) headers.push(["retry-after", String(RETRY_AFTER_SECONDS)]);
+  return { status, headers, body: JSON.stringify(body) };
+}
+
+/** Maps anything thrown by a handler to a `Response` (see {@link errorAnswer}). */
+export function errorResponse(err: unknown): Response {
+  const { status, headers, body } = errorAnswer(err);
+  return new Response(body, { status, headers });
 }
 
 /**

@@ -6,6 +6,7 @@
  * @module
  */
 import type http from "node:http";
+import { errorResponse, MrkvError } from "./errors.ts";
 
 /** The request's URL (scheme and host as the client sent them) and its headers as pairs. */
 export function requestHead(
@@ -21,10 +22,7 @@ export function requestHead(
 
 /** The answer to a request the handler threw on (a malformed URL, or a bug). */
 export function malformedRequest(): Response {
-  return new Response(
-    JSON.stringify({ error: { code: "BadRequest", message: "malformed request" } }),
-    { status: 400, headers: { "content-type": "application/json" } },
-  );
+  return errorResponse(new MrkvError("BadRequest", "malformed request"));
 }
 
 /** HOST:PORT split into host (IPv6 brackets removed) and port; no check of either. */

@@ -26,6 +26,7 @@ import {
   expectString,
   field,
 } from "./codec.ts";
+import { errorAnswer, MrkvError } from "./errors.ts";
 import { frame, FrameReader } from "./frames.ts";
 import { concatBytes } from "./http_body.ts";
 import { type DialOptions, dialUpgrade, upgradeUnsupported, writeAll } from "./http_upgrade.ts";
@@ -102,10 +103,7 @@ export function serveRequestStream(
       res.headers.forEach((v, k) => headers.push([k, v]));
       answer(id, { status: res.status, headers, body });
     } catch (e) {
-      answer(
-        id,
-        errorAnswer(500, "Internal", `serving a streamed request: ${(e as Error).message}`),
-      );
+      answer(id, errorParts(new Error(`serving a streamed request: ${(e as Error).message}`)));
     } finally {
       inFlight--;
       inFlightBytes -= bytes;
@@ -117,10 +115,13 @@ export function serveRequestStream(
       for (const f of reader.push(chunk)) {
         const { id, method, path, headers, body } = decodeRequest(f);
         if (!opts.allow(method, path)) {
-          answer(id, errorAnswer(400, "BadRequest", `${method} ${path} cannot be streamed`));
+          answer(
+            id,
+            errorParts(new MrkvError("BadRequest", `${method} ${path} cannot be streamed`)),
+          );
         } else if (inFlight >= opts.maxInFlight || inFlightBytes + f.length > maxBytes) {
           const held = `${inFlight} streamed requests (${inFlightBytes} bytes) in flight`;
-          answer(id, errorAnswer(503, "ServerIsBusy", held));
+          answer(id, errorParts(new MrkvError("ServerIsBusy", held)));
         } else {
           void serve(
             id,
@@ -138,12 +139,10 @@ export function serveRequestStream(
   if (head.length > 0) onData(head);
 }
 
-function errorAnswer(status: number, code: string, message: string) {
-  return {
-    status,
-    headers: [["content-type", "application/json"]] as [string, string][],
-    body: new TextEncoder().encode(JSON.stringify({ error: { code, message } })),
-  };
+/** The answer frame's parts for an error (the same as an ordinary request's, see errors.ts). */
+function errorParts(err: unknown) {
+  const { status, headers, body } = errorAnswer(err);
+  return { status, headers, body: new TextEncoder().encode(body) };
 }
 
 function decodeRequest(bytes: Uint8Array) {
