@@ -10,13 +10,18 @@ import { MrkvError } from "../proto/errors.ts";
 import { FORWARD_STREAM_PATH, FORWARDED_HEADER } from "./kv_service.ts";
 import type { RaftBatch } from "./transport.ts";
 
+/** Whether `pathname` (no query) is a KV API route: `/kv` or `/kv/<key>`. */
+export function isKvPath(pathname: string): boolean {
+  return pathname === "/kv" || pathname.startsWith("/kv/");
+}
+
 /**
  * The route class of a store request. Anything not listed needs an admin credential, so a new
  * route is never open by accident.
  */
 export function storeRouteClass(_method: string, path: string, headers: Headers): RouteClass {
   if (path === "/status" || path === "/metrics") return "public";
-  if (path === "/kv" || path.startsWith("/kv/")) {
+  if (isKvPath(path)) {
     // A forwarded request is served locally without routing: only another store may send one.
     return headers.has(FORWARDED_HEADER) ? "internal" : "client";
   }

@@ -13,7 +13,7 @@ import { VERSION } from "../telemetry/mod.ts";
 import { callerOf, guard, type ServerEnv } from "../proto/http_guard.ts";
 import { BodyReadError } from "../proto/http_body.ts";
 import { Security } from "../proto/security.ts";
-import { checkRaftBatch, storeRouteClass } from "./intake_guard.ts";
+import { checkRaftBatch, isKvPath, storeRouteClass } from "./intake_guard.ts";
 import { percentDecodeBytes } from "../proto/codec.ts";
 import { readBodyLimited } from "../proto/http_body.ts";
 import { keyJson, utf8OrNull } from "../proto/json.ts";
@@ -203,13 +203,7 @@ export function storeApp(store: Store, kv: KvService, opts: StoreAppOptions = {}
 
   // One stream per sending store carries its batches (raft_stream.ts), each checked as above.
   app.get(RAFT_STREAM_PATH, (c) => {
-    const upgrade = (c.env as ServerEnv | undefined)?.upgrade;
-    if (!upgrade) {
-      throw new MrkvError(
-        "BadRequest",
-        `${RAFT_STREAM_PATH} is an upgrade: send "connection: upgrade" and "upgrade: ${RAFT_STREAM_PROTOCOL}"`,
-      );
-    }
+    const { upgrade } = upgradeEnv(c, RAFT_STREAM_PATH, RAFT_STREAM_PROTOCOL);
     const caller = callerOf(c);
     upgrade(RAFT_STREAM_PROTOCOL, (socket, head) =>
       serveRaftStream(socket, head, {
@@ -231,20 +225,12 @@ export function storeApp(store: Store, kv: KvService, opts: StoreAppOptions = {}
   // Another store's KV requests for leaders here, many on one connection (request_stream.ts).
   // Each carries its own credential: the guard checks it as for any request.
   app.get(FORWARD_STREAM_PATH, (c) => {
-    const env = c.env as ServerEnv | undefined;
-    if (!env?.upgrade) {
-      throw new MrkvError(
-        "BadRequest",
-        `${FORWARD_STREAM_PATH} is an upgrade: send "connection: upgrade" and "upgrade: ${FORWARD_STREAM_PROTOCOL}"`,
-      );
-    }
+    const { upgrade, peer } = upgradeEnv(c, FORWARD_STREAM_PATH, FORWARD_STREAM_PROTOCOL);
     const caller = callerOf(c);
-    const peer = env.peer;
-    env.upgrade(FORWARD_STREAM_PROTOCOL, (socket, head) =>
+    upgrade(FORWARD_STREAM_PROTOCOL, (socket, head) =>
       serveRequestStream(socket, head, {
         handle: async (req) => await app.fetch(req, { peer }),
-        allow: (_method, path) =>
-          path === "/kv" || path.startsWith("/kv/") || path.startsWith("/kv?"),
+        allow: (_method, path) => isKvPath(path.split("?", 1)[0]!),
         maxInFlight: FORWARD_STREAM_MAX_IN_FLIGHT,
         idleMs: RAFT_STREAM_IDLE_MS,
         onRefused: (why) =>
@@ -395,4 +381,20 @@ function regionJson(r: Region) {
     epoch: { conf_ver: r.epoch.confVer, version: r.epoch.version },
     peers: r.peers.map((p) => ({ id: p.id, store_id: p.storeId, role: p.role })),
   };
+}
+
+/** The listener's upgrade hook and peer of a request to `path`, which must be an upgrade. */
+function upgradeEnv(
+  c: Context,
+  path: string,
+  protocol: string,
+): Required<Pick<ServerEnv, "upgrade">> & Pick<ServerEnv, "peer"> {
+  const env = c.env as ServerEnv | undefined;
+  if (!env?.upgrade) {
+    throw new MrkvError(
+      "BadRequest",
+      `${path} is an upgrade: send "connection: upgrade" and "upgrade: ${protocol}"`,
+    );
+  }
+  return { upgrade: env.upgrade, peer: env.peer };
 }
