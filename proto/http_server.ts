@@ -242,12 +242,7 @@ async function send(res: http.ServerResponse, method: string, response: Response
       await response.body?.cancel();
     }
     if (res.destroyed) return;
-    const head: string[] = [];
-    for (const [name, value] of response.headers) {
-      if (length === undefined || name !== "content-length") head.push(name, value);
-    }
-    if (length !== undefined) head.push("content-length", String(length));
-    res.writeHead(status, head);
+    res.writeHead(status, headList(response, length));
     res.end();
     return;
   }
@@ -269,13 +264,18 @@ async function send(res: http.ServerResponse, method: string, response: Response
     res.end(latin1(body), "latin1");
     return;
   }
+  res.writeHead(status, headList(response, body.length));
+  res.end(body);
+}
+
+/** `response`'s headers as a flat name, value list; with `length`, that is its content-length. */
+function headList(response: Response, length: number | undefined): string[] {
   const head: string[] = [];
   for (const [name, value] of response.headers) {
-    if (name !== "content-length") head.push(name, value);
+    if (length === undefined || name !== "content-length") head.push(name, value);
   }
-  head.push("content-length", String(body.length));
-  res.writeHead(status, head);
-  res.end(body);
+  if (length !== undefined) head.push("content-length", String(length));
+  return head;
 }
 
 /** Bodies up to this size are written as one string (see {@link send}). */
