@@ -97,8 +97,6 @@ export class Peer {
   readonly leaseMs: number;
   /** Reads served under the lease, for metrics and tests. */
   leaseReads = 0;
-  /** Reads served by this peer as a follower (see {@link followerRead}), for metrics and tests. */
-  followerReads = 0;
   /** Followers' ReadIndex requests this leader answered from its lease. */
   leaseReadIndexes = 0;
   /** Peers seen in messages, so replies reach peers the region no longer lists. */
@@ -429,8 +427,7 @@ export class Peer {
     if (this.leaderId() === 0) {
       throw new MrkvError("NoLeader", `peer ${this.meta.id} knows no leader of ${this.regionId}`);
     }
-    await new Promise<void>((resolve, reject) => this.#readsToSend.push({ resolve, reject }));
-    this.followerReads++;
+    return await new Promise((resolve, reject) => this.#readsToSend.push({ resolve, reject }));
   }
 
   /**
