@@ -274,9 +274,8 @@ export class KvService {
     value: Uint8Array | null,
     tag: RequestTag,
   ): Promise<void> | undefined {
-    const region = this.store.meta.regionForKey(key);
-    const peer = region ? this.store.peers.get(region.id) : undefined;
-    if (!peer || peer.destroyed || peer.isLeader() || peer.leaderId() === 0) return undefined;
+    const peer = this.#followerFor(key);
+    if (!peer) return undefined;
     if (this.#httpForwardsInFlight + peer.forwardedInFlight() < BUSY_FOLLOWER_WRITES) {
       return undefined;
     }
@@ -376,15 +375,21 @@ export class KvService {
   /** This store's follower of the region holding `key`, if follower reads may use it. */
   #readableFollower(key: Uint8Array): Peer | undefined {
     if (!this.followerRead) return undefined;
+    const peer = this.#followerFor(key);
+    return peer && !peer.mergeState && peer.storage.isInitialized() ? peer : undefined;
+  }
+
+  /** This store's live peer of the region holding `key`, if it follows a known leader. */
+  #followerFor(key: Uint8Array): Peer | undefined {
+    const peer = this.#localPeerFor(key);
+    return peer && !peer.isLeader() && peer.leaderId() !== 0 ? peer : undefined;
+  }
+
+  /** This store's peer of the region holding `key`, unless it has none or it was destroyed. */
+  #localPeerFor(key: Uint8Array): Peer | undefined {
     const region = this.store.meta.regionForKey(key);
     const peer = region ? this.store.peers.get(region.id) : undefined;
-    if (
-      !peer || peer.destroyed || peer.isLeader() || peer.leaderId() === 0 || peer.mergeState ||
-      !peer.storage.isInitialized()
-    ) {
-      return undefined;
-    }
-    return peer;
+    return peer && !peer.destroyed ? peer : undefined;
   }
 
   /**
@@ -521,9 +526,8 @@ export class KvService {
     askScheduler: boolean,
     until: number,
   ): Promise<number | undefined> {
-    const region = this.store.meta.regionForKey(key);
-    const peer = region ? this.store.peers.get(region.id) : undefined;
-    if (peer && !peer.destroyed) {
+    const peer = this.#localPeerFor(key);
+    if (peer) {
       if (peer.isLeader()) return this.store.storeId;
       // The region is needed: a sleeping follower wakes (and wakes its leader), so a dead leader
       // is replaced within an election timeout.
