@@ -192,9 +192,8 @@ export class KvEngine {
    * (reads released together by one Ready pass, say) are read together, up to
    * {@link DENO_KV_LIMITS}`.maxReadKeys` per Deno KV `getMany`: each Deno KV read is a
    * transaction on its own thread, and one of ten keys costs little more than one of one
-   * (measured in docs/benchmarks.md, "Reads together"). The shared read
-   * starts after every get in it was asked for, so each sees a state at least as new as when it
-   * was asked.
+   * (measured in docs/benchmarks.md, "Reads together"). The shared read starts after every get
+   * in it was asked for, so each sees a state at least as new as when it was asked.
    */
   async get(key: Uint8Array): Promise<Uint8Array | null> {
     const k = Keys.data(key);
@@ -230,17 +229,9 @@ export class KvEngine {
     }
   }
 
-  /** The values of `keys`, `null` where absent, in the same order. */
+  /** The values of `keys`, `null` where absent, in the same order (read together, see get). */
   async getMany(keys: readonly Uint8Array[]): Promise<(Uint8Array | null)[]> {
-    const out: (Uint8Array | null)[] = [];
-    for (let i = 0; i < keys.length; i += DENO_KV_LIMITS.maxReadKeys) {
-      const group = keys.slice(i, i + DENO_KV_LIMITS.maxReadKeys).map((k) => Keys.data(k));
-      const entries = await this.rawKv.getMany<unknown[]>(group);
-      for (const [j, e] of entries.entries()) {
-        out.push(await this.#resolve(group[j]!, e));
-      }
-    }
-    return out;
+    return await Promise.all(keys.map((k) => this.get(k)));
   }
 
   /**
