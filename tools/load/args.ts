@@ -26,6 +26,11 @@ export interface LoadOptions {
   readonly writePct: number;
   /** Requests in flight at once. */
   readonly concurrency: number;
+  /**
+   * At most this many requests start per second, in all, at even intervals (an open-loop pace,
+   * like etcd's `benchmark --rate`); undefined: as fast as the clients go.
+   */
+  readonly rate?: number;
   readonly valueSize: number;
   /** Keys are drawn uniformly from this many. */
   readonly keys: number;
@@ -73,6 +78,8 @@ export function loadUsage(): string {
   --write-pct N           percentage of writes, 0..100 (default 100); the rest are reads
   --workload NAME         same as --write-pct: write-only (100), read-heavy (10), read-only (0)
   --concurrency N         requests in flight (default 1)
+  --rate N                start at most N requests per second in all, evenly spaced
+                          (default: as fast as the clients go)
   --value-size BYTES      value size, KiB/MiB suffixes allowed (default 128)
   --keys N                key space size (default 10000)
   --duration D            measured phase length, e.g. 10s (default 10s; 5m cap with --requests)
@@ -98,6 +105,7 @@ export function parseLoadArgs(args: readonly string[]): LoadOptions | { help: tr
         "write-pct": { type: "string" },
         workload: { type: "string" },
         concurrency: { type: "string" },
+        rate: { type: "string" },
         "value-size": { type: "string" },
         keys: { type: "string" },
         duration: { type: "string" },
@@ -167,6 +175,9 @@ export function parseLoadArgs(args: readonly string[]): LoadOptions | { help: tr
       max: 4096,
       integer: true,
     }),
+    rate: values.rate === undefined
+      ? undefined
+      : number("--rate", values.rate, { min: 0.001, max: 1_000_000 }),
     valueSize: withUnit("--value-size", values["value-size"] ?? "128", parseSize, {
       min: 0,
       max: 1024 * 1024,

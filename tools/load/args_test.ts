@@ -29,6 +29,7 @@ Deno.test("defaults: mrkv playground, 100% writes, 128 B, 10000 keys, 10 s", () 
     endpoints: DEFAULT_ENDPOINTS.mrkv,
     writePct: 100,
     concurrency: 1,
+    rate: undefined,
     valueSize: 128,
     keys: 10000,
     durationMs: 10_000,
@@ -49,6 +50,8 @@ Deno.test("every flag is read, with units", () => {
     "10",
     "--concurrency",
     "64",
+    "--rate",
+    "2.5",
     "--value-size",
     "1KiB",
     "--keys",
@@ -66,6 +69,7 @@ Deno.test("every flag is read, with units", () => {
   assert.deepEqual(o.endpoints, ["http://127.0.0.1:1", "http://localhost:2"]);
   assert.equal(o.writePct, 10);
   assert.equal(o.concurrency, 64);
+  assert.equal(o.rate, 2.5);
   assert.equal(o.valueSize, 1024);
   assert.equal(o.keys, 500);
   assert.equal(o.durationMs, 2000);
@@ -102,6 +106,8 @@ Deno.test("bad values name the flag and say what was expected", () => {
   rejects(["--write-pct", "lots"], "--write-pct", /"lots" is not a number/);
   rejects(["--concurrency", "0"], "--concurrency", /outside 1\.\.4096/);
   rejects(["--concurrency", "1.5"], "--concurrency", /not a whole number/);
+  rejects(["--rate", "0"], "--rate", /outside/);
+  rejects(["--rate", "fast"], "--rate", /"fast" is not a number/);
   rejects(["--keys=-3"], "--keys", /outside/);
   rejects(["--keys", "-3"], "--keys", /ambiguous/);
   rejects(["--value-size", "2MiB"], "--value-size", /outside 0\.\.1048576/);

@@ -37,7 +37,9 @@ export function formatText(options: LoadOptions, result: RunResult): string {
   lines.push(
     `target ${options.target} at ${options.endpoints.join(", ")}`,
     `workload ${options.writePct}% writes, ${options.valueSize}-byte values, ` +
-      `${options.keys} keys, concurrency ${options.concurrency}, seed ${options.seed}`,
+      `${options.keys} keys, concurrency ${options.concurrency}` +
+      (options.rate === undefined ? "" : `, at most ${options.rate} requests/s`) +
+      `, seed ${options.seed}`,
   );
   const p = result.prefill;
   if (p) {

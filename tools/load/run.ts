@@ -1,6 +1,8 @@
 /**
  * The workload loop: `concurrency` workers, each issuing one request at a time, until the time
- * bound or the request-count bound is reached (whichever comes first). Each operation is a write
+ * bound or the request-count bound is reached (whichever comes first). With a rate, request `n`
+ * starts no earlier than `n / rate` seconds into the run (a worker waits for its slot), so
+ * requests go out at even intervals however fast the server answers. Each operation is a write
  * with probability `writePct`/100, on a key drawn uniformly from the key space, sent to the next
  * endpoint in round-robin order. Latency is measured per request from just before fetch to the
  * end of the response body, and kept in separate histograms for reads and writes; failed
@@ -28,6 +30,8 @@ export interface RunOptions {
   readonly endpoints: readonly string[];
   readonly writePct: number;
   readonly concurrency: number;
+  /** Requests started per second, in all (see the module comment); undefined: no pacing. */
+  readonly rate?: number;
   readonly keys: number;
   readonly durationMs: number;
   readonly requests?: number;
@@ -168,11 +172,21 @@ async function measure(options: RunOptions): Promise<RunResult> {
         return;
       }
       if (performance.now() >= deadline) return;
+      const slotAt = options.rate === undefined ? 0 : start + (attempted * 1000) / options.rate;
+      if (slotAt >= deadline) return;
       // Every choice is made synchronously here, so a seed fixes the sequence of operations.
       const n = attempted++;
       const isWrite = random() * 100 < writePct;
       const key = keyFor(Math.floor(random() * keys));
       const endpoint = endpoints[n % endpoints.length]!;
+      if (slotAt > performance.now()) {
+        await sleep(slotAt - performance.now());
+        if (options.stop?.aborted) {
+          attempted--; // never sent
+          stoppedBy = "signal";
+          return;
+        }
+      }
       const signal = AbortSignal.timeout(timeoutMs);
       const t0 = performance.now();
       try {

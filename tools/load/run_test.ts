@@ -113,6 +113,21 @@ Deno.test("a time-bounded run stops near its deadline", async () => {
   });
 });
 
+Deno.test("a rate paces requests at even intervals, whatever the concurrency", async () => {
+  // Scenario: 40 requests/s for 500 ms from 4 clients: slots at 0, 25, …, 475 ms, so 20
+  // requests at most (a fake server answers in well under a millisecond; unpaced, the same run
+  // sends hundreds).
+  await withFakes("mrkv", 2, 0, async (fakes) => {
+    const t0 = performance.now();
+    const r = await runLoad(options("mrkv", fakes, { durationMs: 500, concurrency: 4, rate: 40 }));
+    assert.equal(r.stoppedBy, "duration");
+    assert.ok(r.attempted <= 20 && r.attempted >= 12, `attempted ${r.attempted}`);
+    assert.equal(fakes[0]!.counts.put + fakes[1]!.counts.put, r.attempted);
+    assert.ok(performance.now() - t0 >= 450, `took ${performance.now() - t0} ms`);
+    assert.ok(r.opsPerSec <= 45, `${r.opsPerSec} ops/s`);
+  });
+});
+
 Deno.test("an unreachable endpoint gives network errors, bounded and quickly", async () => {
   // Scenario: a port nothing listens on (a server started and shut down at once).
   const dead = Deno.serve(
