@@ -52,3 +52,25 @@ Deno.test("a Disconnected store never receives leadership, nor does a follower i
   tc.putRegion({ ...r, pendingPeers: [onThree] });
   assert.equal(scheduleBalanceLeader(tc), null, "…or pending");
 });
+
+Deno.test("a balanced cluster costs a look at its stores, not at the regions they lead", () => {
+  // Scenario: 300 regions led 100/100/100 (then 101/100/100, still under the difference of two):
+  // no source can give, so no store's region list is even read. Then one store leads 103 and
+  // another 97: the scan runs and a leader moves.
+  const tc = new MockCluster();
+  tc.addLeaderStore(1, 100).addLeaderStore(2, 100).addLeaderStore(3, 100);
+  for (let i = 1; i <= 300; i++) tc.addLeaderRegion(i, 1 + (i % 3), 1 + ((i + 1) % 3));
+  const read: number[] = [];
+  const regionIdsOn = tc.regionIdsOn.bind(tc);
+  tc.regionIdsOn = (storeId, role) => {
+    read.push(storeId);
+    return regionIdsOn(storeId, role);
+  };
+  assert.equal(scheduleBalanceLeader(tc), null);
+  tc.updateLeaderCount(1, 101);
+  assert.equal(scheduleBalanceLeader(tc), null);
+  assert.deepEqual(read, [], "no region list read while balanced");
+  tc.updateLeaderCount(1, 103).updateLeaderCount(3, 97);
+  assert.ok(scheduleBalanceLeader(tc), "an imbalance of six moves a leader");
+  assert.ok(read.length > 0);
+});

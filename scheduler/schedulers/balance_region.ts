@@ -33,7 +33,11 @@ export function scheduleBalanceRegion(view: ClusterView): Operator | null {
   const stores = view.stores().filter(isSuitable);
   if (stores.length < 2) return null;
   const sources = [...stores].sort((a, b) => b.regionSize - a.regionSize);
+  const smallest = sources.at(-1)!.regionSize;
   for (const source of sources) {
+    // Sources come largest first: once no store is smaller than the source, no move passes the
+    // size rule below, from it or any source after it (so its regions are not drawn at all).
+    if (source.regionSize <= smallest) break;
     for (let i = 0; i < RETRY_LIMIT; i++) {
       const id = pickRandom(view.regionIdsOn(source.id, "pending"), view.random) ??
         pickRandom(view.regionIdsOn(source.id, "follower"), view.random) ??

@@ -152,3 +152,25 @@ Deno.test("a Disconnected store is neither a target nor a source", () => {
   assert.ok(op, "store 2 is now the largest suitable source");
   checkTransferPeer(op, 2, 4, false);
 });
+
+Deno.test("stores of equal size are balanced without drawing a single region", () => {
+  // Scenario: three stores holding every region (3 replicas on 3 stores, the usual small
+  // cluster) have equal sizes, so no move can pass the size rule: no store's region list is
+  // read. A fourth, empty store makes moves worth it again.
+  const tc = new MockCluster();
+  tc.addRegionStore(1, 50).addRegionStore(2, 50).addRegionStore(3, 50);
+  for (let i = 1; i <= 50; i++) {
+    tc.addLeaderRegion(i, 1 + (i % 3), 1 + ((i + 1) % 3), 1 + ((i + 2) % 3));
+  }
+  const read: number[] = [];
+  const regionIdsOn = tc.regionIdsOn.bind(tc);
+  tc.regionIdsOn = (storeId, role) => {
+    read.push(storeId);
+    return regionIdsOn(storeId, role);
+  };
+  assert.equal(scheduleBalanceRegion(tc), null);
+  assert.deepEqual(read, [], "no region list read while every store is the same size");
+  tc.addRegionStore(4, 0);
+  assert.ok(scheduleBalanceRegion(tc), "an empty fourth store takes a peer");
+  assert.ok(read.length > 0);
+});
