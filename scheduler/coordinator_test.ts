@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import type { Peer, Region } from "../proto/metapb.ts";
 import type { OperatorStep } from "../proto/pdpb.ts";
 import { heartbeat, openTestCluster, region, voter } from "./_test_cluster.ts";
-import { Coordinator, LiveView } from "./coordinator.ts";
+import { Coordinator, LiveView, PATROL_MIN_BATCH, patrolBatch } from "./coordinator.ts";
 import { emptyStoreStats, seededRandom } from "./_mock_cluster.ts";
 import type { Cluster } from "./cluster.ts";
 import { createMovePeerOperator } from "./operator/builder.ts";
@@ -240,5 +240,46 @@ Deno.test("hot leaders leave their store through the cluster map, within the hot
   assert.equal(repair?.desc, "remove-down-replica");
   assert.equal(hot.status, "Cancelled");
   assert.match(hot.reason, /replaced by remove-down-replica/);
+  await t.close();
+});
+
+Deno.test("the checkers visit each region about once a second, and a small map whole every run", () => {
+  assert.equal(patrolBatch(0, 100), 0);
+  assert.equal(patrolBatch(10, 100), 10, "a small cluster: every region, every run");
+  assert.equal(patrolBatch(PATROL_MIN_BATCH + 1, 100), PATROL_MIN_BATCH);
+  assert.equal(patrolBatch(5_000, 50), PATROL_MIN_BATCH, "250 a run would do; 256 is the floor");
+  assert.equal(patrolBatch(10_000, 100), 1_000);
+  assert.equal(patrolBatch(100_000, 100), 10_000);
+});
+
+Deno.test("a region short of a replica is found among thousands within a second of runs", async () => {
+  // Scenario: 3,000 healthy regions on stores 1–3, and one more (the last in key order, so the
+  // farthest from the patrol cursor) with a single voter. At 100 ms a run and 300 regions a run
+  // (the pace of once a second), the checker must reach it within 11 runs, not visit it every
+  // run, and never bother the healthy ones.
+  const t = await openTestCluster({ scheduleIntervalMs: 100 });
+  const c = t.cluster;
+  for (const id of [1, 2, 3]) await c.putStore({ id, address: `127.0.0.1:${id}` });
+  const key = (i: number) => `k${String(i).padStart(5, "0")}`;
+  for (let i = 0; i < 3_000; i++) {
+    const peers = [1, 2, 3].map((s) => voter(10_000 + 3 * i + s, s));
+    const r = region(100 + i, i === 0 ? "" : key(i), key(i + 1), { confVer: 1, version: 1 }, peers);
+    c.handleRegionHeartbeat(heartbeat(r, { leader: peers[0]! }));
+  }
+  const lonely = region(99, key(3_000), "", { confVer: 1, version: 1 }, [voter(9_001, 1)]);
+  c.handleRegionHeartbeat(heartbeat(lonely, { leader: lonely.peers[0]! }));
+  assert.equal(patrolBatch(3_001, 100), 301);
+  const co = new Coordinator(c, []);
+  const found: number[] = [];
+  for (let run = 1; run <= 11; run++) {
+    const ops = await co.tick();
+    for (const op of ops) {
+      assert.equal(op.regionId, 99, "only the short region needs anything");
+      assert.equal(op.desc, "make-up-replica");
+      found.push(run);
+    }
+  }
+  assert.equal(found.length, 1, `found in runs ${found}`);
+  assert.ok(found[0]! >= 5, `the last region is not reached at once (run ${found[0]})`);
   await t.close();
 });
