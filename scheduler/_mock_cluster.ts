@@ -185,7 +185,10 @@ export class MockCluster implements ClusterView {
   region(id: number): RegionInfo | undefined {
     return this.#regions.get(id);
   }
+  /** The stores whose region lists were read, in order (how much a scheduler looked at). */
+  readonly regionListsRead: number[] = [];
   regionIdsOn(storeId: number, role: RegionRole): readonly number[] {
+    this.regionListsRead.push(storeId);
     const out: number[] = [];
     for (const r of this.#regions.values()) {
       const p = r.meta.peers.find((x) => x.storeId === storeId);

@@ -60,12 +60,7 @@ Deno.test("a balanced cluster costs a look at its stores, not at the regions the
   const tc = new MockCluster();
   tc.addLeaderStore(1, 100).addLeaderStore(2, 100).addLeaderStore(3, 100);
   for (let i = 1; i <= 300; i++) tc.addLeaderRegion(i, 1 + (i % 3), 1 + ((i + 1) % 3));
-  const read: number[] = [];
-  const regionIdsOn = tc.regionIdsOn.bind(tc);
-  tc.regionIdsOn = (storeId, role) => {
-    read.push(storeId);
-    return regionIdsOn(storeId, role);
-  };
+  const read = tc.regionListsRead;
   assert.equal(scheduleBalanceLeader(tc), null);
   tc.updateLeaderCount(1, 101);
   assert.equal(scheduleBalanceLeader(tc), null);
