@@ -27,6 +27,7 @@ import {
   type Peer as PeerMeta,
   type Region,
 } from "../proto/metapb.ts";
+import { encodeRouteHint } from "../proto/route_hint.ts";
 import type { Peer } from "./peer.ts";
 import type { PdClient } from "../proto/pd_client.ts";
 import type { Store } from "./store.ts";
@@ -131,6 +132,37 @@ export class KvService {
     /** Whether a follower serves reads itself (`--follower-read`). */
     readonly followerRead = true,
   ) {}
+
+  /**
+   * The URL clients reach a store at (its advertised address with the cluster's scheme), for
+   * route hints; undefined when the store's address is not known. Unset: no hints.
+   */
+  storeUrl: ((storeId: number) => string | undefined) | undefined;
+
+  /**
+   * Where the region holding `key` is led from, as this store's peer of it knows, for a client
+   * (`proto/route_hint.ts`); undefined when this store has no peer there or it knows no leader.
+   * `always` false: only when this store is not that leader (the client asked the wrong store).
+   */
+  routeHint(key: Uint8Array, always: boolean): string | undefined {
+    if (!this.storeUrl) return undefined;
+    const peer = this.#localPeerFor(key);
+    // An uninitialized peer (waiting for its first snapshot) does not know its region's range.
+    if (!peer || !peer.storage.isInitialized() || (!always && peer.isLeader())) return undefined;
+    const leader = peer.isLeader() ? this.store.storeId : peer.leader()?.storeId;
+    const url = leader === undefined ? undefined : this.storeUrl(leader);
+    if (leader === undefined || url === undefined) return undefined;
+    const region = peer.region;
+    if (!keyInRegion(key, region)) return undefined;
+    return encodeRouteHint({
+      regionId: region.id,
+      version: region.epoch.version,
+      start: region.startKey,
+      end: region.endKey,
+      leaderStoreId: leader,
+      leaderUrl: url,
+    });
+  }
 
   // ---- local operations (this store leads the key's region) ----
 

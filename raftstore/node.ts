@@ -391,6 +391,10 @@ export async function startStoreNode(opts: StoreNodeOptions): Promise<StoreNode>
       }
     });
     const kv = new KvService(store, client, forward, undefined, config.followerRead ?? true);
+    kv.storeUrl = (id) => {
+      const address = id === storeId ? config.advertiseAddr : book.get(id);
+      return address === undefined ? undefined : `${security.scheme}://${address}`;
+    };
     const split = new SplitWorker(store, client);
     const loadSplit = new LoadSplitWorker(store, split, new LoadSampler(loadSplitConfig(config)));
     if (loadSplit.sampler.config.enabled) store.loadSampler = loadSplit.sampler;

@@ -16,6 +16,7 @@ import { Security } from "../proto/security.ts";
 import { checkRaftBatch, isKvPath, storeRouteClass } from "./intake_guard.ts";
 import { percentDecodeBytes } from "../proto/codec.ts";
 import { readBodyLimited } from "../proto/http_body.ts";
+import { ROUTE_HEADER } from "../proto/route_hint.ts";
 import { keyJson, utf8OrNull } from "../proto/json.ts";
 import type { Region } from "../proto/metapb.ts";
 import { MAX_VALUE_BYTES } from "./cmd.ts";
@@ -174,22 +175,29 @@ export function storeApp(store: Store, kv: KvService, opts: StoreAppOptions = {}
     const value = await readBodyLimited(c.req.raw, MAX_VALUE_BYTES, "value");
     if (isForwarded(c)) await kv.localWrite(key, value, forwardedTag(c));
     else await kv.put(key, value);
-    return c.body(null, 204);
+    return c.body(null, 204, routeHeaders(c, kv, key));
   });
 
   app.delete("/kv/*", async (c) => {
     const key = keyFromPath(c);
     if (isForwarded(c)) await kv.localWrite(key, null, forwardedTag(c));
     else await kv.delete(key);
-    return c.body(null, 204);
+    return c.body(null, 204, routeHeaders(c, kv, key));
   });
 
   app.get("/kv/*", async (c) => {
     const key = keyFromPath(c);
     const value = isForwarded(c) ? await kv.localGet(key) : await kv.get(key);
-    if (value === null) throw new MrkvError("KeyNotFound", "key not found");
+    const route = routeHeaders(c, kv, key);
+    if (value === null) {
+      // An answer like any other: it carries the route too.
+      const res = errorResponse(new MrkvError("KeyNotFound", "key not found"));
+      for (const [name, v] of Object.entries(route)) res.headers.set(name, v);
+      return res;
+    }
     return c.body(value as Uint8Array<ArrayBuffer>, 200, {
       "content-type": "application/octet-stream",
+      ...route,
     });
   });
 
@@ -351,6 +359,16 @@ function forwardedTag(c: Context): RequestTag {
 }
 
 /** The key from the request path (percent-decoded bytes of everything after `prefix`). */
+/**
+ * A route hint for a client's answer (`proto/route_hint.ts`): when this store does not lead the
+ * key's region, or when the client asked. Never on a forwarded request's answer (a store sent it).
+ */
+function routeHeaders(c: Context, kv: KvService, key: Uint8Array): Record<string, string> {
+  if (isForwarded(c)) return {};
+  const hint = kv.routeHint(key, c.req.header(ROUTE_HEADER) !== undefined);
+  return hint === undefined ? {} : { [ROUTE_HEADER]: hint };
+}
+
 function keyFromPath(c: Context, prefix = "/kv/"): Uint8Array {
   const path = new URL(c.req.url).pathname;
   const key = percentDecodeBytes(path.slice(prefix.length), "key");

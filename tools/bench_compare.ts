@@ -14,11 +14,11 @@
  * deno run -A tools/bench_compare.ts --compare a.json --compare b.json   # tables only
  * ```
  *
- * Flags: --target, --endpoints, --duration, --value-size, --keys, --timeout as in tools/load.ts;
- * --label NAME (column name, default the target), --concurrency 1,16,64, --write-pct 100,10,
- * --pause D between cells (default 2s), --out FILE (save this run as JSON), --compare FILE
- * (repeatable; earlier runs to put beside this one), --empty-column NAME (repeatable; a blank
- * column to fill in later), --help, --version.
+ * Flags: --target, --endpoints, --route, --duration, --value-size, --keys, --timeout as in
+ * tools/load.ts; --label NAME (column name, default the target), --concurrency 1,16,64,
+ * --write-pct 100,10, --pause D between cells (default 2s), --out FILE (save this run as JSON),
+ * --compare FILE (repeatable; earlier runs to put beside this one), --empty-column NAME
+ * (repeatable; a blank column to fill in later), --help, --version.
  *
  * @module
  */
@@ -28,10 +28,9 @@ import { versionLine } from "../telemetry/mod.ts";
 import {
   LoadArgError,
   type LoadReport,
-  makeTarget,
-  makeValue,
   parseLoadArgs,
   runLoad,
+  targetFor,
   toReport,
 } from "./load/mod.ts";
 import {
@@ -67,6 +66,7 @@ try {
     options: {
       target: { type: "string" },
       endpoints: { type: "string" },
+      route: { type: "string" },
       label: { type: "string" },
       duration: { type: "string", default: "10s" },
       "value-size": { type: "string", default: "128" },
@@ -141,6 +141,7 @@ if (values.target !== undefined || values.endpoints !== undefined) {
       "--seed",
       String(1000 + i),
       ...(values.endpoints ? ["--endpoints", values.endpoints] : []),
+      ...(values.route ? ["--route", values.route] : []),
       ...(cell.writePct < 100 ? ["--prefill"] : []),
     ];
     let options;
@@ -157,7 +158,7 @@ if (values.target !== undefined || values.endpoints !== undefined) {
     const loadAvg1m = Deno.loadavg()[0];
     const result = await runLoad({
       ...options,
-      target: makeTarget({ kind: options.target, value: makeValue(options.valueSize) }),
+      target: targetFor(options),
       stop: stop.signal,
     });
     console.error(

@@ -17,10 +17,9 @@ import {
   formatText,
   LoadArgError,
   loadUsage,
-  makeTarget,
-  makeValue,
   parseLoadArgs,
   runLoad,
+  targetFor,
   toReport,
 } from "./load/mod.ts";
 import { versionLine } from "../telemetry/mod.ts";
@@ -52,7 +51,7 @@ async function main(args: string[]): Promise<number> {
   try {
     const result = await runLoad({
       ...options,
-      target: makeTarget({ kind: options.target, value: makeValue(options.valueSize) }),
+      target: targetFor(options),
       stop: stop.signal,
     });
     console.log(

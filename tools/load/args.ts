@@ -7,7 +7,7 @@
  */
 import { parseArgs } from "node:util";
 import { parseDuration, parseSize } from "../../config/config.ts";
-import { TARGET_KINDS, type TargetKind } from "./targets.ts";
+import { ROUTE_MODES, type RouteMode, TARGET_KINDS, type TargetKind } from "./targets.ts";
 
 /** A bad flag; `flag` is what the user must fix. */
 export class LoadArgError extends Error {
@@ -22,6 +22,10 @@ export interface LoadOptions {
   readonly target: TargetKind;
   /** Base URLs without a trailing slash; requests go round-robin across them. */
   readonly endpoints: readonly string[];
+  /** `leader` (mrkv): requests go to their key's leader once a route hint named it. */
+  readonly route?: RouteMode;
+  /** Endpoints and routes may be off this machine. */
+  readonly allowRemote?: boolean;
   /** Share of operations that are writes, 0..100; the rest are reads. */
   readonly writePct: number;
   /** Requests in flight at once. */
@@ -75,6 +79,10 @@ export function loadUsage(): string {
                           etcd: tools/etcd_cluster.sh, ${DEFAULT_ENDPOINTS.etcd.length} members from ${
     DEFAULT_ENDPOINTS.etcd[0]
   })
+  --route endpoints|leader
+                          endpoints (default): each request to the next endpoint in turn;
+                          leader (mrkv only): to the store leading the key's region, learned
+                          from the stores' route hints (x-mrkv-route), as TiKV's clients do
   --write-pct N           percentage of writes, 0..100 (default 100); the rest are reads
   --workload NAME         same as --write-pct: write-only (100), read-heavy (10), read-only (0)
   --concurrency N         requests in flight (default 1)
@@ -102,6 +110,7 @@ export function parseLoadArgs(args: readonly string[]): LoadOptions | { help: tr
       options: {
         target: { type: "string" },
         endpoints: { type: "string" },
+        route: { type: "string" },
         "write-pct": { type: "string" },
         workload: { type: "string" },
         concurrency: { type: "string" },
@@ -140,6 +149,20 @@ export function parseLoadArgs(args: readonly string[]): LoadOptions | { help: tr
     ? DEFAULT_ENDPOINTS[target]
     : parseEndpoints(values.endpoints, values["allow-remote"] ?? false);
 
+  const route = (values.route ?? "endpoints") as RouteMode;
+  if (!ROUTE_MODES.includes(route)) {
+    throw new LoadArgError(
+      "--route",
+      `invalid value for --route: "${values.route}" is not one of ${ROUTE_MODES.join(", ")}`,
+    );
+  }
+  if (route === "leader" && target !== "mrkv") {
+    throw new LoadArgError(
+      "--route",
+      `--route leader is for --target mrkv (${target} has no route hints to follow)`,
+    );
+  }
+
   if (values["write-pct"] !== undefined && values.workload !== undefined) {
     throw new LoadArgError("--workload", "give either --write-pct or --workload, not both");
   }
@@ -169,6 +192,8 @@ export function parseLoadArgs(args: readonly string[]): LoadOptions | { help: tr
   return {
     target,
     endpoints,
+    route,
+    allowRemote: values["allow-remote"] ?? false,
     writePct,
     concurrency: number("--concurrency", values.concurrency ?? "1", {
       min: 1,
@@ -239,6 +264,15 @@ function checkBounds(flag: string, text: string, value: number, bounds: Bounds):
 }
 
 const LOOPBACK = /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/;
+
+/** Whether `url` names this machine (what endpoints and routes must, without --allow-remote). */
+export function isLoopbackUrl(url: string): boolean {
+  try {
+    return LOOPBACK.test(new URL(url).hostname);
+  } catch {
+    return false;
+  }
+}
 
 function parseEndpoints(text: string, allowRemote: boolean): string[] {
   const list = text.split(",").map((s) => s.trim()).filter((s) => s !== "");

@@ -27,6 +27,8 @@ Deno.test("defaults: mrkv playground, 100% writes, 128 B, 10000 keys, 10 s", () 
   assert.deepEqual(o, {
     target: "mrkv",
     endpoints: DEFAULT_ENDPOINTS.mrkv,
+    route: "endpoints",
+    allowRemote: false,
     writePct: 100,
     concurrency: 1,
     rate: undefined,
@@ -118,6 +120,14 @@ Deno.test("bad values name the flag and say what was expected", () => {
   rejects(["--timeout", "2h"], "--timeout", /not a duration/);
   rejects(["--workload", "mixed"], "--workload", /not one of write-only, read-heavy, read-only/);
   rejects(["--workload", "read-only", "--write-pct", "5"], "--workload", /not both/);
+  rejects(["--route", "nearest"], "--route", /"nearest" is not one of endpoints, leader/);
+  rejects(["--target", "etcd", "--route", "leader"], "--route", /for --target mrkv/);
+});
+
+Deno.test("--route leader routes mrkv requests; endpoints is the default", () => {
+  assert.equal(parse("--route", "leader").route, "leader");
+  assert.equal(parse("--target", "etcd").route, "endpoints");
+  assert.equal(parse("--allow-remote").allowRemote, true);
 });
 
 Deno.test("endpoints must be loopback http(s) URLs unless --allow-remote", () => {

@@ -4,8 +4,9 @@
  * reports (`report.ts`). `tools/load.ts` is the CLI and `tools/bench_compare.ts` runs the
  * benchmark matrix with it.
  *
- * Imports: only `config/config.ts` (size and duration parsing) from the rest of mrkv, so the
- * tool can measure any server speaking the KV API without pulling in the store.
+ * Imports from the rest of mrkv: only `config/config.ts` (size and duration parsing) and the route
+ * hint format (`proto/route_hint.ts`, with key order from `proto/metapb.ts`), so the tool can
+ * measure any server speaking the KV API without pulling in the store.
  *
  * @module
  */
@@ -19,4 +20,14 @@ export {
 export { LatencyHistogram, type LatencySummary } from "./histogram.ts";
 export { formatText, type LoadReport, toReport } from "./report.ts";
 export { runLoad, type RunOptions, type RunResult } from "./run.ts";
-export { keyFor, makeTarget, makeValue, OpError, type Target, type TargetKind } from "./targets.ts";
+export {
+  keyFor,
+  makeTarget,
+  makeValue,
+  OpError,
+  type RouteMode,
+  type Target,
+  targetFor,
+  type TargetKind,
+} from "./targets.ts";
+export { RouteCache } from "./routes.ts";

@@ -2,7 +2,8 @@
  * Target adapters: how one put or get is spoken to each kind of server.
  *
  * - `mrkv`: the KV API of docs/api.md — `PUT /kv/{key}` (body = value) → 204,
- *   `GET /kv/{key}` → 200 raw body or 404.
+ *   `GET /kv/{key}` → 200 raw body or 404; with `route: "leader"`, each request goes to its key's
+ *   leader once a store's route hint named it (`routes.ts`).
  * - `etcd`: etcd's v3 JSON gateway — `POST /v3/kv/put {"key","value"}` and
  *   `POST /v3/kv/range {"key"}`, keys and values base64. Range is linearizable by default
  *   (no `serializable` flag), matching mrkv's linearizable reads.
@@ -13,6 +14,9 @@
  *
  * @module
  */
+import { decodeRouteHint, ROUTE_HEADER } from "../../proto/route_hint.ts";
+import { RouteCache } from "./routes.ts";
+import { isLoopbackUrl, type LoadOptions } from "./args.ts";
 
 /** The servers the load tool can drive. */
 export type TargetKind = "mrkv" | "etcd";
@@ -37,11 +41,24 @@ export interface Target {
   get(endpoint: string, key: string, signal: AbortSignal): Promise<boolean>;
 }
 
+/**
+ * Where requests go: `endpoints`, the endpoint the runner picked (round-robin); `leader`, for
+ * mrkv, the store leading the key's region when a route hint named it (`tools/load/routes.ts`).
+ */
+export type RouteMode = "endpoints" | "leader";
+
+/** The route modes, for flag validation and help. */
+export const ROUTE_MODES: readonly RouteMode[] = ["endpoints", "leader"];
+
 /** Options for {@link makeTarget}. */
 export interface TargetOptions {
   readonly kind: TargetKind;
   /** The value every put writes. */
   readonly value: Uint8Array<ArrayBuffer>;
+  /** Default `endpoints`; `leader` is for mrkv only. */
+  readonly route?: RouteMode;
+  /** With `route: "leader"`: whether a hint may send requests to this URL (default: any). */
+  readonly acceptRoute?: (url: string) => boolean;
   /** Injected for tests; defaults to the global fetch. */
   readonly fetch?: typeof fetch;
 }
@@ -49,9 +66,30 @@ export interface TargetOptions {
 /** Builds the adapter for `options.kind`. */
 export function makeTarget(options: TargetOptions): Target {
   const doFetch = options.fetch ?? fetch;
+  if (options.route === "leader" && options.kind !== "mrkv") {
+    throw new RangeError(`routing to leaders is for mrkv, not ${options.kind}`);
+  }
   return options.kind === "mrkv"
-    ? new MrkvTarget(options.value, doFetch)
+    ? new MrkvTarget(
+      options.value,
+      doFetch,
+      options.route === "leader" ? new RouteCache(options.acceptRoute) : undefined,
+    )
     : new EtcdTarget(options.value, doFetch);
+}
+
+/**
+ * The target a run's options ask for: its kind, value and routing, with hints followed only to
+ * this machine unless `--allow-remote` (as for endpoints).
+ */
+export function targetFor(options: LoadOptions, doFetch?: typeof fetch): Target {
+  return makeTarget({
+    kind: options.target,
+    value: makeValue(options.valueSize),
+    route: options.route,
+    acceptRoute: options.allowRemote ? undefined : isLoopbackUrl,
+    fetch: doFetch,
+  });
 }
 
 /** The key for slot `index` of the key space: fixed width so keys sort like their indexes. */
@@ -71,24 +109,19 @@ class MrkvTarget implements Target {
   constructor(
     private readonly value: Uint8Array<ArrayBuffer>,
     private readonly doFetch: typeof fetch,
+    /** Set: route each request to its key's leader when known (`--route leader`). */
+    readonly routes?: RouteCache,
   ) {}
 
   async put(endpoint: string, key: string, signal: AbortSignal): Promise<void> {
-    const res = await send(this.doFetch, `${endpoint}/kv/${encodeURIComponent(key)}`, {
-      method: "PUT",
-      headers: { "content-type": "application/octet-stream" },
-      body: this.value,
-      signal,
-    });
+    const res = await this.#send(endpoint, key, "PUT", signal);
     // docs/api.md says 204; a 200 is tolerated so that a benchmark measures, not lints.
     if (res.status !== 204 && res.status !== 200) throw await mrkvError(res);
     await drain(res, signal);
   }
 
   async get(endpoint: string, key: string, signal: AbortSignal): Promise<boolean> {
-    const res = await send(this.doFetch, `${endpoint}/kv/${encodeURIComponent(key)}`, {
-      signal,
-    });
+    const res = await this.#send(endpoint, key, "GET", signal);
     if (res.status === 200) {
       await drain(res, signal);
       return true;
@@ -100,7 +133,48 @@ class MrkvTarget implements Target {
     }
     throw error;
   }
+
+  /**
+   * Sends one request: to the key's leader when a route names it, else to `endpoint` (asking
+   * for a route when routing); learns from the answer's hint; forgets a route that failed.
+   */
+  async #send(
+    endpoint: string,
+    key: string,
+    method: "PUT" | "GET",
+    signal: AbortSignal,
+  ): Promise<Response> {
+    const routes = this.routes;
+    const keyBytes = routes ? encoder.encode(key) : undefined;
+    const routed = keyBytes && routes!.lookup(keyBytes);
+    const headers: Record<string, string> = method === "PUT"
+      ? { "content-type": "application/octet-stream" }
+      : {};
+    if (routes && !routed) headers[ROUTE_HEADER] = "1";
+    const url = `${routed ?? endpoint}/kv/${encodeURIComponent(key)}`;
+    let res: Response;
+    try {
+      res = await send(this.doFetch, url, {
+        method,
+        headers,
+        ...(method === "PUT" && { body: this.value }),
+        signal,
+      });
+    } catch (e) {
+      if (routed && (e as OpError).kind === "network") routes!.forget(routed);
+      throw e;
+    }
+    const hint = routes && res.headers.get(ROUTE_HEADER);
+    if (hint) {
+      const decoded = decodeRouteHint(hint);
+      if (decoded) routes!.learn(decoded);
+      else routes!.ignored++;
+    }
+    return res;
+  }
 }
+
+const encoder = new TextEncoder();
 
 class EtcdTarget implements Target {
   readonly kind = "etcd";

@@ -1,0 +1,106 @@
+/**
+ * A client's map of key ranges to the stores that lead them, learned from the route hints mrkv's
+ * stores put on their answers (`proto/route_hint.ts`). With it the load tool sends each request
+ * to the leader of its key's region, as TiKV's clients do, instead of to the next endpoint in
+ * turn, which two times in three is a store that must forward it (`--route leader`).
+ *
+ * The map is advice, never truth: a stale route costs one forward, and the answer carries a
+ * fresh hint. A route whose store cannot be reached is forgotten, and requests for its range go
+ * round-robin again until a store names the new leader.
+ *
+ * @module
+ */
+import { compareBytes } from "../../proto/metapb.ts";
+import type { RouteHint } from "../../proto/route_hint.ts";
+
+interface Route {
+  readonly start: Uint8Array;
+  /** Empty: unbounded. */
+  readonly end: Uint8Array;
+  readonly version: number;
+  readonly url: string;
+}
+
+/** Key ranges → leader URLs; ranges never overlap. */
+export class RouteCache {
+  /** Sorted by start key. */
+  #routes: Route[] = [];
+  /** Hints taken, and ignored (stale or refused by `accept`), for the report. */
+  learned = 0;
+  ignored = 0;
+  /** Routes dropped because their store could not be reached. */
+  forgotten = 0;
+
+  /** `accept` says whether the client may follow a hint to this URL at all. */
+  constructor(readonly accept: (url: string) => boolean = () => true) {}
+
+  /** How many ranges are routed. */
+  get size(): number {
+    return this.#routes.length;
+  }
+
+  /** The leader URL for `key`, if a route covers it. */
+  lookup(key: Uint8Array): string | undefined {
+    const i = this.#lastStartingAtOrBefore(key);
+    const route = i < 0 ? undefined : this.#routes[i]!;
+    if (!route) return undefined;
+    return route.end.length === 0 || compareBytes(key, route.end) < 0 ? route.url : undefined;
+  }
+
+  /**
+   * Takes a hint: it replaces every route it overlaps, unless one of them comes from a newer
+   * region version (the hint describes a region since split or merged).
+   */
+  learn(hint: RouteHint): void {
+    if (!this.accept(hint.leaderUrl)) {
+      this.ignored++;
+      return;
+    }
+    const overlapping = this.#routes.filter((r) => overlaps(r, hint));
+    if (overlapping.some((r) => r.version > hint.version)) {
+      this.ignored++;
+      return;
+    }
+    const same = overlapping.length === 1 && overlapping[0]!.url === hint.leaderUrl &&
+      overlapping[0]!.version === hint.version;
+    if (same) return;
+    this.learned++;
+    const kept = this.#routes.filter((r) => !overlaps(r, hint));
+    kept.push({ start: hint.start, end: hint.end, version: hint.version, url: hint.leaderUrl });
+    kept.sort((a, b) => compareBytes(a.start, b.start));
+    this.#routes = kept;
+  }
+
+  /** Drops every route to `url` (its store did not answer). */
+  forget(url: string): void {
+    const before = this.#routes.length;
+    this.#routes = this.#routes.filter((r) => r.url !== url);
+    this.forgotten += before - this.#routes.length;
+  }
+
+  #lastStartingAtOrBefore(key: Uint8Array): number {
+    let lo = 0;
+    let hi = this.#routes.length - 1;
+    let found = -1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      if (compareBytes(this.#routes[mid]!.start, key) <= 0) {
+        found = mid;
+        lo = mid + 1;
+      } else {
+        hi = mid - 1;
+      }
+    }
+    return found;
+  }
+}
+
+/** Whether two ranges share a key (an empty end is unbounded). */
+function overlaps(
+  a: { start: Uint8Array; end: Uint8Array },
+  b: { start: Uint8Array; end: Uint8Array },
+): boolean {
+  const aEndsAfterBStarts = a.end.length === 0 || compareBytes(b.start, a.end) < 0;
+  const bEndsAfterAStarts = b.end.length === 0 || compareBytes(a.start, b.end) < 0;
+  return aEndsAfterBStarts && bEndsAfterAStarts;
+}
