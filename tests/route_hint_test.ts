@@ -77,6 +77,13 @@ Deno.test(
         });
         assert.equal(result.errorCount, 0, JSON.stringify(result.errors));
         assert.equal(result.ops, 60);
+        if (route === "leader") {
+          const r = result.routes!;
+          assert.equal(r.routed + r.unrouted, 60);
+          assert.ok(r.unrouted >= 1 && r.ranges === 1, JSON.stringify(r));
+        } else {
+          assert.equal(result.routes, undefined);
+        }
         return passedOn() - before;
       };
       // Round-robin: two requests in three reach a follower's store.

@@ -13,7 +13,7 @@
  * @module
  */
 import { parseToolArgs, usageExit } from "./_cli.ts";
-import { LoadArgError, makeTarget, makeValue, parseLoadArgs, runLoad } from "./load/mod.ts";
+import { LoadArgError, parseLoadArgs, runLoad, targetFor } from "./load/mod.ts";
 import { parseSamples, type Samples, stagesTable, storeStages } from "./load/stages.ts";
 
 const NAME = "write_stages";
@@ -25,12 +25,14 @@ const { values } = parseToolArgs({
   --concurrency N       writers (default 1)
   --duration D          length of the run (default 10s)
   --value-size BYTES    value size (default 128)
+  --route MODE          endpoints (default) or leader, as in tools/load.ts
   --help, --version`,
   options: {
     endpoints: { type: "string" },
     concurrency: { type: "string", default: "1" },
     duration: { type: "string", default: "10s" },
     "value-size": { type: "string", default: "128" },
+    route: { type: "string", default: "endpoints" },
   },
 });
 
@@ -47,6 +49,8 @@ try {
     values.duration,
     "--value-size",
     values["value-size"],
+    "--route",
+    values.route,
     ...(values.endpoints ? ["--endpoints", values.endpoints] : []),
   ]);
 } catch (e) {
@@ -72,7 +76,7 @@ try {
 const loadAvg = Deno.loadavg()[0] ?? 0;
 const result = await runLoad({
   ...options,
-  target: makeTarget({ kind: "mrkv", value: makeValue(options.valueSize) }),
+  target: targetFor(options),
 });
 const after = await Promise.all(options.endpoints.map(metrics));
 console.log(

@@ -55,8 +55,16 @@ export function formatText(options: LoadOptions, result: RunResult): string {
     latencyLine("writes", result.writes),
     latencyLine("reads", result.reads) +
       (result.reads.count > 0 ? `  misses ${result.readMisses}` : ""),
-    `errors ${result.errorCount}`,
   );
+  const r = result.routes;
+  if (r) {
+    lines.push(
+      `routes ${r.routed} of ${r.routed + r.unrouted} requests went to a leader a hint named; ` +
+        `${r.ranges} range(s) known, ${r.learned} hint(s) learned, ${r.ignored} ignored, ` +
+        `${r.forgotten} route(s) forgotten`,
+    );
+  }
+  lines.push(`errors ${result.errorCount}`);
   for (const e of result.errors) lines.push(`  ${e.kind}: ${e.count} (e.g. ${e.example})`);
   return lines.join("\n");
 }

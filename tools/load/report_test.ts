@@ -48,3 +48,15 @@ Deno.test("the JSON report carries the options (minus --json) and the result", (
   assert.equal(report.result.writes.maxMs, 10);
   assert.equal(report.result.errors[0].kind, "503 NotLeader");
 });
+
+Deno.test("with --route leader the text report says how many requests a hint routed", () => {
+  const options = parseLoadArgs(["--seed", "1", "--route", "leader"]);
+  assert.ok(!("help" in options));
+  const routes = { routed: 99, unrouted: 4, ranges: 2, learned: 3, ignored: 1, forgotten: 1 };
+  const text = formatText(options, { ...sampleResult(), routes });
+  assert.match(
+    text,
+    /routes 99 of 103 requests went to a leader a hint named; 2 range\(s\) known, 3 hint\(s\) learned, 1 ignored, 1 route\(s\) forgotten\nerrors 3/,
+  );
+  assert.doesNotMatch(formatText(options, sampleResult()), /routes/);
+});

@@ -21,6 +21,19 @@ interface Route {
   readonly url: string;
 }
 
+/** What a run's routing did, for the report. */
+export interface RouteStats {
+  /** Requests sent to a leader a hint named, and requests sent to the runner's endpoint. */
+  readonly routed: number;
+  readonly unrouted: number;
+  /** Key ranges routed at the end. */
+  readonly ranges: number;
+  /** Hints that changed a route, hints ignored (stale, malformed or refused), routes forgotten. */
+  readonly learned: number;
+  readonly ignored: number;
+  readonly forgotten: number;
+}
+
 /** Key ranges → leader URLs; ranges never overlap. */
 export class RouteCache {
   /** Sorted by start key. */
@@ -30,9 +43,24 @@ export class RouteCache {
   ignored = 0;
   /** Routes dropped because their store could not be reached. */
   forgotten = 0;
+  /** Requests sent by a route, and without one (counted by the client). */
+  routed = 0;
+  unrouted = 0;
 
   /** `accept` says whether the client may follow a hint to this URL at all. */
   constructor(readonly accept: (url: string) => boolean = () => true) {}
+
+  /** The counters so far. */
+  stats(): RouteStats {
+    return {
+      routed: this.routed,
+      unrouted: this.unrouted,
+      ranges: this.#routes.length,
+      learned: this.learned,
+      ignored: this.ignored,
+      forgotten: this.forgotten,
+    };
+  }
 
   /** How many ranges are routed. */
   get size(): number {

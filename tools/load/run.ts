@@ -15,6 +15,7 @@
  */
 import { seededRandom } from "../../raft/mod.ts";
 import { LatencyHistogram, type LatencySummary } from "./histogram.ts";
+import type { RouteStats } from "./routes.ts";
 import { keyFor, OpError, type Target } from "./targets.ts";
 
 /** Pause of a worker after a failed request. */
@@ -78,6 +79,8 @@ export interface RunResult {
   readonly errors: readonly ErrorCount[];
   readonly stoppedBy: "duration" | "requests" | "signal";
   readonly prefill?: PrefillResult;
+  /** With routing (`--route leader`): requests of the measured phase routed or not, and the map. */
+  readonly routes?: RouteStats;
 }
 
 export { seededRandom };
@@ -106,8 +109,13 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 export async function runLoad(options: RunOptions): Promise<RunResult> {
   if (options.endpoints.length === 0) throw new RangeError("runLoad: no endpoints");
   const prefill = options.prefill ? await runPrefill(options) : undefined;
-  const result = await measure(options);
-  return prefill ? { ...result, prefill } : result;
+  const before = options.target.routeStats?.();
+  const result: RunResult = await measure(options);
+  const after = options.target.routeStats?.();
+  const routes = before && after
+    ? { ...after, routed: after.routed - before.routed, unrouted: after.unrouted - before.unrouted }
+    : undefined;
+  return { ...result, ...(prefill && { prefill }), ...(routes && { routes }) };
 }
 
 /** Writes every key once, spreading keys over endpoints and workers. */

@@ -15,7 +15,7 @@
  * @module
  */
 import { decodeRouteHint, ROUTE_HEADER } from "../../proto/route_hint.ts";
-import { RouteCache } from "./routes.ts";
+import { RouteCache, type RouteStats } from "./routes.ts";
 import { isLoopbackUrl, type LoadOptions } from "./args.ts";
 
 /** The servers the load tool can drive. */
@@ -39,6 +39,8 @@ export interface Target {
   put(endpoint: string, key: string, signal: AbortSignal): Promise<void>;
   /** Reads `key`; resolves true when it exists, false when the server says it is absent. */
   get(endpoint: string, key: string, signal: AbortSignal): Promise<boolean>;
+  /** What routing did so far; undefined without routing. */
+  routeStats?(): RouteStats | undefined;
 }
 
 /**
@@ -113,6 +115,10 @@ class MrkvTarget implements Target {
     readonly routes?: RouteCache,
   ) {}
 
+  routeStats(): RouteStats | undefined {
+    return this.routes?.stats();
+  }
+
   async put(endpoint: string, key: string, signal: AbortSignal): Promise<void> {
     const res = await this.#send(endpoint, key, "PUT", signal);
     // docs/api.md says 204; a 200 is tolerated so that a benchmark measures, not lints.
@@ -151,6 +157,8 @@ class MrkvTarget implements Target {
       ? { "content-type": "application/octet-stream" }
       : {};
     if (routes && !routed) headers[ROUTE_HEADER] = "1";
+    if (routed) routes!.routed++;
+    else if (routes) routes.unrouted++;
     const url = `${routed ?? endpoint}/kv/${encodeURIComponent(key)}`;
     let res: Response;
     try {
