@@ -7,12 +7,11 @@
  *    one log engine write (one fdatasync) with every peer's new entries and hard state, and
  *    one Deno KV write with the data of committed entries, then applied indexes and region
  *    states — the two at once when every entry applied was already on disk, else log first;
- * 3. send the other Raft messages (votes, acknowledgements), grouped by destination store, once
- *    the log write has landed (they vouch for entries and hard state, not for applied data);
+ * 3. send the other Raft messages (votes, acknowledgements), grouped by destination store;
  * 4. act on the apply results: answer proposals and reads, membership changes, splits, log GC;
  * 5. advance every Raft node.
- * Persisting the log before sending means a vote or an append acknowledgement is never sent for
- * state that a crash could lose. Committed entries are durable before their data is written (they
+ * Persisting before sending means a vote or an append acknowledgement is never sent for state
+ * that a crash could lose. Committed entries are durable before their data is written (they
  * were persisted by an earlier pass, or by this pass's log write, which then goes first), and
  * the data is written before the applied index that covers it, so a restart never re-applies
  * or skips an entry. A crash between the two writes of a pass can leave Deno KV's applied
@@ -509,24 +508,15 @@ export class Store {
       const started = performance.now();
       const log = lb.isEmpty ? undefined : this.raftLog.write(lb, { sync: mustSync });
       if (logFirst) await log;
-      const data = wb.size > 0 ? this.engine.write(wb) : undefined;
-      // Awaited below; until then a failure must not count as unhandled.
-      data?.catch(() => {});
-      await log;
-      // 3. The other messages, one batch per destination store, as soon as the log write has
-      // landed: acknowledgements and votes vouch for entries and hard state, which are in the
-      // log engine, never for applied data (snapshots were installed in step 1, before this).
-      // So a follower's acknowledgement does not wait for the Deno KV write of what it applied
-      // in the same pass, which at one writer takes as long again as its log write.
-      this.#sendMessages(readies, false);
-      await data;
+      await Promise.all([log, wb.size > 0 ? this.engine.write(wb) : undefined]);
       this.stats.engineWrites++;
       this.stats.engineWriteMs += performance.now() - started;
       this.metrics.engineWrite.observe((performance.now() - started) / 1000);
-    } else {
-      this.#sendMessages(readies, false);
     }
     for (const range of compacted) this.#effects.compactLog(range);
+
+    // 3. The other messages, one batch per destination store.
+    this.#sendMessages(readies, false);
 
     // 4. Act on results.
     for (const [p, outcome] of outcomes) this.#effects.afterApply(p, outcome);
