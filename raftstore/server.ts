@@ -358,7 +358,6 @@ function forwardedTag(c: Context): RequestTag {
   return header === undefined ? newRequestTag() : decodeTagHeader(header);
 }
 
-/** The key from the request path (percent-decoded bytes of everything after `prefix`). */
 /**
  * A route hint for a client's answer (`proto/route_hint.ts`): when this store does not lead the
  * key's region, or when the client asked. Never on a forwarded request's answer (a store sent it).
@@ -369,6 +368,7 @@ function routeHeaders(c: Context, kv: KvService, key: Uint8Array): Record<string
   return hint === undefined ? {} : { [ROUTE_HEADER]: hint };
 }
 
+/** The key from the request path (percent-decoded bytes of everything after `prefix`). */
 function keyFromPath(c: Context, prefix = "/kv/"): Uint8Array {
   const path = new URL(c.req.url).pathname;
   const key = percentDecodeBytes(path.slice(prefix.length), "key");

@@ -5,8 +5,8 @@
  * turn, which two times in three is a store that must forward it (`--route leader`).
  *
  * The map is advice, never truth: a stale route costs one forward, and the answer carries a
- * fresh hint. A route whose store cannot be reached is forgotten, and requests for its range go
- * round-robin again until a store names the new leader.
+ * fresh hint. A route whose store cannot be reached, or answers that it cannot serve, is
+ * forgotten, and requests for its range go round-robin again until a store names the new leader.
  *
  * @module
  */
@@ -41,7 +41,7 @@ export class RouteCache {
   /** Hints taken, and ignored (stale or refused by `accept`), for the report. */
   learned = 0;
   ignored = 0;
-  /** Routes dropped because their store could not be reached. */
+  /** Routes dropped because their store did not answer, or could not serve. */
   forgotten = 0;
   /** Requests sent by a route, and without one (counted by the client). */
   routed = 0;

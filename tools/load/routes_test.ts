@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { encodeRouteHint, ROUTE_HEADER, type RouteHint } from "../../proto/route_hint.ts";
 import { isLoopbackUrl } from "./args.ts";
 import { RouteCache } from "./routes.ts";
-import { makeTarget, makeValue } from "./targets.ts";
+import { makeTarget, makeValue, type OpError } from "./targets.ts";
 
 const enc = new TextEncoder();
 const k = (s: string) => enc.encode(s);
@@ -70,8 +70,16 @@ Deno.test("a route cache forgets a store that failed, and refuses what accept re
   assert.equal(routes.size, 0);
 });
 
-/** A fake cluster: "leader" serves; the others answer too, with a hint naming the leader. */
-function fakeStores(leader: string, calls: { url: string; asked: boolean }[], down = new Set()) {
+/**
+ * A fake cluster: "leader" serves; the others answer too, with a hint naming the leader. Stores
+ * in `down` do not answer; stores in `busy` answer 503.
+ */
+function fakeStores(
+  leader: string,
+  calls: { url: string; asked: boolean }[],
+  down = new Set<string>(),
+  busy = new Set<string>(),
+) {
   const routeTo = encodeRouteHint({
     regionId: 1,
     version: 1,
@@ -84,8 +92,13 @@ function fakeStores(leader: string, calls: { url: string; asked: boolean }[], do
     const url = String(input);
     const headers = new Headers(init?.headers);
     calls.push({ url, asked: headers.has(ROUTE_HEADER) });
-    if ([...down].some((d) => url.startsWith(d as string))) {
+    if ([...down].some((d) => url.startsWith(d))) {
       return Promise.reject(new TypeError("fetch failed"));
+    }
+    if ([...busy].some((d) => url.startsWith(d))) {
+      return Promise.resolve(
+        new Response('{"error":{"code":"NoLeader","message":"cut off"}}', { status: 503 }),
+      );
     }
     const isLeader = url.startsWith(leader);
     const hintHeader: Record<string, string> = !isLeader || headers.has(ROUTE_HEADER)
@@ -99,14 +112,15 @@ function fakeStores(leader: string, calls: { url: string; asked: boolean }[], do
   };
 }
 
-Deno.test("with route leader, requests go to the store a hint named, and back when it fails", async () => {
+Deno.test("with route leader, requests go to the store a hint named, and back when it fails or is busy", async () => {
   const calls: { url: string; asked: boolean }[] = [];
   const down = new Set<string>();
+  const busy = new Set<string>();
   const target = makeTarget({
     kind: "mrkv",
     value: makeValue(8),
     route: "leader",
-    fetch: fakeStores("http://127.0.0.1:3", calls, down),
+    fetch: fakeStores("http://127.0.0.1:3", calls, down, busy),
   });
   const s = AbortSignal.timeout(5_000);
   await target.put("http://127.0.0.1:1", "k1", s);
@@ -125,6 +139,25 @@ Deno.test("with route leader, requests go to the store a hint named, and back wh
   down.clear();
   await target.put("http://127.0.0.1:2", "k5", s);
   assert.deepEqual(calls.at(-1), { url: "http://127.0.0.1:2/kv/k5", asked: true });
+  // Relearned; then the leader's store answers 503 (cut off from its region, say): forgotten too.
+  await target.put("http://127.0.0.1:1", "k6", s);
+  assert.deepEqual(calls.at(-1), { url: "http://127.0.0.1:3/kv/k6", asked: false });
+  busy.add("http://127.0.0.1:3");
+  await assert.rejects(
+    target.put("http://127.0.0.1:1", "k7", s),
+    (e: OpError) => e.kind === "503 NoLeader",
+  );
+  busy.clear();
+  await target.put("http://127.0.0.1:1", "k8", s);
+  assert.deepEqual(calls.at(-1), { url: "http://127.0.0.1:1/kv/k8", asked: true });
+  assert.deepEqual(target.routeStats!(), {
+    routed: 5, // k2, k3, k4, k6, k7
+    unrouted: 3, // k1, k5, k8
+    ranges: 1,
+    learned: 3,
+    ignored: 0,
+    forgotten: 2,
+  });
 });
 
 Deno.test("without routing, requests go where the runner says and ask for nothing", async () => {

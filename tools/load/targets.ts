@@ -142,7 +142,8 @@ class MrkvTarget implements Target {
 
   /**
    * Sends one request: to the key's leader when a route names it, else to `endpoint` (asking
-   * for a route when routing); learns from the answer's hint; forgets a route that failed.
+   * for a route when routing); learns from the answer's hint; forgets a route whose store did
+   * not answer, or answered that it cannot serve.
    */
   async #send(
     endpoint: string,
@@ -169,8 +170,18 @@ class MrkvTarget implements Target {
         signal,
       });
     } catch (e) {
-      if (routed && (e as OpError).kind === "network") routes!.forget(routed);
+      // A store that does not answer (down, or cut off and stuck) is no route.
+      const kind = (e as OpError).kind;
+      if (routed && (kind === "network" || kind === "timeout")) routes!.forget(routed);
       throw e;
+    }
+    // Nor is one that answers it cannot serve (503: no leader it can reach, busy, stopping) or
+    // no longer has the region (a write's 404, a 409).
+    if (
+      routed &&
+      (res.status >= 500 || res.status === 409 || (res.status === 404 && method !== "GET"))
+    ) {
+      routes!.forget(routed);
     }
     const hint = routes && res.headers.get(ROUTE_HEADER);
     if (hint) {
