@@ -101,3 +101,69 @@ Deno.test(
     }
   },
 );
+
+Deno.test(
+  "route hints after a split: two regions, two ranges in the client's map, versions raised",
+  opts,
+  async () => {
+    const c = await startHttpCluster(3);
+    try {
+      // Keys key0000000000..key0000000049 (the load tool's), split in the middle.
+      const res = await fetch(`${c.schedulerUrl}/pd/api/v1/operators`, {
+        method: "POST",
+        headers: { ...c.adminHeaders, "content-type": "application/json" },
+        body: JSON.stringify({ name: "split-region", region_id: 1, keys: ["key0000000025"] }),
+      });
+      assert.equal(res.status, 201, await res.text());
+      const regionsReady = () => {
+        const ids = new Set<number>();
+        for (const n of c.nodes) {
+          for (const [id, p] of n.store.peers) {
+            if (!p.storage.isInitialized() || p.leaderId() === 0) return false;
+            ids.add(id);
+          }
+        }
+        return ids.size === 2 && c.nodes.every((n) => n.store.peers.size === 2);
+      };
+      await pollUntil("two regions, each with a leader known on every store", regionsReady, {
+        timeoutMs: 15_000,
+        intervalMs: 50,
+      });
+
+      const hintFor = async (key: string) => {
+        const r = await fetch(`${c.storeUrls[0]}/kv/${key}`, { headers: { [ROUTE_HEADER]: "1" } });
+        await r.body?.cancel();
+        return decodeRouteHint(r.headers.get(ROUTE_HEADER) ?? "");
+      };
+      const left = await hintFor("key0000000003");
+      const right = await hintFor("key0000000040");
+      assert.ok(left && right, "both answers carry a hint");
+      assert.notEqual(left.regionId, right.regionId);
+      assert.equal(new TextDecoder().decode(left.end), "key0000000025");
+      assert.equal(new TextDecoder().decode(right.start), "key0000000025");
+      assert.deepEqual([left.start.length, right.end.length], [0, 0]);
+      assert.ok(left.version >= 2 && right.version >= 2, "a split raises both versions");
+
+      const target = makeTarget({ kind: "mrkv", value: makeValue(16), route: "leader" });
+      const result = await runLoad({
+        target,
+        endpoints: c.storeUrls,
+        writePct: 50,
+        concurrency: 2,
+        keys: 50,
+        durationMs: 30_000,
+        requests: 100,
+        prefill: false,
+        timeoutMs: 5_000,
+        seed: 11,
+      });
+      assert.equal(result.errorCount, 0, JSON.stringify(result.errors));
+      const routes = result.routes!;
+      assert.equal(routes.ranges, 2, JSON.stringify(routes));
+      assert.equal(routes.routed + routes.unrouted, 100);
+      assert.ok(routes.routed >= 90, JSON.stringify(routes));
+    } finally {
+      await c.close();
+    }
+  },
+);
