@@ -106,6 +106,30 @@ export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && compareBytes(a, b) === 0;
 }
 
+/**
+ * Index of the last of `sorted` (ranges in start-key order) whose start key is <= `key`, or -1:
+ * the only range that can hold `key`. Binary search, for every sorted map of key ranges (a
+ * store's regions, the scheduler's region tree, a client's routes).
+ */
+export function lastStartingAtOrBefore(
+  sorted: readonly { readonly startKey: Uint8Array }[],
+  key: Uint8Array,
+): number {
+  let lo = 0;
+  let hi = sorted.length - 1;
+  let found = -1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    if (compareBytes(sorted[mid]!.startKey, key) <= 0) {
+      found = mid;
+      lo = mid + 1;
+    } else {
+      hi = mid - 1;
+    }
+  }
+  return found;
+}
+
 /** True if `key` is inside `[region.startKey, region.endKey)`. */
 export function keyInRegion(key: Uint8Array, region: Pick<Region, "startKey" | "endKey">): boolean {
   return compareBytes(key, region.startKey) >= 0 &&

@@ -150,8 +150,9 @@ export class KvService {
     // An uninitialized peer (waiting for its first snapshot) does not know its region's range.
     if (!peer || !peer.storage.isInitialized() || (!always && peer.isLeader())) return undefined;
     const leader = peer.isLeader() ? this.store.storeId : peer.leader()?.storeId;
-    const url = leader === undefined ? undefined : this.storeUrl(leader);
-    if (leader === undefined || url === undefined) return undefined;
+    if (leader === undefined) return undefined;
+    const url = this.storeUrl(leader);
+    if (url === undefined) return undefined;
     const region = peer.region;
     if (!keyInRegion(key, region)) return undefined;
     return encodeRouteHint({

@@ -9,7 +9,13 @@
  *
  * @module
  */
-import { compareBytes, keyInRegion, rangesOverlap, type Region } from "../proto/metapb.ts";
+import {
+  compareBytes,
+  keyInRegion,
+  lastStartingAtOrBefore,
+  rangesOverlap,
+  type Region,
+} from "../proto/metapb.ts";
 
 /** Regions held by one store. */
 export class StoreMeta {
@@ -23,20 +29,7 @@ export class StoreMeta {
 
   /** Index of the last region whose start key is <= `key`, or -1. */
   #atOrBefore(key: Uint8Array): number {
-    const list = this.#byStart;
-    let lo = 0;
-    let hi = list.length - 1;
-    let found = -1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >> 1;
-      if (compareBytes(list[mid]!.startKey, key) <= 0) {
-        found = mid;
-        lo = mid + 1;
-      } else {
-        hi = mid - 1;
-      }
-    }
-    return found;
+    return lastStartingAtOrBefore(this.#byStart, key);
   }
 
   /** The region whose range holds `key`, if this store has one. */

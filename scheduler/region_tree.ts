@@ -8,7 +8,12 @@
  *
  * @module
  */
-import { compareBytes, rangesOverlap, type Region } from "../proto/metapb.ts";
+import {
+  compareBytes,
+  lastStartingAtOrBefore,
+  rangesOverlap,
+  type Region,
+} from "../proto/metapb.ts";
 
 /** A range in the tree, with the region ID it belongs to. */
 export type RangeItem = Pick<Region, "id" | "startKey" | "endKey">;
@@ -24,17 +29,7 @@ export class RegionTree {
 
   /** Index of the last item whose start key is <= `key`, or -1. */
   #lastAtOrBefore(key: Uint8Array): number {
-    let lo = 0, hi = this.#items.length - 1, ans = -1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >> 1;
-      if (compareBytes(this.#items[mid]!.startKey, key) <= 0) {
-        ans = mid;
-        lo = mid + 1;
-      } else {
-        hi = mid - 1;
-      }
-    }
-    return ans;
+    return lastStartingAtOrBefore(this.#items, key);
   }
 
   /** The region containing `key`, if any (there may be gaps while splits report). */

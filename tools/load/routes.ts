@@ -10,13 +10,18 @@
  *
  * @module
  */
-import { compareBytes } from "../../proto/metapb.ts";
+import {
+  compareBytes,
+  keyInRegion,
+  lastStartingAtOrBefore,
+  rangesOverlap,
+} from "../../proto/metapb.ts";
 import type { RouteHint } from "../../proto/route_hint.ts";
 
 interface Route {
-  readonly start: Uint8Array;
+  readonly startKey: Uint8Array;
   /** Empty: unbounded. */
-  readonly end: Uint8Array;
+  readonly endKey: Uint8Array;
   readonly version: number;
   readonly url: string;
 }
@@ -69,10 +74,8 @@ export class RouteCache {
 
   /** The leader URL for `key`, if a route covers it. */
   lookup(key: Uint8Array): string | undefined {
-    const i = this.#lastStartingAtOrBefore(key);
-    const route = i < 0 ? undefined : this.#routes[i]!;
-    if (!route) return undefined;
-    return route.end.length === 0 || compareBytes(key, route.end) < 0 ? route.url : undefined;
+    const route = this.#routes[lastStartingAtOrBefore(this.#routes, key)];
+    return route && keyInRegion(key, route) ? route.url : undefined;
   }
 
   /**
@@ -84,7 +87,8 @@ export class RouteCache {
       this.ignored++;
       return;
     }
-    const overlapping = this.#routes.filter((r) => overlaps(r, hint));
+    const range = { startKey: hint.start, endKey: hint.end };
+    const overlapping = this.#routes.filter((r) => rangesOverlap(r, range));
     if (overlapping.some((r) => r.version > hint.version)) {
       this.ignored++;
       return;
@@ -93,9 +97,9 @@ export class RouteCache {
       overlapping[0]!.version === hint.version;
     if (same) return;
     this.learned++;
-    const kept = this.#routes.filter((r) => !overlaps(r, hint));
-    kept.push({ start: hint.start, end: hint.end, version: hint.version, url: hint.leaderUrl });
-    kept.sort((a, b) => compareBytes(a.start, b.start));
+    const kept = this.#routes.filter((r) => !rangesOverlap(r, range));
+    kept.push({ ...range, version: hint.version, url: hint.leaderUrl });
+    kept.sort((a, b) => compareBytes(a.startKey, b.startKey));
     this.#routes = kept;
   }
 
@@ -105,30 +109,4 @@ export class RouteCache {
     this.#routes = this.#routes.filter((r) => r.url !== url);
     this.forgotten += before - this.#routes.length;
   }
-
-  #lastStartingAtOrBefore(key: Uint8Array): number {
-    let lo = 0;
-    let hi = this.#routes.length - 1;
-    let found = -1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >> 1;
-      if (compareBytes(this.#routes[mid]!.start, key) <= 0) {
-        found = mid;
-        lo = mid + 1;
-      } else {
-        hi = mid - 1;
-      }
-    }
-    return found;
-  }
-}
-
-/** Whether two ranges share a key (an empty end is unbounded). */
-function overlaps(
-  a: { start: Uint8Array; end: Uint8Array },
-  b: { start: Uint8Array; end: Uint8Array },
-): boolean {
-  const aEndsAfterBStarts = a.end.length === 0 || compareBytes(b.start, a.end) < 0;
-  const bEndsAfterAStarts = b.end.length === 0 || compareBytes(a.start, b.end) < 0;
-  return aEndsAfterBStarts && bEndsAfterAStarts;
 }

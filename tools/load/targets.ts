@@ -151,28 +151,27 @@ class MrkvTarget implements Target {
     method: "PUT" | "GET",
     signal: AbortSignal,
   ): Promise<Response> {
-    const routes = this.routes;
-    const keyBytes = routes ? encoder.encode(key) : undefined;
-    const routed = keyBytes && routes!.lookup(keyBytes);
+    const path = `/kv/${encodeURIComponent(key)}`;
     const headers: Record<string, string> = method === "PUT"
       ? { "content-type": "application/octet-stream" }
       : {};
-    if (routes && !routed) headers[ROUTE_HEADER] = "1";
-    if (routed) routes!.routed++;
-    else if (routes) routes.unrouted++;
-    const url = `${routed ?? endpoint}/kv/${encodeURIComponent(key)}`;
+    const init = { method, headers, ...(method === "PUT" && { body: this.value }), signal };
+    const routes = this.routes;
+    if (!routes) return await send(this.doFetch, endpoint + path, init);
+    const routed = routes.lookup(encoder.encode(key));
+    if (routed) {
+      routes.routed++;
+    } else {
+      routes.unrouted++;
+      headers[ROUTE_HEADER] = "1";
+    }
     let res: Response;
     try {
-      res = await send(this.doFetch, url, {
-        method,
-        headers,
-        ...(method === "PUT" && { body: this.value }),
-        signal,
-      });
+      res = await send(this.doFetch, (routed ?? endpoint) + path, init);
     } catch (e) {
       // A store that does not answer (down, or cut off and stuck) is no route.
       const kind = (e as OpError).kind;
-      if (routed && (kind === "network" || kind === "timeout")) routes!.forget(routed);
+      if (routed && (kind === "network" || kind === "timeout")) routes.forget(routed);
       throw e;
     }
     // Nor is one that answers it cannot serve (503: no leader it can reach, busy, stopping) or
@@ -181,13 +180,13 @@ class MrkvTarget implements Target {
       routed &&
       (res.status >= 500 || res.status === 409 || (res.status === 404 && method !== "GET"))
     ) {
-      routes!.forget(routed);
+      routes.forget(routed);
     }
-    const hint = routes && res.headers.get(ROUTE_HEADER);
+    const hint = res.headers.get(ROUTE_HEADER);
     if (hint) {
       const decoded = decodeRouteHint(hint);
-      if (decoded) routes!.learn(decoded);
-      else routes!.ignored++;
+      if (decoded) routes.learn(decoded);
+      else routes.ignored++;
     }
     return res;
   }
