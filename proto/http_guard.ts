@@ -86,13 +86,29 @@ export interface ServerEnv {
 
 /** The guard middleware; install it with `app.use(guard(...))` before any route. */
 export function guard(opts: GuardOptions): MiddlewareHandler {
+  const admit = admitter(opts);
+  return async (c, next) => {
+    const peer = (c.env as ServerEnv | undefined)?.peer;
+    c.set("caller", admit(c.req.method, c.req.path, c.req.raw.headers, peer));
+    return await next();
+  };
+}
+
+/**
+ * The guard's decision, for a server that answers some requests without its router (the
+ * listener's direct routes): the caller of a request to `path`, or a thrown `MrkvError`
+ * (refusals are logged, at most once a second).
+ */
+export function admitter(
+  opts: GuardOptions,
+): (method: string, path: string, headers: Headers, peer: PeerInfo | undefined) => Caller {
   let lastLog = 0;
   let suppressed = 0;
-  const refuse = (c: Context, err: MrkvError): never => {
+  const refuse = (method: string, path: string, err: MrkvError): never => {
     const now = Date.now();
     if (opts.log && now - lastLog >= 1000) {
       const more = suppressed > 0 ? ` (${suppressed} more refused since the last report)` : "";
-      opts.log(`refused ${c.req.method} ${c.req.path}: ${err.message}${more}`);
+      opts.log(`refused ${method} ${path}: ${err.message}${more}`);
       lastLog = now;
       suppressed = 0;
     } else {
@@ -100,20 +116,18 @@ export function guard(opts: GuardOptions): MiddlewareHandler {
     }
     throw err;
   };
-  return async (c, next) => {
-    const headers = c.req.raw.headers;
-    const cls = opts.classify(c.req.method, c.req.path, headers);
+  return (method, path, headers, peer) => {
+    const cls = opts.classify(method, path, headers);
     if (cls === "public" || (cls === "client" && opts.clientRoutesOpen)) {
-      c.set("caller", { storeId: 0, clusterId: 0, identified: false, credential: undefined });
-      return await next();
+      return { storeId: 0, clusterId: 0, identified: false, credential: undefined };
     }
     const storeId = idHeader(headers, STORE_ID_HEADER);
     const clusterId = idHeader(headers, CLUSTER_ID_HEADER);
-    const peer = (c.env as ServerEnv | undefined)?.peer;
     const credential = opts.security.authenticate(headers, peer, storeId);
     if (!credential) {
       return refuse(
-        c,
+        method,
+        path,
         new MrkvError(
           "Unauthenticated",
           `${cls} route needs a valid credential (docs/security.md)`,
@@ -123,7 +137,8 @@ export function guard(opts: GuardOptions): MiddlewareHandler {
     const needed = NEEDED[cls];
     if (!credential.kinds.has(needed)) {
       return refuse(
-        c,
+        method,
+        path,
         new MrkvError(
           "PermissionDenied",
           `${cls} route needs ${needed === "admin" ? "an" : "a"} ${needed} credential`,
@@ -137,17 +152,21 @@ export function guard(opts: GuardOptions): MiddlewareHandler {
       }
       if (clusterId !== 0 && clusterId !== ours) {
         return refuse(
-          c,
+          method,
+          path,
           new MrkvError("PermissionDenied", `request for cluster ${clusterId}, this is ${ours}`),
         );
       }
       if (clusterId === 0 && cls === "internal" && opts.security.secured) {
-        return refuse(c, new MrkvError("PermissionDenied", `missing ${CLUSTER_ID_HEADER}`));
+        return refuse(
+          method,
+          path,
+          new MrkvError("PermissionDenied", `missing ${CLUSTER_ID_HEADER}`),
+        );
       }
     }
     const identified = opts.security.secured || headers.has(STORE_ID_HEADER);
-    c.set("caller", { storeId, clusterId, identified, credential });
-    return await next();
+    return { storeId, clusterId, identified, credential };
   };
 }
 

@@ -5,7 +5,9 @@
  * cannot require client certificates.
  *
  * Requests become web `Request`s with a streamed body and go to a fetch handler (a Hono app);
- * the verified client certificate travels in the handler's `env` ({@link ServerEnv}).
+ * the verified client certificate travels in the handler's `env` ({@link ServerEnv}). A server
+ * may also take its hottest requests itself ({@link DirectRoute}): those skip the web `Request`,
+ * the `Response` and the router, which cost about as much CPU as the rest of the listener.
  *
  * @module
  */
@@ -51,7 +53,38 @@ export interface ServeOptions {
   readonly timeouts?: Partial<ServerTimeouts>;
   /** Unexpected failures of the listener (logged by the caller). */
   readonly onError?: (message: string) => void;
+  /** Requests answered without the fetch handler (see {@link DirectRoute}). */
+  readonly direct?: DirectRoute;
 }
+
+/** What a {@link DirectRoute} sees of a request before its body is read. */
+export interface DirectHead {
+  readonly method: string;
+  /** The request target as sent (path and query). */
+  readonly url: string;
+  /** node's header object: names in lower case. */
+  readonly headers: http.IncomingHttpHeaders;
+  /** The verified client certificate (TLS). */
+  readonly peer: PeerInfo | undefined;
+}
+
+/** A direct route's answer; a string body is sent as UTF-8. */
+export interface DirectAnswer {
+  readonly status: number;
+  readonly headers: Iterable<readonly [string, string]>;
+  readonly body?: Uint8Array | string;
+}
+
+/**
+ * A server's own handling of some requests, without a web `Request` or `Response`: given a
+ * request's head, the function that answers it from its whole body (it must not throw), or
+ * undefined to leave the request to the fetch handler. The listener asks only about requests
+ * without a body or with a declared `content-length` of at most 64 KiB, and reads that body
+ * first; anything else (a streamed body, an upgrade) always goes to the fetch handler.
+ */
+export type DirectRoute = (
+  head: DirectHead,
+) => ((body: Uint8Array) => Promise<DirectAnswer>) | undefined;
 
 /** A fetch handler with the listener's env (a Hono app's `fetch`). */
 export type FetchHandler = (req: Request, env: ServerEnv) => Response | Promise<Response>;
@@ -64,6 +97,8 @@ export interface HttpServer {
   shutdown(): Promise<void>;
   /** Resolves once the server has closed. */
   readonly finished: Promise<void>;
+  /** Requests the direct route has answered (see {@link DirectRoute}). */
+  readonly directAnswers: number;
 }
 
 const SHUTDOWN_GRACE_MS = 5_000;
@@ -76,8 +111,14 @@ export function serveHttp(handler: FetchHandler, opts: ServeOptions): Promise<Ht
   // from being idle, so only these catch a slow sender).
   const checkEveryMs = Math.max(50, Math.min(1_000, t.headersMs / 4));
   const connections = new Connections(t.idleMs);
+  let directAnswers = 0;
   const listener = (req: http.IncomingMessage, res: http.ServerResponse) => {
-    void respond(handler, scheme, req, res, connections.of(req.socket), opts.onError);
+    const conn = connections.of(req.socket);
+    const direct = opts.direct && directRoute(opts.direct, req, conn);
+    if (direct) {
+      directAnswers++;
+      void answerDirect(direct, req, res, conn, opts.onError);
+    } else void respond(handler, scheme, req, res, conn, opts.onError);
   };
   const server: http.Server = opts.tls
     ? https.createServer({
@@ -137,6 +178,9 @@ export function serveHttp(handler: FetchHandler, opts: ServeOptions): Promise<Ht
         hostname: opts.hostname,
         port,
         finished,
+        get directAnswers() {
+          return directAnswers;
+        },
         shutdown: () => {
           stopping ??= (async () => {
             server.close();
@@ -225,6 +269,51 @@ async function respond(
   if (conn) conn.requests++;
 }
 
+/** The direct route's answerer for `req`, if the route takes it and its body qualifies. */
+function directRoute(
+  route: DirectRoute,
+  req: http.IncomingMessage,
+  conn: Connection | undefined,
+): ((body: Uint8Array) => Promise<DirectAnswer>) | undefined {
+  const h = req.headers;
+  if (h["transfer-encoding"] !== undefined) return undefined;
+  const length = h["content-length"];
+  if (length !== undefined && !(Number(length) <= BUFFERED_BODY_BYTES)) return undefined;
+  return route({ method: req.method ?? "GET", url: req.url ?? "/", headers: h, peer: conn?.peer });
+}
+
+async function answerDirect(
+  answer: (body: Uint8Array) => Promise<DirectAnswer>,
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  conn: Connection | undefined,
+  onError: ((message: string) => void) | undefined,
+): Promise<void> {
+  const method = req.method ?? "GET";
+  try {
+    const declared = Number(req.headers["content-length"] ?? "0");
+    let body: Uint8Array = EMPTY;
+    if (declared > 0) {
+      await null; // see respond
+      const got = arrivedBody(req, declared) ?? await smallBody(req);
+      // A body that broke off: the client is gone or broken, and hears nothing.
+      if (!(got instanceof Uint8Array)) return void res.destroy();
+      body = got;
+    }
+    const a = await answer(body);
+    if (res.destroyed) return;
+    const bytes = typeof a.body === "string" ? new TextEncoder().encode(a.body) : a.body ?? EMPTY;
+    writeAnswer(res, method, a.status, a.headers, bytes);
+  } catch (e) {
+    onError?.(`answering ${method} ${req.url?.slice(0, 200)}: ${(e as Error).message}`);
+    res.destroy();
+  } finally {
+    if (conn) conn.requests++;
+  }
+}
+
+const EMPTY = new Uint8Array();
+
 /**
  * Writes `response` through node's `ServerResponse`, which keeps HTTP/1.1 right (keep-alive or
  * `connection: close`, HEAD, pipelining, the Date header). The body is read whole; its length
@@ -242,7 +331,7 @@ async function send(res: http.ServerResponse, method: string, response: Response
       await response.body?.cancel();
     }
     if (res.destroyed) return;
-    res.writeHead(status, headList(response, length));
+    res.writeHead(status, pairList(response.headers, length));
     res.end();
     return;
   }
@@ -250,7 +339,23 @@ async function send(res: http.ServerResponse, method: string, response: Response
   // `arrayBuffer()` then reads it back chunk by chunk. A null body reads as empty.
   const body = new Uint8Array(await response.arrayBuffer());
   if (res.destroyed) return;
-  if (body.length <= DIRECT_BODY_BYTES && !(res.socket as TLSSocket | null)?.encrypted) {
+  writeAnswer(res, method, status, response.headers, body);
+}
+
+/** Writes a whole answer (without its body for HEAD, 204 and 304), with its `content-length`. */
+function writeAnswer(
+  res: http.ServerResponse,
+  method: string,
+  status: number,
+  headers: Iterable<readonly [string, string]>,
+  body: Uint8Array,
+): void {
+  if (method === "HEAD" || status === 204 || status === 304) {
+    res.writeHead(status, pairList(headers));
+    res.end();
+    return;
+  }
+  if (body.length <= STRING_BODY_BYTES && !(res.socket as TLSSocket | null)?.encrypted) {
     // Headers set one by one and the body given as a latin1 string (one char per byte, so the
     // bytes on the wire are the body's exactly): Deno's node:http then writes status line,
     // headers and body as one string straight to the socket, without the stream machinery a
@@ -258,20 +363,20 @@ async function send(res: http.ServerResponse, method: string, response: Response
     // Plain TCP only: Deno's TLS socket writes such a string as UTF-8, so bytes from 0x80 up
     // would arrive as two bytes each.
     res.statusCode = status;
-    for (const [name, value] of response.headers) {
+    for (const [name, value] of headers) {
       if (name !== "content-length") res.setHeader(name, value);
     }
     res.end(latin1(body), "latin1");
     return;
   }
-  res.writeHead(status, headList(response, body.length));
+  res.writeHead(status, pairList(headers, body.length));
   res.end(body);
 }
 
-/** `response`'s headers as a flat name, value list; with `length`, that is its content-length. */
-function headList(response: Response, length: number | undefined): string[] {
+/** Headers as a flat name, value list; with `length`, that is their content-length. */
+function pairList(headers: Iterable<readonly [string, string]>, length?: number): string[] {
   const head: string[] = [];
-  for (const [name, value] of response.headers) {
+  for (const [name, value] of headers) {
     if (length === undefined || name !== "content-length") head.push(name, value);
   }
   if (length !== undefined) head.push("content-length", String(length));
@@ -279,7 +384,7 @@ function headList(response: Response, length: number | undefined): string[] {
 }
 
 /** Bodies up to this size are written as one string (see {@link send}). */
-const DIRECT_BODY_BYTES = 16 * 1024;
+const STRING_BODY_BYTES = 16 * 1024;
 
 function latin1(bytes: Uint8Array): string {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("latin1");

@@ -33,7 +33,7 @@ import { MergeWorker } from "./merge_worker.ts";
 import type { PeerConfig } from "./peer.ts";
 import { type Fetcher, PdClient } from "../proto/pd_client.ts";
 import { isStoreRemoved } from "../proto/pdpb.ts";
-import { storeApp } from "./server.ts";
+import { storeApp, type StoreAppOptions, storeDirectRoute } from "./server.ts";
 import { SplitWorker } from "./split.ts";
 import { LoadSampler, loadSplitConfig, LoadSplitWorker } from "./load_split.ts";
 import { Store, type StoreConfig, type StoreLogger } from "./store.ts";
@@ -45,7 +45,7 @@ import { diskStats, Logger, type LogLevel } from "../telemetry/mod.ts";
 import { registerStoreMetrics } from "./metrics.ts";
 import { isLoopbackAddr } from "../config/config.ts";
 import type { ServerEnv } from "../proto/http_guard.ts";
-import { type HttpServer, serveHttp } from "../proto/http_server.ts";
+import { type DirectRoute, type HttpServer, serveHttp } from "../proto/http_server.ts";
 import { splitHostPort } from "../proto/http_incoming.ts";
 import { type FetchFn, type Identity, Security, type SecurityConfig } from "../proto/security.ts";
 
@@ -129,13 +129,21 @@ export class StoreNode {
   /** The streams this store forwards KV requests on (closed on stop). */
   forwardStreams: RequestStreams | undefined;
 
-  /** The listener bound before the node was built; it serves this node from now on. */
-  attach(server: Listener | undefined): void {
-    this.#server = server?.serve((req, env) => this.app.fetch(req, env));
+  /**
+   * The listener bound before the node was built; it serves this node from now on, with
+   * `direct` taking the client requests it answers without the app (`kv_direct.ts`).
+   */
+  attach(server: Listener | undefined, direct?: DirectRoute): void {
+    this.#server = server?.serve((req, env) => this.app.fetch(req, env), direct);
   }
 
   get port(): number | undefined {
     return this.#server?.port;
+  }
+
+  /** Client requests the listener answered without the app (`kv_direct.ts`). */
+  get directAnswers(): number {
+    return this.#server?.directAnswers ?? 0;
   }
 
   #stopping: Promise<void> | undefined;
@@ -172,6 +180,7 @@ export class StoreNode {
 class Listener {
   #handler: (req: Request, env: ServerEnv) => Response | Promise<Response> = () =>
     errorResponse(new MrkvError("ServerIsBusy", "the store is starting"));
+  #direct: DirectRoute | undefined;
 
   private constructor(readonly server: HttpServer) {}
 
@@ -180,6 +189,7 @@ class Listener {
     let listener: Listener | undefined;
     try {
       const server = await serveHttp((req, env) => listener!.#handler(req, env), {
+        direct: (head) => listener && listener.#direct?.(head),
         hostname,
         port,
         tls: security.tls,
@@ -192,8 +202,12 @@ class Listener {
     }
   }
 
-  serve(handler: (req: Request, env: ServerEnv) => Response | Promise<Response>): HttpServer {
+  serve(
+    handler: (req: Request, env: ServerEnv) => Response | Promise<Response>,
+    direct?: DirectRoute,
+  ): HttpServer {
     this.#handler = handler;
+    this.#direct = direct;
     return this.server;
   }
 
@@ -413,23 +427,24 @@ export async function startStoreNode(opts: StoreNodeOptions): Promise<StoreNode>
       ...(streams && { forwardStreamsOpened: () => streams.opened }),
     });
     const gc = new LogGcWorker(store);
+    const appOpts: StoreAppOptions = {
+      security,
+      clusterId: ident.clusterId,
+      clientRoutesOpen: config.kvAuth === "open" ||
+        ((config.kvAuth ?? "auto") === "auto" && isLoopbackAddr(config.addr)),
+      log: (m) => log.warn(m),
+    };
     const node = new StoreNode(
       store,
       kv,
-      storeApp(store, kv, {
-        security,
-        clusterId: ident.clusterId,
-        clientRoutesOpen: config.kvAuth === "open" ||
-          ((config.kvAuth ?? "auto") === "auto" && isLoopbackAddr(config.addr)),
-        log: (m) => log.warn(m),
-      }),
+      storeApp(store, kv, appOpts),
       { heartbeat, split, loadSplit, gc, merge },
       opts.engine === undefined,
       opts.raftLog === undefined,
       security,
       lock,
     );
-    node.attach(listener);
+    node.attach(listener, storeDirectRoute(store, kv, appOpts));
     node.forwardStreams = streams;
 
     if (store.peers.size === 0 && store.tombstones.size === 0) {

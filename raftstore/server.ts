@@ -10,11 +10,18 @@ import type { Context } from "hono";
 import { errorResponse, MrkvError } from "../proto/errors.ts";
 import { jsonNewline, notFoundHandler } from "../proto/routes.ts";
 import { VERSION } from "../telemetry/mod.ts";
-import { callerOf, guard, type ServerEnv } from "../proto/http_guard.ts";
+import {
+  admitter,
+  callerOf,
+  guard,
+  type GuardOptions,
+  type ServerEnv,
+} from "../proto/http_guard.ts";
 import { BodyReadError } from "../proto/http_body.ts";
 import { Security } from "../proto/security.ts";
 import { checkRaftBatch, isKvPath, storeRouteClass } from "./intake_guard.ts";
-import { percentDecodeBytes } from "../proto/codec.ts";
+import { clientKeyAnswer, keyFromPathname, kvDirectRoute, MAX_KEY_BYTES } from "./kv_direct.ts";
+import type { DirectAnswer, DirectRoute } from "../proto/http_server.ts";
 import { readBodyLimited } from "../proto/http_body.ts";
 import { ROUTE_HEADER } from "../proto/route_hint.ts";
 import { keyJson, utf8OrNull } from "../proto/json.ts";
@@ -38,8 +45,6 @@ import { RAFT_STREAM_PATH, RAFT_STREAM_PROTOCOL, serveRaftStream } from "./raft_
 import { serveRequestStream } from "../proto/request_stream.ts";
 import { RAFT_SNAPSHOT_PATH, SNAPSHOT_CHUNK_BYTES, SnapshotAssembler } from "./snapshot_stream.ts";
 
-/** Keys are 1..1024 bytes (docs/api.md). */
-export const MAX_KEY_BYTES = 1024;
 /** Scan page size: default and maximum. */
 const SCAN_DEFAULT_LIMIT = 100;
 const SCAN_MAX_LIMIT = 10_000;
@@ -86,13 +91,7 @@ export function storeApp(store: Store, kv: KvService, opts: StoreAppOptions = {}
     return errorResponse(err);
   });
   app.use("*", jsonNewline);
-  app.use(guard({
-    security: opts.security ?? Security.insecure(),
-    classify: storeRouteClass,
-    clusterId: () => opts.clusterId ?? 0,
-    clientRoutesOpen: opts.clientRoutesOpen ?? true,
-    log: opts.log,
-  }));
+  app.use(guard(guardOptions(opts)));
   const clientScans = new ScanGate(SCAN_PAGES_AT_ONCE, SCAN_SLOT_WAIT_MS);
   const forwardedScans = new ScanGate(SCAN_PAGES_AT_ONCE, FORWARDED_SCAN_SLOT_WAIT_MS);
 
@@ -170,35 +169,37 @@ export function storeApp(store: Store, kv: KvService, opts: StoreAppOptions = {}
     }
   });
 
+  // A client's requests on one key usually come through the listener's direct route
+  // (kv_direct.ts); these routes serve the rest, and forwarded requests, the same way.
   app.put("/kv/*", async (c) => {
     const key = keyFromPath(c);
     const value = await readBodyLimited(c.req.raw, MAX_VALUE_BYTES, "value");
-    if (isForwarded(c)) await kv.localWrite(key, value, forwardedTag(c));
-    else await kv.put(key, value);
-    return c.body(null, 204, routeHeaders(c, kv, key));
+    if (isForwarded(c)) {
+      await kv.localWrite(key, value, forwardedTag(c));
+      return c.body(null, 204);
+    }
+    return clientResponse(await clientKeyAnswer(kv, "put", key, value, askedRoute(c)));
   });
 
   app.delete("/kv/*", async (c) => {
     const key = keyFromPath(c);
-    if (isForwarded(c)) await kv.localWrite(key, null, forwardedTag(c));
-    else await kv.delete(key);
-    return c.body(null, 204, routeHeaders(c, kv, key));
+    if (isForwarded(c)) {
+      await kv.localWrite(key, null, forwardedTag(c));
+      return c.body(null, 204);
+    }
+    return clientResponse(await clientKeyAnswer(kv, "delete", key, NO_VALUE, askedRoute(c)));
   });
 
   app.get("/kv/*", async (c) => {
     const key = keyFromPath(c);
-    const value = isForwarded(c) ? await kv.localGet(key) : await kv.get(key);
-    const route = routeHeaders(c, kv, key);
-    if (value === null) {
-      // An answer like any other: it carries the route too.
-      const res = errorResponse(new MrkvError("KeyNotFound", "key not found"));
-      for (const [name, v] of Object.entries(route)) res.headers.set(name, v);
-      return res;
+    if (isForwarded(c)) {
+      const value = await kv.localGet(key);
+      if (value === null) throw new MrkvError("KeyNotFound", "key not found");
+      return c.body(value as Uint8Array<ArrayBuffer>, 200, {
+        "content-type": "application/octet-stream",
+      });
     }
-    return c.body(value as Uint8Array<ArrayBuffer>, 200, {
-      "content-type": "application/octet-stream",
-      ...route,
-    });
+    return clientResponse(await clientKeyAnswer(kv, "get", key, NO_VALUE, askedRoute(c)));
   });
 
   app.post(RAFT_BATCH_PATH, async (c) => {
@@ -348,6 +349,35 @@ export function storeApp(store: Store, kv: KvService, opts: StoreAppOptions = {}
   return app;
 }
 
+/**
+ * The listener's direct route for this store's client requests on one key (kv_direct.ts), with
+ * the same guard as {@link storeApp}'s.
+ */
+export function storeDirectRoute(
+  store: Store,
+  kv: KvService,
+  opts: StoreAppOptions = {},
+): DirectRoute {
+  const guarded = guardOptions(opts);
+  return kvDirectRoute({
+    kv,
+    timer: store.metrics.kvRequest,
+    admit: admitter(guarded),
+    open: guarded.clientRoutesOpen ?? false,
+    maxValueBytes: MAX_VALUE_BYTES,
+  });
+}
+
+function guardOptions(opts: StoreAppOptions): GuardOptions {
+  return {
+    security: opts.security ?? Security.insecure(),
+    classify: storeRouteClass,
+    clusterId: () => opts.clusterId ?? 0,
+    clientRoutesOpen: opts.clientRoutesOpen ?? true,
+    log: opts.log,
+  };
+}
+
 function isForwarded(c: Context): boolean {
   return c.req.header(FORWARDED_HEADER) !== undefined;
 }
@@ -358,25 +388,24 @@ function forwardedTag(c: Context): RequestTag {
   return header === undefined ? newRequestTag() : decodeTagHeader(header);
 }
 
-/**
- * A route hint for a client's answer (`proto/route_hint.ts`): when this store does not lead the
- * key's region, or when the client asked. Never on a forwarded request's answer (a store sent it).
- */
-function routeHeaders(c: Context, kv: KvService, key: Uint8Array): Record<string, string> {
-  if (isForwarded(c)) return {};
-  const hint = kv.routeHint(key, c.req.header(ROUTE_HEADER) !== undefined);
-  return hint === undefined ? {} : { [ROUTE_HEADER]: hint };
+/** Whether the client asked for a route hint (`proto/route_hint.ts`). */
+function askedRoute(c: Context): boolean {
+  return c.req.header(ROUTE_HEADER) !== undefined;
 }
 
-/** The key from the request path (percent-decoded bytes of everything after `prefix`). */
+const NO_VALUE = new Uint8Array();
+
+/** A {@link clientKeyAnswer} as a `Response`. */
+function clientResponse(a: DirectAnswer): Response {
+  return new Response(a.body as BodyInit | undefined, {
+    status: a.status,
+    headers: [...a.headers] as [string, string][],
+  });
+}
+
+/** The key from the request path. */
 function keyFromPath(c: Context, prefix = "/kv/"): Uint8Array {
-  const path = new URL(c.req.url).pathname;
-  const key = percentDecodeBytes(path.slice(prefix.length), "key");
-  if (key.length === 0) throw new MrkvError("BadRequest", "key must not be empty");
-  if (key.length > MAX_KEY_BYTES) {
-    throw new MrkvError("BadRequest", `key is ${key.length} bytes; the limit is ${MAX_KEY_BYTES}`);
-  }
-  return key;
+  return keyFromPathname(new URL(c.req.url).pathname, prefix);
 }
 
 /** A scan pair as JSON; bytes that are not UTF-8 go as `key_base64`/`value_base64`. */
