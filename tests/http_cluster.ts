@@ -116,3 +116,19 @@ export async function startHttpCluster(stores = 3): Promise<HttpCluster> {
     close,
   };
 }
+
+/**
+ * Waits until a store leads region 1, every store holds its data and knows its leader; returns
+ * the leading store's index.
+ */
+export async function settledLeader(c: HttpCluster): Promise<number> {
+  let leader = -1;
+  await pollUntil("a store to lead region 1, and every store to hold its data", () => {
+    leader = c.nodes.findIndex((n) => n.store.peers.get(1)?.isLeader());
+    return leader >= 0 && c.nodes.every((n) => {
+      const p = n.store.peers.get(1);
+      return p?.storage.isInitialized() === true && p.leaderId() !== 0;
+    });
+  }, { timeoutMs: 10_000, intervalMs: 50 });
+  return leader;
+}

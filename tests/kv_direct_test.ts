@@ -5,8 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { ROUTE_HEADER } from "../proto/route_hint.ts";
-import { startHttpCluster } from "./http_cluster.ts";
-import { pollUntil } from "./process_cluster.ts";
+import { settledLeader, startHttpCluster } from "./http_cluster.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -55,13 +54,7 @@ Deno.test(
   async () => {
     const c = await startHttpCluster(3);
     try {
-      let leader = -1;
-      await pollUntil("a store to lead region 1, and every store to hold its data", () => {
-        leader = c.nodes.findIndex((n) => n.store.peers.get(1)?.isLeader());
-        return leader >= 0 &&
-          c.nodes.every((n) => n.store.peers.get(1)?.storage.isInitialized() === true) &&
-          c.nodes.every((n) => (n.store.peers.get(1)?.leaderId() ?? 0) !== 0);
-      }, { timeoutMs: 10_000, intervalMs: 50 });
+      const leader = await settledLeader(c);
       for (const i of [leader, (leader + 1) % 3]) {
         const node = c.nodes[i]!;
         const url = c.storeUrls[i]!;

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { decodeRouteHint, ROUTE_HEADER } from "../proto/route_hint.ts";
 import { makeTarget, makeValue, runLoad } from "../tools/load/mod.ts";
-import { startHttpCluster } from "./http_cluster.ts";
+import { settledLeader, startHttpCluster } from "./http_cluster.ts";
 import { pollUntil } from "./process_cluster.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
@@ -17,12 +17,7 @@ Deno.test(
   async () => {
     const c = await startHttpCluster(3);
     try {
-      let leader = -1;
-      await pollUntil("a store to lead region 1, and every store to hold its data", () => {
-        leader = c.nodes.findIndex((n) => n.store.peers.get(1)?.isLeader());
-        return leader >= 0 &&
-          c.nodes.every((n) => n.store.peers.get(1)?.storage.isInitialized() === true);
-      }, { timeoutMs: 10_000, intervalMs: 50 });
+      const leader = await settledLeader(c);
       const leaderUrl = c.storeUrls[leader]!;
       const leaderStoreId = c.nodes[leader]!.store.storeId;
       const followers = [1, 2].map((i) => (leader + i) % 3);

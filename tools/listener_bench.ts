@@ -1,8 +1,9 @@
 /**
- * Server CPU per request of the HTTP listener (`proto/http_server.ts`) beside two references:
- * `Deno.serve` and bare `node:http` (no web `Request`/`Response`). Each listener runs in its own
- * subprocess with the same trivial handler (read the request body as the routes do, answer a few
- * bytes); this process drives them with Deno's `fetch` and reads each server's CPU time (all
+ * Server CPU per request of the HTTP listener (`proto/http_server.ts`), through its fetch
+ * handler (`adapter`) and its direct route (`direct`, as a store's client KV requests go), beside
+ * two references: `Deno.serve` and bare `node:http` (no web `Request`/`Response`). Each listener
+ * runs in its own subprocess with the same trivial handler (read the request body as the routes
+ * do, answer a few bytes); this process drives them with Deno's `fetch` and reads each server's CPU time (all
  * threads, nanoseconds, from `/proc/<pid>/task/<tid>/schedstat`) around every block of requests.
  *
  * The speed of this shared machine drifts by a factor of two within seconds, so runs far apart
@@ -33,10 +34,10 @@ const { values } = parseToolArgs({
   name: NAME,
   usage: `usage: deno run -A tools/listener_bench.ts [flags]
 
-Server CPU per request (µs, all threads of the server process) of proto/http_server.ts,
-Deno.serve and bare node:http, each in a subprocess with a trivial handler, driven by fetch from
-this process. Every round gives each server in turn a block of --requests one at a time, then a
-block of --requests from --concurrency clients.
+Server CPU per request (µs, all threads of the server process) of proto/http_server.ts (its
+fetch handler and its direct route), Deno.serve and bare node:http, each in a subprocess with a
+trivial handler, driven by fetch from this process. Every round gives each server in turn a
+block of --requests one at a time, then a block of --requests from --concurrency clients.
 
   --request KIND      post: POST of --body-bytes [300] answered 200 with --response-bytes [2];
                       write: PUT of --body-bytes [128] answered 204 without a body;
@@ -50,7 +51,9 @@ block of --requests from --concurrency clients.
                       none, as it cannot)
   --also DIR          also measure DIR/proto/http_server.ts (another checkout), repeatable
   --only NAME         measure only the listener NAME, repeatable, in this order (the ratios
-                      are to the first): deno-serve, node-http, adapter, or a DIR of --also
+                      are to the first): deno-serve, node-http, adapter, direct (the
+                      adapter's direct route, as a store's client KV requests take), or
+                      a DIR of --also
   -h, --help          this help
   -V, --version       the version`,
   options: {
@@ -163,6 +166,26 @@ async function serve(which: string): Promise<void> {
       : http.createServer(handle);
     await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
     port = (s.address() as { port: number }).port;
+  } else if (which === "direct") {
+    // The listener's direct route (raftstore/kv_direct.ts uses it): no Request, Hono or Response.
+    const { serveHttp } = await import("../proto/http_server.ts");
+    const answer = new Uint8Array(RESPONSE_BYTES).fill(1);
+    const type = KIND.method === "GET" ? "application/octet-stream" : "application/cbor";
+    const s = await serveHttp(() => new Response(null, { status: 404 }), {
+      hostname: "127.0.0.1",
+      port: 0,
+      tls,
+      direct: (head) =>
+        head.url === "/x" && head.method === KIND.method
+          ? () =>
+            Promise.resolve(
+              KIND.status === 204
+                ? { status: 204, headers: [] }
+                : { status: 200, headers: [["content-type", type]], body: answer },
+            )
+          : undefined,
+    });
+    port = s.port;
   } else {
     const dir = which === "adapter" ? new URL("..", import.meta.url).href : `file://${which}/`;
     const { serveHttp } = await import(new URL("proto/http_server.ts", dir).href);
@@ -273,7 +296,7 @@ async function drive(): Promise<void> {
   const requests = intFlag(NAME, "--requests", values.requests, 50, 1_000_000);
   const concurrency = intFlag(NAME, "--concurrency", values.concurrency, 1, 1024);
   const rounds = intFlag(NAME, "--rounds", values.rounds, 1, 1000);
-  let listeners = ["deno-serve", "node-http", "adapter", ...values.also];
+  let listeners = ["deno-serve", "node-http", "adapter", "direct", ...values.also];
   // In the order given: ratios are to the first.
   if (values.only.length > 0) listeners = values.only.filter((l) => listeners.includes(l));
   if (listeners.length === 0) usageExit(NAME, "--only matched no listener");
