@@ -58,6 +58,7 @@ export class BodyReadError extends MrkvError {
   }
 }
 
-function tooLarge(what: string, limit: number): MrkvError {
+/** The error for a body (`what`) over its `limit`: `TooLarge`. */
+export function tooLarge(what: string, limit: number): MrkvError {
   return new MrkvError("TooLarge", `${what} is larger than ${limit} bytes`);
 }

@@ -14,10 +14,18 @@ export function requestHead(
   req: http.IncomingMessage,
 ): { url: string; headers: [string, string][] } {
   // Pairs, not a Headers object: `new Request` copies them either way.
+  return {
+    url: `${scheme}://${req.headers.host ?? "mrkv"}${req.url ?? "/"}`,
+    headers: headerPairs(req),
+  };
+}
+
+/** The request's headers as sent (repeats kept, in order), as name, value pairs. */
+export function headerPairs(req: http.IncomingMessage): [string, string][] {
   const raw = req.rawHeaders;
   const headers: [string, string][] = new Array(raw.length >> 1);
   for (let i = 0; i + 1 < raw.length; i += 2) headers[i >> 1] = [raw[i]!, raw[i + 1]!];
-  return { url: `${scheme}://${req.headers.host ?? "mrkv"}${req.url ?? "/"}`, headers };
+  return headers;
 }
 
 /** The answer to a request the handler threw on (a malformed URL, or a bug). */

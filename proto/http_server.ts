@@ -19,7 +19,7 @@ import type { TLSSocket } from "node:tls";
 import type { ServerEnv } from "./http_guard.ts";
 import { concatBytes } from "./http_body.ts";
 import { answerUpgrade } from "./http_upgrade.ts";
-import { malformedRequest, requestHead } from "./http_incoming.ts";
+import { headerPairs, malformedRequest, requestHead } from "./http_incoming.ts";
 import type { PeerInfo, TlsFiles } from "./security.ts";
 
 /** Connection limits; every one closes a connection that holds resources without progress. */
@@ -64,6 +64,8 @@ export interface DirectHead {
   readonly url: string;
   /** node's header object: names in lower case. */
   readonly headers: http.IncomingHttpHeaders;
+  /** The headers as the fetch handler's `Request` would have them (built on each call). */
+  webHeaders(): Headers;
   /** The verified client certificate (TLS). */
   readonly peer: PeerInfo | undefined;
 }
@@ -230,11 +232,8 @@ async function respond(
       const declared = Number(req.headers["content-length"] ?? "-1");
       if (declared >= 0 && declared <= BUFFERED_BODY_BYTES) {
         // Small bodies (most requests) are collected first: cheaper than a web stream, and
-        // bounded (the whole request must arrive within the request timeout). Usually the body
-        // came with the headers, and node's parser, which announced the request before reading
-        // on, has buffered all of it by the next microtask: then it is taken at once.
-        await null;
-        body = arrivedBody(req, declared) ?? await smallBody(req);
+        // bounded (the whole request must arrive within the request timeout).
+        body = await readSmallBody(req, declared);
       } else {
         const stream = bodyStream(req);
         discard = stream.discard;
@@ -279,7 +278,13 @@ function directRoute(
   if (h["transfer-encoding"] !== undefined) return undefined;
   const length = h["content-length"];
   if (length !== undefined && !(Number(length) <= BUFFERED_BODY_BYTES)) return undefined;
-  return route({ method: req.method ?? "GET", url: req.url ?? "/", headers: h, peer: conn?.peer });
+  return route({
+    method: req.method ?? "GET",
+    url: req.url ?? "/",
+    headers: h,
+    webHeaders: () => new Headers(headerPairs(req)),
+    peer: conn?.peer,
+  });
 }
 
 async function answerDirect(
@@ -294,8 +299,7 @@ async function answerDirect(
     const declared = Number(req.headers["content-length"] ?? "0");
     let body: Uint8Array = EMPTY;
     if (declared > 0) {
-      await null; // see respond
-      const got = arrivedBody(req, declared) ?? await smallBody(req);
+      const got = await readSmallBody(req, declared);
       // A body that broke off: the client is gone or broken, and hears nothing.
       if (!(got instanceof Uint8Array)) return void res.destroy();
       body = got;
@@ -392,6 +396,19 @@ function latin1(bytes: Uint8Array): string {
 
 /** Bodies up to this size are read whole before the handler runs (see {@link smallBody}). */
 const BUFFERED_BODY_BYTES = 64 * 1024;
+
+/**
+ * A body of at most {@link BUFFERED_BODY_BYTES} (`declared`), read whole (see {@link smallBody}).
+ * Usually it came with the headers, and node's parser, which announced the request before
+ * reading on, has buffered all of it by the next microtask: then it is taken at once.
+ */
+async function readSmallBody(
+  req: http.IncomingMessage,
+  declared: number,
+): Promise<Uint8Array<ArrayBuffer> | ReadableStream<Uint8Array>> {
+  await null;
+  return arrivedBody(req, declared) ?? await smallBody(req);
+}
 
 /** The whole body of `req` if it has already arrived (all `declared` bytes), else undefined. */
 function arrivedBody(

@@ -17,8 +17,8 @@ import type { DirectAnswer, DirectRoute } from "../proto/http_server.ts";
 import { errorAnswer, MrkvError } from "../proto/errors.ts";
 import { percentDecodeBytes } from "../proto/codec.ts";
 import { ROUTE_HEADER } from "../proto/route_hint.ts";
-import type { Caller } from "../proto/http_guard.ts";
-import type { PeerInfo } from "../proto/security.ts";
+import { admitter, type GuardOptions } from "../proto/http_guard.ts";
+import { tooLarge } from "../proto/http_body.ts";
 import type { Histogram } from "../telemetry/metrics.ts";
 import { FORWARDED_HEADER, type KvService } from "./kv_service.ts";
 
@@ -77,15 +77,8 @@ export interface KvDirectOptions {
   readonly kv: KvService;
   /** The store's `mrkv_kv_request_duration_seconds`. */
   readonly timer: Histogram;
-  /** The guard's decision (`proto/http_guard.ts` `admitter`), for a cluster whose KV routes need a credential. */
-  readonly admit: (
-    method: string,
-    path: string,
-    headers: Headers,
-    peer: PeerInfo | undefined,
-  ) => Caller;
-  /** KV routes need no credential: the guard is not asked. */
-  readonly open: boolean;
+  /** The store app's guard (`proto/http_guard.ts`), asked only when KV routes need a credential. */
+  readonly guard: GuardOptions;
   /** Values larger than this are refused (`TooLarge`). */
   readonly maxValueBytes: number;
 }
@@ -101,6 +94,8 @@ const DOT_SEGMENT = /\/(?:\.|%2e){1,2}(?:\/|$)/i;
 
 /** The listener's direct route for a store's client KV requests on one key. */
 export function kvDirectRoute(opts: KvDirectOptions): DirectRoute {
+  const admit = admitter(opts.guard);
+  const open = opts.guard.clientRoutesOpen === true;
   return (head) => {
     const op = KEY_OPS[head.method];
     if (op === undefined || head.headers[FORWARDED_HEADER] !== undefined) return undefined;
@@ -111,11 +106,9 @@ export function kvDirectRoute(opts: KvDirectOptions): DirectRoute {
       const stop = opts.timer.startTimer({ op, forwarded: "false" });
       let answer: DirectAnswer;
       try {
-        if (!opts.open) opts.admit(head.method, path, webHeaders(head.headers), head.peer);
+        if (!open) admit(head.method, path, head.webHeaders(), head.peer);
         const key = keyFromPathname(path);
-        if (body.length > opts.maxValueBytes) {
-          throw new MrkvError("TooLarge", `value is larger than ${opts.maxValueBytes} bytes`);
-        }
+        if (body.length > opts.maxValueBytes) throw tooLarge("value", opts.maxValueBytes);
         answer = await clientKeyAnswer(
           opts.kv,
           op,
@@ -131,15 +124,4 @@ export function kvDirectRoute(opts: KvDirectOptions): DirectRoute {
       return answer;
     };
   };
-}
-
-/** node's header object as web `Headers` (only for the guard, when credentials are needed). */
-function webHeaders(h: Record<string, string | string[] | undefined>): Headers {
-  const out = new Headers();
-  for (const [name, value] of Object.entries(h)) {
-    if (value === undefined) continue;
-    if (Array.isArray(value)) { for (const v of value) out.append(name, v); }
-    else out.set(name, value);
-  }
-  return out;
 }

@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
 import type { IncomingHttpHeaders } from "node:http";
-import { admitter } from "../proto/http_guard.ts";
-import type { DirectAnswer } from "../proto/http_server.ts";
+import type { DirectAnswer, DirectHead } from "../proto/http_server.ts";
 import { MrkvError } from "../proto/errors.ts";
 import { ROUTE_HEADER } from "../proto/route_hint.ts";
 import { Security } from "../proto/security.ts";
@@ -38,6 +37,17 @@ function fakeKv(calls: string[]): KvService {
   return fake as unknown as KvService;
 }
 
+/** A request's head as the listener gives it (test headers have one value each). */
+function head(method: string, url: string, headers: IncomingHttpHeaders): DirectHead {
+  return {
+    method,
+    url,
+    headers,
+    webHeaders: () => new Headers(Object.entries(headers) as [string, string][]),
+    peer: undefined,
+  };
+}
+
 function setup(open = true, secret = new Uint8Array(32).fill(7)) {
   const calls: string[] = [];
   const logged: string[] = [];
@@ -50,14 +60,13 @@ function setup(open = true, secret = new Uint8Array(32).fill(7)) {
   const route = kvDirectRoute({
     kv: fakeKv(calls),
     timer,
-    admit: admitter({
+    guard: {
       security,
       classify: storeRouteClass,
       clusterId: () => 1,
       clientRoutesOpen: open,
       log: (m) => logged.push(m),
-    }),
-    open,
+    },
     maxValueBytes: 100,
   });
   const ask = async (
@@ -66,7 +75,7 @@ function setup(open = true, secret = new Uint8Array(32).fill(7)) {
     body = "",
     headers: IncomingHttpHeaders = {},
   ): Promise<{ status: number; headers: Record<string, string>; body: string } | undefined> => {
-    const answer = route({ method, url, headers, peer: undefined });
+    const answer = route(head(method, url, headers));
     if (!answer) return undefined;
     const a: DirectAnswer = await answer(enc.encode(body));
     return {
@@ -77,7 +86,7 @@ function setup(open = true, secret = new Uint8Array(32).fill(7)) {
   };
   /** Whether the route takes the request (without answering it). */
   const takes = (method: string, url: string, headers: IncomingHttpHeaders = {}) =>
-    route({ method, url, headers, peer: undefined }) !== undefined;
+    route(head(method, url, headers)) !== undefined;
   return { calls, logged, timer, security, ask, takes };
 }
 

@@ -10,17 +10,17 @@ import type { Context } from "hono";
 import { errorResponse, MrkvError } from "../proto/errors.ts";
 import { jsonNewline, notFoundHandler } from "../proto/routes.ts";
 import { VERSION } from "../telemetry/mod.ts";
-import {
-  admitter,
-  callerOf,
-  guard,
-  type GuardOptions,
-  type ServerEnv,
-} from "../proto/http_guard.ts";
+import { callerOf, guard, type GuardOptions, type ServerEnv } from "../proto/http_guard.ts";
 import { BodyReadError } from "../proto/http_body.ts";
 import { Security } from "../proto/security.ts";
 import { checkRaftBatch, isKvPath, storeRouteClass } from "./intake_guard.ts";
-import { clientKeyAnswer, keyFromPathname, kvDirectRoute, MAX_KEY_BYTES } from "./kv_direct.ts";
+import {
+  clientKeyAnswer,
+  KEY_OPS,
+  keyFromPathname,
+  kvDirectRoute,
+  MAX_KEY_BYTES,
+} from "./kv_direct.ts";
 import type { DirectAnswer, DirectRoute } from "../proto/http_server.ts";
 import { readBodyLimited } from "../proto/http_body.ts";
 import { ROUTE_HEADER } from "../proto/route_hint.ts";
@@ -70,7 +70,7 @@ const startedAt = Date.now();
 /** The KV operation a request is, for metrics (undefined: not a KV operation). */
 function kvOp(method: string, path: string): string | undefined {
   if (path === "/kv") return method === "GET" ? "scan" : undefined;
-  return ({ GET: "get", PUT: "put", DELETE: "delete" } as Record<string, string>)[method];
+  return KEY_OPS[method];
 }
 
 /** How a store's app authenticates requests (docs/security.md); default: an open cluster. */
@@ -358,12 +358,10 @@ export function storeDirectRoute(
   kv: KvService,
   opts: StoreAppOptions = {},
 ): DirectRoute {
-  const guarded = guardOptions(opts);
   return kvDirectRoute({
     kv,
     timer: store.metrics.kvRequest,
-    admit: admitter(guarded),
-    open: guarded.clientRoutesOpen ?? false,
+    guard: guardOptions(opts),
     maxValueBytes: MAX_VALUE_BYTES,
   });
 }
