@@ -252,6 +252,21 @@ export class WriteBatch {
     return this;
   }
 
+  /**
+   * Adds every mutation of `later` after this batch's own, each in its phase: written as one,
+   * the two batches land as if `later` were written after this one (a key both set ends with
+   * `later`'s value; a phase of either lands after the lower phases of both). `later` is left
+   * as it was; this batch's current phase does not change.
+   */
+  append(later: WriteBatch): this {
+    for (const op of later.#ops) {
+      if (op.phase < (this.#ops.at(-1)?.phase ?? 0)) this.#sorted = false;
+      this.#ops.push(op);
+    }
+    this.#maxPhase = Math.max(this.#maxPhase, later.#maxPhase);
+    return this;
+  }
+
   /** @internal Deletes a chunk piece directly (used by recovery to drop orphaned pieces). */
   deleteRawChunk(key: StorageKey): this {
     this.#push(key, null, true, encodedKeySize(key));

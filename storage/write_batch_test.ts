@@ -177,3 +177,36 @@ Deno.test("rolling back to a savepoint drops exactly the mutations added after i
   ]);
   assert.throws(() => b.rollbackTo(5), RangeError);
 });
+
+Deno.test("append() adds a later batch's mutations in their phases, after this batch's", () => {
+  const a = new WriteBatch();
+  a.atPhase(0).putData(bytes(1), bytes(1));
+  a.atPhase(1).putApplyState(7, { appliedIndex: 10, truncatedIndex: 5, truncatedTerm: 5 });
+  const b = new WriteBatch();
+  b.atPhase(0).putData(bytes(1), bytes(2)).putData(bytes(3), bytes(3));
+  b.atPhase(1).putApplyState(7, { appliedIndex: 12, truncatedIndex: 5, truncatedTerm: 5 });
+  const bOps = b.ops().length;
+  a.append(b);
+  assert.equal(a.size, 5);
+  assert.equal(b.ops().length, bOps, "the appended batch is left as it was");
+  // Both batches' data first, then both apply states: no state lands before data it covers.
+  assert.deepEqual(a.ops().map((op) => op.phase), [0, 0, 0, 1, 1]);
+  const commits = planCommits(a, chunkState());
+  assert.equal(commits.length, 1);
+  const byId = new Map(commits[0]!.mutations.map((m) => [m.id, m]));
+  // A key both batches set ends with the later batch's value.
+  assert.equal(commits[0]!.mutations.length, 3);
+  assert.deepEqual(
+    byId.get(keyId(Keys.data(bytes(1))))!.value,
+    planCommits(new WriteBatch().putData(bytes(1), bytes(2)), chunkState())[0]!.mutations[0]!
+      .value,
+  );
+  const state = commits[0]!.mutations.at(-1)!;
+  assert.equal(state.id, keyId(Keys.applyState(7)));
+  // The current phase of the receiving batch does not move.
+  const c = new WriteBatch().atPhase(0);
+  c.append(new WriteBatch().atPhase(3).putData(bytes(9), bytes(9)));
+  assert.equal(c.phase, 0);
+  c.barrier();
+  assert.equal(c.phase, 4, "a barrier starts after the appended batch's phases");
+});
