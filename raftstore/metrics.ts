@@ -27,7 +27,8 @@ export class StoreMetrics {
   /** The Ready loop's batched engine writes. */
   readonly engineWrite: Histogram = this.registry.histogram({
     name: "mrkv_engine_write_duration_seconds",
-    help: "Ready loop engine writes (one fsync'd batch each), in seconds.",
+    help: "The writes a Ready pass waits for (its Raft log batch; its Deno KV batch unless that " +
+      "lands behind the log), in seconds.",
   });
   /** Raft batches and snapshot streams sent to one store, by `result` (ok or error). */
   readonly raftSend: Histogram = this.registry.histogram({
@@ -127,6 +128,16 @@ export function registerStoreMetrics(m: StoreMetrics, src: StoreMetricSources): 
   counter("mrkv_ready_passes_total", "Ready loop passes.", () => s.readyPasses);
   counter("mrkv_entries_persisted_total", "Raft entries written.", () => s.entriesPersisted);
   counter("mrkv_entries_applied_total", "Raft entries applied.", () => s.entriesApplied);
+  counter(
+    "mrkv_apply_writes_total",
+    "Deno KV commits of applied data (each carries the batches of one or more Ready passes).",
+    () => store.applyWrites.writes,
+  );
+  counter(
+    "mrkv_apply_batches_total",
+    "Ready passes' batches of applied data written.",
+    () => store.applyWrites.batches,
+  );
   counter("mrkv_raft_messages_sent_total", "Raft messages sent.", () => s.messagesSent);
   counter("mrkv_snapshots_sent_total", "Snapshots sent.", () => s.snapshotsSent);
   counter("mrkv_snapshots_applied_total", "Snapshots installed.", () => s.snapshotsApplied);

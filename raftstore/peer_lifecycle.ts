@@ -123,10 +123,12 @@ export class PeerLifecycle {
   }
 
   async #destroy(p: Peer, lastRegion: Region | undefined): Promise<void> {
-    // A Ready pass that took the peer's Ready finishes with it first (see #pass); a failed pass
-    // stops the store, and the Ready loop reports it.
+    // A Ready pass that took the peer's Ready finishes with it first (see #pass), and the
+    // applied data passes left to land behind them lands (apply_writer.ts); a failed pass stops
+    // the store, and the Ready loop reports it.
     const pass = this.#pass;
     if (pass?.peers.has(p)) await pass.done;
+    await this.store.applyLanded();
     const s = this.store;
     const region = lastRegion ?? p.region; // as the pass left it
     if (p.storage.isInitialized()) this.#deleting.set(p.regionId, p.region);

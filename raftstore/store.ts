@@ -30,6 +30,7 @@ import type { KvEngine, RaftLogEngine } from "../storage/mod.ts";
 import { MrkvError } from "../proto/errors.ts";
 import { isJointRegion, rangesOverlap, type Region } from "../proto/metapb.ts";
 import { applyEntries, type ApplyOutcome, type EntryResult } from "./apply.ts";
+import { ApplyWriter } from "./apply_writer.ts";
 import { Peer, type PeerConfig } from "./peer.ts";
 import { PeerStorage } from "./peer_storage.ts";
 import { StoreMeta } from "./store_meta.ts";
@@ -155,6 +156,7 @@ export class Store {
   /** Rejects with the reason if the store dies on its own (its Ready loop failed). */
   readonly dead: Promise<void> = new Promise((_, reject) => (this.#onDead = reject));
   #loopDone: Promise<void> = Promise.resolve();
+  readonly #applyWriter: ApplyWriter;
   /** Which peers sleep, and the other stores' liveness (hibernate.ts, liveness.ts). */
   readonly hibernation: Hibernation;
   #ticks = 0;
@@ -192,8 +194,10 @@ export class Store {
       newPeer: (meta, storage) => new Peer(this.storeId, meta, storage, this.#peerConfig()),
       schedule: (peer) => this.schedule(peer),
       markDirty: (peer) => this.markDirty(peer),
+      applyLanded: () => this.#applyWriter.landed(),
       send: (storeId, envelopes) => this.send(storeId, envelopes),
     };
+    this.#applyWriter = new ApplyWriter(engine);
     this.#lifecycle = new PeerLifecycle(parts);
     this.#merges = new StoreMerges(parts, this.#lifecycle);
     this.#effects = new ApplyEffects(parts, this.#lifecycle, this.#merges);
@@ -297,8 +301,14 @@ export class Store {
   async idle(): Promise<void> {
     await this.#inbound;
     await this.#loopDone;
+    await this.#applyWriter.landed();
     await this.#effects.logGcDone();
     await this.#lifecycle.settled();
+  }
+
+  /** Deno KV commits of applied data, and the passes' batches they carried (apply_writer.ts). */
+  get applyWrites(): { readonly writes: number; readonly batches: number } {
+    return { writes: this.#applyWriter.writes, batches: this.#applyWriter.batches };
   }
 
   get stopped(): boolean {
@@ -381,15 +391,18 @@ export class Store {
         await this.#readyPass(peers);
       }
     } catch (e) {
-      this.fatal = e as Error;
-      this.log.error(
-        `store ${this.storeId}: Ready loop failed, stopping: ${(e as Error).stack ?? e}`,
-      );
-      this.stop();
-      this.#onDead(e as Error);
+      this.#fail(e as Error);
     } finally {
       this.#looping = false;
     }
+  }
+
+  #fail(e: Error): void {
+    if (this.fatal) return;
+    this.fatal = e;
+    this.log.error(`store ${this.storeId}: Ready loop failed, stopping: ${e.stack ?? e}`);
+    this.stop();
+    this.#onDead(e);
   }
 
   async #readyPass(peers: Peer[]): Promise<void> {
@@ -398,6 +411,7 @@ export class Store {
     // Snapshots Raft asked for are generated here, between passes: apply is paused. A merging
     // region sends none: its peers all had its log up to the merge's min index, and a snapshot
     // could not carry its frozen state.
+    if (peers.some((p) => p.storage.snapshotRequested)) await this.#applyWriter.landed();
     for (const p of peers) {
       if (p.storage.snapshotRequested && !p.destroyed && !p.mergeState) {
         p.storage.setGeneratedSnapshot(await generateSnapshot(this.engine, p.storage));
@@ -417,6 +431,9 @@ export class Store {
   /** Steps 1 to 5 of the Ready loop (see the module comment) for the Readies a pass took. */
   async #runPass(readies: [Peer, Ready][]): Promise<void> {
     // 1. Snapshots received.
+    if (readies.some(([, rd]) => rd.snapshot && !isEmptySnapshot(rd.snapshot))) {
+      await this.#applyWriter.landed();
+    }
     for (const [p, rd] of readies) {
       if (rd.snapshot && !isEmptySnapshot(rd.snapshot)) {
         await this.#lifecycle.installSnapshot(p, rd);
@@ -504,11 +521,24 @@ export class Store {
       if (early > 0) p.onApplied(outcome.results.slice(0, early));
       outcome.answered = early;
     }
+    // The applied data is written behind the log (see apply_writer.ts) when nothing in this
+    // pass needs it landed before the pass ends: every result was answered above, and no admin
+    // command, log compaction or merge acts on it.
+    const behind = wb.size > 0 && !logFirst && compacted.length === 0 &&
+      outcomes.every(([p, o]) =>
+        o.effects.length === 0 && o.blockedAt === undefined && !p.mergeState &&
+        o.answered === o.results.length
+      );
     if (wb.size > 0 || !lb.isEmpty) {
       const started = performance.now();
       const log = lb.isEmpty ? undefined : this.raftLog.write(lb, { sync: mustSync });
       if (logFirst) await log;
-      await Promise.all([log, wb.size > 0 ? this.engine.write(wb) : undefined]);
+      if (behind) {
+        this.#applyWriter.enqueue(wb, (e) => this.#landed(outcomes, e));
+        await log;
+      } else {
+        await Promise.all([log, wb.size > 0 ? this.#applyWriter.write(wb) : undefined]);
+      }
       this.stats.engineWrites++;
       this.stats.engineWriteMs += performance.now() - started;
       this.metrics.engineWrite.observe((performance.now() - started) / 1000);
@@ -519,7 +549,7 @@ export class Store {
     this.#sendMessages(readies, false);
 
     // 4. Act on results.
-    for (const [p, outcome] of outcomes) this.#effects.afterApply(p, outcome);
+    if (!behind) { for (const [p, outcome] of outcomes) this.#effects.afterApply(p, outcome); }
     for (const [p, rd] of readies) {
       if (rd.softState) {
         if (rd.softState.raftState !== "Leader") {
@@ -549,6 +579,17 @@ export class Store {
       } else {
         p.raw.advance({ ...rd, committedEntries: rd.committedEntries.filter((e) => e.index < at) });
       }
+    }
+  }
+
+  /** A pass's applied data written behind the log has landed (step 4 for it). */
+  #landed(outcomes: readonly [Peer, ApplyOutcome][], error: Error | undefined): void {
+    if (this.#stopped) return;
+    if (error) return this.#fail(error);
+    try {
+      for (const [p, outcome] of outcomes) this.#effects.afterApply(p, outcome);
+    } catch (e) {
+      this.#fail(e as Error);
     }
   }
 

@@ -68,6 +68,8 @@ export interface StoreParts {
   schedule(peer: Peer): void;
   /** Marks a peer for the Ready loop without waking it. */
   markDirty(peer: Peer): void;
+  /** Resolves once the applied data the Ready loop queued so far has landed (apply_writer.ts). */
+  applyLanded(): Promise<void>;
   /** Sends envelopes to another store (noted as news of it). */
   send(storeId: number, envelopes: RaftEnvelope[]): void;
 }
