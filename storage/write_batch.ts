@@ -267,6 +267,18 @@ export class WriteBatch {
     return this;
   }
 
+  /**
+   * The user keys this batch puts or deletes (`putData`, `deleteData`), each with the value it
+   * writes (`null`: deleted), in the order they were added: a key added twice comes twice.
+   */
+  *dataWrites(): Generator<[Uint8Array, Uint8Array | null]> {
+    for (const op of this.#ops) {
+      if (!op.raw && op.key.length === 2 && op.key[0] === "d") {
+        yield [op.key[1] as Uint8Array, op.value];
+      }
+    }
+  }
+
   /** @internal Deletes a chunk piece directly (used by recovery to drop orphaned pieces). */
   deleteRawChunk(key: StorageKey): this {
     this.#push(key, null, true, encodedKeySize(key));
