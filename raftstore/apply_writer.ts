@@ -13,6 +13,12 @@
  * appended into one (`WriteBatch.append`, each mutation in its phase): many passes, one Deno KV
  * commit, one `fsync`. Each batch's `landed` callback runs once its write is done, in queue
  * order, before anything queued later is told.
+ *
+ * Until a batch lands, the user keys it writes are kept here too (`enqueue(..., visible)`), so a
+ * read of one key can see applied data before it is in the engine — as TiKV's reads see a
+ * memtable before RocksDB syncs it. A key's entry goes once the write that carries its latest
+ * value has landed, so a read that finds no entry finds the value in the engine: what is not
+ * pending has landed.
  */
 
 import type { KvEngine } from "../storage/engine.ts";
@@ -23,6 +29,8 @@ export type Landed = (error?: Error) => void;
 
 export class ApplyWriter {
   #queued: WriteBatch | undefined;
+  /** User keys of visible batches not yet landed: the latest value and its batch's number. */
+  readonly #pending = new Map<string, { value: Uint8Array | null; seq: number }>();
   #waiting: Landed[] = [];
   #running: Promise<void> | undefined;
   /** The error that stopped the writer: every later write fails with it. */
@@ -30,20 +38,26 @@ export class ApplyWriter {
   /** Writes made and batches they carried (for /metrics and tests). */
   writes = 0;
   batches = 0;
+  /** Reads answered from {@link pending}. */
+  pendingReads = 0;
 
   constructor(readonly engine: KvEngine) {}
 
   /**
    * Queues `wb` after everything queued before it; `landed` runs once it is durable. `wb` is
-   * the writer's from now on (later batches may be appended to it).
+   * the writer's from now on (later batches may be appended to it). If `visible`, the user keys
+   * it writes can be read with {@link pending} until it lands.
    */
-  enqueue(wb: WriteBatch, landed: Landed): void {
+  enqueue(wb: WriteBatch, landed: Landed, visible = false): void {
     if (this.#failed) {
       const e = this.#failed;
       queueMicrotask(() => landed(e));
       return;
     }
-    this.batches++;
+    const seq = ++this.batches;
+    if (visible) {
+      for (const [key, value] of wb.dataWrites()) this.#pending.set(key.toHex(), { value, seq });
+    }
     if (this.#queued) this.#queued.append(wb);
     else this.#queued = wb;
     this.#waiting.push(landed);
@@ -65,10 +79,27 @@ export class ApplyWriter {
     return this.#running !== undefined;
   }
 
+  /** Mutations queued behind the write in flight. */
+  get queuedMutations(): number {
+    return this.#queued?.size ?? 0;
+  }
+
+  /**
+   * The value a visible batch not yet landed writes at user key `key` (`null`: it deletes the
+   * key), or `undefined` if none does: then the engine has the key's latest applied value.
+   */
+  pending(key: Uint8Array): Uint8Array | null | undefined {
+    if (this.#pending.size === 0) return undefined;
+    const entry = this.#pending.get(key.toHex());
+    if (entry) this.pendingReads++;
+    return entry?.value;
+  }
+
   async #run(): Promise<void> {
     while (this.#queued) {
       const wb = this.#queued;
       const waiting = this.#waiting;
+      const upTo = this.batches;
       this.#queued = undefined;
       this.#waiting = [];
       let error: Error | undefined;
@@ -77,6 +108,10 @@ export class ApplyWriter {
         await this.engine.write(wb);
       } catch (e) {
         error = this.#failed = e as Error;
+      }
+      // Before anyone is told: a read that then finds no pending value must find it landed.
+      if (!error && this.#pending.size > 0) {
+        for (const [key, { seq }] of this.#pending) if (seq <= upTo) this.#pending.delete(key);
       }
       for (const landed of waiting) landed(error);
       if (error) {

@@ -34,6 +34,14 @@ async function heldEngine() {
 
 const put = (key: string, value: string) => new WriteBatch().putData(enc(key), enc(value));
 const tick = () => new Promise((r) => setTimeout(r, 0));
+/** Waits (polling, up to 5 s) until `cond` holds. */
+async function until(what: string, cond: () => boolean): Promise<void> {
+  const deadline = Date.now() + 5_000;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
 
 Deno.test("batches queued behind a write in flight land together, in order", async () => {
   const h = await heldEngine();
@@ -47,7 +55,7 @@ Deno.test("batches queued behind a write in flight land together, in order", asy
     assert.deepEqual(h.sizes, [1], "the first batch is written alone, the others wait");
     assert.ok(w.busy);
     h.release();
-    await tick();
+    await until("the first write", () => order.length > 0);
     assert.deepEqual(order, ["1:ok"]);
     assert.equal(dec(await h.engine.get(enc("a"))), "1");
     assert.deepEqual(h.sizes, [1, 3], "the two queued batches make one write");
@@ -83,6 +91,38 @@ Deno.test("a failed write fails its batches and everything after it, and nothing
     await assert.rejects(w.write(put("a", "3")), /disk gone/);
     assert.equal(h.sizes.length, 1, "nothing is written after a failed write");
     assert.equal(await h.engine.get(enc("a")), null);
+  } finally {
+    h.engine.close();
+  }
+});
+
+Deno.test("a visible batch's keys read from the writer until the write carrying them lands", async () => {
+  const h = await heldEngine();
+  try {
+    const w = new ApplyWriter(h.engine);
+    w.enqueue(put("a", "1").putData(enc("b"), enc("1")), () => {}, true);
+    w.enqueue(put("a", "2").deleteData(enc("b")), () => {}, true);
+    w.enqueue(put("c", "1"), () => {}); // not visible: never read from the writer
+    assert.equal(dec(w.pending(enc("a"))!), "2", "the latest pending value");
+    assert.equal(w.pending(enc("b")), null, "a pending delete");
+    assert.equal(w.pending(enc("c")), undefined);
+    h.release(); // the first batch lands; the key's later value is still pending
+    await until("the first write", () => h.sizes.length === 2);
+    assert.equal(dec(await h.engine.get(enc("a"))), "1");
+    assert.equal(dec(w.pending(enc("a"))!), "2");
+    assert.equal(w.pending(enc("b")), null);
+    w.enqueue(put("a", "3"), () => {}, true);
+    h.release();
+    await until("the second write", () => h.sizes.length === 3);
+    // The second write carried batches 2 and 3 ("a" at 2, "b" deleted, "c"); batch 4 waits.
+    assert.equal(dec(await h.engine.get(enc("a"))), "2");
+    assert.equal(await h.engine.get(enc("b")), null);
+    assert.equal(w.pending(enc("b")), undefined, "landed: read from the engine");
+    assert.equal(dec(w.pending(enc("a"))!), "3");
+    h.release();
+    await w.landed();
+    assert.equal(w.pending(enc("a")), undefined);
+    assert.equal(dec(await h.engine.get(enc("a"))), "3");
   } finally {
     h.engine.close();
   }

@@ -219,7 +219,7 @@ export class KvService {
 
   async localGet(key: Uint8Array): Promise<Uint8Array | null> {
     const peer = this.localLeaderFor(key);
-    return await this.#getWhen(peer, key, peer.read());
+    return await this.#getWhen(peer, key, peer.read(true));
   }
 
   /** Reads `key` from this store's engine once `ready` (a lease, read index or follower read). */
@@ -231,7 +231,10 @@ export class KvService {
     if (peer.region.epoch.version !== epoch.version && !keyInRegion(key, peer.region)) {
       throw new MrkvError("EpochNotMatch", `region ${peer.regionId} split during the read`);
     }
-    const value = await this.store.engine.get(key);
+    // Applied data still on its way to the engine first (a point read may go once its index is
+    // visible: Peer.visibleIndex); what is not there has landed.
+    const pending = this.store.appliedValue(key);
+    const value = pending !== undefined ? pending : await this.store.engine.get(key);
     const bytes = key.length + (value?.length ?? 0);
     this.store.flow.read(peer.regionId, value ? bytes : 0, 1);
     this.store.loadSampler?.record(peer.regionId, key, undefined, bytes);
@@ -388,7 +391,7 @@ export class KvService {
     const peer = this.#readableFollower(key);
     if (!peer) return undefined;
     this.followerReads++;
-    return this.#getWhen(peer, key, peer.followerRead());
+    return this.#getWhen(peer, key, peer.followerRead(true));
   }
 
   /** A scan page served by this store's follower of the region holding `start` (as a GET). */

@@ -138,6 +138,11 @@ export function registerStoreMetrics(m: StoreMetrics, src: StoreMetricSources): 
     "Ready passes' batches of applied data written.",
     () => store.applyWrites.batches,
   );
+  counter(
+    "mrkv_apply_pending_reads_total",
+    "Reads of one key answered from applied data not yet landed in Deno KV.",
+    () => store.applyWrites.pendingReads,
+  );
   counter("mrkv_raft_messages_sent_total", "Raft messages sent.", () => s.messagesSent);
   counter("mrkv_snapshots_sent_total", "Snapshots sent.", () => s.snapshotsSent);
   counter("mrkv_snapshots_applied_total", "Snapshots installed.", () => s.snapshotsApplied);

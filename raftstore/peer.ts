@@ -64,6 +64,12 @@ export const FOLLOWER_READ_WAIT_MS = 1_000;
 interface PendingRead {
   readonly resolve: () => void;
   readonly reject: (e: Error) => void;
+  /**
+   * A read of one key: it may go once its index is visible (applied, with the data perhaps
+   * still on its way to the engine: see {@link Peer.visibleIndex}); a scan waits until the
+   * data has landed.
+   */
+  readonly point?: boolean;
 }
 
 /** A region peer hosted by this store. */
@@ -80,6 +86,8 @@ export class Peer {
   /** Reads whose read index is known, waiting for apply to reach it. */
   #readsWaitingApply: { index: number; reads: PendingRead[] }[] = [];
   #readSeq = 0;
+  /** See {@link visibleIndex}. */
+  #visibleIndex = 0;
   /**
    * When each in-flight ReadIndex was issued, and the term this peer led in then (0: it
    * followed): a confirmed one issued as leader of the current term starts a lease from then;
@@ -159,6 +167,22 @@ export class Peer {
 
   get appliedIndex(): number {
     return this.storage.applyState.appliedIndex;
+  }
+
+  /**
+   * The highest index whose applied data a read of one key can see: the applied index, or
+   * beyond it what the Ready loop applied and handed to the apply writer, whose writes a point
+   * read finds there until they land (raftstore/apply_writer.ts).
+   */
+  get visibleIndex(): number {
+    return Math.max(this.appliedIndex, this.#visibleIndex);
+  }
+
+  /** The Ready loop applied up to `index` and its data is readable through the apply writer. */
+  appliedInMemory(index: number): void {
+    if (index <= this.#visibleIndex) return;
+    this.#visibleIndex = index;
+    this.releaseReads();
   }
 
   isLeader(): boolean {
@@ -363,8 +387,12 @@ export class Peer {
     return new Promise((resolve, reject) => this.#proposals.push({ index, term, resolve, reject }));
   }
 
-  /** Resolves once a linearizable local read is safe (ReadIndex confirmed and applied). */
-  async read(): Promise<void> {
+  /**
+   * Resolves once a linearizable local read is safe (ReadIndex confirmed and applied). A
+   * `point` read (one key, read through `Store.appliedValue` first) may go as soon as its index
+   * is visible; others wait until the applied data has landed in the engine.
+   */
+  async read(point = false): Promise<void> {
     this.checkLeader();
     // A merging region's data may already be served, and changed, by the merge target.
     if (this.mergeState) throw this.#mergingError();
@@ -377,12 +405,14 @@ export class Peer {
       // it applies them, and followers can hear of a commit before the leader's own apply has
       // landed (appends leave before the leader's write). So wait for apply to reach it.
       const index = this.raw.raft.raftLog.committed;
-      if (this.appliedIndex >= index) return;
+      if ((point ? this.visibleIndex : this.appliedIndex) >= index) return;
       return await new Promise((resolve, reject) =>
-        this.#readsWaitingApply.push({ index, reads: [{ resolve, reject }] })
+        this.#readsWaitingApply.push({ index, reads: [{ resolve, reject, point }] })
       );
     }
-    return await new Promise((resolve, reject) => this.#readsToSend.push({ resolve, reject }));
+    return await new Promise((resolve, reject) =>
+      this.#readsToSend.push({ resolve, reject, point })
+    );
   }
 
   /**
@@ -418,8 +448,8 @@ export class Peer {
    * Requests are batched like a leader's: one per pass. A lost request fails its reads after
    * {@link FOLLOWER_READ_WAIT_MS} (and a leader change fails them at once, as NotLeader).
    */
-  async followerRead(): Promise<void> {
-    if (this.isLeader()) return await this.read();
+  async followerRead(point = false): Promise<void> {
+    if (this.isLeader()) return await this.read(point);
     if (this.destroyed) {
       throw new MrkvError("RegionNotFound", `region ${this.regionId} is gone from this store`);
     }
@@ -427,7 +457,9 @@ export class Peer {
     if (this.leaderId() === 0) {
       throw new MrkvError("NoLeader", `peer ${this.meta.id} knows no leader of ${this.regionId}`);
     }
-    return await new Promise((resolve, reject) => this.#readsToSend.push({ resolve, reject }));
+    return await new Promise((resolve, reject) =>
+      this.#readsToSend.push({ resolve, reject, point })
+    );
   }
 
   /**
@@ -506,11 +538,19 @@ export class Peer {
       for (const r of reads) r.reject(this.#mergingError());
       return;
     }
-    const applied = this.appliedIndex;
-    this.#readsWaitingApply = this.#readsWaitingApply.filter(({ index, reads }) => {
-      if (index > applied) return true;
-      for (const r of reads) r.resolve();
-      return false;
+    const [applied, visible] = [this.appliedIndex, this.visibleIndex];
+    this.#readsWaitingApply = this.#readsWaitingApply.filter((w) => {
+      if (w.index > visible) return true;
+      if (w.index <= applied) {
+        for (const r of w.reads) r.resolve();
+        return false;
+      }
+      // Visible, not landed: the reads of one key go, scans wait.
+      w.reads = w.reads.filter((r) => {
+        if (r.point) r.resolve();
+        return !r.point;
+      });
+      return w.reads.length > 0;
     });
   }
 

@@ -60,6 +60,11 @@ export type { RegionObserver, StoreLogger } from "./store_parts.ts";
 
 /** Ticks between checks that leaders of joint configurations are leaving them. */
 const JOINT_CHECK_TICKS = 5;
+/**
+ * Mutations of applied data that may wait behind the write in flight before a pass waits for
+ * its own (apply_writer.ts): a bound on the memory they hold while the engine falls behind.
+ */
+const MAX_QUEUED_APPLY_MUTATIONS = 8_000;
 
 /** Store-level settings (the store keys of docs/configuration.md, already parsed). */
 export interface StoreConfig {
@@ -306,9 +311,25 @@ export class Store {
     await this.#lifecycle.settled();
   }
 
-  /** Deno KV commits of applied data, and the passes' batches they carried (apply_writer.ts). */
-  get applyWrites(): { readonly writes: number; readonly batches: number } {
-    return { writes: this.#applyWriter.writes, batches: this.#applyWriter.batches };
+  /**
+   * The value applied data on its way to the engine writes at user key `key` (`null`: deleted),
+   * or `undefined` if none: then the engine has it. A read of one key asks here first.
+   */
+  appliedValue(key: Uint8Array): Uint8Array | null | undefined {
+    return this.#applyWriter.pending(key);
+  }
+
+  /**
+   * Deno KV commits of applied data, the passes' batches they carried, and reads answered
+   * before their data landed (apply_writer.ts).
+   */
+  get applyWrites(): {
+    readonly writes: number;
+    readonly batches: number;
+    readonly pendingReads: number;
+  } {
+    const w = this.#applyWriter;
+    return { writes: w.writes, batches: w.batches, pendingReads: w.pendingReads };
   }
 
   get stopped(): boolean {
@@ -524,7 +545,9 @@ export class Store {
     // The applied data is written behind the log (see apply_writer.ts) when nothing in this
     // pass needs it landed before the pass ends: every result was answered above, and no admin
     // command, log compaction or merge acts on it.
+    // (And while the writer keeps up: a pass waits for its data once that much is queued.)
     const behind = wb.size > 0 && !logFirst && compacted.length === 0 &&
+      this.#applyWriter.queuedMutations < MAX_QUEUED_APPLY_MUTATIONS &&
       outcomes.every(([p, o]) =>
         o.effects.length === 0 && o.blockedAt === undefined && !p.mergeState &&
         o.answered === o.results.length
@@ -534,7 +557,9 @@ export class Store {
       const log = lb.isEmpty ? undefined : this.raftLog.write(lb, { sync: mustSync });
       if (logFirst) await log;
       if (behind) {
-        this.#applyWriter.enqueue(wb, (e) => this.#landed(outcomes, e));
+        this.#applyWriter.enqueue(wb, (e) => this.#landed(outcomes, e), true);
+        // Reads of one key can see it now, through the writer (Peer.visibleIndex).
+        for (const [p, outcome] of outcomes) p.appliedInMemory(outcome.appliedIndex);
         await log;
       } else {
         await Promise.all([log, wb.size > 0 ? this.#applyWriter.write(wb) : undefined]);

@@ -1,7 +1,7 @@
 /**
  * Applied data is written behind the Raft log (raftstore/apply_writer.ts): a pass does not wait
- * for the Deno KV write of what it applied, so the next writes go on while it lands, and reads
- * wait until it has landed.
+ * for the Deno KV write of what it applied, so the next writes go on while it lands; a read of
+ * one key sees the applied value from the writer before it lands, and a scan waits for it.
  */
 import assert from "node:assert/strict";
 import { waitFor, withCluster } from "./cluster.ts";
@@ -9,7 +9,7 @@ import { waitFor, withCluster } from "./cluster.ts";
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
 Deno.test(
-  "a held apply write holds back reads of its data, not the writes after it",
+  "a held apply write holds back scans of its data, not point reads or the writes after it",
   opts,
   () =>
     withCluster({ stores: 3 }, async (c) => {
@@ -21,7 +21,7 @@ Deno.test(
       // Hold every Deno KV commit of the leader's store (its Raft log is another file).
       const gate = Promise.withResolvers<void>();
       let held = 0;
-      let read: string | null | undefined;
+      let scanned: string[] | undefined;
       engine.beforeCommit = async () => {
         held++;
         await gate.promise;
@@ -36,17 +36,27 @@ Deno.test(
         assert.ok(leader.isLeader() && leader.raw.raft.term === term, "the same leader served");
         assert.ok(held >= 1, "the first apply write is being held");
         assert.equal(await c.localGet(slot, "k"), "v0", "none of it has landed");
-        // A read must see v3, so it waits for the write carrying it.
-        c.get("k", slot).then((v) => (read = v));
+        // A read of the key sees the last acknowledged write now, from the apply writer.
+        assert.equal(await c.get("k", slot), "v3");
+        await c.delete("k", slot);
+        assert.equal(await c.get("k", slot), null, "a pending delete reads as absent");
+        await c.put("k", "v4", slot);
+        assert.equal(await c.get("k", slot), "v4");
+        assert.equal(await c.localGet(slot, "k"), "v0", "still none of it has landed");
+        // A scan reads the engine, so it waits for the write carrying what it must see.
+        c.node(slot).kv.scan(new TextEncoder().encode("k"), undefined, 10).then((page) =>
+          scanned = page.kvs.map((kv) => new TextDecoder().decode(kv.value))
+        );
         await new Promise((r) => setTimeout(r, 300));
-        assert.equal(read, undefined, "the read waits for the held apply write");
+        assert.equal(scanned, undefined, "the scan waits for the held apply write");
       } finally {
         engine.beforeCommit = undefined;
         gate.resolve();
       }
-      await waitFor("the read", () => read !== undefined, 5_000);
-      assert.equal(read, "v3");
-      assert.equal(await c.localGet(slot, "k"), "v3");
+      await waitFor("the scan", () => scanned !== undefined, 5_000);
+      assert.deepEqual(scanned, ["v4"]);
+      assert.equal(await c.localGet(slot, "k"), "v4");
+      assert.equal(await c.get("k", slot), "v4", "the landed value, from the engine");
       const { writes, batches } = c.node(slot).store.applyWrites;
       assert.ok(
         batches > writes,
