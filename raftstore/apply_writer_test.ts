@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { KvEngine } from "../storage/engine.ts";
 import { WriteBatch } from "../storage/write_batch.ts";
 import { ApplyWriter } from "./apply_writer.ts";
+import { waitFor } from "../tests/cluster.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const dec = (b: Uint8Array | null) => b === null ? null : new TextDecoder().decode(b);
@@ -34,14 +35,6 @@ async function heldEngine() {
 
 const put = (key: string, value: string) => new WriteBatch().putData(enc(key), enc(value));
 const tick = () => new Promise((r) => setTimeout(r, 0));
-/** Waits (polling, up to 5 s) until `cond` holds. */
-async function until(what: string, cond: () => boolean): Promise<void> {
-  const deadline = Date.now() + 5_000;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
 
 Deno.test("batches queued behind a write in flight land together, in order", async () => {
   const h = await heldEngine();
@@ -55,7 +48,7 @@ Deno.test("batches queued behind a write in flight land together, in order", asy
     assert.deepEqual(h.sizes, [1], "the first batch is written alone, the others wait");
     assert.ok(w.busy);
     h.release();
-    await until("the first write", () => order.length > 0);
+    await waitFor("the first write", () => order.length > 0, 5_000);
     assert.deepEqual(order, ["1:ok"]);
     assert.equal(dec(await h.engine.get(enc("a"))), "1");
     assert.deepEqual(h.sizes, [1, 3], "the two queued batches make one write");
@@ -107,13 +100,13 @@ Deno.test("a visible batch's keys read from the writer until the write carrying 
     assert.equal(w.pending(enc("b")), null, "a pending delete");
     assert.equal(w.pending(enc("c")), undefined);
     h.release(); // the first batch lands; the key's later value is still pending
-    await until("the first write", () => h.sizes.length === 2);
+    await waitFor("the first write", () => h.sizes.length === 2, 5_000);
     assert.equal(dec(await h.engine.get(enc("a"))), "1");
     assert.equal(dec(w.pending(enc("a"))!), "2");
     assert.equal(w.pending(enc("b")), null);
     w.enqueue(put("a", "3"), () => {}, true);
     h.release();
-    await until("the second write", () => h.sizes.length === 3);
+    await waitFor("the second write", () => h.sizes.length === 3, 5_000);
     // The second write carried batches 2 and 3 ("a" at 2, "b" deleted, "c"); batch 4 waits.
     assert.equal(dec(await h.engine.get(enc("a"))), "2");
     assert.equal(await h.engine.get(enc("b")), null);
