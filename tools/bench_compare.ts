@@ -16,7 +16,10 @@
  *
  * Flags: --target, --endpoints, --route, --duration, --value-size, --keys, --timeout as in
  * tools/load.ts; --label NAME (column name, default the target), --concurrency 1,16,64,
- * --write-pct 100,10, --pause D between cells (default 2s), --out FILE (save this run as JSON),
+ * --write-pct 100,10, --pause D between cells (default 2s), --warmup D (default 5s: writes at 16
+ * clients before the first cell, not recorded: a freshly started Deno process is slower until
+ * its hot code is compiled, which would count against the first cell, one writer, on mrkv alone),
+ * --out FILE (save this run as JSON),
  * --compare FILE (repeatable; earlier runs to put beside this one), --empty-column NAME
  * (repeatable; a blank column to fill in later), --help, --version.
  *
@@ -75,6 +78,7 @@ try {
       concurrency: { type: "string", default: "1,16,64" },
       "write-pct": { type: "string", default: "100,10" },
       pause: { type: "string", default: "2s" },
+      warmup: { type: "string", default: "5s" },
       out: { type: "string" },
       compare: { type: "string", multiple: true, default: [] },
       "empty-column": { type: "string", multiple: true, default: [] },
@@ -107,11 +111,15 @@ let current: MatrixResult | undefined;
 if (values.target !== undefined || values.endpoints !== undefined) {
   const target = values.target ?? "mrkv";
   const label = values.label ?? target;
-  let pauseMs = 0;
-  try {
-    pauseMs = parseDuration(values.pause);
-  } catch (e) {
-    fail(`invalid value for --pause: ${(e as Error).message}`);
+  let [pauseMs, warmupMs] = [0, 0];
+  for (const flag of ["pause", "warmup"] as const) {
+    try {
+      const ms = parseDuration(values[flag]);
+      if (flag === "pause") pauseMs = ms;
+      else warmupMs = ms;
+    } catch (e) {
+      fail(`invalid value for --${flag}: ${(e as Error).message}`);
+    }
   }
   const cells = matrixCells(
     list("--write-pct", values["write-pct"]),
@@ -121,8 +129,10 @@ if (values.target !== undefined || values.endpoints !== undefined) {
   Deno.addSignalListener("SIGINT", () => stop.abort());
   const reports: LoadReport[] = [];
   const startedAt = new Date();
-  for (const [i, cell] of cells.entries()) {
+  const warmup = { writePct: 100, concurrency: 16, warmup: true };
+  for (const cell of [...(warmupMs > 0 ? [warmup] : []), ...cells]) {
     if (stop.signal.aborted) break;
+    const isWarmup = "warmup" in cell;
     const args = [
       "--target",
       target,
@@ -131,7 +141,7 @@ if (values.target !== undefined || values.endpoints !== undefined) {
       "--concurrency",
       String(cell.concurrency),
       "--duration",
-      values.duration,
+      isWarmup ? `${warmupMs}ms` : values.duration,
       "--value-size",
       values["value-size"],
       "--keys",
@@ -139,7 +149,7 @@ if (values.target !== undefined || values.endpoints !== undefined) {
       "--timeout",
       values.timeout,
       "--seed",
-      String(1000 + i),
+      String(isWarmup ? 999 : 1000 + reports.length),
       ...(values.endpoints ? ["--endpoints", values.endpoints] : []),
       ...(values.route ? ["--route", values.route] : []),
       ...(cell.writePct < 100 ? ["--prefill"] : []),
@@ -152,7 +162,11 @@ if (values.target !== undefined || values.endpoints !== undefined) {
       throw e;
     }
     if ("help" in options) throw new Error("unreachable: --help is never passed");
-    console.error(`bench_compare: [${i + 1}/${cells.length}] tools/load.ts ${args.join(" ")}`);
+    const n = reports.length + 1;
+    console.error(
+      `bench_compare: [${isWarmup ? "warm-up" : `${n}/${cells.length}`}] tools/load.ts ` +
+        args.join(" "),
+    );
     const cellStart = new Date();
     // The machine is shared: keep its load beside the numbers it may have skewed.
     const loadAvg1m = Deno.loadavg()[0];
@@ -165,8 +179,9 @@ if (values.target !== undefined || values.endpoints !== undefined) {
       `bench_compare:   ${result.opsPerSec.toFixed(0)} ops/s, p50 ${result.all.p50Ms} ms, ` +
         `p99 ${result.all.p99Ms} ms, ${result.errorCount} errors (load average was ${loadAvg1m})`,
     );
+    if (isWarmup) continue;
     reports.push({ ...toReport(options, result, cellStart), loadAvg1m });
-    if (i + 1 < cells.length && pauseMs > 0) {
+    if (reports.length < cells.length && pauseMs > 0) {
       await new Promise((resolve) => setTimeout(resolve, pauseMs));
     }
   }

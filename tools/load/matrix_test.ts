@@ -125,6 +125,8 @@ Deno.test("bench_compare runs the whole matrix against any endpoints", async () 
         "1,4",
         "--pause",
         "0s",
+        "--warmup",
+        "100ms",
         "--out",
         out,
         "--empty-column",
@@ -134,7 +136,14 @@ Deno.test("bench_compare runs the whole matrix against any endpoints", async () 
       stderr: "piped",
     }).output();
     const stdout = new TextDecoder().decode(run.stdout);
-    assert.equal(run.code, 0, new TextDecoder().decode(run.stderr));
+    const stderr = new TextDecoder().decode(run.stderr);
+    assert.equal(run.code, 0, stderr);
+    // The warm-up runs first and is not one of the recorded cells.
+    assert.match(
+      stderr.split("\n")[0]!,
+      /\[warm-up\] .*--write-pct 100 --concurrency 16 --duration 100ms/,
+    );
+    assert.match(stderr, /\[4\/4\]/);
     assert.match(stdout, /\| workload \| conc\. \| mrkv ops\/s \| mrkv p50\/p99 ms \| etcd ops\/s/);
     assert.match(stdout, /\| 90% reads \| 4 \| \d+ \|/);
     const saved = checkMatrixResult(JSON.parse(await Deno.readTextFile(out)), out);
