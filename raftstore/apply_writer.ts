@@ -6,7 +6,8 @@
  * store.ts, "Data writes whose entries earlier passes persisted"). What must hold is that the
  * writes land in the order of the passes that made them (an apply state never goes back), that
  * nothing reads a region's engine state as of an applied index before the write carrying it has
- * landed (reads wait for the applied index, which moves when it lands), and that what waits for
+ * landed (scans wait for the applied index, which moves when it lands; reads of one key see
+ * pending data, below), and that what waits for
  * a write — snapshots, destructions, admin commands — waits for every write queued before it.
  *
  * So the writer keeps one queue. While a write is in flight, the batches queued behind it are

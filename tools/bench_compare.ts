@@ -49,6 +49,14 @@ function fail(message: string): never {
   Deno.exit(2);
 }
 
+function duration(flag: string, text: string): number {
+  try {
+    return parseDuration(text);
+  } catch (e) {
+    fail(`invalid value for ${flag}: ${(e as Error).message}`);
+  }
+}
+
 function list(flag: string, text: string): number[] {
   const values = text.split(",").map((s) => Number(s.trim()));
   if (values.length === 0 || values.some((v) => !Number.isSafeInteger(v))) {
@@ -111,16 +119,8 @@ let current: MatrixResult | undefined;
 if (values.target !== undefined || values.endpoints !== undefined) {
   const target = values.target ?? "mrkv";
   const label = values.label ?? target;
-  let [pauseMs, warmupMs] = [0, 0];
-  for (const flag of ["pause", "warmup"] as const) {
-    try {
-      const ms = parseDuration(values[flag]);
-      if (flag === "pause") pauseMs = ms;
-      else warmupMs = ms;
-    } catch (e) {
-      fail(`invalid value for --${flag}: ${(e as Error).message}`);
-    }
-  }
+  const pauseMs = duration("--pause", values.pause);
+  const warmupMs = duration("--warmup", values.warmup);
   const cells = matrixCells(
     list("--write-pct", values["write-pct"]),
     list("--concurrency", values.concurrency),
